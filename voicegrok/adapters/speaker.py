@@ -1,0 +1,122 @@
+"""Sound output through PortAudio (sounddevice): gapless playback from a buffer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import soxr
+
+from ..errors import AudioDeviceError, first_line
+
+__all__ = ["Speaker", "default_output_device", "sounddevice_module"]
+
+
+def sounddevice_module() -> ModuleType:
+    """Import sounddevice, or raise AudioDeviceError when PortAudio itself is missing."""
+    try:
+        import sounddevice
+    except OSError as e:  # the PortAudio library is not installed
+        raise AudioDeviceError(
+            f"PortAudio is not available ({first_line(e)}); install it: "
+            "apt-get install libportaudio2 (Debian/Ubuntu), brew install portaudio (macOS)"
+        ) from None
+    return sounddevice
+
+
+def default_output_device() -> str | None:
+    """The name of the default output device, or None when there is none."""
+    try:
+        sd = sounddevice_module()
+        info = sd.query_devices(kind="output")
+    except (AudioDeviceError, ValueError, Exception):  # PortAudioError is not importable here
+        return None
+    name = info.get("name") if isinstance(info, dict) else None
+    return str(name) if name else None
+
+
+class Speaker:
+    """Plays mono 16-bit PCM on an output device.
+
+    ``play`` appends to a buffer that the device's callback drains, so consecutive chunks
+    play without gaps; ``clear`` drops what is not yet played (barge-in). Audio at a rate
+    the device refuses is resampled on the way in.
+    """
+
+    def __init__(self, sample_rate_hz: int, device: int | str | None = None) -> None:
+        sd = sounddevice_module()
+        self._lock = threading.Lock()
+        self._buf = bytearray()
+        self.played_bytes = 0
+        self.first_play_s: float | None = None
+        """``perf_counter()`` when the first sample was handed to the device."""
+        self._resampler: Any = None
+        rate = sample_rate_hz
+        try:
+            sd.check_output_settings(device=device, samplerate=rate, channels=1, dtype="int16")
+        except Exception:
+            try:
+                rate = int(sd.query_devices(device, "output")["default_samplerate"])
+            except Exception as e:
+                raise AudioDeviceError(f"no usable output device {device!r}: {first_line(e)}") from None
+            self._resampler = soxr.ResampleStream(sample_rate_hz, rate, 1, dtype="int16")
+        self.sample_rate_hz = rate
+        try:
+            self._stream = sd.RawOutputStream(
+                samplerate=rate,
+                channels=1,
+                dtype="int16",
+                device=device,
+                callback=self._callback,
+                latency="low",
+            )
+            self._stream.start()
+        except Exception as e:
+            raise AudioDeviceError(
+                f"cannot open output device {device if device is not None else '(default)'}: "
+                f"{first_line(e)}; pick another with --output-device (voicegrok devices lists them)"
+            ) from None
+
+    def _callback(self, outdata: Any, frames: int, _time: Any, _status: Any) -> None:
+        n = len(outdata)
+        with self._lock:
+            chunk = bytes(self._buf[:n])
+            del self._buf[:n]
+        if chunk and self.first_play_s is None:
+            self.first_play_s = time.perf_counter()
+        outdata[: len(chunk)] = chunk
+        if len(chunk) < n:
+            outdata[len(chunk) :] = b"\x00" * (n - len(chunk))
+        self.played_bytes += len(chunk)
+
+    def play(self, pcm: bytes) -> None:
+        """Queue audio for playback (returns at once)."""
+        if self._resampler is not None:
+            pcm = self._resampler.resample_chunk(np.frombuffer(pcm, dtype="<i2")).tobytes()
+        with self._lock:
+            self._buf += pcm
+
+    @property
+    def buffered_s(self) -> float:
+        with self._lock:
+            return len(self._buf) / 2 / self.sample_rate_hz
+
+    def clear(self) -> None:
+        """Stop at once: drop whatever has not been played yet."""
+        with self._lock:
+            self._buf.clear()
+
+    async def drain(self) -> None:
+        """Wait until everything queued has been played."""
+        while self.buffered_s > 0:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(float(self._stream.latency))
+
+    def close(self) -> None:
+        self.clear()
+        self._stream.stop()
+        self._stream.close()

@@ -1,0 +1,198 @@
+"""The assistant: engines loaded once and kept warm, and conversations that use them.
+
+``load_engines`` loads and warms the models (the slow part, done once per process).
+``Assistant`` is one conversation: a pipeline (STT -> LLM -> clauses -> TTS -> metrics)
+around the shared engines, with turn ids and interruption.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from . import models
+from .config import Settings
+from .conversation import Conversation
+from .engines import ChatModel, SpeechToText, TextToSpeech
+from .frames import Frame, Interrupt, TurnFailed, TurnMetrics, TurnStarted, UserAudio, UserText
+from .pipeline import Pipeline, Stage
+from .stages import ClauseStage, LLMStage, MetricsStage, STTStage, TTSStage
+from .threads import EngineThread
+
+__all__ = ["Assistant", "Engines", "load_engines"]
+
+
+@dataclass
+class Engines:
+    """The loaded models, each with the one thread that runs it (shared by conversations)."""
+
+    stt: SpeechToText | None = None
+    llm: ChatModel | None = None
+    tts: TextToSpeech | None = None
+    load_s: dict[str, float] = field(default_factory=dict)
+    """Seconds each engine took to load and warm up."""
+    threads: dict[str, EngineThread] = field(
+        default_factory=lambda: {k: EngineThread(k) for k in ("stt", "llm", "tts")}
+    )
+
+    def close(self) -> None:
+        for t in self.threads.values():
+            t.close()
+
+
+def load_engines(
+    settings: Settings,
+    *,
+    stt: bool = True,
+    llm: bool = True,
+    tts: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> Engines:
+    """Resolve, load and warm up the requested engines (blocking; seconds, not minutes).
+
+    Raises :class:`~voicegrok.errors.ModelError` with a one-line message on any model problem.
+    """
+    # Resolve every path first: a wrong --voice fails at once, not after the LLM has loaded.
+    paths = {
+        kind: models.resolve(kind, spec)
+        for kind, spec, wanted in (
+            ("stt", settings.stt_model, stt),
+            ("llm", settings.llm_model, llm),
+            ("tts", settings.voice, tts),
+        )
+        if wanted
+    }
+    engines = Engines()
+    say = progress or (lambda _msg: None)
+    if "stt" in paths:
+        from .engines.whisper import WhisperEngine
+
+        say(f"loading speech-to-text {paths['stt']}")
+        t = time.perf_counter()
+        whisper = WhisperEngine(
+            paths["stt"],
+            threads=settings.threads,
+            beam_size=settings.beam_size,
+            language=settings.language,
+        )
+        whisper.transcribe(np.zeros(8000, dtype=np.float32))  # first call allocates buffers
+        engines.stt = whisper
+        engines.load_s["stt"] = time.perf_counter() - t
+    if "llm" in paths:
+        from .engines.llama import LlamaEngine
+
+        say(f"loading LLM {paths['llm']}")
+        t = time.perf_counter()
+        llama = LlamaEngine(
+            paths["llm"], n_ctx=settings.n_ctx, threads=settings.threads, seed=settings.seed
+        )
+        # Puts the system prompt in the KV cache: the first turn only evaluates its question.
+        llama.warm_up(Conversation(settings.system_prompt).messages())
+        engines.llm = llama
+        engines.load_s["llm"] = time.perf_counter() - t
+    if "tts" in paths:
+        from .engines.piper import PiperEngine
+
+        say(f"loading voice {paths['tts']}")
+        t = time.perf_counter()
+        piper = PiperEngine(paths["tts"], threads=settings.tts_threads)
+        for _ in piper.synthesize("Ready."):
+            pass
+        engines.tts = piper
+        engines.load_s["tts"] = time.perf_counter() - t
+    return engines
+
+
+class Assistant:
+    """One conversation. Use ``async with Assistant(engines, settings) as a:``."""
+
+    def __init__(
+        self,
+        engines: Engines,
+        settings: Settings | None = None,
+        conversation: Conversation | None = None,
+    ) -> None:
+        settings = settings or Settings()
+        if engines.llm is None:
+            raise ValueError("an assistant needs an LLM engine")
+        self.settings = settings
+        self.conversation = conversation or Conversation(settings.system_prompt)
+        stages: list[Stage] = []
+        if engines.stt is not None:
+            stages.append(STTStage(engines.stt, engines.threads["stt"]))
+        stages.append(
+            LLMStage(
+                engines.llm,
+                self.conversation,
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+                thread=engines.threads["llm"],
+            )
+        )
+        stages.append(ClauseStage(first_min_words=settings.first_clause_words))
+        if engines.tts is not None:
+            stages.append(TTSStage(engines.tts, engines.threads["tts"]))
+        stages.append(MetricsStage())
+        self.pipeline = Pipeline(stages)
+        self._out = self.pipeline.frames()
+        self._ids = itertools.count(1)
+        self.current_turn: int | None = None
+
+    async def __aenter__(self) -> Assistant:
+        self.pipeline.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pipeline.abort()
+
+    async def ask(self, text: str) -> AsyncIterator[Frame]:
+        """Answer typed text; yields the turn's frames, ending with TurnMetrics,
+        TurnFailed or Interrupt."""
+        turn_id = next(self._ids)
+        first = TurnStarted(turn_id=turn_id, speech_end_s=time.perf_counter(), source="text")
+        frames = self._turn(first, UserText(turn_id=turn_id, text=text, source="text"))
+        async for frame in frames:
+            yield frame
+
+    async def reply(
+        self,
+        samples: npt.NDArray[np.float32],
+        sample_rate_hz: int,
+        speech_end_s: float | None = None,
+    ) -> AsyncIterator[Frame]:
+        """Answer an utterance; ``speech_end_s`` (perf_counter) defaults to now."""
+        turn_id = next(self._ids)
+        end = time.perf_counter() if speech_end_s is None else speech_end_s
+        first = TurnStarted(turn_id=turn_id, speech_end_s=end, source="speech")
+        audio = UserAudio(turn_id=turn_id, samples=samples, sample_rate_hz=sample_rate_hz)
+        async for frame in self._turn(first, audio):
+            yield frame
+
+    def interrupt(self) -> None:
+        """Cancel the current turn (barge-in): its reader gets an Interrupt and stops."""
+        if self.current_turn is not None:
+            self.pipeline.cancel_turn(self.current_turn)
+
+    async def _turn(self, *inputs: Frame) -> AsyncIterator[Frame]:
+        turn_id = inputs[0].turn_id
+        self.current_turn = turn_id
+        ended = False
+        try:
+            for frame in inputs:
+                await self.pipeline.push(frame)
+            while not ended:
+                frame = await anext(self._out)
+                if frame.turn_id != turn_id:
+                    continue  # late frames of an earlier turn
+                ended = isinstance(frame, (TurnMetrics, TurnFailed, Interrupt))
+                yield frame
+        finally:
+            if not ended:  # the reader gave up (Ctrl+C, error): stop the turn's work
+                self.pipeline.cancel_turn(turn_id, reason="")
+            if self.current_turn == turn_id:
+                self.current_turn = None

@@ -1,0 +1,425 @@
+"""The ``voicegrok`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TextIO
+
+from . import __version__, models
+from .adapters.speaker import Speaker, default_output_device
+from .adapters.wav import WavSink
+from .assistant import Assistant, Engines, load_engines
+from .audio import load_audio
+from .config import Settings
+from .errors import UsageError, VoicegrokError
+from .frames import Frame, Interrupt, LLMToken, TTSAudio, TurnFailed, TurnMetrics, UserText
+
+MAX_TEXT_CHARS = 8000
+"""Longest text accepted by ``ask`` and ``say``."""
+
+
+
+def demo_dir() -> Path:
+    """The demo's recorded questions: ``assets/demo`` of the checkout (or of the current folder)."""
+    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        folder = base / "assets" / "demo"
+        if any(folder.glob("turn*.wav")):
+            return folder
+    return Path.cwd() / "assets" / "demo"
+
+
+# ---------------------------------------------------------------------------- output
+
+
+@dataclass
+class TurnResult:
+    transcript: str = ""
+    answer: str = ""
+    metrics: TurnMetrics | None = None
+    failed: str | None = None
+    audio: WavSink = field(default_factory=WavSink)
+
+
+class AudioOut:
+    """Where reply audio goes: a WAV file, the speaker, or nowhere (with a note)."""
+
+    def __init__(self, wav: Path | None, speak: bool, rate_hz: int) -> None:
+        self.wav = wav
+        self.speaker: Speaker | None = None
+        self.note: str | None = None
+        if wav is None and speak:
+            device = default_output_device()
+            if device is None:
+                self.note = "no audio output device: the answer is not spoken (use --out FILE.wav)"
+            else:
+                self.speaker = Speaker(rate_hz)
+
+    def feed(self, frame: Frame) -> None:
+        if self.speaker is not None and isinstance(frame, TTSAudio):
+            self.speaker.play(frame.pcm)
+        elif self.speaker is not None and isinstance(frame, Interrupt):
+            self.speaker.clear()
+
+    async def finish(self, result: TurnResult) -> str | None:
+        """Flush the turn's audio; returns a line to show, if any."""
+        if self.speaker is not None:
+            await self.speaker.drain()
+            return None
+        if self.wav is not None:
+            result.audio.save(self.wav)
+            return f"wrote {self.wav} ({result.audio.duration_s:.1f} s of speech)"
+        return None
+
+    def close(self) -> None:
+        if self.speaker is not None:
+            self.speaker.close()
+
+
+async def render_turn(
+    frames: AsyncIterator[Frame],
+    out: TextIO,
+    *,
+    audio: AudioOut | None = None,
+    prefix: str = "",
+    show_user: bool = True,
+) -> TurnResult:
+    """Print a turn as it happens: the transcript, then the answer token by token."""
+    result = TurnResult()
+    started = False
+    async for frame in frames:
+        result.audio.feed(frame)
+        if audio is not None:
+            audio.feed(frame)
+        if isinstance(frame, UserText) and frame.final:
+            result.transcript = frame.text
+            if show_user:
+                print(f"you: {frame.text}", file=out, flush=True)
+        elif isinstance(frame, LLMToken):
+            if not started:
+                out.write(prefix)
+                started = True
+            out.write(frame.text)
+            out.flush()
+            result.answer += frame.text
+        elif isinstance(frame, TurnMetrics):
+            result.metrics = frame
+        elif isinstance(frame, TurnFailed):
+            result.failed = frame.message
+        elif isinstance(frame, Interrupt):
+            result.failed = f"turn {frame.reason}"
+    if started:
+        out.write("\n")
+        out.flush()
+    return result
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+
+def _load(settings: Settings, args: argparse.Namespace, **kinds: bool) -> Engines:
+    progress = None if args.quiet else (lambda m: print(f"… {m}", file=sys.stderr, flush=True))
+    return load_engines(settings, progress=progress, **kinds)
+
+
+def _check_text(text: str, what: str) -> str:
+    text = text.strip()
+    if not text:
+        raise UsageError(f"{what} is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise UsageError(
+            f"{what} is too long: {len(text)} characters, at most {MAX_TEXT_CHARS}; "
+            "split it into shorter parts"
+        )
+    return text
+
+
+def _write_metrics(path: Path | None, metrics: TurnMetrics | None) -> None:
+    if path is not None and metrics is not None:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(metrics.as_dict()) + "\n")
+
+
+async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    text = _check_text(args.text, "the question")
+    speak = not args.no_speak
+    engines = _load(settings, args, stt=False, tts=speak)
+    audio = AudioOut(args.out, speak, engines.tts.sample_rate_hz if engines.tts else 22050)
+    try:
+        async with Assistant(engines, settings) as assistant:
+            result = await render_turn(assistant.ask(text), sys.stdout, audio=audio, show_user=False)
+            done = await audio.finish(result)
+    finally:
+        audio.close()
+        engines.close()
+    return _report(result, args, done, audio.note)
+
+
+def _report(result: TurnResult, args: argparse.Namespace, done: str | None, note: str | None) -> int:
+    if result.failed:
+        print(f"voicegrok: error: {result.failed}", file=sys.stderr)
+        return 1
+    m = result.metrics
+    if m is not None:
+        print(f"[{m.summary()}]", file=sys.stderr)
+    for line in (done, note):
+        if line:
+            print(line, file=sys.stderr)
+    _write_metrics(args.metrics, m)
+    return 0
+
+
+async def cmd_reply(args: argparse.Namespace, settings: Settings) -> int:
+    samples = load_audio(args.question)  # fails fast, before any model loads
+    engines = _load(settings, args)
+    out: Path = args.out
+    audio = AudioOut(out, True, 22050)
+    try:
+        async with Assistant(engines, settings) as assistant:
+            result = await render_turn(
+                assistant.reply(samples, 16000), sys.stdout, audio=audio, prefix="voicegrok: "
+            )
+            done = await audio.finish(result) if not result.failed else None
+    finally:
+        engines.close()
+    return _report(result, args, done, None)
+
+
+async def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
+    audios = [load_audio(p) for p in args.files]
+    engines = _load(settings, args, llm=False, tts=False)
+    try:
+        assert engines.stt is not None
+        for path, samples in zip(args.files, audios, strict=True):
+            text = await engines.threads["stt"].call(engines.stt.transcribe, samples)
+            print(f"{path}: {text}" if len(args.files) > 1 else text, flush=True)
+    finally:
+        engines.close()
+    return 0
+
+
+async def cmd_say(args: argparse.Namespace, settings: Settings) -> int:
+    from .text import speakable
+
+    text = _check_text(args.text, "the text")
+    spoken = speakable(text)
+    if not spoken:
+        raise UsageError("the text has nothing to say (only symbols)")
+    engines = _load(settings, args, stt=False, llm=False)
+    try:
+        tts = engines.tts
+        assert tts is not None
+        audio = AudioOut(args.out, True, tts.sample_rate_hz)
+        result = TurnResult()
+        async for pcm in engines.threads["tts"].stream(lambda: tts.synthesize(spoken)):
+            frame = TTSAudio(turn_id=0, pcm=pcm, sample_rate_hz=tts.sample_rate_hz, clause_index=0)
+            result.audio.feed(frame)
+            audio.feed(frame)
+        done = await audio.finish(result)
+        audio.close()
+    finally:
+        engines.close()
+    for line in (done, audio.note):
+        if line:
+            print(line, file=sys.stderr)
+    return 0
+
+
+DEMO_QUESTIONS = [
+    "I'd like to visit New York City for two days, and I'd like an itinerary that includes "
+    "things that are not typically touristy. Can you make that itinerary for me?",
+    "Can you put this itinerary in a table?",
+    "Please add a column with the approximate cost of each event.",
+    "And now, can you do this for Atlanta, Georgia also?",
+]
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    folder: Path = args.questions or demo_dir()
+    files = sorted(folder.glob("turn*.wav"))
+    if not files:
+        raise VoicegrokError(
+            f"no demo recordings (turn1.wav, turn2.wav, ...) in {folder}; "
+            "run from the voicegrok checkout or pass --questions DIR"
+        )
+    recordings = [(f, load_audio(f)) for f in files]
+    out_dir: Path = args.out_dir
+    speaker = default_output_device() is not None and not args.no_speaker
+    engines = _load(settings, args)
+    where = "the speaker" if speaker else f"WAV files in {out_dir}/"
+    print(f"voicegrok demo: {len(recordings)} spoken questions, replies to {where}\n", flush=True)
+    failures = 0
+    try:
+        async with Assistant(engines, settings) as assistant:
+            for i, (path, samples) in enumerate(recordings, start=1):
+                print(f"── turn {i} ({path.name})", flush=True)
+                wav = None if speaker else out_dir / f"reply{i}.wav"
+                audio = AudioOut(wav, True, engines.tts.sample_rate_hz if engines.tts else 22050)
+                result = await render_turn(
+                    assistant.reply(samples, 16000), sys.stdout, audio=audio, prefix="voicegrok: "
+                )
+                done = await audio.finish(result) if not result.failed else None
+                audio.close()
+                if result.failed:
+                    failures += 1
+                    print(f"(turn failed: {result.failed})", flush=True)
+                if result.metrics is not None:
+                    print(f"[{result.metrics.summary()}]", flush=True)
+                    _write_metrics(args.metrics, result.metrics)
+                if done:
+                    print(done, flush=True)
+                print(flush=True)
+    finally:
+        engines.close()
+    return 1 if failures else 0
+
+
+async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    rows = [models.describe(e) for e in models.catalog()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<22} {'kind':<4} {'size':>9}  {'present':<8} where")
+    for r in rows:
+        size = r["size_bytes"]
+        size_txt = f"{int(size) / 1e6:.0f} MB" if isinstance(size, int) else "-"
+        name = f"{r['name']}{' *' if r['default'] else ''}"
+        present = "yes" if r["present"] else "no"
+        where = r["path"] if r["present"] else f"{r['origin']}: {r['install']}"
+        print(f"{name:<22} {r['kind']:<4} {size_txt:>9}  {present:<8} {where}")
+    print(f"\n* default   catalog folder: {models.models_dir()}")
+    return 0
+
+
+async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from .bench import run_reply_bench
+
+    report = await run_reply_bench(settings, runs=args.runs, progress=not args.quiet)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _model_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("models and speed")
+    g.add_argument("--stt-model", metavar="PATH|NAME", help="CTranslate2 whisper folder or catalog name")
+    g.add_argument("--llm-model", metavar="PATH|NAME", help="GGUF file or catalog name")
+    g.add_argument("--voice", metavar="PATH|NAME", help="Piper .onnx voice or catalog name")
+    g.add_argument("--threads", type=_positive, metavar="N", help="CPU threads for STT and LLM")
+    g.add_argument("--max-tokens", type=_positive, metavar="N", help="longest answer (tokens)")
+    g.add_argument("--temperature", type=float, metavar="T", help="LLM sampling temperature")
+    g.add_argument("--system-prompt", metavar="TEXT", help="replace the built-in system prompt")
+    g.add_argument("--metrics", type=Path, metavar="FILE", help="append per-turn metrics as JSON lines")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    g.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _model_options()
+    parser = argparse.ArgumentParser(
+        prog="voicegrok",
+        description="A real-time voice assistant that runs entirely on your own machine.",
+    )
+    parser.add_argument("--version", action="version", version=f"voicegrok {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("ask", parents=[common], help="answer a typed question, streamed and spoken")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--out", type=Path, metavar="FILE.wav", help="write the spoken answer here")
+    p.add_argument("--no-speak", action="store_true", help="text only, no speech")
+    p.set_defaults(run=cmd_ask)
+
+    p = sub.add_parser("reply", parents=[common], help="one voice turn from a recording to a WAV")
+    p.add_argument("question", type=Path, metavar="QUESTION.wav")
+    p.add_argument("--out", type=Path, required=True, metavar="ANSWER.wav")
+    p.set_defaults(run=cmd_reply)
+
+    p = sub.add_parser("transcribe", parents=[common], help="print the text of recordings")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    p.set_defaults(run=cmd_transcribe)
+
+    p = sub.add_parser("say", parents=[common], help="speak a text (to a WAV or the speaker)")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--out", type=Path, metavar="FILE.wav")
+    p.set_defaults(run=cmd_say)
+
+    p = sub.add_parser("demo", parents=[common], help="the itinerary demo: four spoken turns")
+    p.add_argument("--out-dir", type=Path, default=Path("voicegrok-demo"), metavar="DIR",
+                   help="where replies go when there is no speaker (default: ./voicegrok-demo)")
+    p.add_argument("--no-speaker", action="store_true", help="write WAV files even with a speaker")
+    p.add_argument("--questions", type=Path, metavar="DIR",
+                   help="folder of turn1.wav, turn2.wav, ... (default: the checkout's assets/demo)")
+    p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser("models", help="list the model catalog")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(run=cmd_models)
+
+    p = sub.add_parser("bench", parents=[common], help="measure per-stage latency (JSON)")
+    p.add_argument("--runs", type=_positive, default=3, metavar="N", help="runs of the demo turns")
+    p.add_argument("--out", type=Path, metavar="FILE.json", help="also write the JSON here")
+    p.set_defaults(run=cmd_bench)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    s = Settings()
+    changes: dict[str, object] = {}
+    for name in ("stt_model", "llm_model", "voice", "threads", "max_tokens", "temperature", "system_prompt"):
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    return replace(s, **changes)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(args.run(args, settings_from(args)))
+    except VoicegrokError as e:
+        print(f"voicegrok: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `voicegrok ask ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""One frozen configuration for a voicegrok process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .conversation import DEFAULT_SYSTEM_PROMPT
+
+__all__ = ["Settings"]
+
+
+def _cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    stt_model: str | None = None
+    """Path or catalog name; None for the embedded default."""
+    llm_model: str | None = None
+    voice: str | None = None
+    threads: int = field(default_factory=_cores)
+    """CPU threads for the LLM and speech-to-text (they do not run at the same time)."""
+    tts_threads: int = 1
+    """Piper threads: one, so the LLM keeps decoding while the first clause is synthesized."""
+    n_ctx: int = 2048
+    max_tokens: int = 400
+    temperature: float = 0.3
+    seed: int = 0
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    beam_size: int = 1
+    language: str | None = "en"
+    first_clause_words: int = 3
+    """The first clause of an answer is cut at a comma once it has this many words."""

@@ -1,0 +1,64 @@
+"""Multi-turn conversation history, trimmed to fit the model's context window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "Conversation", "Message"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are voicegrok, a friendly voice assistant. Your answers are read aloud, so answer "
+    "in short, clear spoken sentences and start with the most useful part. Use a Markdown "
+    "table or a list only when the user asks for one."
+)
+
+
+class Message(TypedDict):
+    role: str
+    content: str
+
+
+@dataclass
+class Conversation:
+    """The messages of one conversation. Not thread-safe: owned by one LLM stage."""
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    turns: list[Message] = field(default_factory=list)
+
+    def add_user(self, text: str) -> None:
+        self.turns.append({"role": "user", "content": text})
+
+    def add_assistant(self, text: str) -> None:
+        self.turns.append({"role": "assistant", "content": text})
+
+    def replace_last_assistant(self, text: str) -> None:
+        """Keep only ``text`` of the last answer (e.g. what was spoken before a barge-in)."""
+        for msg in reversed(self.turns):
+            if msg["role"] == "assistant":
+                msg["content"] = text
+                return
+
+    def reset(self) -> None:
+        self.turns.clear()
+
+    def messages(
+        self, count_tokens: Callable[[list[Message]], int] | None = None, budget: int = 0
+    ) -> list[Message]:
+        """The system prompt and the most recent turns whose tokens fit in ``budget``.
+
+        Whole older exchanges are dropped first; the newest message is always kept (the
+        caller checks whether it alone fits), so a long conversation never fails for lack
+        of context.
+        """
+        system: list[Message] = [{"role": "system", "content": self.system_prompt}]
+        turns = list(self.turns)
+        if count_tokens is None or budget <= 0:
+            return system + turns
+        while len(turns) > 1 and count_tokens(system + turns) > budget:
+            turns.pop(0)
+            # never start with an orphan assistant message
+            while len(turns) > 1 and turns[0]["role"] != "user":
+                turns.pop(0)
+        return system + turns

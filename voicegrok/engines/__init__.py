@@ -1,0 +1,51 @@
+"""Engines: blocking wrappers around the model libraries, typed by the protocols below.
+
+Stages depend on these protocols only, so tests can inject the fakes of
+:mod:`voicegrok.testing`. Every engine method blocks; stages run them on an
+:class:`~voicegrok.threads.EngineThread`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ..conversation import Message
+
+__all__ = ["ChatModel", "SpeechToText", "TextToSpeech"]
+
+
+class SpeechToText(Protocol):
+    sample_rate_hz: int
+    """The rate ``transcribe`` expects (Hz)."""
+
+    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+        """The text of mono float32 audio at ``sample_rate_hz`` ("" when nothing is said)."""
+        ...
+
+
+class ChatModel(Protocol):
+    n_ctx: int
+    """Context window (tokens)."""
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """How many tokens ``messages`` take in the prompt."""
+        ...
+
+    def stream_chat(
+        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+    ) -> Iterator[str]:
+        """Yield the answer piece by piece (each piece is one or a few tokens of text)."""
+        ...
+
+
+class TextToSpeech(Protocol):
+    sample_rate_hz: int
+    """Rate of the PCM that ``synthesize`` yields (Hz)."""
+
+    def synthesize(self, text: str) -> Iterator[bytes]:
+        """Yield mono signed 16-bit PCM, one chunk per sentence of ``text``."""
+        ...

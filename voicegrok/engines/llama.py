@@ -1,0 +1,89 @@
+"""llama-cpp-python chat model (any GGUF with a chat template)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..conversation import Message
+from ..errors import ModelError, first_line
+
+__all__ = ["LlamaEngine"]
+
+_PER_MESSAGE_TOKENS = 8
+"""Template tokens around each message (role markers); a safe over-estimate."""
+
+
+class LlamaEngine:
+    """Blocking streamed chat completion. The KV cache keeps the shared prefix of the
+    conversation between turns, so each turn evaluates only the new messages."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int = 2048,
+        threads: int = 2,
+        seed: int = 0,
+        repeat_penalty: float = 1.15,
+        top_p: float = 0.9,
+    ) -> None:
+        from llama_cpp import Llama
+
+        try:
+            self._llm = Llama(
+                model_path=str(model_path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                seed=seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as e:
+            raise ModelError(
+                f"{model_path}: cannot load the GGUF model ({first_line(e)}); "
+                "pass --llm-model a valid .gguf file"
+            ) from None
+        self.n_ctx: int = int(self._llm.n_ctx())
+        self.path = model_path
+        self._repeat_penalty = repeat_penalty
+        self._top_p = top_p
+        self._seed = seed
+        self._lock = threading.Lock()
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        total = 0
+        for m in messages:
+            total += len(self._llm.tokenize(m["content"].encode(), add_bos=False, special=False))
+            total += _PER_MESSAGE_TOKENS
+        return total
+
+    def stream_chat(
+        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+    ) -> Iterator[str]:
+        with self._lock:
+            chunks: Iterator[Any] = self._llm.create_chat_completion(
+                messages=[dict(m) for m in messages],
+                stream=True,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_p=self._top_p,
+                repeat_penalty=self._repeat_penalty,
+                seed=self._seed,
+            )
+            try:
+                for chunk in chunks:
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+
+    def warm_up(self, messages: Sequence[Message]) -> None:
+        """Evaluate ``messages`` once so the first real turn finds them in the KV cache."""
+        for _ in self.stream_chat(messages, max_tokens=1, temperature=0.0):
+            pass

@@ -1,0 +1,54 @@
+"""Piper text-to-speech (ONNX voices)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import ModelError, first_line
+from ..models import piper_config_path
+
+__all__ = ["PiperEngine"]
+
+
+class PiperEngine:
+    """Blocking synthesis: one PCM chunk per sentence, produced lazily."""
+
+    def __init__(self, model_path: Path, *, threads: int = 1, length_scale: float | None = None) -> None:
+        import onnxruntime
+        from piper import PiperConfig, PiperVoice, SynthesisConfig
+
+        config_path = piper_config_path(model_path)
+        if config_path is None:
+            raise ModelError(f"{model_path}: no voice config {model_path.name}.json beside it")
+        try:
+            config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError) as e:
+            raise ModelError(
+                f"{config_path}: not a valid Piper voice config ({first_line(e)}); "
+                "pass --voice a Piper .onnx whose .onnx.json is beside it"
+            ) from None
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            session = onnxruntime.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own untyped exceptions
+            raise ModelError(
+                f"{model_path}: cannot load the Piper voice ({first_line(e)}); "
+                "pass --voice a valid Piper .onnx file"
+            ) from None
+        self._voice = PiperVoice(config=config, session=session)
+        self._syn = SynthesisConfig(length_scale=length_scale)
+        self.sample_rate_hz: int = int(config.sample_rate)
+        self.path = model_path
+        self._lock = threading.Lock()
+
+    def synthesize(self, text: str) -> Iterator[bytes]:
+        with self._lock:
+            for chunk in self._voice.synthesize(text, syn_config=self._syn):
+                yield chunk.audio_int16_bytes

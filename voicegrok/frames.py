@@ -1,0 +1,207 @@
+"""Typed frames: the only things that travel between stages.
+
+Every frame is a small frozen dataclass carrying the id of the turn it belongs to and the
+monotonic time (``time.perf_counter()``, seconds) at which it was made. Stages never share
+mutable state; they turn frames into frames. Times are in seconds unless a name says ``_ms``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "ControlFrame",
+    "Frame",
+    "Interrupt",
+    "LLMDone",
+    "LLMToken",
+    "SpokenClause",
+    "TTSAudio",
+    "TurnFailed",
+    "TurnMetrics",
+    "TurnStarted",
+    "UserAudio",
+    "UserText",
+]
+
+FloatAudio = npt.NDArray[np.float32]
+
+
+def _now() -> float:
+    return time.perf_counter()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Frame:
+    """Base of all frames."""
+
+    turn_id: int
+    """The turn this frame belongs to; frames of a cancelled turn are dropped."""
+    at_s: float = field(default_factory=_now, compare=False)
+    """``time.perf_counter()`` when the frame was made (seconds)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlFrame(Frame):
+    """Frames that jump ahead of queued data (the control lane)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Interrupt(ControlFrame):
+    """Cancel the given turn: generation and synthesis stop, queued frames are dropped."""
+
+    reason: str = "interrupted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnStarted(Frame):
+    """A new turn: the person finished speaking (or typed a message)."""
+
+    speech_end_s: float
+    """``perf_counter()`` time of the end of the person's speech: the zero of the turn's latencies."""
+    source: str = "speech"
+    """``"speech"`` or ``"text"``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class UserAudio(Frame):
+    """One whole utterance of the person, mono float32 in [-1, 1]."""
+
+    samples: FloatAudio
+    sample_rate_hz: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate_hz
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserText(Frame):
+    """What the person said (a transcript) or typed. Only final texts are answered."""
+
+    text: str
+    final: bool = True
+    source: str = "speech"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LLMToken(Frame):
+    """One streamed piece of the assistant's answer (display text, may contain Markdown)."""
+
+    text: str
+    index: int
+    """0 for the first token of the turn."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LLMDone(Frame):
+    """The answer is complete (or was cut short by ``max_tokens``)."""
+
+    text: str
+    n_tokens: int
+    first_token_s: float
+    """``perf_counter()`` time of the first token."""
+    last_token_s: float
+    truncated: bool = False
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Decode speed after the first token (the prompt evaluation is not counted)."""
+        span = self.last_token_s - self.first_token_s
+        return (self.n_tokens - 1) / span if self.n_tokens > 1 and span > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpokenClause(Frame):
+    """A speakable piece of the answer, cut at a clause or sentence boundary."""
+
+    index: int
+    text: str
+    """As displayed (may contain Markdown)."""
+    spoken: str
+    """As read out: Markdown symbols, table pipes and URLs removed. May be empty."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class TTSAudio(Frame):
+    """Synthesized speech for one clause (or part of one): mono signed 16-bit PCM."""
+
+    pcm: bytes
+    sample_rate_hz: int
+    clause_index: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate_hz
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnFailed(Frame):
+    """The turn could not be answered; ``message`` is one line for the user."""
+
+    message: str
+    stage: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnMetrics(Frame):
+    """Where the time of one turn went. Every ``*_ms`` is a duration in milliseconds."""
+
+    source: str
+    stt_ms: float | None
+    """End of speech -> final transcript (None for typed turns)."""
+    llm_first_token_ms: float | None
+    """Final transcript -> first LLM token."""
+    tts_first_audio_ms: float | None
+    """First clause -> its first synthesized audio."""
+    first_audio_ms: float | None
+    """End of speech -> first reply audio: the latency the person hears."""
+    total_ms: float
+    tokens_per_s: float
+    n_tokens: int
+    clauses: int
+    audio_s: float
+    """Seconds of reply audio produced."""
+    failed: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "turn_id": self.turn_id,
+            "source": self.source,
+            "stt_ms": _round(self.stt_ms),
+            "llm_first_token_ms": _round(self.llm_first_token_ms),
+            "tts_first_audio_ms": _round(self.tts_first_audio_ms),
+            "first_audio_ms": _round(self.first_audio_ms),
+            "total_ms": _round(self.total_ms),
+            "tokens_per_s": round(self.tokens_per_s, 1),
+            "n_tokens": self.n_tokens,
+            "clauses": self.clauses,
+            "audio_s": round(self.audio_s, 2),
+            "failed": self.failed,
+        }
+
+    def summary(self) -> str:
+        """One line for a terminal: per-stage timings of the turn."""
+
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v:.0f} ms"
+
+        parts = []
+        if self.stt_ms is not None:
+            parts.append(f"speech-to-text {ms(self.stt_ms)}")
+        parts += [
+            f"LLM first token {ms(self.llm_first_token_ms)}",
+            f"{self.tokens_per_s:.0f} tokens/s ({self.n_tokens} tokens)",
+            f"text-to-speech first audio {ms(self.tts_first_audio_ms)}",
+            f"first audio {ms(self.first_audio_ms)}",
+            f"total {ms(self.total_ms)}",
+        ]
+        return " | ".join(parts)
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)

@@ -1,0 +1,81 @@
+"""LLM stage: a final user text in, the streamed answer out; owns the conversation history."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from ..conversation import Conversation, Message
+from ..engines import ChatModel
+from ..errors import UsageError
+from ..frames import Frame, LLMDone, LLMToken, UserText
+from ..threads import EngineThread
+
+
+class LLMStage:
+    accepts = (UserText,)
+
+    def __init__(
+        self,
+        engine: ChatModel,
+        conversation: Conversation | None = None,
+        *,
+        max_tokens: int = 400,
+        temperature: float = 0.3,
+        thread: EngineThread | None = None,
+    ) -> None:
+        self._engine = engine
+        self.conversation = conversation if conversation is not None else Conversation()
+        self._max_tokens = max_tokens
+        self._temperature = temperature
+        self._thread = thread or EngineThread("llm")
+
+    def _prompt(self, text: str) -> list[Message]:
+        """The trimmed prompt, or UsageError if the new message alone does not fit."""
+        budget = self._engine.n_ctx - self._max_tokens
+        self.conversation.add_user(text)
+        messages = self.conversation.messages(self._engine.count_tokens, budget)
+        used = self._engine.count_tokens(messages)
+        if used > budget:
+            self.conversation.turns.pop()
+            raise UsageError(
+                f"the message is too long for the model: {used} tokens, at most {budget} fit; "
+                "say it in shorter parts"
+            )
+        return messages
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        assert isinstance(frame, UserText)
+        yield frame
+        if not frame.final or not frame.text.strip():
+            return
+        messages = await self._thread.call(self._prompt, frame.text.strip())
+        pieces: list[str] = []
+        first_s = last_s = 0.0
+        completed = False
+        try:
+            stream = self._thread.stream(
+                lambda: self._engine.stream_chat(
+                    messages, max_tokens=self._max_tokens, temperature=self._temperature
+                )
+            )
+            async for piece in stream:
+                token = LLMToken(turn_id=frame.turn_id, text=piece, index=len(pieces))
+                if not pieces:
+                    first_s = token.at_s
+                last_s = token.at_s
+                pieces.append(piece)
+                yield token
+            completed = True
+        finally:
+            # An interrupted answer is remembered as far as it went (the live loop narrows it
+            # to what was actually spoken).
+            self.conversation.add_assistant("".join(pieces).strip())
+        if completed:
+            yield LLMDone(
+                turn_id=frame.turn_id,
+                text="".join(pieces).strip(),
+                n_tokens=len(pieces),
+                first_token_s=first_s,
+                last_token_s=last_s,
+                truncated=len(pieces) >= self._max_tokens,
+            )

@@ -1,0 +1,42 @@
+"""Clause stage: streamed tokens in, speakable clauses out as soon as each one is complete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from ..frames import Frame, LLMDone, LLMToken, SpokenClause
+from ..text import ClauseSplitter, speakable
+
+
+class ClauseStage:
+    accepts = (LLMToken, LLMDone)
+
+    def __init__(self, *, first_min_words: int = 3, max_words: int = 24) -> None:
+        self._first_min_words = first_min_words
+        self._max_words = max_words
+        self._turn: int | None = None
+        self._splitter = ClauseSplitter()
+        self._count = 0
+
+    def _clauses(self, turn_id: int, pieces: list[str]) -> list[SpokenClause]:
+        out = []
+        for piece in pieces:
+            out.append(
+                SpokenClause(turn_id=turn_id, index=self._count, text=piece, spoken=speakable(piece))
+            )
+            self._count += 1
+        return out
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        if frame.turn_id != self._turn:  # a new turn (an interrupted one leaves no state)
+            self._turn = frame.turn_id
+            self._splitter = ClauseSplitter(self._first_min_words, self._max_words)
+            self._count = 0
+        if isinstance(frame, LLMToken):
+            yield frame
+            for clause in self._clauses(frame.turn_id, self._splitter.feed(frame.text)):
+                yield clause
+        else:
+            for clause in self._clauses(frame.turn_id, self._splitter.flush()):
+                yield clause
+            yield frame

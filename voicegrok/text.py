@@ -1,0 +1,145 @@
+"""Text for the ear: Markdown cleaned for speech, and streamed tokens cut into clauses.
+
+The displayed answer keeps its Markdown (tables must look like tables); what is read out
+must not contain table pipes, ``**``, ``#``, list markers or URLs. Both functions here are
+pure and work on partial text, so they can run on a stream of LLM tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["ClauseSplitter", "speakable"]
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_HRULE = re.compile(r"^\s*([-*_])\s*(\1\s*){2,}$")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*")
+_QUOTE = re.compile(r"^\s*>+\s?")
+_LIST = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
+_EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1")
+_LEFTOVER = re.compile(r"[*#|`~^<>\[\]{}\\]|(?<!\w)_|_(?!\w)")
+_SPACES = re.compile(r"[ \t]+")
+
+
+def speakable(text: str) -> str:
+    """Return ``text`` as it should be read out: Markdown, tables and URLs turned into words.
+
+    >>> speakable("| **Time** | Place |")
+    'Time, Place.'
+    """
+    out_lines = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("```") or _TABLE_RULE.match(line) or _HRULE.match(line):
+            continue
+        line = _MD_LINK.sub(r"\1", line)
+        line = _URL.sub("", line)
+        line = _HTML_TAG.sub("", line)
+        is_row = line.startswith("|") or line.count("|") >= 2
+        line = _HEADING.sub("", line)
+        line = _QUOTE.sub("", line)
+        line = _LIST.sub("", line)
+        line = line.replace("`", "")
+        line = _EMPHASIS.sub(r"\2", line)
+        if is_row:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            cells = [c for c in cells if c]
+            line = ", ".join(cells)
+            if line and line[-1] not in ".!?":
+                line += "."
+        line = _LEFTOVER.sub(" ", line)
+        line = _SPACES.sub(" ", line).strip()
+        if line and any(ch.isalnum() for ch in line):
+            out_lines.append(line)
+    return " ".join(out_lines)
+
+
+# A sentence ends at . ! ? (and closing quotes or brackets) followed by white space.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
+# A clause ends at , ; : or a dash followed by white space.
+_CLAUSE_END = re.compile(r"(?:[,;:]|\s[—–-])[\"'”’)\]]*(?=\s)")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr st sr jr vs etc e.g i.e a.m p.m u.s u.k no approx ave blvd mt ft".split()
+)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _is_abbreviation(buf: str, dot: int) -> bool:
+    """Whether the ``.`` at ``buf[dot]`` ends an abbreviation, an initial or a list number."""
+    if buf[dot] != ".":
+        return False
+    start = dot
+    while start > 0 and not buf[start - 1].isspace():
+        start -= 1
+    word = buf[start:dot].lower().lstrip("(\"'*_")
+    if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+        return True
+    line_start = buf.rfind("\n", 0, dot) + 1
+    return buf[line_start:dot].strip().isdigit()  # "1. Visit ..." is a list marker
+
+
+@dataclass
+class ClauseSplitter:
+    """Cut a stream of text into speakable pieces as early as the text allows.
+
+    - a line break always ends a piece (Markdown lines, table rows);
+    - a sentence end (``. ! ?`` then white space) ends a piece, except after common
+      abbreviations, initials and list numbers;
+    - the first piece of an answer is also cut at a clause mark (``, ; :`` or a dash)
+      once it has ``first_min_words`` words, so the first sound comes as early as possible;
+    - any later piece longer than ``max_words`` is cut at its next clause mark.
+    """
+
+    first_min_words: int = 3
+    max_words: int = 24
+    _buf: str = field(default="", init=False)
+    _emitted: int = field(default=0, init=False)
+
+    def feed(self, text: str) -> list[str]:
+        """Add streamed text; return the pieces it completed (possibly none)."""
+        self._buf += text
+        out = []
+        while (cut := self._next_cut()) is not None:
+            piece, self._buf = self._buf[:cut], self._buf[cut:]
+            if piece.strip():
+                out.append(piece.strip())
+                self._emitted += 1
+        return out
+
+    def flush(self) -> list[str]:
+        """End of the stream: return what is left as a last piece."""
+        piece, self._buf = self._buf.strip(), ""
+        if piece:
+            self._emitted += 1
+            return [piece]
+        return []
+
+    def _next_cut(self) -> int | None:
+        buf = self._buf
+        cuts = []
+        newline = buf.find("\n")
+        if newline >= 0:
+            cuts.append(newline + 1)
+        for m in _SENTENCE_END.finditer(buf):
+            if not _is_abbreviation(buf, m.end() - 1 - _closing_len(m.group())):
+                cuts.append(m.end())
+                break
+        limit = self.first_min_words if self._emitted == 0 else self.max_words
+        if _words(buf) >= limit:
+            for m in _CLAUSE_END.finditer(buf):
+                if _words(buf[: m.end()]) >= limit:
+                    cuts.append(m.end())
+                    break
+        return min(cuts) if cuts else None
+
+
+def _closing_len(mark: str) -> int:
+    """Number of closing quotes or brackets after the punctuation in ``mark``."""
+    return len(mark) - len(mark.rstrip("\"'”’)]"))

@@ -1,0 +1,80 @@
+"""Run blocking engine calls off the event loop, on one dedicated thread per engine.
+
+Lazy generators (whisper segments, llama tokens, piper chunks) are drained *inside* the
+thread and their items handed to the loop one by one, so nothing blocks the loop and the
+first item is usable as soon as it exists. Cancelling the consumer stops the generator
+after the item being computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+__all__ = ["EngineThread"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+_ITEM, _END, _ERROR = 0, 1, 2
+
+
+class EngineThread:
+    """One worker thread: calls run one after another, in the order they were made."""
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"voicegrok-{name}")
+
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(*args, **kwargs)`` on the thread and return its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def stream(self, make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+        """Iterate ``make()`` on the thread; yields each item on the loop as it is produced."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def send(kind: int, value: object) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+        def drain() -> None:
+            try:
+                iterator = make()
+                try:
+                    for item in iterator:
+                        send(_ITEM, item)
+                        if stop.is_set():
+                            break
+                finally:
+                    close = getattr(iterator, "close", None)
+                    if close is not None:
+                        close()
+            except BaseException as e:  # handed to the consumer, raised there
+                send(_ERROR, e)
+            else:
+                send(_END, None)
+
+        future = loop.run_in_executor(self._pool, drain)
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == _ITEM:
+                    yield value
+                elif kind == _END:
+                    break
+                else:
+                    raise value
+        finally:
+            stop.set()
+            if future.done():
+                future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
