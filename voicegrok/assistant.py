@@ -22,7 +22,7 @@ from .engines import ChatModel, SpeechToText, TextToSpeech
 from .frames import Frame, Interrupt, TurnFailed, TurnMetrics, TurnStarted, UserAudio, UserText
 from .pipeline import Pipeline, Stage
 from .stages import ClauseStage, LLMStage, MetricsStage, STTStage, TTSStage
-from .threads import EngineThread
+from .threads import CoreShare, EngineThread
 
 __all__ = ["Assistant", "Engines", "load_engines"]
 
@@ -68,6 +68,7 @@ def load_engines(
         if wanted
     }
     engines = Engines()
+    cores = CoreShare(settings.threads)
     say = progress or (lambda _msg: None)
     if "stt" in paths:
         from .engines.whisper import WhisperEngine
@@ -89,7 +90,11 @@ def load_engines(
         say(f"loading LLM {paths['llm']}")
         t = time.perf_counter()
         llama = LlamaEngine(
-            paths["llm"], n_ctx=settings.n_ctx, threads=settings.threads, seed=settings.seed
+            paths["llm"],
+            n_ctx=settings.n_ctx,
+            threads=settings.threads,
+            seed=settings.seed,
+            cores=cores,
         )
         # Puts the system prompt in the KV cache: the first turn only evaluates its question.
         llama.warm_up(Conversation(settings.system_prompt).messages())
@@ -100,7 +105,7 @@ def load_engines(
 
         say(f"loading voice {paths['tts']}")
         t = time.perf_counter()
-        piper = PiperEngine(paths["tts"], threads=settings.tts_threads)
+        piper = PiperEngine(paths["tts"], threads=settings.tts_threads, cores=cores)
         for _ in piper.synthesize("Ready."):
             pass
         engines.tts = piper

@@ -1,4 +1,4 @@
-"""``voicegrok bench``: per-stage latency of voice turns, and the LLM's speed bare vs in-pipeline."""
+"""``voicegrok bench``: per-stage latency of voice turns; LLM speed bare vs in the pipeline."""
 
 from __future__ import annotations
 
@@ -13,16 +13,31 @@ from .audio import load_audio
 from .config import Settings
 from .frames import LLMToken, TurnFailed, TurnMetrics, UserText
 
-_METRICS = ("stt_ms", "llm_first_token_ms", "tts_first_audio_ms", "first_audio_ms", "total_ms", "tokens_per_s")
+_METRICS = (
+    "stt_ms",
+    "llm_first_token_ms",
+    "tts_first_audio_ms",
+    "first_audio_ms",
+    "total_ms",
+    "tokens_per_s",
+)
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
     values = sorted(values)
     if not values:
         return {}
+
     def pick(q: float) -> float:
-        return round(values[min(len(values) - 1, int(round(q * (len(values) - 1))))], 1)
-    return {"p50": round(statistics.median(values), 1), "p90": pick(0.9), "min": values[0], "max": values[-1], "n": len(values)}
+        return round(values[min(len(values) - 1, round(q * (len(values) - 1)))], 1)
+
+    return {
+        "p50": round(statistics.median(values), 1),
+        "p90": pick(0.9),
+        "min": values[0],
+        "max": values[-1],
+        "n": len(values),
+    }
 
 
 def _bare_tokens_per_s(settings: Settings, question: str) -> dict[str, float]:
@@ -32,16 +47,27 @@ def _bare_tokens_per_s(settings: Settings, question: str) -> dict[str, float]:
     from . import models
     from .conversation import Conversation
 
-    llm = Llama(model_path=str(models.resolve("llm", settings.llm_model)), n_ctx=settings.n_ctx,
-                n_threads=settings.threads, seed=settings.seed, verbose=False)
+    llm: Any = Llama(
+        model_path=str(models.resolve("llm", settings.llm_model)),
+        n_ctx=settings.n_ctx,
+        n_threads=settings.threads,
+        seed=settings.seed,
+        verbose=False,
+    )
     conv = Conversation(settings.system_prompt)
     conv.add_user(question)
     start = time.perf_counter()
     first = last = 0.0
     n = 0
-    for chunk in llm.create_chat_completion(messages=[dict(m) for m in conv.messages()], stream=True,
-                                            max_tokens=settings.max_tokens, temperature=settings.temperature,
-                                            top_p=0.9, repeat_penalty=1.15, seed=settings.seed):
+    for chunk in llm.create_chat_completion(
+        messages=[dict(m) for m in conv.messages()],
+        stream=True,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        top_p=0.9,
+        repeat_penalty=1.15,
+        seed=settings.seed,
+    ):
         if chunk["choices"][0]["delta"].get("content"):
             now = time.perf_counter()
             if n == 0:
@@ -49,10 +75,16 @@ def _bare_tokens_per_s(settings: Settings, question: str) -> dict[str, float]:
             last = now
             n += 1
     tps = (n - 1) / (last - first) if n > 1 and last > first else 0.0
-    return {"tokens_per_s": round(tps, 1), "first_token_ms": round((first - start) * 1000, 1), "n_tokens": n}
+    return {
+        "tokens_per_s": round(tps, 1),
+        "first_token_ms": round((first - start) * 1000, 1),
+        "n_tokens": n,
+    }
 
 
-async def run_reply_bench(settings: Settings, *, runs: int = 3, progress: bool = True) -> dict[str, Any]:
+async def run_reply_bench(
+    settings: Settings, *, runs: int = 3, progress: bool = True
+) -> dict[str, Any]:
     """Run the demo's recorded questions ``runs`` times (a fresh conversation each run)."""
     from .cli import demo_dir
 
@@ -103,16 +135,28 @@ async def run_reply_bench(settings: Settings, *, runs: int = 3, progress: bool =
         "runs": runs,
         "turns": len(recordings) * runs,
         "failures": failures,
-        "settings": {"threads": settings.threads, "max_tokens": settings.max_tokens,
-                     "temperature": settings.temperature, "beam_size": settings.beam_size},
-        "models": {k: str(v) for k, v in {"stt": settings.stt_model, "llm": settings.llm_model,
-                                           "tts": settings.voice}.items()},
+        "settings": {
+            "threads": settings.threads,
+            "max_tokens": settings.max_tokens,
+            "temperature": settings.temperature,
+            "beam_size": settings.beam_size,
+        },
+        "models": {
+            k: str(v)
+            for k, v in {
+                "stt": settings.stt_model,
+                "llm": settings.llm_model,
+                "tts": settings.voice,
+            }.items()
+        },
         "load_s": round(load_s, 2),
         "engine_load_s": {k: round(v, 2) for k, v in engines.load_s.items()},
         "all_turns": {k: _percentiles(v) for k, v in samples.items()},
         "first_turn": {k: _percentiles(v) for k, v in first_turn.items()},
         "llm_bare": bare,
         "llm_in_pipeline_tokens_per_s": round(pipe_tps, 1),
-        "llm_in_pipeline_vs_bare": round(pipe_tps / bare["tokens_per_s"], 3) if bare.get("tokens_per_s") else None,
+        "llm_in_pipeline_vs_bare": round(pipe_tps / bare["tokens_per_s"], 3)
+        if bare.get("tokens_per_s")
+        else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

@@ -17,14 +17,13 @@ from . import __version__, models
 from .adapters.speaker import Speaker, default_output_device
 from .adapters.wav import WavSink
 from .assistant import Assistant, Engines, load_engines
-from .audio import load_audio
+from .audio import FloatAudio, load_audio
 from .config import Settings
 from .errors import UsageError, VoicegrokError
 from .frames import Frame, Interrupt, LLMToken, TTSAudio, TurnFailed, TurnMetrics, UserText
 
 MAX_TEXT_CHARS = 8000
 """Longest text accepted by ``ask`` and ``say``."""
-
 
 
 def demo_dir() -> Path:
@@ -124,7 +123,6 @@ async def render_turn(
 # ---------------------------------------------------------------------------- commands
 
 
-
 def _load(settings: Settings, args: argparse.Namespace, **kinds: bool) -> Engines:
     progress = None if args.quiet else (lambda m: print(f"… {m}", file=sys.stderr, flush=True))
     return load_engines(settings, progress=progress, **kinds)
@@ -155,7 +153,9 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     audio = AudioOut(args.out, speak, engines.tts.sample_rate_hz if engines.tts else 22050)
     try:
         async with Assistant(engines, settings) as assistant:
-            result = await render_turn(assistant.ask(text), sys.stdout, audio=audio, show_user=False)
+            result = await render_turn(
+                assistant.ask(text), sys.stdout, audio=audio, show_user=False
+            )
             done = await audio.finish(result)
     finally:
         audio.close()
@@ -163,7 +163,9 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return _report(result, args, done, audio.note)
 
 
-def _report(result: TurnResult, args: argparse.Namespace, done: str | None, note: str | None) -> int:
+def _report(
+    result: TurnResult, args: argparse.Namespace, done: str | None, note: str | None
+) -> int:
     if result.failed:
         print(f"voicegrok: error: {result.failed}", file=sys.stderr)
         return 1
@@ -242,15 +244,19 @@ DEMO_QUESTIONS = [
 ]
 
 
-async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    folder: Path = args.questions or demo_dir()
+def demo_recordings(folder: Path) -> list[tuple[Path, FloatAudio]]:
+    """The demo's questions, ``turn1.wav``, ``turn2.wav``... of ``folder``, as 16 kHz audio."""
     files = sorted(folder.glob("turn*.wav"))
     if not files:
         raise VoicegrokError(
             f"no demo recordings (turn1.wav, turn2.wav, ...) in {folder}; "
             "run from the voicegrok checkout or pass --questions DIR"
         )
-    recordings = [(f, load_audio(f)) for f in files]
+    return [(f, load_audio(f)) for f in files]
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    recordings = demo_recordings(args.questions or demo_dir())
     out_dir: Path = args.out_dir
     speaker = default_output_device() is not None and not args.no_speaker
     engines = _load(settings, args)
@@ -316,14 +322,18 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 def _model_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("models and speed")
-    g.add_argument("--stt-model", metavar="PATH|NAME", help="CTranslate2 whisper folder or catalog name")
+    g.add_argument(
+        "--stt-model", metavar="PATH|NAME", help="CTranslate2 whisper folder or catalog name"
+    )
     g.add_argument("--llm-model", metavar="PATH|NAME", help="GGUF file or catalog name")
     g.add_argument("--voice", metavar="PATH|NAME", help="Piper .onnx voice or catalog name")
     g.add_argument("--threads", type=_positive, metavar="N", help="CPU threads for STT and LLM")
     g.add_argument("--max-tokens", type=_positive, metavar="N", help="longest answer (tokens)")
     g.add_argument("--temperature", type=float, metavar="T", help="LLM sampling temperature")
     g.add_argument("--system-prompt", metavar="TEXT", help="replace the built-in system prompt")
-    g.add_argument("--metrics", type=Path, metavar="FILE", help="append per-turn metrics as JSON lines")
+    g.add_argument(
+        "--metrics", type=Path, metavar="FILE", help="append per-turn metrics as JSON lines"
+    )
     g.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     g.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     return p
@@ -369,11 +379,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_say)
 
     p = sub.add_parser("demo", parents=[common], help="the itinerary demo: four spoken turns")
-    p.add_argument("--out-dir", type=Path, default=Path("voicegrok-demo"), metavar="DIR",
-                   help="where replies go when there is no speaker (default: ./voicegrok-demo)")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("voicegrok-demo"),
+        metavar="DIR",
+        help="where replies go when there is no speaker (default: ./voicegrok-demo)",
+    )
     p.add_argument("--no-speaker", action="store_true", help="write WAV files even with a speaker")
-    p.add_argument("--questions", type=Path, metavar="DIR",
-                   help="folder of turn1.wav, turn2.wav, ... (default: the checkout's assets/demo)")
+    p.add_argument(
+        "--questions",
+        type=Path,
+        metavar="DIR",
+        help="folder of turn1.wav, turn2.wav, ... (default: the checkout's assets/demo)",
+    )
     p.set_defaults(run=cmd_demo)
 
     p = sub.add_parser("models", help="list the model catalog")
@@ -391,7 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> Settings:
     s = Settings()
     changes: dict[str, object] = {}
-    for name in ("stt_model", "llm_model", "voice", "threads", "max_tokens", "temperature", "system_prompt"):
+    for name in (
+        "stt_model",
+        "llm_model",
+        "voice",
+        "threads",
+        "max_tokens",
+        "temperature",
+        "system_prompt",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
@@ -409,7 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return asyncio.run(args.run(args, settings_from(args)))
+        code: int = asyncio.run(args.run(args, settings_from(args)))
+        return code
     except VoicegrokError as e:
         print(f"voicegrok: error: {e}", file=sys.stderr)
         return 1

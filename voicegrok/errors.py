@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["AudioDeviceError", "AudioInputError", "ModelError", "UsageError", "VoicegrokError", "first_line"]
+__all__ = [
+    "AudioDeviceError",
+    "AudioInputError",
+    "ModelError",
+    "UsageError",
+    "VoicegrokError",
+    "first_line",
+]
 
 
 class VoicegrokError(Exception):

@@ -62,7 +62,7 @@ class TurnStarted(Frame):
     """A new turn: the person finished speaking (or typed a message)."""
 
     speech_end_s: float
-    """``perf_counter()`` time of the end of the person's speech: the zero of the turn's latencies."""
+    """``perf_counter()`` time the person's speech ended: the zero of the turn's latencies."""
     source: str = "speech"
     """``"speech"`` or ``"text"``."""
 

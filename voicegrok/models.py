@@ -17,12 +17,12 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+import tomllib
 
 from .errors import ModelError
 
@@ -180,7 +180,7 @@ def _read_catalog(path: Path) -> list[ModelEntry]:
                 name=name,
                 kind=kind,
                 description=str(raw.get("description", "")),
-                locate=_assembled(target, parts, sha, hint) if parts else (lambda t=target: t),
+                locate=_assembled(target, parts, sha, hint) if parts else _fixed(target),
                 origin=f"catalog {path}",
                 install_hint=hint,
                 sha256=sha if isinstance(sha, str) else None,
@@ -189,6 +189,10 @@ def _read_catalog(path: Path) -> list[ModelEntry]:
             )
         )
     return out
+
+
+def _fixed(path: Path) -> Callable[[], Path | None]:
+    return lambda: path
 
 
 def _assembled(
@@ -265,8 +269,9 @@ def _check(kind: str, path: Path, flag: str) -> Path:
             path = path.parent
         missing = [n for n in ("model.bin", "config.json") if not (path / n).is_file()]
         if not path.is_dir() or missing:
+            what = ", ".join(missing) if path.is_dir() else "not a folder"
             raise ModelError(
-                f"{path}: not a CTranslate2 whisper model folder (missing {', '.join(missing) or 'folder'}); "
+                f"{path}: not a CTranslate2 whisper model folder ({what}); "
                 f"pass {flag} a folder with model.bin and config.json"
             )
         return path
@@ -276,12 +281,15 @@ def _check(kind: str, path: Path, flag: str) -> Path:
         with path.open("rb") as f:
             magic = f.read(4)
         if magic != b"GGUF":
-            raise ModelError(f"{path}: not a GGUF file (wrong or corrupt); pass {flag} a .gguf file")
+            raise ModelError(
+                f"{path}: not a GGUF file (wrong or corrupt); pass {flag} a .gguf file"
+            )
     elif kind == "tts":
         config = piper_config_path(path)
         if config is None:
             raise ModelError(
-                f"{path}: no voice config {path.name}.json beside it; put the Piper .onnx.json there"
+                f"{path}: no voice config {path.name}.json beside it; "
+                "put the Piper .onnx.json there"
             )
     return path
 

@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 class Stage(Protocol):
     """One step of the pipeline."""
 
-    accepts: tuple[type[Frame], ...]
-    """Frame types given to :meth:`process`; every other frame passes by untouched."""
+    @property
+    def accepts(self) -> tuple[type[Frame], ...]:
+        """Frame types given to :meth:`process`; every other frame passes by untouched."""
+        ...
 
     def process(self, frame: Frame) -> AsyncIterator[Frame]:
         """Yield the frames that go downstream (include ``frame`` itself to pass it on)."""
@@ -138,7 +140,7 @@ class Pipeline:
         self._closed = True
         if self._workers:
             await self._queues[0].put(_STOP)
-            done, pending = await asyncio.wait(self._workers, timeout=30)
+            _done, pending = await asyncio.wait(self._workers, timeout=30)
             for t in pending:
                 t.cancel()
             for t in pending:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["ClauseSplitter", "speakable"]
+__all__ = ["ClauseSplitter", "RepetitionGuard", "speakable"]
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
@@ -20,7 +20,8 @@ _HRULE = re.compile(r"^\s*([-*_])\s*(\1\s*){2,}$")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s*")
 _QUOTE = re.compile(r"^\s*>+\s?")
 _LIST = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
-_EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|~~)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"(\*{1,3}|~~)(?=\S)(.+?)(?<=\S)\1")
+_UNDERSCORE_EMPHASIS = re.compile(r"(?<!\w)(_{1,3})(?=\S)(.+?)(?<=\S)\1(?!\w)")
 _LEFTOVER = re.compile(r"[*#|`~^<>\[\]{}\\]|(?<!\w)_|_(?!\w)")
 _SPACES = re.compile(r"[ \t]+")
 
@@ -45,6 +46,7 @@ def speakable(text: str) -> str:
         line = _LIST.sub("", line)
         line = line.replace("`", "")
         line = _EMPHASIS.sub(r"\2", line)
+        line = _UNDERSCORE_EMPHASIS.sub(r"\2", line)
         if is_row:
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             cells = [c for c in cells if c]
@@ -143,3 +145,34 @@ class ClauseSplitter:
 def _closing_len(mark: str) -> int:
     """Number of closing quotes or brackets after the punctuation in ``mark``."""
     return len(mark) - len(mark.rstrip("\"'”’)]"))
+
+
+_UNIT_END = re.compile(r"\n|[.!?](?=\s)")
+_NORMALIZE = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass
+class RepetitionGuard:
+    """Notices when an answer starts repeating itself (small models loop).
+
+    ``feed`` returns True once a completed line or sentence of at least ``min_chars``
+    letters and digits is the same as an earlier one of the same answer: the answer
+    should stop there, since reading the same line out again helps nobody.
+    """
+
+    min_chars: int = 16
+    _buf: str = field(default="", init=False)
+    _seen: set[str] = field(default_factory=set, init=False)
+
+    def feed(self, text: str) -> bool:
+        self._buf += text
+        repeated = False
+        while (m := _UNIT_END.search(self._buf)) is not None:
+            unit, self._buf = self._buf[: m.end()], self._buf[m.end() :]
+            key = _NORMALIZE.sub("", unit.lower())
+            if len(key) < self.min_chars:
+                continue
+            if key in self._seen:
+                repeated = True
+            self._seen.add(key)
+        return repeated

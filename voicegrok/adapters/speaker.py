@@ -25,7 +25,8 @@ def sounddevice_module() -> ModuleType:
             f"PortAudio is not available ({first_line(e)}); install it: "
             "apt-get install libportaudio2 (Debian/Ubuntu), brew install portaudio (macOS)"
         ) from None
-    return sounddevice
+    module: ModuleType = sounddevice
+    return module
 
 
 def default_output_device() -> str | None:
@@ -62,7 +63,9 @@ class Speaker:
             try:
                 rate = int(sd.query_devices(device, "output")["default_samplerate"])
             except Exception as e:
-                raise AudioDeviceError(f"no usable output device {device!r}: {first_line(e)}") from None
+                raise AudioDeviceError(
+                    f"no usable output device {device!r}: {first_line(e)}"
+                ) from None
             self._resampler = soxr.ResampleStream(sample_rate_hz, rate, 1, dtype="int16")
         self.sample_rate_hz = rate
         try:
@@ -112,7 +115,9 @@ class Speaker:
 
     async def drain(self) -> None:
         """Wait until everything queued has been played."""
-        while self.buffered_s > 0:
+        # The buffer is drained by PortAudio's thread; polling it every 20 ms is simpler
+        # than signalling the loop from inside the audio callback.
+        while self.buffered_s > 0:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         await asyncio.sleep(float(self._stream.latency))
 

@@ -41,6 +41,10 @@ class ChatModel(Protocol):
         """Yield the answer piece by piece (each piece is one or a few tokens of text)."""
         ...
 
+    def warm_up(self, messages: Sequence[Message]) -> None:
+        """Evaluate ``messages`` ahead of time so the next prompt that starts with them is fast."""
+        ...
+
 
 class TextToSpeech(Protocol):
     sample_rate_hz: int

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..conversation import Message
 from ..errors import ModelError, first_line
+from ..threads import CoreShare
 
 __all__ = ["LlamaEngine"]
 
@@ -29,11 +30,12 @@ class LlamaEngine:
         seed: int = 0,
         repeat_penalty: float = 1.15,
         top_p: float = 0.9,
+        cores: CoreShare | None = None,
     ) -> None:
         from llama_cpp import Llama
 
         try:
-            self._llm = Llama(
+            self._llm: Any = Llama(
                 model_path=str(model_path),
                 n_ctx=n_ctx,
                 n_threads=threads,
@@ -52,6 +54,8 @@ class LlamaEngine:
         self._top_p = top_p
         self._seed = seed
         self._lock = threading.Lock()
+        self._cores = cores
+        self._threads = threads
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         total = 0
@@ -64,7 +68,7 @@ class LlamaEngine:
         self, messages: Sequence[Message], *, max_tokens: int, temperature: float
     ) -> Iterator[str]:
         with self._lock:
-            chunks: Iterator[Any] = self._llm.create_chat_completion(
+            chunks = self._llm.create_chat_completion(
                 messages=[dict(m) for m in messages],
                 stream=True,
                 max_tokens=max_tokens,
@@ -75,6 +79,7 @@ class LlamaEngine:
             )
             try:
                 for chunk in chunks:
+                    self._adjust_threads()
                     piece = chunk["choices"][0]["delta"].get("content")
                     if piece:
                         yield piece
@@ -82,6 +87,17 @@ class LlamaEngine:
                 close = getattr(chunks, "close", None)
                 if close is not None:
                     close()
+
+    def _adjust_threads(self) -> None:
+        """Between two tokens: follow the core share (fewer threads while speech is made)."""
+        if self._cores is None:
+            return
+        wanted = min(self._cores.llm_threads(), self._cores.cores)
+        if wanted != self._threads:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self._llm.ctx, wanted, wanted)
+            self._threads = wanted
 
     def warm_up(self, messages: Sequence[Message]) -> None:
         """Evaluate ``messages`` once so the first real turn finds them in the KV cache."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import ModelError, first_line
 from ..models import piper_config_path
+from ..threads import CoreShare
 
 __all__ = ["PiperEngine"]
 
@@ -16,7 +17,14 @@ __all__ = ["PiperEngine"]
 class PiperEngine:
     """Blocking synthesis: one PCM chunk per sentence, produced lazily."""
 
-    def __init__(self, model_path: Path, *, threads: int = 1, length_scale: float | None = None) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        threads: int = 1,
+        length_scale: float | None = None,
+        cores: CoreShare | None = None,
+    ) -> None:
         import onnxruntime
         from piper import PiperConfig, PiperVoice, SynthesisConfig
 
@@ -47,8 +55,9 @@ class PiperEngine:
         self.sample_rate_hz: int = int(config.sample_rate)
         self.path = model_path
         self._lock = threading.Lock()
+        self._cores = cores or CoreShare(1)
 
     def synthesize(self, text: str) -> Iterator[bytes]:
-        with self._lock:
+        with self._lock, self._cores.synthesizing():
             for chunk in self._voice.synthesize(text, syn_config=self._syn):
                 yield chunk.audio_int16_bytes

@@ -53,4 +53,3 @@ class WhisperEngine:
                 vad_filter=False,
             )
             return " ".join(s.text.strip() for s in segments).strip()
-

@@ -8,6 +8,7 @@ from ..conversation import Conversation, Message
 from ..engines import ChatModel
 from ..errors import UsageError
 from ..frames import Frame, LLMDone, LLMToken, UserText
+from ..text import RepetitionGuard
 from ..threads import EngineThread
 
 
@@ -28,10 +29,11 @@ class LLMStage:
         self._max_tokens = max_tokens
         self._temperature = temperature
         self._thread = thread or EngineThread("llm")
+        self._budget = engine.n_ctx - max_tokens
 
     def _prompt(self, text: str) -> list[Message]:
         """The trimmed prompt, or UsageError if the new message alone does not fit."""
-        budget = self._engine.n_ctx - self._max_tokens
+        budget = self._budget
         self.conversation.add_user(text)
         messages = self.conversation.messages(self._engine.count_tokens, budget)
         used = self._engine.count_tokens(messages)
@@ -52,6 +54,8 @@ class LLMStage:
         pieces: list[str] = []
         first_s = last_s = 0.0
         completed = False
+        looping = False
+        guard = RepetitionGuard()
         try:
             stream = self._thread.stream(
                 lambda: self._engine.stream_chat(
@@ -65,11 +69,20 @@ class LLMStage:
                 last_s = token.at_s
                 pieces.append(piece)
                 yield token
+                if guard.feed(piece):
+                    looping = True  # the model repeats itself: end the answer here
+                    break
             completed = True
         finally:
             # An interrupted answer is remembered as far as it went (the live loop narrows it
             # to what was actually spoken).
             self.conversation.add_assistant("".join(pieces).strip())
+        # While the answer is being spoken, put the history as it will be re-read into the KV
+        # cache (the stored text re-tokenizes differently from the generated tokens).
+        snapshot = Conversation(self.conversation.system_prompt, list(self.conversation.turns))
+        self._thread.submit(
+            lambda: self._engine.warm_up(snapshot.messages(self._engine.count_tokens, self._budget))
+        )
         if completed:
             yield LLMDone(
                 turn_id=frame.turn_id,
@@ -77,5 +90,5 @@ class LLMStage:
                 n_tokens=len(pieces),
                 first_token_s=first_s,
                 last_token_s=last_s,
-                truncated=len(pieces) >= self._max_tokens,
+                truncated=looping or len(pieces) >= self._max_tokens,
             )

@@ -67,7 +67,9 @@ class MetricsStage:
                 at_s=now,
                 turn_id=frame.turn_id,
                 source=turn.source,
-                stt_ms=_ms(turn.transcript_s, turn.speech_end_s) if turn.source == "speech" else None,
+                stt_ms=_ms(turn.transcript_s, turn.speech_end_s)
+                if turn.source == "speech"
+                else None,
                 llm_first_token_ms=_ms(turn.first_token_s, turn.transcript_s),
                 tts_first_audio_ms=_ms(turn.first_audio_s, turn.first_clause_s),
                 first_audio_ms=_ms(turn.first_audio_s, turn.speech_end_s),

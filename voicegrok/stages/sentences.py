@@ -22,7 +22,9 @@ class ClauseStage:
         out = []
         for piece in pieces:
             out.append(
-                SpokenClause(turn_id=turn_id, index=self._count, text=piece, spoken=speakable(piece))
+                SpokenClause(
+                    turn_id=turn_id, index=self._count, text=piece, spoken=speakable(piece)
+                )
             )
             self._count += 1
         return out

@@ -1,0 +1,167 @@
+"""The pipeline runner: ordering, pass-through, back-pressure, cancellation, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from voicegrok.frames import Frame, Interrupt, LLMToken, TurnFailed, TurnStarted, UserText
+from voicegrok.pipeline import Pipeline
+
+
+class Upper:
+    """Turns every UserText into an upper-case token, passing the text on first."""
+
+    accepts = (UserText,)
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        assert isinstance(frame, UserText)
+        yield frame
+        yield LLMToken(turn_id=frame.turn_id, text=frame.text.upper(), index=0)
+
+
+class Slow:
+    """Holds each token for ``delay_s`` seconds (an engine that takes time)."""
+
+    accepts = (LLMToken,)
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.started = 0
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        self.started += 1
+        await asyncio.sleep(self.delay_s)
+        yield frame
+
+
+class Streamer:
+    """Yields ``n`` tokens per text, ``delay_s`` apart, and records whether it was cancelled."""
+
+    accepts = (UserText,)
+
+    def __init__(self, n: int, delay_s: float) -> None:
+        self.n, self.delay_s = n, delay_s
+        self.cancelled: list[int] = []
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        try:
+            for i in range(self.n):
+                await asyncio.sleep(self.delay_s)
+                yield LLMToken(turn_id=frame.turn_id, text=f"t{i}", index=i)
+        except asyncio.CancelledError:
+            self.cancelled.append(frame.turn_id)
+            raise
+
+
+class Broken:
+    accepts = (UserText,)
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        assert isinstance(frame, UserText)
+        if frame.text == "boom":
+            raise RuntimeError("engine exploded")
+        yield frame
+
+
+async def take(p: Pipeline, n: int, timeout: float = 5.0) -> list[Frame]:
+    out: list[Frame] = []
+
+    async def read() -> None:
+        async for frame in p.frames():
+            out.append(frame)
+            if len(out) == n:
+                return
+
+    await asyncio.wait_for(read(), timeout)
+    return out
+
+
+async def test_frames_come_out_in_order_and_unaccepted_frames_pass_through() -> None:
+    """Each stage handles only what it accepts; everything keeps its order."""
+    async with Pipeline([Upper(), Slow(0.001)]) as p:
+        await p.push(TurnStarted(turn_id=1, speech_end_s=0.0))
+        for word in ("a", "b", "c"):
+            await p.push(UserText(turn_id=1, text=word))
+        out = await take(p, 7)
+    kinds = [(type(f).__name__, getattr(f, "text", "")) for f in out]
+    assert kinds == [
+        ("TurnStarted", ""),
+        ("UserText", "a"),
+        ("LLMToken", "A"),
+        ("UserText", "b"),
+        ("LLMToken", "B"),
+        ("UserText", "c"),
+        ("LLMToken", "C"),
+    ]
+
+
+async def test_a_slow_stage_pushes_back_on_the_producer() -> None:
+    """With bounded queues, push() waits instead of buffering without end."""
+    slow = Slow(10.0)
+    p = Pipeline([Upper(), slow], queue_size=2)
+    p.start()
+    pushed = 0
+
+    async def producer() -> None:
+        nonlocal pushed
+        for i in range(50):
+            await p.push(UserText(turn_id=1, text=str(i)))
+            pushed += 1
+
+    task = asyncio.create_task(producer())
+    await asyncio.sleep(0.2)
+    assert not task.done(), "the producer should be blocked by the full queues"
+    # 1 in Slow's hands + 2 queued before Slow + 1 in Upper's hands + 2 queued before Upper
+    assert pushed <= 8
+    task.cancel()
+    await p.abort()
+
+
+async def test_cancelling_a_turn_mid_stream_stops_it_and_leaves_no_task() -> None:
+    """cancel_turn stops the running work, drops its queued frames and ends with Interrupt."""
+    streamer = Streamer(n=1000, delay_s=0.01)
+    async with Pipeline([streamer, Slow(0.0)]) as p:
+        await p.push(UserText(turn_id=7, text="go"))
+        got: list[Frame] = []
+        async for frame in p.frames():
+            got.append(frame)
+            if len(got) == 3:
+                p.cancel_turn(7)
+                break
+        rest = await take(p, 1)
+        assert isinstance(rest[0], Interrupt) and rest[0].turn_id == 7
+        await asyncio.sleep(0.05)
+        assert streamer.cancelled == [7]
+        assert p.running_tasks == 0
+        # frames of the cancelled turn pushed later are dropped; the next turn works
+        await p.push(UserText(turn_id=7, text="late"))
+        streamer.n = 2
+        await p.push(UserText(turn_id=8, text="next"))
+        nxt = await take(p, 2)
+        assert [f.turn_id for f in nxt] == [8, 8]
+
+
+async def test_a_failing_stage_ends_its_turn_with_a_message_and_the_pipeline_goes_on() -> None:
+    """An exception becomes TurnFailed for that turn only."""
+    async with Pipeline([Broken(), Upper()]) as p:
+        await p.push(UserText(turn_id=1, text="boom"))
+        await p.push(UserText(turn_id=2, text="fine"))
+        out = await take(p, 3)
+    assert isinstance(out[0], TurnFailed)
+    assert out[0].turn_id == 1 and "engine exploded" in out[0].message
+    assert [(type(f).__name__, f.turn_id) for f in out[1:]] == [("UserText", 2), ("LLMToken", 2)]
+
+
+async def test_close_drains_queued_frames_then_stops() -> None:
+    """aclose lets what is queued flow out, then frames() ends."""
+    p = Pipeline([Upper()])
+    p.start()
+    await p.push(UserText(turn_id=1, text="x"))
+    await p.aclose()
+    out = [f async for f in p.frames()]
+    assert [type(f).__name__ for f in out] == ["UserText", "LLMToken"]
+    with pytest.raises(RuntimeError):
+        await p.push(UserText(turn_id=2, text="y"))

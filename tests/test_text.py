@@ -1,0 +1,81 @@
+"""Speech-ready text: Markdown cleaning, clause splitting, repetition detection."""
+
+from __future__ import annotations
+
+import pytest
+
+from voicegrok.text import ClauseSplitter, RepetitionGuard, speakable
+
+
+@pytest.mark.parametrize(
+    ("markdown", "spoken"),
+    [
+        ("| **Time** | Place | Cost |", "Time, Place, Cost."),
+        ("|---|:---:|---:|", ""),
+        ("## Day 1: Brooklyn", "Day 1: Brooklyn"),
+        ("- Walk the **High Line** at dawn", "Walk the High Line at dawn"),
+        ("1. Visit *Red Hook*", "Visit Red Hook"),
+        ("See [the museum](https://example.org/x) today", "See the museum today"),
+        ("More at https://example.org/a?b=c now.", "More at now."),
+        ("> a quote with `code`", "a quote with code"),
+        ("snake_case_name stays", "snake_case_name stays"),
+        ("***", ""),
+        ("```python", ""),
+    ],
+)
+def test_speakable_reads_words_not_markdown_symbols(markdown: str, spoken: str) -> None:
+    """Table pipes, emphasis, headings, list markers and URLs are not read out."""
+    assert speakable(markdown) == spoken
+
+
+def test_speakable_keeps_every_word_of_a_table() -> None:
+    """A whole table becomes one sentence per row, the separator row vanishes."""
+    table = "| Time | Place |\n|---|---|\n| 9 am | Red Hook |\n| noon | Arthur Avenue |"
+    assert speakable(table) == "Time, Place. 9 am, Red Hook. noon, Arthur Avenue."
+
+
+def split(text: str, chunk: int = 3, **kw: int) -> list[str]:
+    """Feed ``text`` in small pieces, as an LLM streams it."""
+    s = ClauseSplitter(**kw)
+    out: list[str] = []
+    for i in range(0, len(text), chunk):
+        out += s.feed(text[i : i + chunk])
+    return out + s.flush()
+
+
+def test_the_first_clause_is_cut_early_at_a_comma() -> None:
+    """The first piece ends at the first comma once it has enough words."""
+    pieces = split("Sure thing, here is a plan for you. Day one starts early, then more.")
+    assert pieces[0] == "Sure thing, here is a plan for you." or pieces[0] == "Sure thing,"
+    pieces = split("Of course I can, here is a plan for you. Day one, then more.")
+    assert pieces == ["Of course I can,", "here is a plan for you.", "Day one, then more."]
+
+
+def test_sentences_and_lines_end_pieces_but_abbreviations_do_not() -> None:
+    """Mr. and St. and list numbers do not end a sentence; line breaks always do."""
+    text = "Meet Mr. Smith on St. Marks Place. Then eat.\n1. Coffee\n2. Bagels"
+    assert split(text) == ["Meet Mr. Smith on St. Marks Place.", "Then eat.", "1. Coffee", "2. Bagels"]
+
+
+def test_long_later_sentences_are_cut_at_a_clause_mark() -> None:
+    """Past max_words, a later piece is cut at its next comma."""
+    long = "One. " + "word " * 30 + "end, and the rest follows here."
+    pieces = split(long, max_words=24)
+    assert pieces[0] == "One."
+    assert pieces[1].endswith("end,")
+    assert pieces[2] == "and the rest follows here."
+
+
+def test_nothing_is_lost_or_duplicated_by_splitting() -> None:
+    """Joining the pieces gives back the text (up to white space)."""
+    text = "Hi, I am here. | a | b |\n|---|---|\nDone! Really? Yes: fine, ok."
+    assert " ".join(split(text, chunk=1)).split() == text.split()
+
+
+def test_repetition_guard_fires_on_a_repeated_line_only() -> None:
+    """The same long line twice means the model is looping; short repeats do not count."""
+    g = RepetitionGuard()
+    assert not g.feed("Morning: walk the High Line.\n")
+    assert not g.feed("OK.\nOK.\n")
+    assert not g.feed("Afternoon: Brooklyn Bridge Park.\n")
+    assert g.feed("Morning: walk the High Line.\n")

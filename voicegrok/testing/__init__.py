@@ -1,0 +1,116 @@
+"""Scripted fake engines and helpers for testing code built on voicegrok.
+
+The fakes follow the engine protocols of :mod:`voicegrok.engines` and block like the real
+ones (``time.sleep``), so they exercise the same threads and cancellation paths. They are
+for logic tests; behaviour tests use the real embedded models.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from ..assistant import Engines
+from ..conversation import Message
+from ..frames import Frame
+from ..pipeline import Stage
+
+__all__ = ["FakeChat", "FakeSTT", "FakeTTS", "collect", "fake_engines", "run_stage"]
+
+
+@dataclass
+class FakeSTT:
+    """Returns the scripted transcripts in order (the last one repeats)."""
+
+    texts: list[str] = field(default_factory=lambda: ["hello there"])
+    delay_s: float = 0.0
+    sample_rate_hz: int = 16000
+    heard: list[int] = field(default_factory=list)
+    """Length in samples of each utterance transcribed."""
+
+    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+        time.sleep(self.delay_s)
+        self.heard.append(len(audio))
+        index = min(len(self.heard) - 1, len(self.texts) - 1)
+        return self.texts[index]
+
+
+@dataclass
+class FakeChat:
+    """Streams the scripted replies word by word, ``token_delay_s`` apart."""
+
+    replies: list[str] = field(default_factory=lambda: ["Hello! How can I help you today?"])
+    token_delay_s: float = 0.0
+    n_ctx: int = 2048
+    prompts: list[list[Message]] = field(default_factory=list)
+    warmed: list[list[Message]] = field(default_factory=list)
+    stopped_early: int = 0
+    """How many streams were closed before their end (cancellation reached the engine)."""
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return sum(len(m["content"].split()) + 4 for m in messages)
+
+    def stream_chat(
+        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+    ) -> Iterator[str]:
+        self.prompts.append(list(messages))
+        reply = self.replies[min(len(self.prompts) - 1, len(self.replies) - 1)]
+        tokens = re.findall(r"\s*\S+", reply)[:max_tokens]
+        finished = False
+        try:
+            for token in tokens:
+                time.sleep(self.token_delay_s)
+                yield token
+            finished = True
+        finally:
+            if not finished:
+                self.stopped_early += 1
+
+    def warm_up(self, messages: Sequence[Message]) -> None:
+        self.warmed.append(list(messages))
+
+
+@dataclass
+class FakeTTS:
+    """Yields a quiet tone, ``samples_per_char`` samples for each character, one chunk a call."""
+
+    sample_rate_hz: int = 16000
+    samples_per_char: int = 160
+    delay_s: float = 0.0
+    spoken: list[str] = field(default_factory=list)
+
+    def synthesize(self, text: str) -> Iterator[bytes]:
+        time.sleep(self.delay_s)
+        self.spoken.append(text)
+        n = len(text) * self.samples_per_char
+        tone = (0.1 * np.sin(np.arange(n) * 2 * np.pi * 220 / self.sample_rate_hz) * 32767).astype("<i2")
+        yield tone.tobytes()
+
+
+def fake_engines(
+    stt: FakeSTT | None = None, llm: FakeChat | None = None, tts: FakeTTS | None = None
+) -> Engines:
+    """Engines made of fakes (each made with its defaults when not given)."""
+    return Engines(stt=stt or FakeSTT(), llm=llm or FakeChat(), tts=tts or FakeTTS())
+
+
+async def run_stage(stage: Stage, frames: Iterable[Frame]) -> list[Frame]:
+    """Feed ``frames`` to one stage the way the runner does; return everything it passes on."""
+    out: list[Frame] = []
+    for frame in frames:
+        if isinstance(frame, stage.accepts):
+            async for produced in stage.process(frame):
+                out.append(produced)
+        else:
+            out.append(frame)
+    return out
+
+
+async def collect(frames: AsyncIterator[Frame]) -> list[Frame]:
+    """All frames of an async iterator (e.g. one turn of an Assistant)."""
+    return [frame async for frame in frames]
