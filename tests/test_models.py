@@ -74,11 +74,13 @@ def test_an_unknown_name_lists_what_the_catalog_has(isolated_catalog: Path) -> N
 
 def test_a_broken_catalog_file_is_reported(isolated_catalog: Path) -> None:
     (isolated_catalog / "catalog.toml").write_text("[[model]\nname=")
-    with pytest.raises(ModelError, match="catalog.toml: not a valid catalog file"):
+    with pytest.raises(ModelError, match=r"catalog\.toml: not a valid catalog file"):
         models.catalog()
 
 
-def _part_modules(tmp_path: Path, chunks: list[bytes], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _part_modules(
+    tmp_path: Path, chunks: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
     names = []
     for i, data in enumerate(chunks, start=1):
         name = f"vg_test_part{i}"
@@ -103,7 +105,7 @@ def test_byte_slices_from_packages_are_joined_once_and_checked(
     digest = hashlib.sha256(b"".join(chunks)).hexdigest()
     (isolated_catalog / "catalog.toml").write_text(
         f'[[model]]\nname = "split"\nkind = "llm"\npath = "split.gguf"\n'
-        f"parts = {parts!r}\nsha256 = \"{digest}\"\n".replace("'", '"')
+        f'parts = {parts!r}\nsha256 = "{digest}"\n'.replace("'", '"')
     )
     row = next(models.describe(e) for e in models.catalog() if e.name == "split")
     assert row["present"] is True  # joinable, not joined by listing

