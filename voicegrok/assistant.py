@@ -18,10 +18,21 @@ import numpy.typing as npt
 from . import models
 from .config import Settings
 from .conversation import Conversation
-from .engines import ChatModel, SpeechToText, TextToSpeech
-from .frames import Frame, Interrupt, TurnFailed, TurnMetrics, TurnStarted, UserAudio, UserText
+from .endpointing import EndpointConfig
+from .engines import ChatModel, SpeechToText, TextToSpeech, VoiceActivity
+from .frames import (
+    AudioChunk,
+    Frame,
+    Interrupt,
+    TurnFailed,
+    TurnMetrics,
+    TurnStarted,
+    UserAudio,
+    UserText,
+)
 from .pipeline import Pipeline, Stage
 from .stages import ClauseStage, LLMStage, MetricsStage, STTStage, TTSStage
+from .stages.vad import VADStage
 from .threads import CoreShare, EngineThread
 
 __all__ = ["Assistant", "Engines", "load_engines"]
@@ -34,10 +45,11 @@ class Engines:
     stt: SpeechToText | None = None
     llm: ChatModel | None = None
     tts: TextToSpeech | None = None
+    vad: VoiceActivity | None = None
     load_s: dict[str, float] = field(default_factory=dict)
     """Seconds each engine took to load and warm up."""
     threads: dict[str, EngineThread] = field(
-        default_factory=lambda: {k: EngineThread(k) for k in ("stt", "llm", "tts")}
+        default_factory=lambda: {k: EngineThread(k) for k in ("stt", "llm", "tts", "vad")}
     )
 
     def close(self) -> None:
@@ -51,6 +63,7 @@ def load_engines(
     stt: bool = True,
     llm: bool = True,
     tts: bool = True,
+    vad: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Engines:
     """Resolve, load and warm up the requested engines (blocking; seconds, not minutes).
@@ -64,6 +77,7 @@ def load_engines(
             ("stt", settings.stt_model, stt),
             ("llm", settings.llm_model, llm),
             ("tts", settings.voice, tts),
+            ("vad", None, vad),
         )
         if wanted
     }
@@ -110,6 +124,12 @@ def load_engines(
             pass
         engines.tts = piper
         engines.load_s["tts"] = time.perf_counter() - t
+    if "vad" in paths:
+        from .engines.silero import SileroVAD
+
+        t = time.perf_counter()
+        engines.vad = SileroVAD(paths["vad"])
+        engines.load_s["vad"] = time.perf_counter() - t
     return engines
 
 
@@ -121,13 +141,22 @@ class Assistant:
         engines: Engines,
         settings: Settings | None = None,
         conversation: Conversation | None = None,
+        endpointing: EndpointConfig | None = None,
     ) -> None:
         settings = settings or Settings()
         if engines.llm is None:
             raise ValueError("an assistant needs an LLM engine")
         self.settings = settings
         self.conversation = conversation or Conversation(settings.system_prompt)
+        self._ids = itertools.count(1)
         stages: list[Stage] = []
+        if engines.vad is not None:
+            self.vad: VADStage | None = VADStage(
+                engines.vad, lambda: next(self._ids), endpointing, engines.threads["vad"]
+            )
+            stages.append(self.vad)
+        else:
+            self.vad = None
         if engines.stt is not None:
             stages.append(STTStage(engines.stt, engines.threads["stt"]))
         stages.append(
@@ -145,7 +174,6 @@ class Assistant:
         stages.append(MetricsStage())
         self.pipeline = Pipeline(stages)
         self._out = self.pipeline.frames()
-        self._ids = itertools.count(1)
         self.current_turn: int | None = None
 
     async def __aenter__(self) -> Assistant:
@@ -177,6 +205,28 @@ class Assistant:
         audio = UserAudio(turn_id=turn_id, samples=samples, sample_rate_hz=sample_rate_hz)
         async for frame in self._turn(first, audio):
             yield frame
+
+    async def hear(self, samples: npt.NDArray[np.float32], sample_rate_hz: int) -> None:
+        """Feed microphone audio (listening mode: needs a VAD engine); read ``frames()``."""
+        await self.pipeline.push(
+            AudioChunk(turn_id=0, samples=samples, sample_rate_hz=sample_rate_hz)
+        )
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Every frame the pipeline puts out (listening mode), until it is closed."""
+        while True:
+            try:
+                frame = await anext(self._out)
+            except StopAsyncIteration:
+                return
+            if isinstance(frame, TurnStarted):
+                self.current_turn = frame.turn_id
+            yield frame
+
+    async def barge_in(self, turn_id: int, spoken: str) -> None:
+        """Cancel ``turn_id`` and keep in the history only ``spoken``, what the person heard."""
+        await self.pipeline.cancel_turn_and_wait(turn_id)
+        self.conversation.replace_last_assistant(spoken)
 
     def interrupt(self) -> None:
         """Cancel the current turn (barge-in): its reader gets an Interrupt and stops."""

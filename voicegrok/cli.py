@@ -288,6 +288,60 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failures else 0
 
 
+async def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
+    from .adapters.microphone import list_devices
+
+    rows = list_devices()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no sound devices found (voicegrok demo and voicegrok reply work without any)")
+        return 0
+    print(f"{'#':>3}  {'in':>3} {'out':>3} {'rate':>6}  name")
+    for r in rows:
+        mark = " (default input)" if r["default_input"] else ""
+        mark += " (default output)" if r["default_output"] else ""
+        row = f"{r['index']:>3}  {r['inputs']:>3} {r['outputs']:>3} {r['rate_hz']:>6}"
+        print(f"{row}  {r['name']}{mark}")
+    return 0
+
+
+async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
+    from .adapters.microphone import Microphone
+    from .endpointing import EndpointConfig
+    from .live import LiveSession
+
+    device_in = _device(args.input_device)
+    device_out = _device(args.output_device)
+    engines = _load(settings, args, vad=True)
+    mic = Microphone(device_in)
+    speaker = Speaker(engines.tts.sample_rate_hz if engines.tts else 22050, device_out)
+    endpointing = EndpointConfig(end_silence_ms=args.end_silence_ms)
+    print(
+        f"voicegrok is listening on {mic.name!r} (Ctrl+C to stop). "
+        "Use a headset: with loudspeakers the assistant may hear itself.",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        async with Assistant(engines, settings, endpointing=endpointing) as assistant:
+            session = LiveSession(assistant, speaker, sys.stdout, args.metrics)
+            await session.run(mic.chunks(), mic.sample_rate_hz)
+    finally:
+        mic.close()
+        speaker.close()
+        engines.close()
+    return 0
+
+
+def _device(spec: str | None) -> int | str | None:
+    """A device given as an index ("3") or a name ("USB Headset")."""
+    if spec is None:
+        return None
+    return int(spec) if spec.isdigit() else spec
+
+
 async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     rows = [models.describe(e) for e in models.catalog()]
     if args.json:
@@ -394,6 +448,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of turn1.wav, turn2.wav, ... (default: the checkout's assets/demo)",
     )
     p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser("talk", parents=[common], help="talk to it: microphone in, speaker out")
+    p.add_argument("--input-device", metavar="NAME|INDEX", help="microphone (voicegrok devices)")
+    p.add_argument("--output-device", metavar="NAME|INDEX", help="speaker (voicegrok devices)")
+    p.add_argument(
+        "--end-silence-ms",
+        type=_positive,
+        default=480,
+        metavar="MS",
+        help="silence that ends your turn (default 480; raise it if you get cut off)",
+    )
+    p.set_defaults(run=cmd_talk)
+
+    p = sub.add_parser("devices", help="list sound input and output devices")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_devices)
 
     p = sub.add_parser("models", help="list the model catalog")
     p.add_argument("--json", action="store_true")

@@ -34,11 +34,10 @@ class Conversation:
         self.turns.append({"role": "assistant", "content": text})
 
     def replace_last_assistant(self, text: str) -> None:
-        """Keep only ``text`` of the last answer (e.g. what was spoken before a barge-in)."""
-        for msg in reversed(self.turns):
-            if msg["role"] == "assistant":
-                msg["content"] = text
-                return
+        """Keep only ``text`` of the answer that ends the history (what was spoken before a
+        barge-in). Does nothing when the history does not end with an answer."""
+        if self.turns and self.turns[-1]["role"] == "assistant":
+            self.turns[-1]["content"] = text
 
     def reset(self) -> None:
         self.turns.clear()

@@ -14,11 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "AudioChunk",
     "ControlFrame",
     "Frame",
     "Interrupt",
     "LLMDone",
     "LLMToken",
+    "SpeechStarted",
     "SpokenClause",
     "TTSAudio",
     "TurnFailed",
@@ -55,6 +57,22 @@ class Interrupt(ControlFrame):
     """Cancel the given turn: generation and synthesis stop, queued frames are dropped."""
 
     reason: str = "interrupted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeechStarted(ControlFrame):
+    """The person started speaking (after pre-roll and minimum duration): barge-in point."""
+
+    audio_start_s: float
+    """Position of the first voiced sample in the microphone stream (seconds)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class AudioChunk(Frame):
+    """A short piece of microphone audio, mono float32 in [-1, 1]. ``turn_id`` is 0."""
+
+    samples: FloatAudio
+    sample_rate_hz: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

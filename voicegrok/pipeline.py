@@ -8,6 +8,8 @@ method, ``process(frame)``, that yields what goes downstream. The runner:
 - passes frames a stage does not accept straight on, so a stage never forwards by hand
   what it does not understand;
 - processes a stage's frames one at a time and in order;
+- sends :class:`ControlFrame` s (speech started, interrupt) straight to the output, ahead
+  of queued data, so a barge-in is never stuck behind a busy stage;
 - on ``cancel_turn(turn_id)`` cancels the running ``process`` calls of that turn, drops
   its queued frames everywhere and any frame of it produced later (stale frames), and
   puts an :class:`Interrupt` on the output as the turn's last frame;
@@ -25,7 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from .errors import VoicegrokError
-from .frames import Frame, Interrupt, TurnFailed
+from .frames import ControlFrame, Frame, Interrupt, TurnFailed
 
 __all__ = ["Pipeline", "Stage"]
 
@@ -104,6 +106,9 @@ class Pipeline:
             raise RuntimeError("pipeline is closed")
         if frame.turn_id in self._cancelled:
             return
+        if isinstance(frame, ControlFrame):
+            self._queues[-1].put_nowait(frame)
+            return
         await self._queues[0].put(frame)
 
     async def frames(self) -> AsyncIterator[Frame]:
@@ -132,6 +137,13 @@ class Pipeline:
             _purge(q, turn_id)
         if reason:
             self._queues[-1].put_nowait(Interrupt(turn_id=turn_id, reason=reason))
+
+    async def cancel_turn_and_wait(self, turn_id: int, reason: str = "interrupted") -> None:
+        """``cancel_turn``, then wait until the turn's cancelled work has unwound."""
+        tasks = [t for turn, t in list(self._running.values()) if turn == turn_id]
+        self.cancel_turn(turn_id, reason)
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def aclose(self) -> None:
         """Let queued frames drain through every stage, then stop the tasks."""
@@ -194,7 +206,10 @@ class Pipeline:
         async for out in stage.process(frame):
             if out.turn_id in self._cancelled:
                 continue
-            await outq.put(out)
+            if isinstance(out, ControlFrame):
+                self._queues[-1].put_nowait(out)
+            else:
+                await outq.put(out)
 
     async def _fail(self, stage: Stage, frame: Frame, exc: BaseException) -> None:
         name = type(stage).__name__

@@ -53,8 +53,13 @@ class Speaker:
         self._lock = threading.Lock()
         self._buf = bytearray()
         self.played_bytes = 0
+        """Bytes handed to the device so far."""
+        self.queued_bytes = 0
+        """Bytes given to ``play`` so far (after resampling): a position in the output stream."""
         self.first_play_s: float | None = None
-        """``perf_counter()`` when the first sample was handed to the device."""
+        """``perf_counter()`` when playback last started after silence (first sample handed
+        to the device)."""
+        self._idle = True
         self._resampler: Any = None
         rate = sample_rate_hz
         try:
@@ -89,8 +94,9 @@ class Speaker:
         with self._lock:
             chunk = bytes(self._buf[:n])
             del self._buf[:n]
-        if chunk and self.first_play_s is None:
+        if chunk and self._idle:
             self.first_play_s = time.perf_counter()
+        self._idle = not chunk
         outdata[: len(chunk)] = chunk
         if len(chunk) < n:
             outdata[len(chunk) :] = b"\x00" * (n - len(chunk))
@@ -102,6 +108,7 @@ class Speaker:
             pcm = self._resampler.resample_chunk(np.frombuffer(pcm, dtype="<i2")).tobytes()
         with self._lock:
             self._buf += pcm
+            self.queued_bytes += len(pcm)
 
     @property
     def buffered_s(self) -> float:
@@ -111,6 +118,7 @@ class Speaker:
     def clear(self) -> None:
         """Stop at once: drop whatever has not been played yet."""
         with self._lock:
+            self.queued_bytes -= len(self._buf)
             self._buf.clear()
 
     async def drain(self) -> None:

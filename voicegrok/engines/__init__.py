@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from ..conversation import Message
 
-__all__ = ["ChatModel", "SpeechToText", "TextToSpeech"]
+__all__ = ["ChatModel", "SpeechToText", "TextToSpeech", "VoiceActivity"]
 
 
 class SpeechToText(Protocol):
@@ -52,4 +52,18 @@ class TextToSpeech(Protocol):
 
     def synthesize(self, text: str) -> Iterator[bytes]:
         """Yield mono signed 16-bit PCM, one chunk per sentence of ``text``."""
+        ...
+
+
+class VoiceActivity(Protocol):
+    sample_rate_hz: int
+    window_samples: int
+    """Samples per window: ``probabilities`` gets whole windows."""
+
+    def probabilities(self, samples: npt.NDArray[np.float32]) -> list[float]:
+        """Speech probability of each window of ``samples`` (model state carries over)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the state (a new stream)."""
         ...

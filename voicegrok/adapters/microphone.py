@@ -1,0 +1,97 @@
+"""Sound input through PortAudio (sounddevice): mono float32 chunks handed to the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import AudioDeviceError, first_line
+from .speaker import sounddevice_module
+
+__all__ = ["Microphone", "list_devices"]
+
+
+class Microphone:
+    """Records from an input device at 16 kHz when it allows, else at its own rate.
+
+    ``chunks()`` yields mono float32 arrays of ``block_ms`` each, as they are captured;
+    the audio callback only copies and hands over, it never blocks.
+    """
+
+    def __init__(self, device: int | str | None = None, *, block_ms: int = 20) -> None:
+        sd = sounddevice_module()
+        try:
+            info = sd.query_devices(device, "input")
+        except Exception as e:
+            raise AudioDeviceError(
+                f"no input device {device if device is not None else '(default)'}: "
+                f"{first_line(e)}; voicegrok devices lists them"
+            ) from None
+        rate = 16000
+        channels = 1
+        try:
+            sd.check_input_settings(device=device, samplerate=rate, channels=1, dtype="float32")
+        except Exception:
+            rate = int(info["default_samplerate"])
+            channels = max(1, min(2, int(info["max_input_channels"])))
+        self.sample_rate_hz = rate
+        self.name = str(info["name"])
+        self._channels = channels
+        self._queue: asyncio.Queue[npt.NDArray[np.float32]] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self.overflows = 0
+        try:
+            self._stream: Any = sd.InputStream(
+                device=device,
+                samplerate=rate,
+                channels=channels,
+                dtype="float32",
+                blocksize=int(rate * block_ms / 1000),
+                callback=self._callback,
+            )
+            self._stream.start()
+        except Exception as e:
+            raise AudioDeviceError(
+                f"cannot open input device {self.name!r} ({first_line(e)}); it may be busy: "
+                "close other programs using it or pick another with --input-device"
+            ) from None
+
+    def _callback(self, indata: Any, _frames: int, _time: Any, status: Any) -> None:
+        if status and status.input_overflow:
+            self.overflows += 1
+        mono = indata.mean(axis=1) if self._channels > 1 else indata[:, 0]
+        with contextlib.suppress(RuntimeError):  # loop closed while shutting down
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, mono.astype(np.float32))
+
+    async def chunks(self) -> AsyncIterator[npt.NDArray[np.float32]]:
+        while True:
+            yield await self._queue.get()
+
+    def close(self) -> None:
+        self._stream.stop()
+        self._stream.close()
+
+
+def list_devices() -> list[dict[str, object]]:
+    """Every PortAudio device: index, name, channels, default rate, default marks."""
+    sd = sounddevice_module()
+    default_in, default_out = sd.default.device
+    rows = []
+    for i, d in enumerate(sd.query_devices()):
+        rows.append(
+            {
+                "index": i,
+                "name": d["name"],
+                "inputs": d["max_input_channels"],
+                "outputs": d["max_output_channels"],
+                "rate_hz": int(d["default_samplerate"]),
+                "default_input": i == default_in,
+                "default_output": i == default_out,
+            }
+        )
+    return rows

@@ -1,0 +1,129 @@
+"""End-of-turn detection from per-window speech probabilities (pure logic, no I/O).
+
+An utterance starts when ``min_speech_ms`` of windows in a row are voiced (probability at
+least ``threshold``); it then includes ``preroll_ms`` of audio from before the start, so the
+first syllable is never clipped. It ends after ``end_silence_ms`` of windows below
+``neg_threshold`` (hysteresis: a dip between the two thresholds is still speech), or at
+``max_utterance_s``. A pause shorter than ``end_silence_ms`` never splits an utterance.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Ended", "EndpointConfig", "Endpointer", "Started"]
+
+FloatAudio = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    threshold: float = 0.5
+    """Probability at or above which a window starts speech."""
+    neg_threshold: float = 0.35
+    """Probability below which a window counts as silence once speech has started."""
+    min_speech_ms: int = 96
+    """Voiced time in a row needed to start an utterance (shorter blips are ignored)."""
+    end_silence_ms: int = 480
+    """Silence that ends the turn. Lower answers sooner but may cut a slow speaker short."""
+    preroll_ms: int = 300
+    """Audio kept from before the start of speech."""
+    tail_ms: int = 150
+    """Audio kept after the last voiced window (whisper likes a little silence)."""
+    max_utterance_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Started:
+    start_sample: int
+    """Position of the first voiced sample in the stream."""
+
+
+@dataclass(frozen=True, eq=False)
+class Ended:
+    audio: FloatAudio
+    """The utterance: pre-roll, speech and a short tail."""
+    start_sample: int
+    end_sample: int
+    """Position just after the last voiced sample."""
+    audio_start_sample: int
+    """Position of ``audio[0]`` in the stream (before ``start_sample`` by the pre-roll)."""
+
+
+class Endpointer:
+    """Feed it windows and their speech probability; it reports starts and ends."""
+
+    def __init__(
+        self,
+        config: EndpointConfig | None = None,
+        *,
+        sample_rate_hz: int = 16000,
+        window_samples: int = 512,
+    ) -> None:
+        self.config = config or EndpointConfig()
+        self._rate = sample_rate_hz
+        self._win = window_samples
+        ms_per_window = 1000 * window_samples / sample_rate_hz
+        self._min_speech = max(1, round(self.config.min_speech_ms / ms_per_window))
+        self._end_silence = max(1, round(self.config.end_silence_ms / ms_per_window))
+        self._preroll = round(self.config.preroll_ms / ms_per_window)
+        self._tail = round(self.config.tail_ms / ms_per_window)
+        self._max = round(self.config.max_utterance_s * 1000 / ms_per_window)
+        self._history: deque[FloatAudio] = deque(maxlen=self._preroll + self._min_speech)
+        self._pos = 0
+        self._run = 0
+        self._speaking = False
+        self._windows: list[FloatAudio] = []
+        self._start = 0
+        self._utterance_start = 0
+        self._last_voiced_end = 0
+        self._silence = 0
+
+    @property
+    def speaking(self) -> bool:
+        return self._speaking
+
+    def feed(self, window: FloatAudio, probability: float) -> Started | Ended | None:
+        pos = self._pos
+        self._pos += len(window)
+        if not self._speaking:
+            self._history.append(window)
+            self._run = self._run + 1 if probability >= self.config.threshold else 0
+            if self._run < self._min_speech:
+                return None
+            self._speaking = True
+            self._start = pos - (self._run - 1) * self._win
+            kept = min(len(self._history), self._run + self._preroll)
+            self._windows = list(self._history)[-kept:]
+            self._utterance_start = self._pos - kept * self._win
+            self._last_voiced_end = self._pos
+            self._silence = 0
+            self._history.clear()
+            return Started(self._start)
+        self._windows.append(window)
+        if probability >= self.config.neg_threshold:
+            self._silence = 0
+            self._last_voiced_end = self._pos
+        else:
+            self._silence += 1
+        if self._silence >= self._end_silence or len(self._windows) >= self._max:
+            return self._end()
+        return None
+
+    def _end(self) -> Ended:
+        keep_until = min(self._pos, self._last_voiced_end + self._tail * self._win)
+        audio = np.concatenate(self._windows)[: keep_until - self._utterance_start]
+        ended = Ended(
+            audio=audio,
+            start_sample=self._start,
+            end_sample=self._last_voiced_end,
+            audio_start_sample=self._utterance_start,
+        )
+        self._speaking = False
+        self._run = 0
+        self._windows = []
+        return ended

@@ -1,0 +1,66 @@
+"""Streaming Silero VAD v6 (the ONNX export faster-whisper ships), state kept across chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ModelError, first_line
+
+__all__ = ["SileroVAD"]
+
+
+class SileroVAD:
+    """Speech probability of each 32 ms window of 16 kHz audio.
+
+    faster-whisper's own wrapper resets the model state on every call (batch use); this one
+    keeps the LSTM state and the 64-sample context between calls, so audio can be fed in
+    pieces of any length as it arrives from a microphone.
+    """
+
+    sample_rate_hz = 16000
+    window_samples = 512
+    _context_samples = 64
+
+    def __init__(self, model_path: Path) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 4
+        try:
+            self._session: Any = onnxruntime.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own untyped exceptions
+            raise ModelError(
+                f"{model_path}: cannot load the Silero VAD model ({first_line(e)}); "
+                "pass --vad-model a silero_vad_v6.onnx file"
+            ) from None
+        self.reset()
+
+    def reset(self) -> None:
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(self._context_samples, dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def probabilities(self, samples: npt.NDArray[np.float32]) -> list[float]:
+        """Feed audio; returns one probability for each whole window completed by it."""
+        audio = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        n = len(audio) // self.window_samples
+        self._pending = audio[n * self.window_samples :]
+        out = []
+        for i in range(n):
+            window = audio[i * self.window_samples : (i + 1) * self.window_samples]
+            x = np.concatenate([self._context, window])[None, :]
+            prob, self._h, self._c = self._session.run(
+                None, {"input": x, "h": self._h, "c": self._c}
+            )
+            self._context = window[-self._context_samples :]
+            out.append(float(np.asarray(prob).ravel()[0]))
+        return out
