@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -324,10 +326,26 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
+    # Installed after the audio streams are open: native audio libraries may replace the
+    # SIGINT handler, and Ctrl+C (or SIGTERM) must always end the conversation cleanly.
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows has neither
+            loop.add_signal_handler(sig, stop.set)
     try:
         async with Assistant(engines, settings, endpointing=endpointing) as assistant:
             session = LiveSession(assistant, speaker, sys.stdout, args.metrics)
-            await session.run(mic.chunks(), mic.sample_rate_hz)
+            running = asyncio.create_task(session.run(mic.chunks(), mic.sample_rate_hz))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (running, stopping):
+                task.cancel()
+            await asyncio.gather(running, stopping, return_exceptions=True)
+            print(
+                f"\nbye: {session.turns_done} turns, {session.interruptions} interruptions",
+                file=sys.stderr,
+            )
     finally:
         mic.close()
         speaker.close()

@@ -73,7 +73,9 @@ class Microphone:
             yield await self._queue.get()
 
     def close(self) -> None:
-        self._stream.stop()
+        # abort, not stop: stop() drains PortAudio's buffers, which can hang on a stalled
+        # ALSA/PulseAudio stream; at close nothing queued needs to be played.
+        self._stream.abort()
         self._stream.close()
 
 

@@ -131,5 +131,7 @@ class Speaker:
 
     def close(self) -> None:
         self.clear()
-        self._stream.stop()
+        # abort, not stop: stop() drains PortAudio's buffers, which can hang on a stalled
+        # ALSA/PulseAudio stream; at close nothing queued needs to be played.
+        self._stream.abort()
         self._stream.close()

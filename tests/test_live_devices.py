@@ -1,0 +1,241 @@
+"""The live loop through real PortAudio devices: a PulseAudio daemon with a pipe source as
+the microphone and a null sink as the speaker (its monitor records what voicegrok said)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from voicegrok.audio import load_audio
+
+from .conftest import DEMO, words
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("pulseaudio") is None and not os.environ.get("CI"),
+    reason="needs PulseAudio (installed by .ci/run: apt-get install pulseaudio pulseaudio-utils)",
+)
+
+
+@dataclass
+class VirtualAudio:
+    env: dict[str, str]
+    fifo: Path
+    folder: Path
+
+    def speak(
+        self, *parts: str | float, rate: int = 16000, stop: threading.Event | None = None
+    ) -> None:
+        """Write recordings (paths) and silences (seconds) into the microphone in real time."""
+        chunk = rate // 50
+        start = time.perf_counter()
+        sent = 0
+        with self.fifo.open("wb", buffering=0) as f:
+            for part in parts:
+                audio = (
+                    np.zeros(int(part * rate), dtype=np.float32)
+                    if isinstance(part, float)
+                    else load_audio(part, rate)
+                )
+                pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+                for i in range(0, len(pcm), chunk * 2):
+                    if stop is not None and stop.is_set():
+                        return
+                    f.write(pcm[i : i + chunk * 2])
+                    sent += chunk
+                    delay = start + sent / rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+
+    def record(self, path: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                "parecord",
+                "--device=vg_speaker.monitor",
+                "--rate=22050",
+                "--channels=1",
+                "--format=s16le",
+                "--file-format=wav",
+                str(path),
+            ],
+            env=self.env,
+        )
+
+
+@pytest.fixture
+def virtual_audio(tmp_path: Path) -> Iterator[VirtualAudio]:
+    folder = tmp_path / "pulse"
+    folder.mkdir()
+    fifo = folder / "mic.fifo"
+    socket = folder / "native"
+    (folder / "default.pa").write_text(
+        "load-module module-null-sink sink_name=vg_speaker rate=22050 channels=1\n"
+        f"load-module module-pipe-source source_name=vg_mic file={fifo} format=s16le "
+        "rate=16000 channels=1\n"
+        "set-default-sink vg_speaker\nset-default-source vg_mic\n"
+        f"load-module module-native-protocol-unix auth-anonymous=1 socket={socket}\n"
+    )
+    env = dict(
+        os.environ,
+        PULSE_SERVER=f"unix:{socket}",
+        HOME=str(folder),
+        XDG_RUNTIME_DIR=str(folder),
+        VOICEGROK_MODELS_DIR=str(tmp_path / "models"),
+    )
+    daemon = subprocess.Popen(
+        [
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--system=false",
+            "--disallow-exit",
+            "-F",
+            str(folder / "default.pa"),
+            "--log-target=stderr",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if socket.exists() and fifo.exists():
+            break
+        time.sleep(0.05)
+    else:
+        daemon.kill()
+        pytest.fail("PulseAudio did not start")
+    yield VirtualAudio(env, fifo, folder)
+    daemon.terminate()
+    daemon.wait(10)
+
+
+def start_talk(va: VirtualAudio, tmp_path: Path) -> subprocess.Popen[str]:
+    """``voicegrok talk``, its stdout going to a file the test can read while it runs."""
+    with (tmp_path / "talk.out").open("w") as out:  # the child keeps its own copy
+        return subprocess.Popen(
+            [sys.executable, "-m", "voicegrok", "talk", "--metrics", str(tmp_path / "m.jsonl")],
+            env=va.env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
+def _lines(tmp_path: Path) -> list[str]:
+    path = tmp_path / "talk.out"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def wait_for_metrics(path: Path, n: int, timeout_s: float = 60) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+            if len(rows) >= n:
+                return rows
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {n} turns in {timeout_s} s")
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode in (0, 130), err
+    out_file = Path(proc.args[-1]).parent / "talk.out"  # type: ignore[index]
+    return out_file.read_text(), err
+
+
+def ready(proc: subprocess.Popen[str]) -> None:
+    """Wait for the 'listening' line (models loaded, microphone open)."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "is listening" in line:
+            return
+    raise AssertionError("voicegrok talk did not start")
+
+
+def test_a_spoken_question_is_answered_out_loud(
+    virtual_audio: VirtualAudio, tmp_path: Path
+) -> None:
+    """Speech into the virtual microphone; the answer voicegrok prints comes out of the speaker."""
+    rec = virtual_audio.record(tmp_path / "out.wav")
+    talk = start_talk(virtual_audio, tmp_path)
+    ready(talk)
+    virtual_audio.speak(0.5, str(DEMO / "turn3.wav"), 0.5)
+    done = threading.Event()
+    feeder = threading.Thread(target=virtual_audio.speak, args=(30.0,), kwargs={"stop": done})
+    feeder.start()  # keep the microphone fed with silence while the answer plays
+    rows = wait_for_metrics(tmp_path / "m.jsonl", 1)
+    time.sleep(rows[0]["audio_s"] + 1.0)  # type: ignore[operator]
+    done.set()
+    feeder.join()
+    out, err = stop(talk)
+    rec.terminate()
+    rec.wait(10)
+    assert "you: Please add a column with the approximate cost of each event." in out, err
+    answer = out.split("voicegrok: ", 1)[1].split("\n[", 1)[0]
+    assert rows[0]["first_audio_device_ms"] is not None and rows[0]["interrupted"] is False
+    heard = subprocess.run(
+        [sys.executable, "-m", "voicegrok", "transcribe", str(tmp_path / "out.wav"), "-q"],
+        capture_output=True,
+        text=True,
+        env=virtual_audio.env,
+        check=True,
+    ).stdout
+    said, expected = set(words(heard)), set(words(answer))
+    assert said and len(said & expected) / len(said) >= 0.5, (heard, answer)
+    assert "Traceback" not in err
+
+
+def test_speaking_over_the_answer_stops_it_and_starts_a_new_turn(
+    virtual_audio: VirtualAudio, tmp_path: Path
+) -> None:
+    """Barge-in: playback falls silent while the person talks; their new question is answered."""
+    talk = start_talk(virtual_audio, tmp_path)
+    ready(talk)
+    rec = virtual_audio.record(tmp_path / "out.wav")
+    rec_start = time.perf_counter()
+    # the itinerary question gets a long answer; 3 s into its playback, ask something else
+    virtual_audio.speak(0.5, str(DEMO / "turn1.wav"), 0.6)
+    while not any("voicegrok: " in line for line in _lines(tmp_path)):
+        virtual_audio.speak(0.1)
+    virtual_audio.speak(3.0)
+    barge_at = time.perf_counter() - rec_start
+    second = load_audio(DEMO / "turn4.wav")
+    virtual_audio.speak(str(DEMO / "turn4.wav"), 1.0)
+    done = threading.Event()
+    feeder = threading.Thread(target=virtual_audio.speak, args=(60.0,), kwargs={"stop": done})
+    feeder.start()
+    rows = wait_for_metrics(tmp_path / "m.jsonl", 2, timeout_s=40)
+    done.set()
+    feeder.join()
+    out, err = stop(talk)
+    rec.terminate()
+    rec.wait(10)
+    assert "(interrupted)" in out, out + err
+    assert [r["interrupted"] for r in rows[:2]] == [True, False], rows
+    assert "you: And now can you do this for Atlanta" in out
+    audio, rate = soundfile.read(str(tmp_path / "out.wav"), dtype="float32")
+
+    def loudness(t0: float, t1: float) -> float:
+        seg = audio[int(t0 * rate) : int(t1 * rate)]
+        return float(np.sqrt(np.mean(seg**2))) if len(seg) else 0.0
+
+    # the answer was playing just before the person spoke ...
+    assert loudness(barge_at - 1.5, barge_at) > 0.01
+    # ... and was silent while they kept speaking (from 0.4 s in to the end of their words)
+    assert loudness(barge_at + 0.4, barge_at + len(second) / 16000 - 0.5) < 0.003
