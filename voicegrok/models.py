@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 KINDS = ("stt", "llm", "tts", "vad")
-_FLAG = {"stt": "--stt-model", "llm": "--llm-model", "tts": "--voice", "vad": "--vad-model"}
+_FLAG = {"stt": "--stt-model", "llm": "--llm-model", "tts": "--voice", "vad": ""}
 
 
 @dataclass(frozen=True)
@@ -239,9 +239,10 @@ def resolve(kind: str, spec: str | os.PathLike[str] | None = None) -> Path:
         entry = DEFAULTS[kind]
         path = entry.path()
         if path is None or not path.exists():
+            alternative = f" (or pass {flag} PATH)" if flag else ""
             raise ModelError(
                 f"default {kind} model {entry.name} is not installed: "
-                f"{entry.install_hint} (or pass {flag} PATH)"
+                f"{entry.install_hint}{alternative}"
             )
         return _check(kind, path, flag)
     text = str(spec)

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import ModelError, first_line
 from ..models import piper_config_path
 from ..threads import CoreShare
+from .onnx import cpu_session
 
 __all__ = ["PiperEngine"]
 
@@ -25,7 +26,6 @@ class PiperEngine:
         length_scale: float | None = None,
         cores: CoreShare | None = None,
     ) -> None:
-        import onnxruntime
         from piper import PiperConfig, PiperVoice, SynthesisConfig
 
         config_path = piper_config_path(model_path)
@@ -38,18 +38,12 @@ class PiperEngine:
                 f"{config_path}: not a valid Piper voice config ({first_line(e)}); "
                 "pass --voice a Piper .onnx whose .onnx.json is beside it"
             ) from None
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            session = onnxruntime.InferenceSession(
-                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as e:  # onnxruntime raises its own untyped exceptions
-            raise ModelError(
-                f"{model_path}: cannot load the Piper voice ({first_line(e)}); "
-                "pass --voice a valid Piper .onnx file"
-            ) from None
+        session = cpu_session(
+            model_path,
+            threads=threads,
+            what="Piper voice",
+            fix="pass --voice a valid Piper .onnx file",
+        )
         self._voice = PiperVoice(config=config, session=session)
         self._syn = SynthesisConfig(length_scale=length_scale)
         self.sample_rate_hz: int = int(config.sample_rate)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ModelError, first_line
+from .onnx import cpu_session
 
 __all__ = ["SileroVAD"]
 
@@ -26,21 +26,12 @@ class SileroVAD:
     _context_samples = 64
 
     def __init__(self, model_path: Path) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 4
-        try:
-            self._session: Any = onnxruntime.InferenceSession(
-                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as e:  # onnxruntime raises its own untyped exceptions
-            raise ModelError(
-                f"{model_path}: cannot load the Silero VAD model ({first_line(e)}); "
-                "pass --vad-model a silero_vad_v6.onnx file"
-            ) from None
+        self._session: Any = cpu_session(
+            model_path,
+            threads=1,
+            what="Silero VAD model",
+            fix="reinstall faster-whisper, which ships silero_vad_v6.onnx",
+        )
         self.reset()
 
     def reset(self) -> None:
