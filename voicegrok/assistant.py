@@ -151,12 +151,9 @@ class Assistant:
         self._ids = itertools.count(1)
         stages: list[Stage] = []
         if engines.vad is not None:
-            self.vad: VADStage | None = VADStage(
-                engines.vad, lambda: next(self._ids), endpointing, engines.threads["vad"]
+            stages.append(
+                VADStage(engines.vad, lambda: next(self._ids), endpointing, engines.threads["vad"])
             )
-            stages.append(self.vad)
-        else:
-            self.vad = None
         if engines.stt is not None:
             stages.append(STTStage(engines.stt, engines.threads["stt"]))
         stages.append(

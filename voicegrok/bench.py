@@ -11,7 +11,7 @@ from typing import Any
 from .assistant import Assistant, load_engines
 from .audio import load_audio
 from .config import Settings
-from .frames import LLMToken, TurnFailed, TurnMetrics, UserText
+from .frames import TurnFailed, TurnMetrics, UserText
 
 _METRICS = (
     "stt_ms",
@@ -110,8 +110,6 @@ async def run_reply_bench(
                             metrics = frame
                         elif isinstance(frame, TurnFailed):
                             failures += 1
-                        elif isinstance(frame, LLMToken):
-                            pass
                     if metrics is None:
                         continue
                     d = metrics.as_dict()

@@ -45,10 +45,6 @@ class VADStage:
         """Samples (at the engine's rate) received so far."""
         self._turn_id = 0
 
-    @property
-    def speaking(self) -> bool:
-        return self._endpointer.speaking
-
     def _to_engine_rate(self, chunk: AudioChunk) -> np.ndarray[Any, np.dtype[np.float32]]:
         rate = self._engine.sample_rate_hz
         if chunk.sample_rate_hz == rate:
