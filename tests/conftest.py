@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from voicegrok import models
 from voicegrok.assistant import Engines, load_engines
 from voicegrok.config import Settings
 
@@ -26,6 +28,13 @@ def engines() -> Iterator[Engines]:
     e = load_engines(Settings())
     yield e
     e.close()
+
+
+def engines_with_vad(e: Engines) -> Engines:
+    """The same loaded engines plus the Silero VAD (listening mode)."""
+    from voicegrok.engines.silero import SileroVAD
+
+    return dataclasses.replace(e, vad=SileroVAD(models.resolve("vad")))
 
 
 @dataclass

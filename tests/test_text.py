@@ -51,10 +51,22 @@ def test_the_first_clause_is_cut_early_at_a_comma() -> None:
     assert pieces == ["Of course I can,", "here is a plan for you.", "Day one, then more."]
 
 
+def test_a_long_first_sentence_without_commas_is_cut_before_a_joining_word() -> None:
+    """The first sound should not wait for a whole long sentence."""
+    pieces = split("I'd be delighted to help you plan your two-day adventure. Day one.")
+    assert pieces[:2] == ["I'd be delighted", "to help you plan your two-day adventure."]
+    # no joining word: cut after first_max_words; later sentences are never cut this way
+    pieces = split("One two three four five six seven eight nine ten eleven twelve thirteen.")
+    assert pieces == ["One two three four five six seven eight nine ten eleven twelve", "thirteen."]
+    later = "Then walk to the park and eat."
+    assert split(f"Yes. {later}") == ["Yes.", later]
+
+
 def test_sentences_and_lines_end_pieces_but_abbreviations_do_not() -> None:
     """Mr. and St. and list numbers do not end a sentence; line breaks always do."""
-    text = "Meet Mr. Smith on St. Marks Place. Then eat.\n1. Coffee\n2. Bagels"
+    text = "Hi. Meet Mr. Smith on St. Marks Place. Then eat.\n1. Coffee\n2. Bagels"
     assert split(text) == [
+        "Hi.",
         "Meet Mr. Smith on St. Marks Place.",
         "Then eat.",
         "1. Coffee",

@@ -7,7 +7,7 @@ import pytest
 
 from voicegrok import models
 from voicegrok.audio import load_audio
-from voicegrok.endpointing import Ended, EndpointConfig, Endpointer, Started
+from voicegrok.endpointing import Ended, EndpointConfig, Endpointer, Paused, Resumed, Started
 from voicegrok.engines.silero import SileroVAD
 
 from .conftest import DATA, DEMO
@@ -68,8 +68,10 @@ def test_utterance_boundaries_are_within_100_ms_of_the_truth(vad: SileroVAD, nam
     start_s, end_s = voiced_span(clip)
     audio = np.concatenate([silence(1.0), clip, silence(2.0)])
     events = run(vad, audio)
-    assert [type(e) for e in events] == [Started, Ended]
-    started, ended = events
+    # turn4 has a pause inside ("...for Atlanta? Georgia also."): Paused/Resumed in between
+    assert [type(e) for e in events if not isinstance(e, (Paused, Resumed))] == [Started, Ended]
+    started, paused, ended = events[0], events[-2], events[-1]
+    assert isinstance(paused, Paused) and paused.end_sample == ended.end_sample
     assert isinstance(started, Started) and isinstance(ended, Ended)
     assert abs(started.start_sample / RATE - (1.0 + start_s)) <= 0.1
     assert abs(ended.end_sample / RATE - (1.0 + end_s)) <= 0.1
@@ -82,17 +84,23 @@ def test_a_short_pause_does_not_split_the_utterance(vad: SileroVAD) -> None:
     a = load_audio(DEMO / "turn2.wav")
     b = load_audio(DEMO / "turn3.wav")
     _, ea = voiced_span(a)
-    sb, _ = voiced_span(b)
+    sb, eb = voiced_span(b)
     # trim the recordings' own padding so the pause between them is exactly 300 ms
     audio = np.concatenate([silence(0.5), a[: int(ea * RATE)], silence(0.3), b[int(sb * RATE) :]])
     events = run(vad, np.concatenate([audio, silence(1.5)]))
-    assert [type(e) for e in events] == [Started, Ended]
+    # the pause is noticed (and may end the turn early if the words look finished), then
+    # speech resumes and the utterance goes on as one
+    assert [type(e) for e in events] == [Started, Paused, Resumed, Paused, Ended]
+    paused, ended = events[1], events[-1]
+    assert isinstance(paused, Paused) and isinstance(ended, Ended)
+    assert abs(paused.end_sample / RATE - (0.5 + ea)) <= 0.1
+    assert abs(ended.end_sample / RATE - (0.5 + ea + 0.3 + eb - sb)) <= 0.1
 
 
 def test_a_long_pause_ends_the_turn(vad: SileroVAD) -> None:
     a = load_audio(DEMO / "turn2.wav")
     events = run(vad, np.concatenate([a, silence(1.0), a, silence(1.0)]))
-    assert [type(e) for e in events] == [Started, Ended, Started, Ended]
+    assert [type(e) for e in events] == [Started, Paused, Ended] * 2
 
 
 def test_noise_alone_starts_no_turn(vad: SileroVAD) -> None:

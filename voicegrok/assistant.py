@@ -32,7 +32,7 @@ from .frames import (
 )
 from .pipeline import Pipeline, Stage
 from .stages import ClauseStage, LLMStage, MetricsStage, STTStage, TTSStage
-from .stages.vad import VADStage
+from .stages.listen import ListenStage
 from .threads import CoreShare, EngineThread
 
 __all__ = ["Assistant", "Engines", "load_engines"]
@@ -142,7 +142,11 @@ class Assistant:
         settings: Settings | None = None,
         conversation: Conversation | None = None,
         endpointing: EndpointConfig | None = None,
+        *,
+        realtime: bool = False,
     ) -> None:
+        """``realtime``: the answer is played as it is made (a speaker, a client), so speech
+        is synthesized only a little ahead of playback, leaving the CPU to the LLM."""
         settings = settings or Settings()
         if engines.llm is None:
             raise ValueError("an assistant needs an LLM engine")
@@ -151,8 +155,17 @@ class Assistant:
         self._ids = itertools.count(1)
         stages: list[Stage] = []
         if engines.vad is not None:
+            if engines.stt is None:
+                raise ValueError("listening needs a speech-to-text engine next to the VAD")
             stages.append(
-                VADStage(engines.vad, lambda: next(self._ids), endpointing, engines.threads["vad"])
+                ListenStage(
+                    engines.vad,
+                    engines.stt,
+                    lambda: next(self._ids),
+                    endpointing,
+                    vad_thread=engines.threads["vad"],
+                    stt_thread=engines.threads["stt"],
+                )
             )
         if engines.stt is not None:
             stages.append(STTStage(engines.stt, engines.threads["stt"]))
@@ -167,7 +180,8 @@ class Assistant:
         )
         stages.append(ClauseStage(first_min_words=settings.first_clause_words))
         if engines.tts is not None:
-            stages.append(TTSStage(engines.tts, engines.threads["tts"]))
+            lead_s = settings.tts_lead_s if realtime else None
+            stages.append(TTSStage(engines.tts, engines.threads["tts"], lead_s=lead_s))
         stages.append(MetricsStage())
         self.pipeline = Pipeline(stages)
         self._out = self.pipeline.frames()
@@ -180,13 +194,24 @@ class Assistant:
     async def __aexit__(self, *exc: object) -> None:
         await self.pipeline.abort()
 
+    def _text_turn(self, text: str) -> tuple[Frame, Frame]:
+        turn_id = next(self._ids)
+        first = TurnStarted(turn_id=turn_id, speech_end_s=time.perf_counter(), source="text")
+        return first, UserText(turn_id=turn_id, text=text, source="text")
+
+    def _audio_turn(
+        self, samples: npt.NDArray[np.float32], sample_rate_hz: int, speech_end_s: float | None
+    ) -> tuple[Frame, Frame]:
+        turn_id = next(self._ids)
+        end = time.perf_counter() if speech_end_s is None else speech_end_s
+        first = TurnStarted(turn_id=turn_id, speech_end_s=end, source="speech")
+        audio = UserAudio(turn_id=turn_id, samples=samples, sample_rate_hz=sample_rate_hz)
+        return first, audio
+
     async def ask(self, text: str) -> AsyncIterator[Frame]:
         """Answer typed text; yields the turn's frames, ending with TurnMetrics,
         TurnFailed or Interrupt."""
-        turn_id = next(self._ids)
-        first = TurnStarted(turn_id=turn_id, speech_end_s=time.perf_counter(), source="text")
-        frames = self._turn(first, UserText(turn_id=turn_id, text=text, source="text"))
-        async for frame in frames:
+        async for frame in self._turn(*self._text_turn(text)):
             yield frame
 
     async def reply(
@@ -196,12 +221,26 @@ class Assistant:
         speech_end_s: float | None = None,
     ) -> AsyncIterator[Frame]:
         """Answer an utterance; ``speech_end_s`` (perf_counter) defaults to now."""
-        turn_id = next(self._ids)
-        end = time.perf_counter() if speech_end_s is None else speech_end_s
-        first = TurnStarted(turn_id=turn_id, speech_end_s=end, source="speech")
-        audio = UserAudio(turn_id=turn_id, samples=samples, sample_rate_hz=sample_rate_hz)
-        async for frame in self._turn(first, audio):
+        async for frame in self._turn(*self._audio_turn(samples, sample_rate_hz, speech_end_s)):
             yield frame
+
+    async def push_text(self, text: str) -> int:
+        """Listening mode: start a typed turn; its frames come out of ``frames()``."""
+        return await self._push(*self._text_turn(text))
+
+    async def push_audio(
+        self,
+        samples: npt.NDArray[np.float32],
+        sample_rate_hz: int,
+        speech_end_s: float | None = None,
+    ) -> int:
+        """Listening mode: start a turn from a whole utterance (push-to-talk)."""
+        return await self._push(*self._audio_turn(samples, sample_rate_hz, speech_end_s))
+
+    async def _push(self, *inputs: Frame) -> int:
+        for frame in inputs:
+            await self.pipeline.push(frame)
+        return inputs[0].turn_id
 
     async def hear(self, samples: npt.NDArray[np.float32], sample_rate_hz: int) -> None:
         """Feed microphone audio (listening mode: needs a VAD engine); read ``frames()``."""
@@ -225,6 +264,13 @@ class Assistant:
         await self.pipeline.cancel_turn_and_wait(turn_id)
         self.conversation.replace_last_assistant(spoken)
 
+    async def retract(self, turn_id: int, user_text: str | None) -> None:
+        """Cancel ``turn_id``, started early at a pause, and forget it: the person went on
+        speaking, so ``user_text`` was only the beginning of what they are saying."""
+        await self.pipeline.cancel_turn_and_wait(turn_id, reason="")
+        if user_text:
+            self.conversation.forget_exchange(user_text)
+
     def interrupt(self) -> None:
         """Cancel the current turn (barge-in): its reader gets an Interrupt and stops."""
         if self.current_turn is not None:
@@ -235,8 +281,7 @@ class Assistant:
         self.current_turn = turn_id
         ended = False
         try:
-            for frame in inputs:
-                await self.pipeline.push(frame)
+            await self._push(*inputs)
             while not ended:
                 frame = await anext(self._out)
                 if frame.turn_id != turn_id:

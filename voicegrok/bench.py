@@ -1,4 +1,11 @@
-"""``voicegrok bench``: per-stage latency of voice turns; LLM speed bare vs in the pipeline."""
+"""``voicegrok bench``: per-stage latency of voice turns; LLM speed bare vs in the pipeline.
+
+- ``latency``: the live loop (VAD, end of turn, speech-to-text, LLM, clause TTS, playback)
+  hearing the recorded demo questions from a microphone that plays them at real-time pace,
+  and answering through a speaker that plays at real-time pace; the person waits for each
+  answer to finish before asking the next question.
+- ``reply``: whole recorded utterances handed to the pipeline (no VAD, no pacing).
+"""
 
 from __future__ import annotations
 
@@ -79,6 +86,98 @@ def _bare_tokens_per_s(settings: Settings, question: str) -> dict[str, float]:
         "tokens_per_s": round(tps, 1),
         "first_token_ms": round((first - start) * 1000, 1),
         "n_tokens": n,
+    }
+
+
+_LIVE_METRICS = (
+    "stt_ms",
+    "llm_first_token_ms",
+    "first_audio_ms",
+    "first_audio_device_ms",
+    "tokens_per_s",
+)
+
+
+async def run_latency_bench(
+    settings: Settings, *, runs: int = 3, progress: bool = True
+) -> dict[str, Any]:
+    """The demo's questions spoken into the live loop ``runs`` times (a new conversation each)."""
+    import asyncio
+
+    import numpy as np
+
+    from .adapters.virtual import VirtualSpeaker, paced_chunks
+    from .cli import demo_dir
+    from .live import LiveSession
+
+    files = sorted(demo_dir().glob("turn*.wav"))
+    recordings = [load_audio(f) for f in files]
+    t = time.perf_counter()
+    engines = load_engines(settings, vad=True)
+    load_s = time.perf_counter() - t
+    rows: list[dict[str, object]] = []
+    transcript = "What can you do?"
+    silence = np.zeros(16000 * 20 // 1000, dtype=np.float32)
+    try:
+        for run in range(runs):
+            async with Assistant(engines, settings, realtime=True) as assistant:
+                speaker = VirtualSpeaker(engines.tts.sample_rate_hz if engines.tts else 22050)
+                done: list[dict[str, object]] = []
+                session = LiveSession(assistant, speaker, on_metrics=done.append)
+
+                async def person(
+                    session: LiveSession = session, done: list[dict[str, object]] = done
+                ) -> Any:
+                    for i, audio in enumerate(recordings):
+                        question = np.concatenate([np.zeros(8000, np.float32), audio])
+                        async for chunk in paced_chunks(question, 16000):
+                            yield chunk
+                        waited = 0.0
+                        while len(done) <= i and waited < 90:  # listen to the whole answer
+                            yield silence
+                            await asyncio.sleep(0.02)
+                            waited += 0.02
+                    for _ in range(25):
+                        yield silence
+                        await asyncio.sleep(0.02)
+
+                await session.run(person(), 16000)
+                users = [m["content"] for m in assistant.conversation.turns if m["role"] == "user"]
+                transcript = users[0] if users else transcript
+                rows += [dict(r, question=i + 1, run=run + 1) for i, r in enumerate(done)]
+            if progress:
+                print(f"… run {run + 1}/{runs} done", file=sys.stderr, flush=True)
+    finally:
+        engines.close()
+    values = {
+        k: [float(v) for r in rows if isinstance(v := r.get(k), (int, float))]
+        for k in _LIVE_METRICS
+    }
+    first = [r for r in rows if r["question"] == 1 and isinstance(r.get("tokens_per_s"), float)]
+    bare = _bare_tokens_per_s(settings, transcript)
+    pipe_tps = statistics.median([float(str(r["tokens_per_s"])) for r in first]) if first else 0.0
+    return {
+        "benchmark": "latency",
+        "what": "recorded questions through the live loop at real-time pace (virtual devices)",
+        "runs": runs,
+        "turns": len(rows),
+        "interrupted": sum(1 for r in rows if r.get("interrupted")),
+        "settings": {"threads": settings.threads, "max_tokens": settings.max_tokens},
+        "load_s": round(load_s, 2),
+        "from_end_of_speech_ms": {
+            "final_transcript": _percentiles(values["stt_ms"]),
+            "first_llm_token": _percentiles(values["llm_first_token_ms"]),
+            "first_audio_made": _percentiles(values["first_audio_ms"]),
+            "first_audio_to_device": _percentiles(values["first_audio_device_ms"]),
+        },
+        "llm_in_pipeline_tokens_per_s": _percentiles(values["tokens_per_s"]),
+        "llm_bare": bare,
+        "llm_in_pipeline_vs_bare_first_question": round(pipe_tps / bare["tokens_per_s"], 3)
+        if bare.get("tokens_per_s")
+        else None,
+        "targets": {"first_audio_to_device_p50_ms": 500, "in_pipeline_vs_bare": 0.95},
+        "per_turn": rows,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 

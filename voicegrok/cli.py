@@ -312,17 +312,27 @@ async def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
     from .adapters.microphone import Microphone
     from .endpointing import EndpointConfig
-    from .live import LiveSession
+    from .live import ConsoleView, LiveSession
 
     device_in = _device(args.input_device)
     device_out = _device(args.output_device)
     engines = _load(settings, args, vad=True)
     mic = Microphone(device_in)
     speaker = Speaker(engines.tts.sample_rate_hz if engines.tts else 22050, device_out)
-    endpointing = EndpointConfig(end_silence_ms=args.end_silence_ms)
+    endpointing = EndpointConfig(end_silence_ms=args.end_silence_ms, pause_ms=args.pause_ms)
+    chunks = mic.chunks()
+    rate = mic.sample_rate_hz
+    canceller = None
+    if args.echo_cancel:
+        from .adapters.echo import EchoCanceller
+
+        delay_ms = round(1000 * (speaker.latency_s + mic.latency_s))
+        canceller = EchoCanceller(speaker.sample_rate_hz, mic.sample_rate_hz, delay_ms)
+        speaker.on_render = canceller.far_end
+        chunks, rate = canceller.cancel(chunks), canceller.sample_rate_hz
     print(
         f"voicegrok is listening on {mic.name!r} (Ctrl+C to stop). "
-        "Use a headset: with loudspeakers the assistant may hear itself.",
+        + ("Echo cancellation is on." if canceller else "Echo cancellation is off: use a headset."),
         file=sys.stderr,
         flush=True,
     )
@@ -334,9 +344,11 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows has neither
             loop.add_signal_handler(sig, stop.set)
     try:
-        async with Assistant(engines, settings, endpointing=endpointing) as assistant:
-            session = LiveSession(assistant, speaker, sys.stdout, args.metrics)
-            running = asyncio.create_task(session.run(mic.chunks(), mic.sample_rate_hz))
+        async with Assistant(
+            engines, settings, endpointing=endpointing, realtime=True
+        ) as assistant:
+            session = LiveSession(assistant, speaker, ConsoleView(sys.stdout), args.metrics)
+            running = asyncio.create_task(session.run(chunks, rate))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
             for task in (running, stopping):
@@ -349,6 +361,8 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         mic.close()
         speaker.close()
+        if canceller is not None:
+            canceller.close()
         engines.close()
     return 0
 
@@ -378,9 +392,10 @@ async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from .bench import run_reply_bench
+    from .bench import run_latency_bench, run_reply_bench
 
-    report = await run_reply_bench(settings, runs=args.runs, progress=not args.quiet)
+    bench = run_latency_bench if args.kind == "latency" else run_reply_bench
+    report = await bench(settings, runs=args.runs, progress=not args.quiet)
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
@@ -477,6 +492,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="silence that ends your turn (default 480; raise it if you get cut off)",
     )
+    p.add_argument(
+        "--pause-ms",
+        type=_positive,
+        default=160,
+        metavar="MS",
+        help="pause after which a finished-sounding sentence is answered at once (default 160)",
+    )
+    p.add_argument(
+        "--no-echo-cancel",
+        dest="echo_cancel",
+        action="store_false",
+        help="turn off echo cancellation (fine with a headset)",
+    )
     p.set_defaults(run=cmd_talk)
 
     p = sub.add_parser("devices", help="list sound input and output devices")
@@ -489,6 +517,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_models)
 
     p = sub.add_parser("bench", parents=[common], help="measure per-stage latency (JSON)")
+    p.add_argument(
+        "kind",
+        nargs="?",
+        choices=("latency", "reply"),
+        default="latency",
+        help="latency: the live loop at real-time pace (default); reply: whole recordings",
+    )
     p.add_argument("--runs", type=_positive, default=3, metavar="N", help="runs of the demo turns")
     p.add_argument("--out", type=Path, metavar="FILE.json", help="also write the JSON here")
     p.set_defaults(run=cmd_bench)

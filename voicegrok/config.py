@@ -35,3 +35,5 @@ class Settings:
     language: str | None = "en"
     first_clause_words: int = 3
     """The first clause of an answer is cut at a comma once it has this many words."""
+    tts_lead_s: float = 1.0
+    """Live playback: speech is synthesized at most this far ahead of the speaker."""

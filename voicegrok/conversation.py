@@ -39,6 +39,15 @@ class Conversation:
         if self.turns and self.turns[-1]["role"] == "assistant":
             self.turns[-1]["content"] = text
 
+    def forget_exchange(self, user_text: str) -> None:
+        """Drop the newest question, if it is ``user_text``, and its answer if it has one."""
+        turns = self.turns
+        if turns and turns[-1]["role"] == "assistant" and len(turns) > 1:
+            if turns[-2]["role"] == "user" and turns[-2]["content"] == user_text:
+                del turns[-2:]
+        elif turns and turns[-1]["role"] == "user" and turns[-1]["content"] == user_text:
+            turns.pop()
+
     def reset(self) -> None:
         self.turns.clear()
 

@@ -5,6 +5,11 @@ least ``threshold``); it then includes ``preroll_ms`` of audio from before the s
 first syllable is never clipped. It ends after ``end_silence_ms`` of windows below
 ``neg_threshold`` (hysteresis: a dip between the two thresholds is still speech), or at
 ``max_utterance_s``. A pause shorter than ``end_silence_ms`` never splits an utterance.
+
+Before that, after ``pause_ms`` of silence, it reports ``Paused`` with the utterance so far:
+the listener transcribes it and may end the turn early when the words look finished. If
+the person then speaks again (``min_speech_ms`` voiced in a row) before the end, it reports
+``Resumed`` and the utterance goes on.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Ended", "EndpointConfig", "Endpointer", "Started"]
+__all__ = ["Ended", "EndpointConfig", "Endpointer", "Paused", "Resumed", "Started"]
 
 FloatAudio = npt.NDArray[np.float32]
 
@@ -30,6 +35,9 @@ class EndpointConfig:
     """Voiced time in a row needed to start an utterance (shorter blips are ignored)."""
     end_silence_ms: int = 480
     """Silence that ends the turn. Lower answers sooner but may cut a slow speaker short."""
+    pause_ms: int = 160
+    """Silence after which the words so far are transcribed; when they look like a finished
+    sentence the turn ends there (and is withdrawn if the person goes on)."""
     preroll_ms: int = 300
     """Audio kept from before the start of speech."""
     tail_ms: int = 150
@@ -41,6 +49,19 @@ class EndpointConfig:
 class Started:
     start_sample: int
     """Position of the first voiced sample in the stream."""
+
+
+@dataclass(frozen=True, eq=False)
+class Paused:
+    audio: FloatAudio
+    """The utterance so far: pre-roll, speech and a short tail."""
+    end_sample: int
+    """Position just after the last voiced sample."""
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Speech again after a ``Paused``: the utterance continues."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +91,7 @@ class Endpointer:
         ms_per_window = 1000 * window_samples / sample_rate_hz
         self._min_speech = max(1, round(self.config.min_speech_ms / ms_per_window))
         self._end_silence = max(1, round(self.config.end_silence_ms / ms_per_window))
+        self._pause = max(1, round(self.config.pause_ms / ms_per_window))
         self._preroll = round(self.config.preroll_ms / ms_per_window)
         self._tail = round(self.config.tail_ms / ms_per_window)
         self._max = round(self.config.max_utterance_s * 1000 / ms_per_window)
@@ -82,12 +104,26 @@ class Endpointer:
         self._utterance_start = 0
         self._last_voiced_end = 0
         self._silence = 0
+        self._paused = False
+        self._resume_run = 0
 
     @property
     def speaking(self) -> bool:
         return self._speaking
 
-    def feed(self, window: FloatAudio, probability: float) -> Started | Ended | None:
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def utterance(self) -> FloatAudio:
+        """The audio of the utterance in progress (empty when nobody is speaking)."""
+        if not self._speaking:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(self._windows)
+
+    def feed(
+        self, window: FloatAudio, probability: float
+    ) -> Started | Paused | Resumed | Ended | None:
         pos = self._pos
         self._pos += len(window)
         if not self._speaking:
@@ -102,28 +138,46 @@ class Endpointer:
             self._utterance_start = self._pos - kept * self._win
             self._last_voiced_end = self._pos
             self._silence = 0
+            self._paused = False
             self._history.clear()
             return Started(self._start)
         self._windows.append(window)
-        if probability >= self.config.neg_threshold:
+        if self._paused:
+            # After a pause, only clear speech (not a breath) counts as going on.
+            self._resume_run = self._resume_run + 1 if probability >= self.config.threshold else 0
+            if self._resume_run >= self._min_speech:
+                self._paused = False
+                self._silence = 0
+                self._last_voiced_end = self._pos
+                return Resumed()
+            if not self._resume_run:
+                self._silence += 1
+        elif probability >= self.config.neg_threshold:
             self._silence = 0
             self._last_voiced_end = self._pos
         else:
             self._silence += 1
         if self._silence >= self._end_silence or len(self._windows) >= self._max:
             return self._end()
+        if not self._paused and self._silence == self._pause:
+            self._paused = True
+            self._resume_run = 0
+            return Paused(audio=self._audio(), end_sample=self._last_voiced_end)
         return None
 
-    def _end(self) -> Ended:
+    def _audio(self) -> FloatAudio:
         keep_until = min(self._pos, self._last_voiced_end + self._tail * self._win)
-        audio = np.concatenate(self._windows)[: keep_until - self._utterance_start]
+        return np.concatenate(self._windows)[: keep_until - self._utterance_start]
+
+    def _end(self) -> Ended:
         ended = Ended(
-            audio=audio,
+            audio=self._audio(),
             start_sample=self._start,
             end_sample=self._last_voiced_end,
             audio_start_sample=self._utterance_start,
         )
         self._speaking = False
+        self._paused = False
         self._run = 0
         self._windows = []
         return ended

@@ -25,6 +25,7 @@ __all__ = [
     "TTSAudio",
     "TurnFailed",
     "TurnMetrics",
+    "TurnRetracted",
     "TurnStarted",
     "UserAudio",
     "UserText",
@@ -65,6 +66,12 @@ class SpeechStarted(ControlFrame):
 
     audio_start_s: float
     """Position of the first voiced sample in the microphone stream (seconds)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnRetracted(ControlFrame):
+    """The turn was started early, at a pause, and the person went on speaking: cancel it
+    and forget it; their words continue in a new turn."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["ClauseSplitter", "RepetitionGuard", "speakable"]
+__all__ = ["ClauseSplitter", "RepetitionGuard", "looks_complete", "speakable"]
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
@@ -69,6 +69,13 @@ _ABBREVIATIONS = frozenset(
 )
 
 
+_WORD_SPAN = re.compile(r"\S+")
+_JOINING_WORDS = frozenset(
+    "to and or but with for in on at from that which who because so while when where "
+    "about into during after before".split()
+)
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -96,10 +103,14 @@ class ClauseSplitter:
       abbreviations, initials and list numbers;
     - the first piece of an answer is also cut at a clause mark (``, ; :`` or a dash)
       once it has ``first_min_words`` words, so the first sound comes as early as possible;
+    - a first piece with no clause mark is cut before a joining word ("to", "and", "with",
+      ...) once it has ``first_phrase_words`` words, or after ``first_max_words`` words;
     - any later piece longer than ``max_words`` is cut at its next clause mark.
     """
 
     first_min_words: int = 3
+    first_phrase_words: int = 3
+    first_max_words: int = 12
     max_words: int = 24
     _buf: str = field(default="", init=False)
     _emitted: int = field(default=0, init=False)
@@ -139,7 +150,29 @@ class ClauseSplitter:
                 if _words(buf[: m.end()]) >= limit:
                     cuts.append(m.end())
                     break
+        if self._emitted == 0 and not cuts:
+            cut = self._first_phrase_cut(buf)
+            if cut is not None:
+                cuts.append(cut)
         return min(cuts) if cuts else None
+
+    def _first_phrase_cut(self, buf: str) -> int | None:
+        """Where to cut a long first sentence that has no clause mark yet (or None)."""
+        words = list(_WORD_SPAN.finditer(buf))
+        complete = words[:-1] if not buf[-1:].isspace() else words  # the last may go on
+        if (
+            "\n" in buf
+            or "|" in buf
+            or _CLAUSE_END.search(buf)
+            or len(complete) < self.first_phrase_words + 1
+        ):
+            return None
+        for i, m in enumerate(complete[self.first_phrase_words :], self.first_phrase_words):
+            if m.group().lower() in _JOINING_WORDS:
+                return complete[i - 1].end()
+        if len(complete) >= self.first_max_words:
+            return complete[self.first_max_words - 1].end()
+        return None
 
 
 def _closing_len(mark: str) -> int:
@@ -176,3 +209,22 @@ class RepetitionGuard:
                 repeated = True
             self._seen.add(key)
         return repeated
+
+
+# Words a sentence does not end on: a transcript ending with one is a thought cut short,
+# whatever punctuation whisper put after it.
+_OPEN_ENDINGS = frozenset(
+    """a an the and or but nor so because if than to of for from with into onto about my
+    your our their um uh er plus""".split()
+)
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def looks_complete(transcript: str) -> bool:
+    """Whether a (partial) transcript reads like a finished sentence: it ends with ``.``,
+    ``?`` or ``!`` (not ``...``) and its last word is not one a sentence goes on from."""
+    text = transcript.strip()
+    if not text or text[-1] not in ".?!" or text.endswith(("...", "…")):
+        return False
+    words = _WORD.findall(text.lower())
+    return bool(words) and words[-1] not in _OPEN_ENDINGS

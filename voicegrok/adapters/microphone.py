@@ -68,6 +68,10 @@ class Microphone:
         with contextlib.suppress(RuntimeError):  # loop closed while shutting down
             self._loop.call_soon_threadsafe(self._queue.put_nowait, mono.astype(np.float32))
 
+    @property
+    def latency_s(self) -> float:
+        return float(self._stream.latency)
+
     async def chunks(self) -> AsyncIterator[npt.NDArray[np.float32]]:
         while True:
             yield await self._queue.get()

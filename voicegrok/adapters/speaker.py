@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -48,8 +49,16 @@ class Speaker:
     the device refuses is resampled on the way in.
     """
 
-    def __init__(self, sample_rate_hz: int, device: int | str | None = None) -> None:
+    def __init__(
+        self,
+        sample_rate_hz: int,
+        device: int | str | None = None,
+        on_render: Callable[[bytes], None] | None = None,
+    ) -> None:
+        """``on_render`` gets every block handed to the device, silence included (called
+        from the audio thread; it must not block): the echo canceller's far end."""
         sd = sounddevice_module()
+        self.on_render = on_render
         self._lock = threading.Lock()
         self._buf = bytearray()
         self.played_bytes = 0
@@ -101,6 +110,8 @@ class Speaker:
         if len(chunk) < n:
             outdata[len(chunk) :] = b"\x00" * (n - len(chunk))
         self.played_bytes += len(chunk)
+        if self.on_render is not None:
+            self.on_render(bytes(outdata))
 
     def play(self, pcm: bytes) -> None:
         """Queue audio for playback (returns at once)."""
@@ -128,6 +139,10 @@ class Speaker:
         while self.buffered_s > 0:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         await asyncio.sleep(float(self._stream.latency))
+
+    @property
+    def latency_s(self) -> float:
+        return float(self._stream.latency)
 
     def close(self) -> None:
         self.clear()

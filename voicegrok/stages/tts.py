@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from ..engines import TextToSpeech
@@ -10,22 +12,52 @@ from ..threads import EngineThread
 
 
 class TTSStage:
+    """Synthesizes clauses in order.
+
+    With ``lead_s`` set (live playback), a later clause is synthesized only when the audio
+    already made is within ``lead_s`` of running out at real-time pace: on two cores,
+    synthesis running far ahead of the speaker only takes the CPU from the LLM (and is
+    wasted when the person interrupts). The first clause is never held back.
+    """
+
     accepts = (SpokenClause,)
 
-    def __init__(self, engine: TextToSpeech, thread: EngineThread | None = None) -> None:
+    def __init__(
+        self,
+        engine: TextToSpeech,
+        thread: EngineThread | None = None,
+        *,
+        lead_s: float | None = None,
+    ) -> None:
         self._engine = engine
         self._thread = thread or EngineThread("tts")
+        self._lead_s = lead_s
+        self._turn = -1
+        self._first_audio_s = 0.0
+        self._audio_s = 0.0
+
+    async def _pace(self, turn_id: int) -> None:
+        if self._turn != turn_id:
+            self._turn, self._audio_s = turn_id, 0.0
+            return
+        if self._lead_s is None or self._audio_s == 0.0:
+            return
+        ahead = self._audio_s - (time.perf_counter() - self._first_audio_s)
+        if ahead > self._lead_s:
+            await asyncio.sleep(ahead - self._lead_s)
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, SpokenClause)
         yield frame
         if not frame.spoken:
             return
+        await self._pace(frame.turn_id)
         text = frame.spoken
+        rate = self._engine.sample_rate_hz
         async for pcm in self._thread.stream(lambda: self._engine.synthesize(text)):
+            if self._audio_s == 0.0:
+                self._first_audio_s = time.perf_counter()
+            self._audio_s += len(pcm) / 2 / rate
             yield TTSAudio(
-                turn_id=frame.turn_id,
-                pcm=pcm,
-                sample_rate_hz=self._engine.sample_rate_hz,
-                clause_index=frame.index,
+                turn_id=frame.turn_id, pcm=pcm, sample_rate_hz=rate, clause_index=frame.index
             )

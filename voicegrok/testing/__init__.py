@@ -20,7 +20,15 @@ from ..conversation import Message
 from ..frames import Frame
 from ..pipeline import Stage
 
-__all__ = ["FakeChat", "FakeSTT", "FakeTTS", "collect", "fake_engines", "run_stage"]
+__all__ = [
+    "FakeChat",
+    "FakeSTT",
+    "FakeTTS",
+    "FakeVAD",
+    "collect",
+    "fake_engines",
+    "run_stage",
+]
 
 
 @dataclass
@@ -90,6 +98,27 @@ class FakeTTS:
         n = len(text) * self.samples_per_char
         wave = 0.1 * np.sin(np.arange(n) * 2 * np.pi * 220 / self.sample_rate_hz)
         yield (wave * 32767).astype("<i2").tobytes()
+
+
+@dataclass
+class FakeVAD:
+    """Calls a 32 ms window speech when it is louder than ``level`` (RMS): tones are talk."""
+
+    level: float = 0.01
+    sample_rate_hz: int = 16000
+    window_samples: int = 512
+    _pending: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def reset(self) -> None:
+        self._pending = np.zeros(0, np.float32)
+
+    def probabilities(self, samples: npt.NDArray[np.float32]) -> list[float]:
+        audio = np.concatenate([self._pending, samples])
+        n = len(audio) // self.window_samples
+        self._pending = audio[n * self.window_samples :]
+        windows = audio[: n * self.window_samples].reshape(n, self.window_samples)
+        rms = np.sqrt(np.mean(windows**2, axis=1)) if n else np.zeros(0)
+        return [0.95 if r > self.level else 0.02 for r in rms]
 
 
 def fake_engines(

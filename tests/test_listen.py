@@ -1,0 +1,194 @@
+"""The listening stage's end-of-turn logic (fakes), and early turns on real recorded speech."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+
+import numpy as np
+import pytest
+
+from voicegrok.adapters.virtual import VirtualSpeaker, paced_chunks
+from voicegrok.assistant import Assistant, Engines
+from voicegrok.audio import load_audio
+from voicegrok.config import Settings
+from voicegrok.endpointing import EndpointConfig
+from voicegrok.frames import (
+    AudioChunk,
+    Frame,
+    SpeechStarted,
+    TurnFailed,
+    TurnRetracted,
+    TurnStarted,
+    UserText,
+)
+from voicegrok.live import ConsoleView, LiveSession
+from voicegrok.stages.listen import ListenStage
+from voicegrok.testing import FakeSTT, FakeVAD
+from voicegrok.text import looks_complete
+
+from .conftest import DEMO, engines_with_vad, words
+from .test_vad import voiced_span
+
+RATE = 16000
+CHUNK = 320  # 20 ms, like the microphone adapter
+
+
+@pytest.mark.parametrize(
+    ("text", "complete"),
+    [
+        ("What is the capital of France?", True),
+        ("Put it in a table.", True),
+        ("Okay!", True),
+        ("I'd like to visit New York City and.", False),
+        ("Can you make me a plan for the", False),
+        ("So I was thinking, um.", False),
+        ("Let me think...", False),
+        ("", False),
+        ("Book a table for two", False),
+    ],
+)
+def test_looks_complete(text: str, complete: bool) -> None:
+    assert looks_complete(text) is complete
+
+
+def tone(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE), dtype=np.float32)
+
+
+async def listen(
+    stage: ListenStage, audio: np.ndarray, rate: int = RATE, pace: float = 0.0
+) -> list[tuple[float, Frame]]:
+    """Feed ``audio`` in 20 ms chunks (``pace``: seconds of wall time per chunk); each output
+    frame with the stream time it came at."""
+    out: list[tuple[float, Frame]] = []
+    step = rate * CHUNK // RATE
+    for i in range(0, len(audio), step):
+        chunk = AudioChunk(turn_id=0, samples=audio[i : i + step], sample_rate_hz=rate)
+        async for frame in stage.process(chunk):
+            out.append(((i + step) / rate, frame))
+        if pace:
+            await asyncio.sleep(pace)
+    return out
+
+
+def make_stage(stt: FakeSTT, **kw: int) -> ListenStage:
+    ids = itertools.count(1)
+    config = EndpointConfig(end_silence_ms=480, pause_ms=160)
+    return ListenStage(FakeVAD(), stt, lambda: next(ids), config, **kw)
+
+
+def kinds(frames: list[tuple[float, Frame]]) -> list[str]:
+    return [type(f).__name__ for _, f in frames]
+
+
+async def test_finished_sentence_starts_the_turn_at_the_pause() -> None:
+    stt = FakeSTT(["What time is it?"])
+    frames = await listen(
+        make_stage(stt, partial_every_ms=10_000),
+        np.concatenate([silence(0.5), tone(1.5), silence(1.0)]),
+    )
+    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "UserText"]
+    started_at = frames[1][0]
+    assert started_at - 2.0 <= 0.16 + 0.1, "the turn starts after the short pause"
+    text = frames[2][1]
+    assert isinstance(text, UserText) and text.final and text.text == "What time is it?"
+    assert len(stt.heard) == 1, "the pause's transcript is the final one"
+
+
+async def test_unfinished_words_wait_for_the_end_of_turn_silence() -> None:
+    stt = FakeSTT(["I would like to visit the"])
+    frames = await listen(
+        make_stage(stt, partial_every_ms=10_000), np.concatenate([tone(1.5), silence(1.0)])
+    )
+    assert kinds(frames) == ["SpeechStarted", "UserText", "TurnStarted", "UserText"]
+    partial, (at, turn), final = frames[1][1], frames[2], frames[3][1]
+    assert isinstance(partial, UserText) and not partial.final
+    assert 1.5 + 0.48 <= at <= 1.5 + 0.48 + 0.1
+    assert isinstance(turn, TurnStarted) and isinstance(final, UserText) and final.final
+    # the end of speech is the last voiced sample, not when the turn was decided
+    assert turn.speech_end_s < frames[2][1].at_s
+    assert len(stt.heard) == 1, "the audio after the pause is silence: not decoded again"
+
+
+async def test_going_on_after_an_early_turn_withdraws_it() -> None:
+    stt = FakeSTT(["Book a table.", "Book a table for two at eight."])
+    audio = np.concatenate([tone(1.0), silence(0.3), tone(0.8), silence(1.0)])
+    frames = await listen(make_stage(stt, partial_every_ms=10_000), audio)
+    assert kinds(frames) == [
+        "SpeechStarted",
+        "TurnStarted",
+        "UserText",
+        "TurnRetracted",
+        "TurnStarted",
+        "UserText",
+    ]
+    first, retracted, second = frames[1][1], frames[3][1], frames[4][1]
+    assert isinstance(retracted, TurnRetracted) and retracted.turn_id == first.turn_id
+    assert second.turn_id != first.turn_id
+    final = frames[5][1]
+    assert isinstance(final, UserText) and final.text == "Book a table for two at eight."
+    # the second transcript covers the whole utterance, both parts
+    assert stt.heard[-1] >= (1.0 + 0.3 + 0.8) * RATE
+
+
+async def test_partial_transcripts_while_speaking() -> None:
+    stt = FakeSTT(["Tell me", "Tell me about the", "Tell me about the moon."], delay_s=0.01)
+    stage = make_stage(stt, partial_every_ms=500)
+    frames = await listen(stage, np.concatenate([tone(2.2), silence(1.0)]), pace=0.005)
+    partials = [f for _, f in frames if isinstance(f, UserText) and not f.final]
+    finals = [f for _, f in frames if isinstance(f, UserText) and f.final]
+    assert [p.text for p in partials][:2] == ["Tell me", "Tell me about the"]
+    assert all(p.turn_id == finals[0].turn_id for p in partials)
+    assert finals[0].text == "Tell me about the moon."
+
+
+async def test_noise_that_says_nothing_fails_the_turn_quietly() -> None:
+    frames = await listen(make_stage(FakeSTT([""])), np.concatenate([tone(0.5), silence(1.0)]))
+    assert kinds(frames) == ["SpeechStarted", "TurnFailed"]
+    assert isinstance(frames[1][1], TurnFailed)
+
+
+async def test_any_microphone_rate_is_resampled() -> None:
+    stt = FakeSTT(["Hello there."])
+    audio48 = np.repeat(np.concatenate([silence(0.3), tone(1.0), silence(1.0)]), 3)
+    frames = await listen(make_stage(stt), audio48, rate=48000)
+    assert isinstance(frames[0][1], SpeechStarted)
+    assert "TurnStarted" in kinds(frames)
+    assert abs(stt.heard[-1] / RATE - (1.0 + 0.3 + 0.15)) < 0.2  # pre-roll + speech + tail
+
+
+async def test_going_on_after_a_question_merges_it_with_the_rest(engines: Engines) -> None:
+    """Real speech, real models, real-time pace: a finished question, a 300 ms pause and
+    more words. The early answer to the first part is withdrawn and forgotten; the history
+    holds one question with both parts."""
+    first = load_audio(DEMO / "turn2.wav")  # "Can you put this itinerary in a table?"
+    rest = load_audio(DEMO / "turn3.wav")  # "Please add a column with the approximate cost..."
+    _, end_first = voiced_span(first)
+    start_rest, _ = voiced_span(rest)
+    audio = np.concatenate(
+        [first[: int(end_first * RATE)], silence(0.3), rest[int(start_rest * RATE) :], silence(2)]
+    )
+    settings = Settings(max_tokens=60)
+    out = io.StringIO()
+    async with Assistant(engines_with_vad(engines), settings) as assistant:
+        speaker = VirtualSpeaker(22050)
+        session = LiveSession(assistant, speaker, ConsoleView(out))
+        run = asyncio.create_task(session.run(paced_chunks(audio, RATE), RATE))
+        for _ in range(600):
+            if session.turns_done:
+                break
+            await asyncio.sleep(0.05)
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        turns = assistant.conversation.turns
+    assert "went on" in out.getvalue(), out.getvalue()
+    assert [t["role"] for t in turns] == ["user", "assistant"], turns
+    said = words(turns[0]["content"])
+    assert "table" in said and "column" in said

@@ -1,0 +1,185 @@
+"""Listening stage: microphone chunks in; speech starts, partial transcripts and turns out.
+
+It runs the streaming VAD on every chunk and speech-to-text while the person speaks:
+
+- every ``partial_every_ms`` of speech, the utterance so far is transcribed in the
+  background and shown as a partial ``UserText`` (so the person sees they are heard);
+- after a short pause (``EndpointConfig.pause_ms``), the utterance is transcribed; when the
+  words look like a finished sentence the turn starts right there, long before the end-of-turn
+  silence. If the person goes on speaking before that silence is over, the early turn is
+  withdrawn (``TurnRetracted``) and the utterance continues;
+- otherwise the turn starts at the end-of-turn silence, with the transcript made at the
+  pause (the audio since then is silence), so the person hardly waits for speech-to-text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from ..endpointing import Ended, EndpointConfig, Endpointer, Paused, Resumed, Started
+from ..engines import SpeechToText, VoiceActivity
+from ..frames import (
+    AudioChunk,
+    Frame,
+    SpeechStarted,
+    TurnFailed,
+    TurnRetracted,
+    TurnStarted,
+    UserText,
+)
+from ..text import looks_complete
+from ..threads import EngineThread
+
+FloatAudio = npt.NDArray[np.float32]
+
+
+class ListenStage:
+    accepts = (AudioChunk,)
+
+    def __init__(
+        self,
+        vad: VoiceActivity,
+        stt: SpeechToText,
+        next_turn_id: Callable[[], int],
+        config: EndpointConfig | None = None,
+        *,
+        vad_thread: EngineThread | None = None,
+        stt_thread: EngineThread | None = None,
+        partial_every_ms: int = 700,
+    ) -> None:
+        if stt.sample_rate_hz != vad.sample_rate_hz:
+            raise ValueError("the VAD and speech-to-text engines must use the same rate")
+        self._vad = vad
+        self._stt = stt
+        self._next_turn_id = next_turn_id
+        self._endpointer = Endpointer(
+            config, sample_rate_hz=vad.sample_rate_hz, window_samples=vad.window_samples
+        )
+        self._vad_thread = vad_thread or EngineThread("vad")
+        self._stt_thread = stt_thread or EngineThread("stt")
+        self._partial_every = int(partial_every_ms * vad.sample_rate_hz / 1000)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._resampler: Any = None
+        self._resampler_rate = 0
+        self._consumed = 0
+        """Samples (at the engines' rate) received so far."""
+        self._turn_id = 0
+        self._early = False
+        """The current utterance's turn was started at a pause (and may be withdrawn)."""
+        self._pause_text: str | None = None
+        self._partial: asyncio.Task[str] | None = None
+        self._partial_turn = 0
+        self._partial_at = 0
+
+    def _to_engine_rate(self, chunk: AudioChunk) -> FloatAudio:
+        rate = self._vad.sample_rate_hz
+        if chunk.sample_rate_hz == rate:
+            return chunk.samples
+        if self._resampler is None or self._resampler_rate != chunk.sample_rate_hz:
+            self._resampler = soxr.ResampleStream(chunk.sample_rate_hz, rate, 1, dtype="float32")
+            self._resampler_rate = chunk.sample_rate_hz
+        return np.asarray(self._resampler.resample_chunk(chunk.samples), dtype=np.float32)
+
+    async def _transcribe(self, audio: FloatAudio) -> str:
+        # A partial decode still running holds the engine: wait for it, and drop its
+        # result, which this newer transcript replaces.
+        if self._partial is not None:
+            with contextlib.suppress(Exception):
+                await self._partial
+            self._partial = None
+        text = await self._stt_thread.call(self._stt.transcribe, audio)
+        return text.strip()
+
+    def _finished_partial(self) -> Frame | None:
+        task = self._partial
+        if task is None or not task.done():
+            return None
+        self._partial = None
+        if task.cancelled() or task.exception() is not None:
+            return None
+        text = task.result().strip()
+        if not text or self._partial_turn != self._turn_id or self._early:
+            return None
+        return UserText(turn_id=self._turn_id, text=text, final=False)
+
+    def _start_turn(self, text: str, end_sample: int, arrived_s: float) -> list[Frame]:
+        rate = self._vad.sample_rate_hz
+        # the chunk's last sample arrived at ``arrived_s``
+        speech_end_s = arrived_s - (self._consumed - end_sample) / rate
+        if not text:
+            return [TurnFailed(turn_id=self._turn_id, message="no words were heard", stage="stt")]
+        return [
+            TurnStarted(turn_id=self._turn_id, speech_end_s=speech_end_s, source="speech"),
+            UserText(turn_id=self._turn_id, text=text, final=True, source="speech"),
+        ]
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        assert isinstance(frame, AudioChunk)
+        partial = self._finished_partial()
+        if partial is not None:
+            yield partial
+        audio = np.concatenate([self._pending, self._to_engine_rate(frame)])
+        self._consumed += len(audio) - len(self._pending)
+        win = self._vad.window_samples
+        n = len(audio) // win
+        self._pending = audio[n * win :]
+        if n == 0:
+            return
+        whole = audio[: n * win]
+        probs = await self._vad_thread.call(self._vad.probabilities, whole)
+        for i, p in enumerate(probs):
+            event = self._endpointer.feed(whole[i * win : (i + 1) * win], p)
+            if isinstance(event, Started):
+                self._turn_id = self._next_turn_id()
+                self._early = False
+                self._pause_text = None
+                self._partial_at = 0
+                yield SpeechStarted(
+                    turn_id=self._turn_id,
+                    audio_start_s=event.start_sample / self._vad.sample_rate_hz,
+                )
+            elif isinstance(event, Paused):
+                text = await self._transcribe(event.audio)
+                self._pause_text = text
+                if looks_complete(text):
+                    self._early = True
+                    for out in self._start_turn(text, event.end_sample, frame.at_s):
+                        yield out
+                elif text:
+                    yield UserText(turn_id=self._turn_id, text=text, final=False)
+            elif isinstance(event, Resumed):
+                self._pause_text = None
+                if self._early:
+                    yield TurnRetracted(turn_id=self._turn_id)
+                    self._turn_id = self._next_turn_id()
+                    self._early = False
+            elif isinstance(event, Ended):
+                if self._early:
+                    self._early = False
+                    continue
+                final = self._pause_text
+                if final is None:
+                    final = await self._transcribe(event.audio)
+                for out in self._start_turn(final, event.end_sample, frame.at_s):
+                    yield out
+        self._maybe_start_partial()
+
+    def _maybe_start_partial(self) -> None:
+        ep = self._endpointer
+        if not ep.speaking or ep.paused or self._early or self._partial is not None:
+            return
+        utterance = ep.utterance()
+        if len(utterance) - self._partial_at < self._partial_every:
+            return
+        self._partial_at = len(utterance)
+        self._partial_turn = self._turn_id
+        self._partial = asyncio.ensure_future(
+            self._stt_thread.call(self._stt.transcribe, utterance)
+        )
