@@ -165,3 +165,46 @@ async def test_close_drains_queued_frames_then_stops() -> None:
     assert [type(f).__name__ for f in out] == ["UserText", "LLMToken"]
     with pytest.raises(RuntimeError):
         await p.push(UserText(turn_id=2, text="y"))
+
+
+class SlowText:
+    """Holds each UserText for ``delay_s`` (like speech waiting for the speaker); tokens
+    are declared to go past it while it is busy."""
+
+    accepts = (UserText,)
+    passes_while_busy = (LLMToken,)
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        await asyncio.sleep(self.delay_s)
+        yield frame
+
+
+async def test_declared_frames_pass_a_busy_stage_and_the_rest_keep_their_order() -> None:
+    """A busy stage does not hold back the frame types it lists in ``passes_while_busy``;
+    the frames it processes, and the ones behind them, keep their order."""
+    async with Pipeline([SlowText(0.3)]) as p:
+        await p.push(UserText(turn_id=1, text="first"))
+        await p.push(LLMToken(turn_id=1, text="a", index=0))
+        await p.push(TurnStarted(turn_id=1, speech_end_s=0.0))  # not declared: waits
+        await p.push(UserText(turn_id=1, text="second"))
+        await p.push(LLMToken(turn_id=1, text="b", index=1))
+        out = p.frames()
+        got = [await asyncio.wait_for(anext(out), 2) for _ in range(5)]
+    names = [f.text if isinstance(f, (UserText, LLMToken)) else "started" for f in got]
+    assert names == ["a", "b", "first", "started", "second"]
+
+
+async def test_cancelling_a_turn_drops_its_frames_waiting_for_a_busy_stage() -> None:
+    async with Pipeline([SlowText(0.2)]) as p:
+        await p.push(UserText(turn_id=1, text="first"))
+        await p.push(UserText(turn_id=1, text="queued"))
+        await asyncio.sleep(0.05)
+        p.cancel_turn(1)
+        await p.push(UserText(turn_id=2, text="next"))
+        out = p.frames()
+        got = [await asyncio.wait_for(anext(out), 2) for _ in range(2)]
+    assert isinstance(got[0], Interrupt) and got[0].turn_id == 1
+    assert isinstance(got[1], UserText) and got[1].text == "next"

@@ -23,6 +23,7 @@ from .audio import FloatAudio, load_audio
 from .config import Settings
 from .errors import UsageError, VoicegrokError
 from .frames import Frame, Interrupt, LLMToken, TTSAudio, TurnFailed, TurnMetrics, UserText
+from .userconfig import UserConfig
 
 MAX_TEXT_CHARS = 8000
 """Longest text accepted by ``ask`` and ``say``."""
@@ -314,12 +315,20 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
     from .endpointing import EndpointConfig
     from .live import ConsoleView, LiveSession
 
-    device_in = _device(args.input_device)
-    device_out = _device(args.output_device)
+    config, _ = _user_config(args)
+    settings = replace(
+        settings,
+        llm_model=settings.llm_model or config.llm_model,
+        voice=settings.voice or config.voice,
+        stt_model=settings.stt_model or config.stt_model,
+    )
+    device_in = _device(config.input_device)
+    device_out = _device(config.output_device)
     engines = _load(settings, args, vad=True)
     mic = Microphone(device_in)
     speaker = Speaker(engines.tts.sample_rate_hz if engines.tts else 22050, device_out)
-    endpointing = EndpointConfig(end_silence_ms=args.end_silence_ms, pause_ms=args.pause_ms)
+    end_silence_ms = args.end_silence_ms or config.end_silence_ms
+    endpointing = EndpointConfig(end_silence_ms=end_silence_ms, pause_ms=args.pause_ms)
     chunks = mic.chunks()
     rate = mic.sample_rate_hz
     canceller = None
@@ -364,6 +373,34 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
         if canceller is not None:
             canceller.close()
         engines.close()
+    return 0
+
+
+def _user_config(args: argparse.Namespace) -> tuple[UserConfig, Path | None]:
+    """The saved settings (``--config`` or the default file), overridden by the flags given."""
+    from .userconfig import load_user_config
+
+    path: Path | None = getattr(args, "config", None)
+    config = load_user_config(path)
+    changes = {
+        name: getattr(args, name)
+        for name in ("input_device", "output_device", "voice", "llm_model", "stt_model")
+        if getattr(args, name, None) is not None
+    }
+    return replace(config, **changes), path
+
+
+async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from .ui import LocalBackend, VoicegrokApp
+
+    config, path = _user_config(args)
+    app = VoicegrokApp(
+        settings,
+        config,
+        config_path=path,
+        backend=LocalBackend(echo_cancel=args.echo_cancel),
+    )
+    await app.run_async()
     return 0
 
 
@@ -482,15 +519,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_demo)
 
-    p = sub.add_parser("talk", parents=[common], help="talk to it: microphone in, speaker out")
-    p.add_argument("--input-device", metavar="NAME|INDEX", help="microphone (voicegrok devices)")
-    p.add_argument("--output-device", metavar="NAME|INDEX", help="speaker (voicegrok devices)")
+    live = argparse.ArgumentParser(add_help=False)
+    live.add_argument("--input-device", metavar="NAME|INDEX", help="microphone (voicegrok devices)")
+    live.add_argument("--output-device", metavar="NAME|INDEX", help="speaker (voicegrok devices)")
+    live.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (default: config.toml in your config folder, as saved by the UI)",
+    )
+    live.add_argument(
+        "--no-echo-cancel",
+        dest="echo_cancel",
+        action="store_false",
+        help="turn off echo cancellation (fine with a headset)",
+    )
+
+    p = sub.add_parser(
+        "ui", parents=[common, live], help="the terminal UI (also: voicegrok with no command)"
+    )
+    p.set_defaults(run=cmd_ui)
+
+    p = sub.add_parser(
+        "talk", parents=[common, live], help="talk to it: microphone in, speaker out"
+    )
     p.add_argument(
         "--end-silence-ms",
         type=_positive,
-        default=480,
         metavar="MS",
-        help="silence that ends your turn (default 480; raise it if you get cut off)",
+        help="silence that ends your turn (default 480, or the saved end-of-turn setting; "
+        "raise it if you get cut off)",
     )
     p.add_argument(
         "--pause-ms",
@@ -498,12 +556,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=160,
         metavar="MS",
         help="pause after which a finished-sounding sentence is answered at once (default 160)",
-    )
-    p.add_argument(
-        "--no-echo-cancel",
-        dest="echo_cancel",
-        action="store_false",
-        help="turn off echo cancellation (fine with a headset)",
     )
     p.set_defaults(run=cmd_talk)
 
@@ -552,8 +604,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            parser.print_help()
+            return 0
+        args = parser.parse_args(["ui"])
     logging.basicConfig(
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

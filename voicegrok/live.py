@@ -146,13 +146,21 @@ class LiveSession:
                 await asyncio.sleep(0.05)
                 self.poll()
 
-        feeder = asyncio.create_task(feed())
-        watcher = asyncio.create_task(watch_playback())
-        try:
+        async def show() -> None:
             async for frame in self.assistant.frames():
                 await self.handle(frame)
+
+        feeder = asyncio.create_task(feed())
+        watcher = asyncio.create_task(watch_playback())
+        shower = asyncio.create_task(show())
+        try:
+            # a finite recording ends the session when it ends; no audio: until cancelled
+            waited = {shower} if audio is None else {shower, feeder}
+            done, _ = await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raise what went wrong
         finally:
-            for task in (feeder, watcher):
+            for task in (feeder, watcher, shower):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

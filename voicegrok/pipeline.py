@@ -6,7 +6,9 @@ method, ``process(frame)``, that yields what goes downstream. The runner:
 - gives each stage one task and a bounded input queue (back-pressure: a slow stage slows
   the ones before it instead of buffering without end);
 - passes frames a stage does not accept straight on, so a stage never forwards by hand
-  what it does not understand;
+  what it does not understand; the types a stage lists in ``passes_while_busy`` go past
+  it even while it is busy (a TTS stage pacing itself against playback must not hold the
+  LLM's tokens back: that throttled generation to speaking pace);
 - processes a stage's frames one at a time and in order;
 - sends :class:`ControlFrame` s (speech started, interrupt) straight to the output, ahead
   of queued data, so a barge-in is never stuck behind a busy stage;
@@ -73,6 +75,8 @@ class Pipeline:
         ]
         self._queues.append(asyncio.Queue())
         self._workers: list[asyncio.Task[None]] = []
+        self._lanes: list[asyncio.Queue[_QueueItem]] = []
+        """Stages with ``passes_while_busy``: the frames waiting for the stage itself."""
         # stage index -> (turn id, task) of the process() call running now
         self._running: dict[int, tuple[int, asyncio.Task[None]]] = {}
         self._cancelled: set[int] = set()
@@ -133,7 +137,7 @@ class Pipeline:
         for stage_turn, task in list(self._running.values()):
             if stage_turn == turn_id:
                 task.cancel()
-        for q in self._queues:
+        for q in self._queues + self._lanes:
             _purge(q, turn_id)
         if reason:
             self._queues[-1].put_nowait(Interrupt(turn_id=turn_id, reason=reason))
@@ -174,6 +178,38 @@ class Pipeline:
 
     async def _work(self, index: int, stage: Stage) -> None:
         inq, outq = self._queues[index], self._queues[index + 1]
+        bypass: tuple[type[Frame], ...] = getattr(stage, "passes_while_busy", ())
+        if not bypass:
+            await self._work_in_order(index, stage, inq, outq)
+            return
+        lane: asyncio.Queue[_QueueItem] = asyncio.Queue()
+        self._lanes.append(lane)
+        worker = asyncio.create_task(self._work_in_order(index, stage, lane, outq))
+        try:
+            while True:
+                item = await inq.get()
+                if isinstance(item, _Stop):
+                    await lane.put(item)  # the lane drains, then passes the stop on
+                    await worker
+                    return
+                if isinstance(item, bypass):
+                    if item.turn_id not in self._cancelled:
+                        await outq.put(item)
+                else:
+                    await lane.put(item)
+        finally:
+            if not worker.done():
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+
+    async def _work_in_order(
+        self,
+        index: int,
+        stage: Stage,
+        inq: asyncio.Queue[_QueueItem],
+        outq: asyncio.Queue[_QueueItem],
+    ) -> None:
         while True:
             item = await inq.get()
             if isinstance(item, _Stop):

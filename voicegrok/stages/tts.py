@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 from ..engines import TextToSpeech
-from ..frames import Frame, SpokenClause, TTSAudio
+from ..frames import Frame, LLMToken, SpokenClause, TTSAudio
 from ..threads import EngineThread
 
 
@@ -21,6 +21,8 @@ class TTSStage:
     """
 
     accepts = (SpokenClause,)
+    passes_while_busy = (LLMToken,)
+    """Tokens are for display: they must not wait while a clause waits for the speaker."""
 
     def __init__(
         self,

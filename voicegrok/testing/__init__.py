@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,7 @@ from ..frames import Frame
 from ..pipeline import Stage
 
 __all__ = [
+    "FakeBackend",
     "FakeChat",
     "FakeSTT",
     "FakeTTS",
@@ -126,6 +128,68 @@ def fake_engines(
 ) -> Engines:
     """Engines made of fakes (each made with its defaults when not given)."""
     return Engines(stt=stt or FakeSTT(), llm=llm or FakeChat(), tts=tts or FakeTTS())
+
+
+@dataclass
+class FakeBackend:
+    """Devices and models for terminal-UI tests: scripted engines; a microphone that plays
+    ``mic_audio`` (16 kHz) at real-time pace then silence; a speaker that plays into
+    nothing at real-time pace. Without ``mic_audio`` / ``speaker`` the UI is a typed chat."""
+
+    make_engines: Callable[[], Engines] = field(default=lambda: fake_engines())
+    mic_audio: npt.NDArray[np.float32] | None = None
+    speaker: bool = False
+    load_error: str | None = None
+    """Loading fails with this message (as a missing model would)."""
+    loads: int = 0
+
+    def probe(self, config: Any) -> Any:
+        from ..ui.backend import Probe
+
+        probe = Probe(
+            mic="fake microphone" if self.mic_audio is not None else None,
+            speaker="fake speaker" if self.speaker else None,
+        )
+        if probe.mic is None:
+            probe.problems.append("no microphone (test)")
+        if probe.speaker is None:
+            probe.problems.append("no speaker (test)")
+        return probe
+
+    def devices(self, kind: str) -> list[tuple[str, str]]:
+        name = "Test Microphone" if kind == "input" else "Test Speaker"
+        return [(f"0: {name}", name)]
+
+    def load(
+        self, settings: Any, *, listen: bool, speak: bool, progress: Callable[[str], None]
+    ) -> Engines:
+        from ..errors import ModelError
+
+        self.loads += 1
+        progress("loading fake engines")
+        if self.load_error:
+            raise ModelError(self.load_error)
+        engines = self.make_engines()
+        if not listen:
+            engines.vad = None
+        elif engines.vad is None:
+            engines.vad = FakeVAD()
+        if not speak:
+            engines.tts = None
+        return engines
+
+    def open_audio(self, config: Any, probe: Any, engines: Engines) -> Any:
+        from ..adapters.virtual import VirtualSpeaker, paced_chunks
+        from ..ui.backend import Audio
+
+        rate = engines.tts.sample_rate_hz if engines.tts is not None else 16000
+        chunks = None
+        if self.mic_audio is not None:
+            silence = np.zeros(16000 * 600, dtype=np.float32)
+            chunks = paced_chunks(np.concatenate([self.mic_audio, silence]), 16000)
+        return Audio(
+            chunks=chunks, sample_rate_hz=16000, speaker=VirtualSpeaker(rate), close=lambda: None
+        )
 
 
 async def run_stage(stage: Stage, frames: Iterable[Frame]) -> list[Frame]:

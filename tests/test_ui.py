@@ -1,0 +1,317 @@
+"""The terminal UI, driven with Textual's pilot: typed and spoken turns, live tokens/s,
+interruption, settings saved and reloaded, errors shown in the UI. Engines are scripted
+fakes (the UI's logic is under test here; the real models are in test_ui_terminal.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Markdown, Select, Static
+
+from voicegrok.frames import (
+    LLMDone,
+    LLMToken,
+    SpeechStarted,
+    TurnMetrics,
+    TurnStarted,
+    UserText,
+)
+from voicegrok.testing import FakeBackend, FakeChat, FakeSTT, fake_engines
+from voicegrok.ui import VoicegrokApp
+from voicegrok.ui.screens import HelpScreen, SettingsScreen
+from voicegrok.userconfig import UserConfig, load_user_config
+
+SIZE = (120, 40)
+TABLE_ANSWER = (
+    "Here is your plan:\n\n"
+    "| Day | Place | Cost |\n| --- | --- | --- |\n"
+    "| 1 | High Line | free |\n| 2 | Queens food tour | $40 |\n\n"
+    "Enjoy your trip!"
+)
+
+
+def app_with(
+    reply: str = TABLE_ANSWER, delay_s: float = 0.01, load_error: str | None = None
+) -> tuple[VoicegrokApp, FakeChat]:
+    """A typed-chat app (no devices) whose LLM streams ``reply``, ``delay_s`` a token."""
+    chat = FakeChat([reply], token_delay_s=delay_s)
+    backend = FakeBackend(make_engines=lambda: fake_engines(llm=chat), load_error=load_error)
+    return VoicegrokApp(backend=backend, config_path=Path("/nonexistent/voicegrok.toml")), chat
+
+
+async def until(pilot: Pilot[None], check: Callable[[], object], timeout_s: float = 10) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if check():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("timed out waiting for the UI")
+
+
+def text_of(app: VoicegrokApp, selector: str) -> str:
+    return str(app.query_one(selector, Static).content)
+
+
+def chat_text(app: VoicegrokApp) -> str:
+    parts = []
+    for w in app.query("#chat > *"):
+        parts.append(w.source if isinstance(w, Markdown) else str(w.content))  # type: ignore[attr-defined]
+    return "\n".join(parts)
+
+
+async def ready(pilot: Pilot[None]) -> VoicegrokApp:
+    app = pilot.app
+    assert isinstance(app, VoicegrokApp)
+    await until(pilot, lambda: app.session is not None)
+    return app
+
+
+async def test_a_typed_question_streams_with_live_tokens_per_second() -> None:
+    """The answer streams in as Markdown (the table is a table) while the tokens/s figure
+    changes during the stream; the turn's timings land in the table of recent turns."""
+    app, _ = app_with(delay_s=0.03)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        seen: list[str] = []
+
+        async def sample() -> None:
+            while True:
+                seen.append(text_of(app, "#speed"))
+                await asyncio.sleep(0.02)
+
+        sampler = asyncio.create_task(sample())
+        await pilot.click("#prompt")
+        await pilot.press(*"Plan two days in New York", "enter")
+        await until(pilot, lambda: app.query_one("#turns", DataTable).row_count == 1)
+        sampler.cancel()
+        streaming = {s for s in seen if "streaming" in s}
+        assert len(streaming) >= 3, seen  # the figure moved while tokens arrived
+        final = text_of(app, "#speed")
+        assert "tokens/s" in final and "streaming" not in final
+        assert "you: Plan two days in New York" in chat_text(app)
+        answer = app.query_one("#chat Markdown", Markdown)
+        await until(pilot, lambda: "Enjoy your trip!" in answer.source)
+        assert answer.query("MarkdownTable"), "the Markdown table is rendered as a table"
+        assert "LLM first token" in text_of(app, "#stages")
+
+
+async def test_escape_interrupts_the_answer() -> None:
+    """Esc stops generation at once: the engine's stream is closed early and the chat says so."""
+    long_answer = " ".join(f"word{i}" for i in range(300))
+    app, chat = app_with(long_answer, delay_s=0.02)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.click("#prompt")
+        await pilot.press(*"talk a lot", "enter")
+        await until(pilot, lambda: "streaming" in text_of(app, "#speed"))
+        await pilot.press("escape")
+        await until(pilot, lambda: "(interrupted)" in chat_text(app))
+        await until(pilot, lambda: chat.stopped_early == 1)  # cancellation reached the engine
+        assert app.session is not None
+        history = app.session.assistant.conversation.turns
+        assert history[-1]["role"] == "assistant"
+        assert "word299" not in history[-1]["content"], "only what was said is kept"
+
+
+async def test_new_conversation_forgets_the_history() -> None:
+    app, _ = app_with("Sure.")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.click("#prompt")
+        await pilot.press(*"hello", "enter")
+        await until(pilot, lambda: app.query_one("#turns", DataTable).row_count == 1)
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: not app.query("#chat > *"))
+        assert app.session is not None
+        assert app.session.assistant.conversation.turns == []
+
+
+async def test_a_model_that_cannot_load_is_shown_in_the_ui() -> None:
+    """A broken model is one line in a banner and the conversation, not a traceback."""
+    app, _ = app_with(load_error="cut.gguf: cannot load the GGUF model; pass --llm-model a file")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.state == "error")
+        assert "cut.gguf" in text_of(app, "#banner")
+        assert app.query_one("#banner").display
+        assert "error: cut.gguf" in chat_text(app)
+
+
+async def test_no_devices_banner_and_typed_chat() -> None:
+    app, _ = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        banner = text_of(app, "#banner")
+        assert "no microphone" in banner and "typed chat" in banner
+        assert app.state == "typing"
+        await pilot.press("f3")  # mute without a microphone: a message, no crash
+        assert app.state == "typing"
+
+
+def tone(seconds: float, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+async def test_a_spoken_question_appears_as_a_transcript_and_is_answered() -> None:
+    stt = FakeSTT(["What is the capital of France?"])
+    backend = FakeBackend(
+        make_engines=lambda: fake_engines(stt=stt, llm=FakeChat(["Paris."])),
+        mic_audio=np.concatenate([np.zeros(8000, np.float32), tone(1.0)]),
+        speaker=True,
+    )
+    app = VoicegrokApp(backend=backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert not app.query_one("#banner").display
+        await until(pilot, lambda: "you: What is the capital of France?" in chat_text(app))
+        await until(pilot, lambda: app.query_one("#turns", DataTable).row_count == 1)
+        assert "speech-to-text" in text_of(app, "#stages")
+
+
+async def test_push_to_talk_records_and_answers_without_waiting_for_silence() -> None:
+    """F4 starts recording (the end-of-turn detector hears nothing), F4 again sends it."""
+    stt = FakeSTT(["Tell me a joke."])
+    backend = FakeBackend(
+        make_engines=lambda: fake_engines(stt=stt, llm=FakeChat(["Knock knock."])),
+        mic_audio=np.zeros(16000 * 30, np.float32),  # PTT needs no voice to record
+    )
+    app = VoicegrokApp(backend=backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("f4")
+        await until(pilot, lambda: app.state == "recording")
+        await pilot.pause(0.6)
+        await pilot.press("f4")
+        await until(pilot, lambda: "you: Tell me a joke." in chat_text(app))
+        assert stt.heard and stt.heard[0] >= 0.4 * 16000, "the recording was transcribed"
+
+
+async def test_mute_makes_the_microphone_deaf() -> None:
+    stt = FakeSTT(["should not be heard"])
+    backend = FakeBackend(
+        make_engines=lambda: fake_engines(stt=stt),
+        mic_audio=np.concatenate([np.zeros(16000, np.float32), tone(1.0)]),
+    )
+    app = VoicegrokApp(backend=backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("f3")
+        assert app.state == "muted"
+        await pilot.pause(2.5)
+        assert stt.heard == [] and "you:" not in chat_text(app)
+
+
+async def test_settings_are_saved_and_used_on_the_next_start(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    backend = FakeBackend()
+    app = VoicegrokApp(backend=backend, config_path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("f2")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        app.screen.query_one("#end_of_turn", Select).value = "patient"
+        app.screen.query_one("#input_device", Select).value = "Test Microphone"
+        await pilot.click("#save")
+        await until(pilot, lambda: path.exists())
+        await until(pilot, lambda: backend.loads == 2)  # restarted with the new settings
+    saved = load_user_config(path)
+    assert saved == UserConfig(input_device="Test Microphone", end_of_turn="patient")
+    assert saved.end_silence_ms == 800
+    # the next start shows the saved values
+    app2 = VoicegrokApp(config=saved, backend=FakeBackend(), config_path=path)
+    async with app2.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("f2")
+        await until(pilot, lambda: isinstance(app2.screen, SettingsScreen))
+        assert app2.screen.query_one("#end_of_turn", Select).value == "patient"
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app2.screen, SettingsScreen))
+
+
+async def test_help_lists_the_keys() -> None:
+    app, _ = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("f1")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = app.screen.query_one(Markdown).source
+        for key in ("Esc", "F2", "F3", "F4", "Ctrl+N"):
+            assert key in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+# ---------------------------------------------------------------- snapshots
+
+Before = Callable[[Pilot[None]], Awaitable[None]]
+
+
+def scripted(*frames_of: Callable[[], list[object]]) -> Before:
+    """Wait for the (fake) session, then show fixed frames: the picture does not depend on
+    how fast this machine is."""
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = await ready(pilot)
+        for make in frames_of:
+            for frame in make():
+                app.show(frame)  # type: ignore[arg-type]
+        await pilot.pause(0.3)
+
+    return run_before
+
+
+def answering_with_a_table() -> list[object]:
+    t0 = 100.0
+    frames: list[object] = [
+        TurnStarted(turn_id=1, speech_end_s=t0, source="speech"),
+        UserText(turn_id=1, text="Can you put this itinerary in a table?", at_s=t0 + 0.1),
+    ]
+    tokens = TABLE_ANSWER.replace("\n", " \n").split(" ")
+    for i, tok in enumerate(tokens):
+        frames.append(LLMToken(turn_id=1, text=tok + " ", index=i, at_s=t0 + 0.2 + i * 0.01))
+    frames += [
+        LLMDone(
+            turn_id=1,
+            text=TABLE_ANSWER,
+            n_tokens=len(tokens),
+            first_token_s=t0 + 0.2,
+            last_token_s=t0 + 0.2 + (len(tokens) - 1) * 0.01,
+        ),
+        TurnMetrics(
+            turn_id=1,
+            source="speech",
+            stt_ms=95.0,
+            llm_first_token_ms=60.0,
+            tts_first_audio_ms=140.0,
+            first_audio_ms=310.0,
+            total_ms=900.0,
+            tokens_per_s=100.0,
+            n_tokens=len(tokens),
+            clauses=4,
+            audio_s=5.0,
+        ),
+        SpeechStarted(turn_id=2, audio_start_s=12.0),
+        UserText(turn_id=2, text="Now add a column", final=False),
+    ]
+    return frames
+
+
+@pytest.mark.parametrize(
+    ("name", "before", "press"),
+    [
+        ("idle", scripted(), []),
+        ("answering_with_a_table", scripted(answering_with_a_table), []),
+        ("help", scripted(), ["f1"]),
+        ("settings", scripted(), ["f2"]),
+    ],
+)
+def test_snapshots(
+    snap_compare: Callable[..., bool], name: str, before: Before, press: list[str]
+) -> None:
+    """The main states look right (no-device banner included: the fake has no devices)."""
+    app = VoicegrokApp(backend=FakeBackend(), config_path=Path("/nonexistent/voicegrok.toml"))
+    assert snap_compare(app, terminal_size=SIZE, run_before=before, press=press)

@@ -1,0 +1,185 @@
+"""What the terminal UI needs from the outside world: devices and models.
+
+The app talks to a :class:`Backend`; :class:`LocalBackend` opens the real sound devices and
+loads the real models, and ``voicegrok.testing.FakeBackend`` scripts both for tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ..adapters.virtual import VirtualSpeaker
+from ..assistant import Engines, load_engines
+from ..config import Settings
+from ..errors import AudioDeviceError, VoicegrokError
+from ..live import AudioOutput
+from ..userconfig import UserConfig
+
+__all__ = ["Audio", "Backend", "LocalBackend", "Probe"]
+
+FloatAudio = npt.NDArray[np.float32]
+
+
+@dataclass
+class Probe:
+    """Which devices exist, before anything is opened."""
+
+    mic: str | None = None
+    """Name of the microphone, or None when there is none."""
+    speaker: str | None = None
+    problems: list[str] = field(default_factory=list)
+    """One line each, for the banner (e.g. "no microphone: ...")."""
+
+
+@dataclass
+class Audio:
+    """The opened devices of a session. With no speaker, replies go to a silent sink."""
+
+    chunks: AsyncIterator[FloatAudio] | None
+    sample_rate_hz: int
+    speaker: AudioOutput
+    close: Callable[[], None]
+    problems: list[str] = field(default_factory=list)
+    echo_cancel: bool = False
+
+
+class Backend(Protocol):
+    def probe(self, config: UserConfig) -> Probe: ...
+
+    def devices(self, kind: str) -> list[tuple[str, str]]:
+        """The ``"input"`` or ``"output"`` devices to choose from: (label, name) pairs."""
+        ...
+
+    def load(
+        self,
+        settings: Settings,
+        *,
+        listen: bool,
+        speak: bool,
+        progress: Callable[[str], None],
+    ) -> Engines:
+        """Load and warm the models (blocking: called on a worker thread)."""
+        ...
+
+    def open_audio(self, config: UserConfig, probe: Probe, engines: Engines) -> Audio:
+        """Open the devices (on the event loop)."""
+        ...
+
+
+def _device(spec: str | None) -> int | str | None:
+    if spec is None or spec == "":
+        return None
+    return int(spec) if spec.isdigit() else spec
+
+
+def _silent_sink(engines: Engines) -> VirtualSpeaker:
+    rate = engines.tts.sample_rate_hz if engines.tts is not None else 22050
+    return VirtualSpeaker(rate, keep=False)
+
+
+class LocalBackend:
+    """This machine's sound devices (PortAudio) and models (the catalog)."""
+
+    def __init__(self, *, echo_cancel: bool = True) -> None:
+        self.echo_cancel = echo_cancel
+
+    def probe(self, config: UserConfig) -> Probe:
+        from ..adapters.speaker import sounddevice_module
+
+        probe = Probe()
+        try:
+            sd = sounddevice_module()
+        except AudioDeviceError as e:
+            probe.problems.append(str(e))
+            return probe
+        for kind, spec in (("input", config.input_device), ("output", config.output_device)):
+            what = "microphone" if kind == "input" else "speaker"
+            try:
+                info = sd.query_devices(_device(spec), kind)
+                name = str(info["name"])
+            except Exception as e:  # PortAudioError / ValueError: no such device
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                probe.problems.append(f"no {what} ({reason})")
+                continue
+            if kind == "input":
+                probe.mic = name
+            else:
+                probe.speaker = name
+        return probe
+
+    def devices(self, kind: str) -> list[tuple[str, str]]:
+        from ..adapters.microphone import list_devices
+
+        try:
+            rows = list_devices()
+        except VoicegrokError:
+            return []
+        key = "inputs" if kind == "input" else "outputs"
+        return [
+            (f"{r['index']}: {r['name']}", str(r["name"])) for r in rows if int(str(r[key])) > 0
+        ]
+
+    def load(
+        self,
+        settings: Settings,
+        *,
+        listen: bool,
+        speak: bool,
+        progress: Callable[[str], None],
+    ) -> Engines:
+        return load_engines(settings, stt=listen, tts=speak, vad=listen, progress=progress)
+
+    def open_audio(self, config: UserConfig, probe: Probe, engines: Engines) -> Audio:
+        from ..adapters.microphone import Microphone
+        from ..adapters.speaker import Speaker
+
+        problems: list[str] = []
+        closers: list[Callable[[], None]] = []
+        speaker: AudioOutput | None = None
+        real_speaker: Speaker | None = None
+        if probe.speaker is not None and engines.tts is not None:
+            try:
+                real_speaker = Speaker(engines.tts.sample_rate_hz, _device(config.output_device))
+                speaker = real_speaker
+                closers.append(real_speaker.close)
+            except VoicegrokError as e:
+                problems.append(str(e))
+        chunks: AsyncIterator[FloatAudio] | None = None
+        rate = 16000
+        echo = False
+        if probe.mic is not None and engines.vad is not None:
+            try:
+                mic = Microphone(_device(config.input_device))
+                closers.append(mic.close)
+                chunks, rate = mic.chunks(), mic.sample_rate_hz
+                if self.echo_cancel and real_speaker is not None:
+                    from ..adapters.echo import EchoCanceller
+
+                    delay_ms = round(1000 * (real_speaker.latency_s + mic.latency_s))
+                    canceller = EchoCanceller(real_speaker.sample_rate_hz, rate, delay_ms)
+                    real_speaker.on_render = canceller.far_end
+                    closers.append(canceller.close)
+                    chunks, rate = canceller.cancel(chunks), canceller.sample_rate_hz
+                    echo = True
+            except VoicegrokError as e:
+                problems.append(str(e))
+
+        def close() -> None:
+            for fn in reversed(closers):
+                with contextlib.suppress(Exception):
+                    fn()
+
+        return Audio(
+            chunks=chunks,
+            sample_rate_hz=rate,
+            speaker=speaker or _silent_sink(engines),
+            close=close,
+            problems=problems,
+            echo_cancel=echo,
+        )
