@@ -42,9 +42,6 @@ class AudioOutput(Protocol):
     @property
     def queued_bytes(self) -> int: ...
 
-    @property
-    def first_play_s(self) -> float | None: ...
-
     def play(self, pcm: bytes) -> None: ...
 
     def clear(self) -> None: ...
@@ -57,7 +54,9 @@ class AudioOutput(Protocol):
 class _Turn:
     turn_id: int
     speech_end_s: float = 0.0
-    first_queued_s: float | None = None
+    first_play_s: float | None = None
+    """When the turn's first sample reaches the device: queued at that time plus the audio
+    still buffered ahead of it (perf_counter)."""
     play_offset: int = 0
     """Speaker stream position where this turn's first audio starts."""
     clause_ends: dict[int, int] = field(default_factory=dict)
@@ -234,8 +233,8 @@ class LiveSession:
         elif isinstance(frame, SpokenClause):
             turn.clause_text[frame.index] = frame.text
         elif isinstance(frame, TTSAudio):
-            if turn.first_queued_s is None:
-                turn.first_queued_s = time.perf_counter()
+            if turn.first_play_s is None:
+                turn.first_play_s = time.perf_counter() + self.speaker.buffered_s
                 turn.play_offset = self.speaker.queued_bytes
             self.speaker.play(frame.pcm)
             turn.clause_ends[frame.clause_index] = self.speaker.queued_bytes
@@ -268,7 +267,7 @@ class LiveSession:
             return
         row: dict[str, object] = m.as_dict() if m is not None else {"turn_id": turn.turn_id}
         row["interrupted"] = interrupted
-        first_play = self._first_play_s(turn)
+        first_play = turn.first_play_s
         row["first_audio_device_ms"] = (
             None if first_play is None else round((first_play - turn.speech_end_s) * 1000, 1)
         )
@@ -277,17 +276,6 @@ class LiveSession:
         if self.metrics_path is not None:
             with self.metrics_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
-
-    def _first_play_s(self, turn: _Turn) -> float | None:
-        """When the turn's first sample was handed to the device (estimated from queue time)."""
-        if turn.first_queued_s is None:
-            return None
-        started = self.speaker.first_play_s
-        return (
-            started
-            if started is not None and started >= turn.first_queued_s
-            else turn.first_queued_s
-        )
 
 
 class ConsoleView:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -65,10 +64,8 @@ class Speaker:
         """Bytes handed to the device so far."""
         self.queued_bytes = 0
         """Bytes given to ``play`` so far (after resampling): a position in the output stream."""
-        self.first_play_s: float | None = None
         """``perf_counter()`` when playback last started after silence (first sample handed
         to the device)."""
-        self._idle = True
         self._resampler: Any = None
         rate = sample_rate_hz
         try:
@@ -103,9 +100,6 @@ class Speaker:
         with self._lock:
             chunk = bytes(self._buf[:n])
             del self._buf[:n]
-        if chunk and self._idle:
-            self.first_play_s = time.perf_counter()
-        self._idle = not chunk
         outdata[: len(chunk)] = chunk
         if len(chunk) < n:
             outdata[len(chunk) :] = b"\x00" * (n - len(chunk))

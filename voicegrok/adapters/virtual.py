@@ -43,7 +43,6 @@ class VirtualSpeaker:
         self._base = 0
         """``played_bytes`` when the current run of playback started."""
         self.queued_bytes = 0
-        self.first_play_s: float | None = None
         self._played = 0
         self._keep = keep
         self.recording = bytearray()
@@ -73,7 +72,6 @@ class VirtualSpeaker:
             if not self._queued:  # starting after silence
                 self._started_s = time.perf_counter()
                 self._base = self._played
-                self.first_play_s = self._started_s
             self._queued += pcm
             self.queued_bytes += len(pcm)
 
