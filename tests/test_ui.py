@@ -211,6 +211,9 @@ async def test_settings_are_saved_and_used_on_the_next_start(tmp_path: Path) -> 
     app = VoicegrokApp(backend=backend, config_path=path)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
+        await pilot.click("#prompt")
+        await pilot.press(*"remember me", "enter")
+        await until(pilot, lambda: app.query_one("#turns", DataTable).row_count == 1)
         await pilot.press("f2")
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen))
         app.screen.query_one("#end_of_turn", Select).value = "patient"
@@ -218,6 +221,10 @@ async def test_settings_are_saved_and_used_on_the_next_start(tmp_path: Path) -> 
         await pilot.click("#save")
         await until(pilot, lambda: path.exists())
         await until(pilot, lambda: backend.loads == 2)  # restarted with the new settings
+        await ready(pilot)
+        assert app.session is not None
+        said = [m["content"] for m in app.session.assistant.conversation.turns]
+        assert said[0] == "remember me", "the conversation goes on after a restart"
     saved = load_user_config(path)
     assert saved == UserConfig(input_device="Test Microphone", end_of_turn="patient")
     assert saved.end_silence_ms == 800

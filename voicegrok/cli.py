@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__, models
-from .adapters.speaker import Speaker, default_output_device
+from .adapters.speaker import Speaker, default_output_device, quiet_alsa
 from .adapters.wav import WavSink
 from .assistant import Assistant, Engines, load_engines
 from .audio import FloatAudio, load_audio
@@ -400,6 +400,8 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
         config_path=path,
         backend=LocalBackend(echo_cancel=args.echo_cancel),
     )
+    # ALSA reports underruns on stderr, where Textual draws the screen: log them instead.
+    quiet_alsa()
     await app.run_async()
     return 0
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
 import threading
 from collections.abc import Callable
 from types import ModuleType
@@ -13,7 +15,10 @@ import soxr
 
 from ..errors import AudioDeviceError, first_line
 
-__all__ = ["Speaker", "default_output_device", "sounddevice_module"]
+__all__ = ["Speaker", "default_output_device", "quiet_alsa", "sounddevice_module"]
+
+log = logging.getLogger(__name__)
+_alsa_handler: object = None
 
 
 def sounddevice_module() -> ModuleType:
@@ -27,6 +32,27 @@ def sounddevice_module() -> ModuleType:
         ) from None
     module: ModuleType = sounddevice
     return module
+
+
+def quiet_alsa() -> None:
+    """Send the ALSA library's messages ("underrun occurred") to the log instead of stderr,
+    where a full-screen terminal UI draws. Does nothing where there is no ALSA."""
+    global _alsa_handler
+    if _alsa_handler is not None:
+        return
+    try:
+        asound = ctypes.cdll.LoadLibrary("libasound.so.2")
+    except OSError:
+        return
+    handler_type = ctypes.CFUNCTYPE(
+        None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
+    )
+
+    def handler(file: bytes, line: int, function: bytes, err: int, fmt: bytes) -> None:
+        log.debug("ALSA %s:%d %s: %s", file, line, function, fmt)
+
+    _alsa_handler = handler_type(handler)  # kept alive: ALSA holds the pointer
+    asound.snd_lib_error_set_handler(_alsa_handler)
 
 
 def default_output_device() -> str | None:

@@ -27,6 +27,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Markdown, Sparklin
 
 from ..assistant import Assistant
 from ..config import Settings
+from ..conversation import Conversation
 from ..endpointing import EndpointConfig
 from ..errors import VoicegrokError
 from ..frames import (
@@ -129,6 +130,8 @@ class VoicegrokApp(App[None]):
         self.config_path = config_path
         self.backend: Backend = backend or LocalBackend()
         self.session: LiveSession | None = None
+        self.conversation = Conversation(self.base_settings.system_prompt)
+        """Kept across restarts (new settings): the assistant remembers the conversation."""
         self.probe = Probe()
         self._turns: dict[int, _Shown] = {}
         self._partial: Static | None = None
@@ -208,7 +211,11 @@ class VoicegrokApp(App[None]):
         endpointing = EndpointConfig(end_silence_ms=self.config.end_silence_ms)
         try:
             async with Assistant(
-                engines, settings, endpointing=endpointing, realtime=True
+                engines,
+                settings,
+                self.conversation,
+                endpointing=endpointing,
+                realtime=True,
             ) as assistant:
                 session = LiveSession(
                     assistant, audio.speaker, view=self.show, on_metrics=self._device_metrics
@@ -228,10 +235,9 @@ class VoicegrokApp(App[None]):
         from .. import models
 
         def name(kind: str, spec: str | None) -> str:
-            try:
-                return models.resolve(kind, spec).name
-            except VoicegrokError:
-                return spec or "default"
+            if spec is None:
+                return models.DEFAULTS[kind].name
+            return Path(spec).name
 
         loaded = ", ".join(f"{k} {v:.1f} s" for k, v in load_s.items())
         lines = [
@@ -240,7 +246,8 @@ class VoicegrokApp(App[None]):
             f"voice  {name('tts', settings.voice)}" if "tts" in load_s else "voice  –",
             f"mic    {self.probe.mic or '–'}",
             f"out    {self.probe.speaker or '–'}",
-            f"echo   {'cancelled' if echo else 'not cancelled: use a headset'}",
+            "echo   "
+            + ("–" if self.probe.mic is None else "cancelled" if echo else "use a headset"),
         ]
         if loaded:
             lines.append(f"loaded {loaded}")
@@ -331,6 +338,10 @@ class VoicegrokApp(App[None]):
     async def _flush_tokens(self) -> None:
         if self._exit_started:
             return
+        with contextlib.suppress(NoMatches):  # the app is closing
+            await self._append_tokens()
+
+    async def _append_tokens(self) -> None:
         for shown in list(self._turns.values()):
             if shown.answer is None or not (shown.pending or shown.final is not None):
                 continue
@@ -407,8 +418,14 @@ class VoicegrokApp(App[None]):
             self._main.query_one("#state").set_classes(f"state-{state}")
 
     def _tick(self) -> None:
+        if self._exit_started:
+            return
+        with contextlib.suppress(NoMatches):  # the app is closing
+            self._update_status()
+
+    def _update_status(self) -> None:
         session = self.session
-        if session is None or self._exit_started:
+        if session is None:
             return
         self._main.query_one("#meter", Static).update(_meter(session.level))
         now = asyncio.get_running_loop().time()
