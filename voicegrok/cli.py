@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__, models
-from .adapters.speaker import Speaker, default_output_device, quiet_alsa
+from .adapters.speaker import Speaker, default_output_device, parse_device, quiet_alsa
 from .adapters.wav import WavSink
 from .assistant import Assistant, Engines, load_engines
 from .audio import FloatAudio, load_audio
@@ -322,8 +322,8 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
         voice=settings.voice or config.voice,
         stt_model=settings.stt_model or config.stt_model,
     )
-    device_in = _device(config.input_device)
-    device_out = _device(config.output_device)
+    device_in = parse_device(config.input_device)
+    device_out = parse_device(config.output_device)
     engines = _load(settings, args, vad=True)
     mic = Microphone(device_in)
     speaker = Speaker(engines.tts.sample_rate_hz if engines.tts else 22050, device_out)
@@ -335,9 +335,7 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
     if args.echo_cancel:
         from .adapters.echo import EchoCanceller
 
-        delay_ms = round(1000 * (speaker.latency_s + mic.latency_s))
-        canceller = EchoCanceller(speaker.sample_rate_hz, mic.sample_rate_hz, delay_ms)
-        speaker.on_render = canceller.far_end
+        canceller = EchoCanceller.between(speaker, mic)
         chunks, rate = canceller.cancel(chunks), canceller.sample_rate_hz
     print(
         f"voicegrok is listening on {mic.name!r} (Ctrl+C to stop). "
@@ -404,13 +402,6 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     quiet_alsa()
     await app.run_async()
     return 0
-
-
-def _device(spec: str | None) -> int | str | None:
-    """A device given as an index ("3") or a name ("USB Headset")."""
-    if spec is None:
-        return None
-    return int(spec) if spec.isdigit() else spec
 
 
 async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:

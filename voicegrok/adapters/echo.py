@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,10 @@ import soxr
 
 from ..errors import AudioDeviceError, first_line
 from ..threads import EngineThread
+
+if TYPE_CHECKING:
+    from .microphone import Microphone
+    from .speaker import Speaker
 
 __all__ = ["EchoCanceller"]
 
@@ -101,6 +105,16 @@ class EchoCanceller:
         self._guard_frames = (lead_ms + 200) // 10
         self._thread = EngineThread("aec")
         self.sample_rate_hz = RATE
+
+    @classmethod
+    def between(cls, speaker: Speaker, mic: Microphone) -> EchoCanceller:
+        """A canceller for this speaker and microphone: it hears everything the speaker
+        renders; pass the microphone through :meth:`cancel`. The echo delay hint is the
+        two devices' latencies."""
+        delay_ms = round(1000 * (speaker.latency_s + mic.latency_s))
+        canceller = cls(speaker.sample_rate_hz, mic.sample_rate_hz, delay_ms)
+        speaker.on_render = canceller.far_end
+        return canceller
 
     def far_end(self, pcm: bytes) -> None:
         """What the speaker just rendered (16-bit mono at the speaker's rate). Never blocks."""

@@ -15,7 +15,13 @@ import soxr
 
 from ..errors import AudioDeviceError, first_line
 
-__all__ = ["Speaker", "default_output_device", "quiet_alsa", "sounddevice_module"]
+__all__ = [
+    "Speaker",
+    "default_output_device",
+    "parse_device",
+    "quiet_alsa",
+    "sounddevice_module",
+]
 
 log = logging.getLogger(__name__)
 _alsa_handler: object = None
@@ -32,6 +38,14 @@ def sounddevice_module() -> ModuleType:
         ) from None
     module: ModuleType = sounddevice
     return module
+
+
+def parse_device(spec: str | None) -> int | str | None:
+    """A device as given by a person: an index ("3"), a name ("USB Headset"), or the
+    default (None or "")."""
+    if not spec:
+        return None
+    return int(spec) if spec.isdigit() else spec
 
 
 def quiet_alsa() -> None:

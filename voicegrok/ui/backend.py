@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..adapters.speaker import parse_device
 from ..adapters.virtual import VirtualSpeaker
 from ..assistant import Engines, load_engines
 from ..config import Settings
@@ -72,12 +73,6 @@ class Backend(Protocol):
         ...
 
 
-def _device(spec: str | None) -> int | str | None:
-    if spec is None or spec == "":
-        return None
-    return int(spec) if spec.isdigit() else spec
-
-
 def _silent_sink(engines: Engines) -> VirtualSpeaker:
     rate = engines.tts.sample_rate_hz if engines.tts is not None else 22050
     return VirtualSpeaker(rate, keep=False)
@@ -101,7 +96,7 @@ class LocalBackend:
         for kind, spec in (("input", config.input_device), ("output", config.output_device)):
             what = "microphone" if kind == "input" else "speaker"
             try:
-                info = sd.query_devices(_device(spec), kind)
+                info = sd.query_devices(parse_device(spec), kind)
                 name = str(info["name"])
             except Exception as e:  # PortAudioError / ValueError: no such device
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -145,7 +140,9 @@ class LocalBackend:
         real_speaker: Speaker | None = None
         if probe.speaker is not None and engines.tts is not None:
             try:
-                real_speaker = Speaker(engines.tts.sample_rate_hz, _device(config.output_device))
+                real_speaker = Speaker(
+                    engines.tts.sample_rate_hz, parse_device(config.output_device)
+                )
                 speaker = real_speaker
                 closers.append(real_speaker.close)
             except VoicegrokError as e:
@@ -155,15 +152,13 @@ class LocalBackend:
         echo = False
         if probe.mic is not None and engines.vad is not None:
             try:
-                mic = Microphone(_device(config.input_device))
+                mic = Microphone(parse_device(config.input_device))
                 closers.append(mic.close)
                 chunks, rate = mic.chunks(), mic.sample_rate_hz
                 if self.echo_cancel and real_speaker is not None:
                     from ..adapters.echo import EchoCanceller
 
-                    delay_ms = round(1000 * (real_speaker.latency_s + mic.latency_s))
-                    canceller = EchoCanceller(real_speaker.sample_rate_hz, rate, delay_ms)
-                    real_speaker.on_render = canceller.far_end
+                    canceller = EchoCanceller.between(real_speaker, mic)
                     closers.append(canceller.close)
                     chunks, rate = canceller.cancel(chunks), canceller.sample_rate_hz
                     echo = True
