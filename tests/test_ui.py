@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Markdown, Select, Static
+from textual.widgets import DataTable, Input, Markdown, Select, Static
 
 from voicegrok.frames import (
     LLMDone,
@@ -263,9 +263,11 @@ def scripted(*frames_of: Callable[[], list[object]]) -> Before:
 
     async def run_before(pilot: Pilot[None]) -> None:
         app = await ready(pilot)
+        app.query_one(Input).cursor_blink = False  # a picture must not depend on the blink
         for make in frames_of:
             for frame in make():
                 app.show(frame)  # type: ignore[arg-type]
+        await until(pilot, lambda: app.settled)
         await pilot.pause(0.3)
 
     return run_before

@@ -335,6 +335,11 @@ class VoicegrokApp(App[None]):
             self.state = "interrupted"
             self._state_until = asyncio.get_running_loop().time() + 1.5
 
+    @property
+    def settled(self) -> bool:
+        """Every streamed token is on the screen (none waits for the next flush)."""
+        return all(not t.pending and t.final is None for t in self._turns.values())
+
     async def _flush_tokens(self) -> None:
         if self._exit_started:
             return
