@@ -119,7 +119,9 @@ def load_engines(
 
         say(f"loading voice {paths['tts']}")
         t = time.perf_counter()
-        piper = PiperEngine(paths["tts"], threads=settings.tts_threads, cores=cores)
+        piper = PiperEngine(
+            paths["tts"], threads=settings.tts_threads, cores=cores, seed=settings.seed
+        )
         for _ in piper.synthesize("Ready."):
             pass
         engines.tts = piper

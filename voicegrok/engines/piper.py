@@ -16,7 +16,12 @@ __all__ = ["PiperEngine"]
 
 
 class PiperEngine:
-    """Blocking synthesis: one PCM chunk per sentence, produced lazily."""
+    """Blocking synthesis: one PCM chunk per sentence, produced lazily.
+
+    Reproducible: VITS samples noise inside its graph, from generators onnxruntime seeds
+    when the session is made; seeding them with ``seed`` makes a process speak the same
+    texts the same way (``voicegrok say`` gives the same WAV every time).
+    """
 
     def __init__(
         self,
@@ -25,6 +30,7 @@ class PiperEngine:
         threads: int = 1,
         length_scale: float | None = None,
         cores: CoreShare | None = None,
+        seed: int = 0,
     ) -> None:
         from piper import PiperConfig, PiperVoice, SynthesisConfig
 
@@ -38,6 +44,9 @@ class PiperEngine:
                 f"{config_path}: not a valid Piper voice config ({first_line(e)}); "
                 "pass --voice a Piper .onnx whose .onnx.json is beside it"
             ) from None
+        import onnxruntime
+
+        onnxruntime.set_seed(seed)
         session = cpu_session(
             model_path,
             threads=threads,
