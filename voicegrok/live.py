@@ -57,8 +57,6 @@ class _Turn:
     first_play_s: float | None = None
     """When the turn's first sample reaches the device: queued at that time plus the audio
     still buffered ahead of it (perf_counter)."""
-    play_offset: int = 0
-    """Speaker stream position where this turn's first audio starts."""
     clause_ends: dict[int, int] = field(default_factory=dict)
     """Clause index -> speaker stream position where its audio ends."""
     clause_text: dict[int, str] = field(default_factory=dict)
@@ -235,7 +233,6 @@ class LiveSession:
         elif isinstance(frame, TTSAudio):
             if turn.first_play_s is None:
                 turn.first_play_s = time.perf_counter() + self.speaker.buffered_s
-                turn.play_offset = self.speaker.queued_bytes
             self.speaker.play(frame.pcm)
             turn.clause_ends[frame.clause_index] = self.speaker.queued_bytes
         elif isinstance(frame, TurnMetrics):
