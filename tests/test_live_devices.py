@@ -69,19 +69,42 @@ class VirtualAudio:
         )
         return subprocess.Popen(["sh", "-c", f'exec {cmd} > "{self.fifo}"'], env=self.env)
 
-    def record(self, path: Path) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [
-                "parecord",
-                "--device=vg_speaker.monitor",
-                "--rate=22050",
-                "--channels=1",
-                "--format=s16le",
-                "--file-format=wav",
-                str(path),
-            ],
-            env=self.env,
+    def record(self, path: Path) -> Recording:
+        """Record what the speaker plays (raw 16-bit mono), with a clock: how much of it has
+        been written so far."""
+        cmd = (
+            f"parec --device=vg_speaker.monitor --rate={Recording.RATE} --channels=1 "
+            "--format=s16le --raw --latency-msec=20"
         )
+        proc = subprocess.Popen(["sh", "-c", f'exec {cmd} > "{path}"'], env=self.env)
+        return Recording(path, proc)
+
+
+@dataclass
+class Recording:
+    path: Path
+    proc: subprocess.Popen[bytes]
+    RATE = 22050
+
+    def audio(self) -> np.ndarray:
+        data = self.path.read_bytes() if self.path.exists() else b""
+        return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float32) / 32768
+
+    def now_s(self) -> float:
+        """Position of the sound the speaker is playing now, in the recording."""
+        return (self.path.stat().st_size if self.path.exists() else 0) / 2 / self.RATE
+
+    def loudness(self, t0: float, t1: float) -> float:
+        seg = self.audio()[max(0, int(t0 * self.RATE)) : int(t1 * self.RATE)]
+        return float(np.sqrt(np.mean(seg**2))) if len(seg) else 0.0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def save_wav(self, path: Path) -> Path:
+        soundfile.write(str(path), self.audio(), self.RATE)
+        return path
 
 
 @pytest.fixture
@@ -191,7 +214,7 @@ def test_a_spoken_question_is_answered_out_loud(
     virtual_audio: VirtualAudio, tmp_path: Path
 ) -> None:
     """Speech into the virtual microphone; the answer voicegrok prints comes out of the speaker."""
-    rec = virtual_audio.record(tmp_path / "out.wav")
+    rec = virtual_audio.record(tmp_path / "out.raw")
     talk = start_talk(virtual_audio, tmp_path)
     ready(talk)
     virtual_audio.speak(0.5, str(DEMO / "turn3.wav"), 0.5)
@@ -203,13 +226,19 @@ def test_a_spoken_question_is_answered_out_loud(
     done.set()
     feeder.join()
     out, err = stop(talk)
-    rec.terminate()
-    rec.wait(10)
+    rec.stop()
     assert "you: Please add a column with the approximate cost of each event." in out, err
     answer = out.split("voicegrok: ", 1)[1].split("\n[", 1)[0]
     assert rows[0]["first_audio_device_ms"] is not None and rows[0]["interrupted"] is False
     heard = subprocess.run(
-        [sys.executable, "-m", "voicegrok", "transcribe", str(tmp_path / "out.wav"), "-q"],
+        [
+            sys.executable,
+            "-m",
+            "voicegrok",
+            "transcribe",
+            str(rec.save_wav(tmp_path / "out.wav")),
+            "-q",
+        ],
         capture_output=True,
         text=True,
         env=virtual_audio.env,
@@ -226,17 +255,21 @@ def test_speaking_over_the_answer_stops_it_and_starts_a_new_turn(
     """Barge-in: playback falls silent while the person talks; their new question is answered."""
     talk = start_talk(virtual_audio, tmp_path)
     ready(talk)
-    rec = virtual_audio.record(tmp_path / "out.wav")
-    rec_start = time.perf_counter()
-    # the itinerary question gets a long answer; 3 s into its playback, ask something else
+    rec = virtual_audio.record(tmp_path / "out.raw")
+    # the itinerary question gets a long answer; 2 s into its playback, ask something else
     virtual_audio.speak(0.5, str(DEMO / "turn1.wav"), 0.6)
     # (a pause inside the question may start an early answer that is then withdrawn: wait
-    # for the answer to the whole question)
-    while not answering(tmp_path, "itinerary for me"):
+    # for the answer to the whole question, then until it has been heard for 2 s)
+    deadline = time.monotonic() + 60
+    while (
+        not answering(tmp_path, "itinerary for me")
+        or rec.loudness(rec.now_s() - 2.0, rec.now_s()) < 0.02
+    ):
+        assert time.monotonic() < deadline, "the answer was never heard"
         virtual_audio.speak(0.1)
-    virtual_audio.speak(3.0)
-    barge_at = time.perf_counter() - rec_start
     second = load_audio(DEMO / "turn4.wav")
+    onset = int(np.argmax(np.abs(second) > 0.02)) / 16000  # the recording starts with silence
+    barge_at = rec.now_s() + onset  # where, in the recording, the person starts talking
     virtual_audio.speak(str(DEMO / "turn4.wav"), 1.0)
     done = threading.Event()
     feeder = threading.Thread(target=virtual_audio.speak, args=(60.0,), kwargs={"stop": done})
@@ -245,24 +278,18 @@ def test_speaking_over_the_answer_stops_it_and_starts_a_new_turn(
     done.set()
     feeder.join()
     out, err = stop(talk)
-    rec.terminate()
-    rec.wait(10)
+    rec.stop()
     assert "(interrupted)" in out, out + err
     assert [r["interrupted"] for r in rows[:2]] == [True, False], rows
     # while both talk, the echo canceller damps the first syllables ("And now"); the rest of
     # the new question must come through
     new_question = out.split("(interrupted)", 1)[1]
     assert "you: " in new_question and "Atlanta" in new_question, out
-    audio, rate = soundfile.read(str(tmp_path / "out.wav"), dtype="float32")
-
-    def loudness(t0: float, t1: float) -> float:
-        seg = audio[int(t0 * rate) : int(t1 * rate)]
-        return float(np.sqrt(np.mean(seg**2))) if len(seg) else 0.0
-
     # the answer was playing just before the person spoke ...
-    assert loudness(barge_at - 1.5, barge_at) > 0.01
-    # ... and was silent while they kept speaking (from 0.4 s in to the end of their words)
-    assert loudness(barge_at + 0.4, barge_at + len(second) / 16000 - 0.5) < 0.003
+    assert rec.loudness(barge_at - 1.0, barge_at) > 0.01
+    # ... and was silent while they kept speaking (from 0.4 s after they started to 0.5 s
+    # before their words end)
+    assert rec.loudness(barge_at + 0.4, barge_at - onset + len(second) / 16000 - 0.5) < 0.003
 
 
 def test_its_own_voice_from_the_speaker_does_not_interrupt_it(

@@ -136,6 +136,7 @@ class LiveSession:
                     self._ptt.append(chunk)
                 if self._ptt is not None or self.muted:
                     chunk = np.zeros_like(chunk)
+                self.assistant.set_speaking(self.speaking)
                 await self.assistant.hear(chunk, sample_rate_hz)
 
         async def watch_playback() -> None:
