@@ -169,6 +169,11 @@ class VoicegrokApp(App[None]):
         self.start_session()
 
     @property
+    def _leaving(self) -> bool:
+        """Exiting, or its screens already gone (timers may still fire once then)."""
+        return self._exit_started or not self.screen_stack
+
+    @property
     def _main(self) -> Screen[object]:
         """The conversation screen (``query_one`` would search a dialog open on top)."""
         return self.screen_stack[0]
@@ -268,12 +273,12 @@ class VoicegrokApp(App[None]):
 
     def show(self, frame: Frame) -> None:
         """The live session's view: called with every frame worth showing."""
-        if self._exit_started:
+        if self._leaving:
             return
         try:
             self._show(frame)
         except NoMatches:  # frames still arriving while the app closes: nobody is looking
-            if not self._exit_started and self.screen_stack[0].is_mounted:
+            if not self._leaving and self.screen_stack[0].is_mounted:
                 raise
 
     def _show(self, frame: Frame) -> None:
@@ -341,7 +346,7 @@ class VoicegrokApp(App[None]):
         return all(not t.pending and t.final is None for t in self._turns.values())
 
     async def _flush_tokens(self) -> None:
-        if self._exit_started:
+        if self._leaving:
             return
         with contextlib.suppress(NoMatches):  # the app is closing
             await self._append_tokens()
@@ -395,7 +400,7 @@ class VoicegrokApp(App[None]):
 
     def _device_metrics(self, row: dict[str, object]) -> None:
         """The live loop's per-turn row: adds when the first sample reached the device."""
-        if self._exit_started:
+        if self._leaving:
             return
         device = row.get("first_audio_device_ms")
         if isinstance(device, (int, float)):
@@ -423,7 +428,7 @@ class VoicegrokApp(App[None]):
             self._main.query_one("#state").set_classes(f"state-{state}")
 
     def _tick(self) -> None:
-        if self._exit_started:
+        if self._leaving:
             return
         with contextlib.suppress(NoMatches):  # the app is closing
             self._update_status()
