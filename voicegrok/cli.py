@@ -404,6 +404,68 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from .server.app import RealtimeServer, ServerOptions, is_loopback
+    from .server.session import Limits
+
+    token = args.token or os.environ.get("VOICEGROK_TOKEN") or None
+    if not is_loopback(args.host) and not token:
+        raise UsageError(
+            f"--host {args.host} lets other machines connect: set a token with --token "
+            "or the VOICEGROK_TOKEN environment variable"
+        )
+    if bool(args.certfile) != bool(args.keyfile):
+        raise UsageError("--certfile and --keyfile go together")
+    for f in (args.certfile, args.keyfile):
+        if f is not None and not f.is_file():
+            raise UsageError(f"no such file: {f}")
+    limits = Limits(
+        max_sessions=args.max_sessions,
+        idle_timeout_s=args.idle_timeout,
+        max_message_bytes=args.max_message_kb * 1024,
+    )
+    options = ServerOptions(
+        host=args.host,
+        port=args.port,
+        token=token,
+        allowed_origins=tuple(args.allow_origin or ()),
+        certfile=str(args.certfile) if args.certfile else None,
+        keyfile=str(args.keyfile) if args.keyfile else None,
+        limits=limits,
+    )
+    engines = _load(settings, args, vad=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        try:
+            server = RealtimeServer(engines, settings, options)
+            await server.__aenter__()
+        except OSError as e:
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port} ({e.strerror or e}): "
+                "is another server running there? pick another --port"
+            ) from None
+        scheme = "https" if args.certfile else "http"
+        shown = f"{args.host}:{server.port}"
+        print(
+            f"voicegrok is serving on {scheme}://{shown}/ (browser client) and "
+            f"{'wss' if args.certfile else 'ws'}://{shown}/v1/realtime (Realtime API); "
+            "Ctrl+C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await server.__aexit__(None, None, None)
+    finally:
+        engines.close()
+    return 0
+
+
 async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     rows = [models.describe(e) for e in models.catalog()]
     if args.json:
@@ -422,10 +484,15 @@ async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from .bench import run_latency_bench, run_reply_bench
+    from .bench import run_latency_bench, run_reply_bench, run_server_bench
 
-    bench = run_latency_bench if args.kind == "latency" else run_reply_bench
-    report = await bench(settings, runs=args.runs, progress=not args.quiet)
+    if args.kind == "server":
+        report = await run_server_bench(
+            settings, sessions=tuple(args.sessions), progress=not args.quiet
+        )
+    else:
+        bench = run_latency_bench if args.kind == "latency" else run_reply_bench
+        report = await bench(settings, runs=args.runs, progress=not args.quiet)
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
@@ -552,6 +619,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_talk)
 
+    p = sub.add_parser(
+        "serve", parents=[common], help="serve remote clients: Realtime API and browser page"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free one)")
+    p.add_argument(
+        "--token",
+        metavar="SECRET",
+        help="clients must send it (bearer token or ?token=); required off loopback "
+        "(or set VOICEGROK_TOKEN)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="another web origin allowed to connect (repeatable; * for any)",
+    )
+    p.add_argument("--certfile", type=Path, metavar="PEM", help="TLS certificate (HTTPS/WSS)")
+    p.add_argument("--keyfile", type=Path, metavar="PEM", help="TLS private key")
+    p.add_argument(
+        "--max-sessions", type=_positive, default=8, metavar="N", help="concurrent sessions (8)"
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive,
+        default=300,
+        metavar="S",
+        help="close sessions silent this long (300 s)",
+    )
+    p.add_argument(
+        "--max-message-kb",
+        type=_positive,
+        default=1024,
+        metavar="KB",
+        help="largest message accepted (1024 KiB)",
+    )
+    p.set_defaults(run=cmd_serve)
+
     p = sub.add_parser("devices", help="list sound input and output devices")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_devices)
@@ -565,9 +670,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "kind",
         nargs="?",
-        choices=("latency", "reply"),
+        choices=("latency", "reply", "server"),
         default="latency",
-        help="latency: the live loop at real-time pace (default); reply: whole recordings",
+        help="latency: the live loop at real-time pace (default); reply: whole recordings; "
+        "server: concurrent websocket sessions",
+    )
+    p.add_argument(
+        "--sessions",
+        type=_positive,
+        nargs="+",
+        default=[1, 20],
+        metavar="N",
+        help="server bench: concurrent sessions to try (default 1 20)",
     )
     p.add_argument("--runs", type=_positive, default=3, metavar="N", help="runs of the demo turns")
     p.add_argument("--out", type=Path, metavar="FILE.json", help="also write the JSON here")

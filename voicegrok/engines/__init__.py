@@ -67,3 +67,7 @@ class VoiceActivity(Protocol):
     def reset(self) -> None:
         """Forget the state (a new stream)."""
         ...
+
+    def fork(self) -> VoiceActivity:
+        """A detector for another stream: the same model, its own state."""
+        ...

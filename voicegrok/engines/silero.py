@@ -34,6 +34,13 @@ class SileroVAD:
         )
         self.reset()
 
+    def fork(self) -> SileroVAD:
+        """Another stream's detector: the same ONNX session (no second copy), its own state."""
+        other = object.__new__(SileroVAD)
+        other._session = self._session
+        other.reset()
+        return other
+
     def reset(self) -> None:
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)

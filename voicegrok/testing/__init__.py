@@ -114,6 +114,9 @@ class FakeVAD:
     def reset(self) -> None:
         self._pending = np.zeros(0, np.float32)
 
+    def fork(self) -> FakeVAD:
+        return FakeVAD(level=self.level)
+
     def probabilities(self, samples: npt.NDArray[np.float32]) -> list[float]:
         audio = np.concatenate([self._pending, samples])
         n = len(audio) // self.window_samples

@@ -1,0 +1,390 @@
+"""``voicegrok serve`` over a real websocket with the real models: the official ``openai``
+SDK's realtime client (nobody here wrote it) for typed and spoken turns, and abuse."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+from openai import AsyncOpenAI
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from voicegrok.assistant import Engines
+from voicegrok.audio import load_audio
+from voicegrok.config import Settings
+from voicegrok.server.app import RealtimeServer, ServerOptions
+from voicegrok.server.session import Limits
+
+from .conftest import DEMO, engines_with_vad, words
+
+RATE = 24000
+
+
+@pytest.fixture(scope="module")
+def listening(engines: Engines) -> Engines:
+    return engines_with_vad(engines)
+
+
+def serve(engines: Engines, **options: Any) -> RealtimeServer:
+    limits = options.pop("limits", Limits())
+    return RealtimeServer(engines, Settings(), ServerOptions(port=0, limits=limits, **options))
+
+
+def sdk(server: RealtimeServer, token: str = "unused") -> AsyncOpenAI:
+    return AsyncOpenAI(api_key=token, websocket_base_url=f"ws://127.0.0.1:{server.port}/v1")
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def ask_item(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+async def until_done(conn: Any, timeout_s: float = 90) -> list[Any]:
+    """Events up to and including the next ``response.done``."""
+    events = []
+    async with asyncio.timeout(timeout_s):
+        async for event in conn:
+            events.append(event)
+            if event.type == "response.done":
+                return events
+    raise AssertionError("the connection closed before response.done")
+
+
+def audio_of(events: list[Any]) -> np.ndarray:
+    pcm = b"".join(
+        base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta"
+    )
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+
+
+def transcript_of(events: list[Any]) -> str:
+    return "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
+
+
+def hears(engines: Engines, audio: np.ndarray) -> str:
+    """What whisper hears in 24 kHz audio."""
+    import soxr
+
+    assert engines.stt is not None
+    return engines.stt.transcribe(soxr.resample(audio, RATE, 16000).astype(np.float32))
+
+
+async def test_the_openai_sdk_gets_a_spoken_answer_to_a_typed_question(
+    listening: Engines,
+) -> None:
+    """A typed question through the official SDK: text deltas, audio deltas that say that
+    text, response.done completed, and voicegrok's metrics event (which the SDK tolerates)."""
+    async with serve(listening) as server, sdk(server).realtime.connect(model="voicegrok") as conn:
+        created = await anext(aiter(conn))
+        assert created.type == "session.created"
+        await conn.conversation.item.create(item=ask_item("What is the capital of France?"))
+        await conn.response.create()
+        events = await until_done(conn)
+        done = events[-1]
+        assert done.response.status == "completed", done
+        text = transcript_of(events)
+        assert "Paris" in text
+        audio = audio_of(events)
+        assert len(audio) / RATE > 0.8
+        said = set(words(hears(listening, audio)))
+        assert said and len(said & set(words(text))) / len(said) >= 0.5, (said, text)
+        metrics = json.loads((await conn.recv_bytes()).decode())
+        assert metrics["type"] == "voicegrok.metrics"
+        assert metrics["metrics"]["n_tokens"] > 0 and metrics["metrics"]["tokens_per_s"] > 0
+
+
+async def test_a_spoken_question_appended_as_audio_is_transcribed_and_answered(
+    listening: Engines,
+) -> None:
+    """Server VAD: a recorded question streamed in 100 ms pieces gets speech_started,
+    speech_stopped, the transcription and a spoken answer."""
+    question = load_audio(str(DEMO / "turn3.wav"), RATE)
+    audio = np.concatenate([np.zeros(RATE // 2, np.float32), question, np.zeros(RATE, np.float32)])
+    async with serve(listening) as server, sdk(server).realtime.connect(model="voicegrok") as conn:
+        step = RATE // 10
+        for i in range(0, len(audio), step):
+            chunk = base64.b64encode(pcm16(audio[i : i + step])).decode()
+            await conn.input_audio_buffer.append(audio=chunk)
+        events = await until_done(conn)
+        types = [e.type for e in events]
+        for expected in (
+            "input_audio_buffer.speech_started",
+            "input_audio_buffer.speech_stopped",
+            "input_audio_buffer.committed",
+            "conversation.item.input_audio_transcription.completed",
+            "response.created",
+            "response.output_audio.delta",
+        ):
+            assert expected in types, types
+        heard = next(
+            e.transcript
+            for e in events
+            if e.type == "conversation.item.input_audio_transcription.completed"
+        )
+        assert "column" in heard and "cost" in heard, heard
+        assert events[-1].response.status == "completed"
+        assert len(audio_of(events)) / RATE > 0.5
+
+
+async def test_response_cancel_stops_the_deltas(listening: Engines) -> None:
+    """response.cancel mid-answer: response.done says cancelled and no delta follows it."""
+    async with serve(listening) as server, sdk(server).realtime.connect(model="voicegrok") as conn:
+        await conn.conversation.item.create(
+            item=ask_item("Make me a detailed two day itinerary for New York City.")
+        )
+        await conn.response.create()
+        async with asyncio.timeout(60):
+            async for event in conn:
+                if event.type == "response.output_audio.delta":
+                    break
+        await conn.response.cancel()
+        events = await until_done(conn)
+        assert events[-1].response.status == "cancelled"
+        late: list[str] = []
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.5):
+                async for event in conn:
+                    late.append(event.type)
+        assert not [t for t in late if ".delta" in t], late
+        # the conversation goes on
+        await conn.conversation.item.create(item=ask_item("Thanks. What is two plus two?"))
+        await conn.response.create()
+        assert (await until_done(conn))[-1].response.status == "completed"
+
+
+# ------------------------------------------------------------------------ abuse
+
+
+@dataclasses.dataclass
+class Raw:
+    """A plain websocket client: send anything, read events."""
+
+    ws: Any
+
+    async def send(self, message: str | dict[str, Any]) -> None:
+        await self.ws.send(message if isinstance(message, str) else json.dumps(message))
+
+    async def next(self, kind: str, timeout_s: float = 60) -> dict[str, Any]:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                event: dict[str, Any] = json.loads(await self.ws.recv())
+                if event["type"] == kind:
+                    return event
+
+    async def errors(self, n: int, timeout_s: float = 30) -> list[dict[str, Any]]:
+        out = []
+        async with asyncio.timeout(timeout_s):
+            while len(out) < n:
+                event = json.loads(await self.ws.recv())
+                if event["type"] == "error":
+                    out.append(event["error"])
+        return out
+
+
+@contextlib.asynccontextmanager
+async def raw(server: RealtimeServer, query: str = "", **kw: Any) -> AsyncIterator[Raw]:
+    async with connect(f"ws://127.0.0.1:{server.port}/v1/realtime{query}", **kw) as ws:
+        client = Raw(ws)
+        await client.next("session.created")
+        yield client
+
+
+async def no_sessions(server: RealtimeServer) -> None:
+    """Wait (briefly) until the server has ended every session."""
+    for _ in range(100):
+        if not server.sessions:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(server.sessions)} sessions still open")
+
+
+async def typed_turn(server: RealtimeServer, text: str = "Say hello.") -> dict[str, Any]:
+    """A well-behaved session: one typed turn, its response.done."""
+    async with raw(server) as client:
+        await client.send({"type": "conversation.item.create", "item": ask_item(text)})
+        await client.send({"type": "response.create"})
+        return await client.next("response.done", timeout_s=120)
+
+
+async def test_bad_messages_get_error_events_and_the_session_survives(listening: Engines) -> None:
+    """Malformed JSON, unknown types, bad base64, a wrong format, an oversize message, a
+    binary frame: one error event each, with a code; then a normal turn still works."""
+    limits = Limits(max_message_bytes=64 * 1024)
+    async with serve(listening, limits=limits) as server:
+        async with raw(server) as c:
+            bad: list[str | dict[str, Any]] = [
+                "{not json",
+                "[1, 2]",
+                {"type": "nonsense.event"},
+                {"type": "input_audio_buffer.append", "audio": "!!!not base64!!!"},
+                {"type": "input_audio_buffer.append", "audio": "AA=="},  # 1 byte: not PCM16
+                {
+                    "type": "session.update",
+                    "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}},
+                },
+                {"type": "conversation.item.truncate", "item_id": "item_nope", "audio_end_ms": 5},
+                {"type": "response.cancel"},
+                {"type": "response.create"},  # nothing to answer yet
+                {"type": "input_audio_buffer.commit"},  # server VAD is on
+                "x" * (100 * 1024),
+            ]
+            for message in bad:
+                await c.send(message)
+            await c.ws.send(b"\x00\x01binary")
+            errors = await c.errors(len(bad) + 1)
+            codes = [e["code"] for e in errors]
+            assert codes == [
+                "invalid_json",
+                "invalid_json",
+                "unknown_event",
+                "invalid_base64",
+                "invalid_base64",
+                "unsupported_format",
+                "item_not_found",
+                "response_cancel_not_active",
+                "no_input",
+                "turn_detection_enabled",
+                "message_too_large",
+                "invalid_json",
+            ], errors
+            assert all(e["message"] for e in errors)
+            await c.send({"type": "conversation.item.create", "item": ask_item("Say hello.")})
+            await c.send({"type": "response.create"})
+            done = await c.next("response.done")
+            assert done["response"]["status"] == "completed"
+
+
+async def test_a_thousand_garbage_messages_do_not_disturb_another_session(
+    listening: Engines,
+) -> None:
+    """One client sends 1,000 garbage messages as fast as it can: it gets errors (or is
+    rate limited), while a well-behaved session's turn completes."""
+    async with serve(listening) as server:
+
+        async def garbage() -> int:
+            errors = 0
+            async with raw(server) as c:
+                for i in range(1000):
+                    await c.send("{garbage" if i % 2 else {"type": f"junk.{i}"})
+                try:
+                    async with asyncio.timeout(5):
+                        while True:
+                            event = json.loads(await c.ws.recv())
+                            errors += event["type"] == "error"
+                except TimeoutError:
+                    pass
+            return errors
+
+        errors, done = await asyncio.gather(garbage(), typed_turn(server))
+        assert done["response"]["status"] == "completed"
+        assert errors > 100  # refused one by one (then rate limited, one notice a second)
+
+
+async def test_off_loopback_a_token_is_required(listening: Engines) -> None:
+    """Binding beyond loopback without a token is refused; with one, a client without it
+    (or with a wrong one) is refused before any model work, and the SDK's bearer token or a
+    browser's ?token= gets in."""
+    with pytest.raises(ValueError, match="token"):
+        serve(listening, host="0.0.0.0")
+    async with serve(listening, host="0.0.0.0", token="s3cret") as server:
+        for query, headers in (("", {}), ("?token=wrong", {}), ("", {"Authorization": "Bearer x"})):
+            with pytest.raises(InvalidStatus) as e:
+                async with raw(server, query, additional_headers=headers):
+                    pass
+            assert e.value.response.status_code == 401
+        async with raw(server, "?token=s3cret") as c:
+            assert c.ws.response.status_code == 101
+        async with sdk(server, token="s3cret").realtime.connect(model="voicegrok") as conn:
+            assert (await anext(aiter(conn))).type == "session.created"
+        await no_sessions(server)
+
+
+async def test_foreign_web_pages_are_refused(listening: Engines) -> None:
+    """A browser on another site (its Origin header) cannot use the server; the server's
+    own page can."""
+    async with serve(listening) as server:
+        with pytest.raises(InvalidStatus) as e:
+            async with raw(server, origin="http://evil.example"):
+                pass
+        assert e.value.response.status_code == 403
+        own = f"http://127.0.0.1:{server.port}"
+        async with raw(server, origin=own) as c:
+            assert c.ws.response.status_code == 101
+
+
+async def test_a_flood_of_connections_is_refused_politely(listening: Engines) -> None:
+    """60 connections at once with room for 4 sessions: the extra ones get a server_busy
+    error and a close; a session already running completes its turn."""
+    async with serve(listening, limits=Limits(max_sessions=4)) as server:
+        url = f"ws://127.0.0.1:{server.port}/v1/realtime"
+
+        async def intruder() -> str:
+            async with connect(url) as ws:
+                first = json.loads(await ws.recv())
+                if first["type"] == "error":
+                    return str(first["error"]["code"])
+                await asyncio.sleep(2)
+                return first["type"]
+
+        turn = asyncio.create_task(typed_turn(server))
+        await asyncio.sleep(0.5)
+        outcomes = await asyncio.gather(*(intruder() for _ in range(60)))
+        admitted = outcomes.count("session.created")
+        assert admitted <= 3 or (admitted == 4 and turn.done()), outcomes
+        assert outcomes.count("server_busy") == 60 - admitted, outcomes
+        assert (await turn)["response"]["status"] == "completed"
+
+
+async def test_an_idle_session_is_closed_with_an_error(listening: Engines) -> None:
+    async with serve(listening, limits=Limits(idle_timeout_s=1.0)) as server:
+        async with raw(server) as c:
+            error = await c.next("error", timeout_s=10)
+            assert error["error"]["code"] == "idle_timeout"
+            await asyncio.wait_for(c.ws.wait_closed(), 5)
+        await no_sessions(server)
+
+
+async def test_a_client_that_vanishes_mid_answer_frees_its_work(listening: Engines) -> None:
+    """Disconnecting during an answer ends the session at once; the next client is
+    answered without waiting for the abandoned answer."""
+    async with serve(listening) as server:
+        async with raw(server) as c:
+            await c.send(
+                {"type": "conversation.item.create", "item": ask_item("Tell me a long story.")}
+            )
+            await c.send({"type": "response.create"})
+            await c.next("response.output_audio_transcript.delta")
+        # the connection is closed mid-answer
+        await no_sessions(server)
+        done = await typed_turn(server)
+        assert done["response"]["status"] == "completed"
+
+
+async def test_the_browser_page_is_served(listening: Engines) -> None:
+    import urllib.request
+
+    async with serve(listening) as server:
+        base = f"http://127.0.0.1:{server.port}"
+
+        def get(path: str) -> tuple[int, str, str]:
+            try:
+                with urllib.request.urlopen(base + path, timeout=5) as r:
+                    return r.status, r.headers["Content-Type"], r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, "", ""
+
+        status, kind, body = await asyncio.to_thread(get, "/")
+        assert status == 200 and kind.startswith("text/html") and "app.js" in body
+        assert (await asyncio.to_thread(get, "/worklet.js"))[0] == 200
+        assert (await asyncio.to_thread(get, "/../pyproject.toml"))[0] == 404

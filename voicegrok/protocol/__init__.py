@@ -1,0 +1,1 @@
+"""Wire protocols (sans-I/O): see :mod:`voicegrok.protocol.realtime`."""

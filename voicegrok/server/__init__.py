@@ -1,0 +1,1 @@
+"""The Realtime API server: sessions (logic) and the websocket adapter."""

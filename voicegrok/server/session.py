@@ -1,0 +1,560 @@
+"""One Realtime API session: client events in, server events out (no sockets here).
+
+The websocket adapter (:mod:`voicegrok.server.app`) parses each message, hands the event
+to :meth:`RealtimeSession.handle` and sends whatever the session passes to ``send``. The
+session runs its own :class:`~voicegrok.assistant.Assistant` (its own pipeline and
+conversation) on the process's shared engines, so every connection is the live loop of
+``voicegrok talk`` with the client as microphone and speaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import soxr
+
+from ..assistant import Assistant, Engines
+from ..config import Settings
+from ..conversation import Conversation
+from ..endpointing import EndpointConfig
+from ..frames import (
+    Frame,
+    Interrupt,
+    LLMToken,
+    SpeechStarted,
+    SpokenClause,
+    TTSAudio,
+    TurnFailed,
+    TurnMetrics,
+    TurnRetracted,
+    TurnStarted,
+    UserText,
+)
+from ..protocol import realtime as rt
+
+__all__ = ["Limits", "RealtimeSession"]
+
+Send = Callable[[rt._ServerEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one connection may do (the server refuses the rest with an ``error`` event)."""
+
+    max_message_bytes: int = 1 << 20
+    """Largest websocket message (1 MiB: 21 s of 24 kHz audio in base64)."""
+    max_buffer_s: float = 60.0
+    """Most audio one turn may hold (committed by hand, turn detection off)."""
+    max_text_chars: int = 8000
+    """Longest typed message."""
+    messages_per_s: float = 100.0
+    """Sustained requests per second (bursts of twice as many pass)."""
+    idle_timeout_s: float = 300.0
+    """A session that sends nothing for this long is closed."""
+    max_sessions: int = 8
+    """Concurrent sessions; more connections are refused politely."""
+    max_outbox_bytes: int = 16 << 20
+    """Unsent server events a client may let pile up (not reading) before it is dropped."""
+
+
+@dataclass
+class _Reply:
+    """A response in progress."""
+
+    turn_id: int
+    response_id: str = field(default_factory=lambda: rt.new_id("resp"))
+    item_id: str = field(default_factory=lambda: rt.new_id("item"))
+    text: list[str] = field(default_factory=list)
+    clause_text: dict[int, str] = field(default_factory=dict)
+    clause_end_ms: dict[int, float] = field(default_factory=dict)
+    audio_ms: float = 0.0
+    resampler: Any = None
+    started: bool = False
+    """``response.output_item.added`` was sent."""
+
+
+class RealtimeSession:
+    """Serve one client. Call :meth:`start`, then :meth:`handle` for each message's event
+    (or :meth:`refuse` for a message that could not be parsed), and :meth:`close`."""
+
+    def __init__(
+        self,
+        engines: Engines,
+        settings: Settings,
+        send: Send,
+        *,
+        limits: Limits | None = None,
+        model_name: str = "voicegrok",
+        voice_name: str = "default",
+    ) -> None:
+        self.engines = engines
+        self.settings = settings
+        self.limits = limits or Limits()
+        self._send = send
+        self._voice_name = voice_name
+        self.session_id = rt.new_id("sess")
+        self._model_name = model_name
+        self.conversation = Conversation(settings.system_prompt)
+        self.input_rate_hz = 24000
+        self.output_rate_hz = 24000
+        self.turn_detection: rt.TurnDetection | None = (
+            rt.TurnDetection() if engines.vad is not None else None
+        )
+        self.modalities: list[rt.Modality] = ["audio"] if engines.tts is not None else ["text"]
+        self._assistant: Assistant | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._reply: _Reply | None = None
+        self._last_reply: _Reply | None = None
+        self._buffer: list[np.ndarray] = []
+        self._buffered = 0
+        self._pending_text: list[str] = []
+        self._heard_samples = 0
+        self._speech_item: str | None = None
+        self._last_partial = ""
+        self._transcribing: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self._build()
+        await self._send(rt.SessionCreated(session=self.describe()))
+
+    async def close(self) -> None:
+        """Stop everything this session started (its answer stops at the next token)."""
+        for task in self._transcribing:
+            task.cancel()
+        await self._teardown()
+
+    async def _build(self) -> None:
+        engines = self.engines
+        if self.turn_detection is None or engines.vad is None:
+            engines = replace(engines, vad=None)
+        else:  # the model is shared, the stream state is this session's
+            engines = replace(engines, vad=engines.vad.fork())
+        if "audio" not in self.modalities:
+            engines = replace(engines, tts=None)
+        td = self.turn_detection
+        endpointing = EndpointConfig()
+        if td is not None:
+            endpointing = EndpointConfig(
+                threshold=td.threshold if td.threshold is not None else endpointing.threshold,
+                end_silence_ms=td.silence_duration_ms or endpointing.end_silence_ms,
+                preroll_ms=(
+                    td.prefix_padding_ms
+                    if td.prefix_padding_ms is not None
+                    else endpointing.preroll_ms
+                ),
+            )
+        self._assistant = Assistant(
+            engines, self.settings, self.conversation, endpointing, realtime=True
+        )
+        await self._assistant.__aenter__()
+        self._pump = asyncio.create_task(self._run(self._assistant))
+
+    async def _teardown(self) -> None:
+        if self._reply is not None:
+            await self._finish(self._reply, "cancelled", reason="client_cancelled")
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+            self._pump = None
+        if self._assistant is not None:
+            await self._assistant.__aexit__(None, None, None)
+            self._assistant = None
+
+    def describe(self) -> rt.Session:
+        fmt_in = rt.AudioFormat(rate=self.input_rate_hz)
+        fmt_out = rt.AudioFormat(rate=self.output_rate_hz)
+        return rt.Session(
+            id=self.session_id,
+            object="realtime.session",
+            model=self._model_name,
+            instructions=self.conversation.system_prompt,
+            output_modalities=self.modalities,
+            audio=rt.AudioConfig(
+                input=rt.AudioInput(format=fmt_in, turn_detection=self.turn_detection),
+                output=rt.AudioOutput(format=fmt_out, voice=self._voice_name),
+            ),
+            max_output_tokens=self.settings.max_tokens,
+        )
+
+    # ------------------------------------------------------------------ client events
+
+    async def refuse(self, error: rt.ProtocolError) -> None:
+        await self._send(rt.ErrorEvent.of(error))
+
+    async def handle(self, event: rt.ClientEvent) -> None:
+        """Serve one client event; a refused request becomes an ``error`` event."""
+        try:
+            await self._dispatch(event)
+        except rt.ProtocolError as e:
+            if e.event_id is None:
+                e.event_id = event.event_id
+            await self.refuse(e)
+
+    async def _dispatch(self, event: rt.ClientEvent) -> None:
+        if isinstance(event, rt.InputAudioBufferAppend):
+            await self._append(event.audio)
+        elif isinstance(event, rt.SessionUpdate):
+            await self._update(event.session)
+        elif isinstance(event, rt.ConversationItemCreate):
+            self._add_item(event.item)
+        elif isinstance(event, rt.ResponseCreate):
+            await self._respond()
+        elif isinstance(event, rt.ResponseCancel):
+            await self._cancel(event.response_id)
+        elif isinstance(event, rt.InputAudioBufferCommit):
+            await self._commit()
+        elif isinstance(event, rt.InputAudioBufferClear):
+            self._buffer, self._buffered = [], 0
+            await self._send(rt.Cleared())
+        elif isinstance(event, rt.ConversationItemTruncate):
+            await self._truncate(event)
+
+    async def _update(self, patch: rt.Session) -> None:
+        rebuild = False
+        if patch.instructions is not None:
+            self.conversation.system_prompt = patch.instructions
+        if patch.output_modalities is not None:
+            wanted = list(patch.output_modalities)
+            if "audio" in wanted and self.engines.tts is None:
+                raise rt.ProtocolError(
+                    "unsupported_modality",
+                    "this server has no voice loaded: use output_modalities ['text']",
+                    param="session.output_modalities",
+                )
+            rebuild |= wanted != self.modalities
+            self.modalities = wanted
+        audio = patch.audio
+        if audio is not None and audio.input is not None:
+            if audio.input.format is not None:
+                self.input_rate_hz = audio.input.format.rate
+            if "turn_detection" in audio.input.model_fields_set:
+                td = audio.input.turn_detection
+                if td is not None and self.engines.vad is None:
+                    raise rt.ProtocolError(
+                        "unsupported_turn_detection",
+                        "this server runs without a VAD: commit the audio buffer yourself",
+                        param="session.audio.input.turn_detection",
+                    )
+                if td is not None and not td.create_response:
+                    raise rt.ProtocolError(
+                        "unsupported_turn_detection",
+                        "create_response false is not supported: every turn is answered",
+                        param="session.audio.input.turn_detection.create_response",
+                    )
+                rebuild |= td != self.turn_detection
+                self.turn_detection = td
+        if audio is not None and audio.output is not None and audio.output.format is not None:
+            self.output_rate_hz = audio.output.format.rate
+        if rebuild:
+            await self._teardown()
+            await self._build()
+        await self._send(rt.SessionUpdated(session=self.describe()))
+
+    async def _append(self, pcm: bytes) -> None:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768)
+        if not len(samples):
+            return
+        if self.turn_detection is not None:
+            assert self._assistant is not None
+            self._assistant.set_speaking(self._reply is not None)
+            await self._assistant.hear(samples, self.input_rate_hz)
+            self._heard_samples += len(samples)
+            return
+        limit = int(self.limits.max_buffer_s * self.input_rate_hz)
+        if self._buffered + len(samples) > limit:
+            raise rt.ProtocolError(
+                "input_audio_buffer_full",
+                f"the input audio buffer holds at most {self.limits.max_buffer_s:g} s: "
+                "commit or clear it",
+            )
+        self._buffer.append(samples)
+        self._buffered += len(samples)
+
+    async def _commit(self) -> None:
+        if self.turn_detection is not None:
+            raise rt.ProtocolError(
+                "turn_detection_enabled",
+                "with turn detection on the server commits the audio itself; send "
+                "session.update with audio.input.turn_detection null to commit by hand",
+            )
+        if self._buffered < self.input_rate_hz // 10:
+            raise rt.ProtocolError(
+                "input_audio_buffer_commit_empty",
+                "the input audio buffer holds less than 100 ms of audio",
+            )
+        audio = np.concatenate(self._buffer)
+        self._buffer, self._buffered = [], 0
+        item_id = rt.new_id("item")
+        await self._send(rt.Committed(item_id=item_id))
+        # Transcribe now, answer on response.create (the API's order of events).
+        text = await self._transcribe(audio)
+        self._pending_text.append(text)
+        await self._send(
+            rt.TranscriptionCompleted(
+                item_id=item_id,
+                transcript=text,
+                usage=rt.TranscriptionUsage(seconds=len(audio) / self.input_rate_hz),
+            )
+        )
+
+    async def _transcribe(self, audio: np.ndarray) -> str:
+        stt = self.engines.stt
+        if stt is None:
+            raise rt.ProtocolError("unsupported", "this server has no speech-to-text model")
+        if self.input_rate_hz != stt.sample_rate_hz:
+            audio = soxr.resample(audio, self.input_rate_hz, stt.sample_rate_hz)
+        text = await self.engines.threads["stt"].call(stt.transcribe, audio)
+        return text.strip()
+
+    def _add_item(self, item: rt.Item) -> None:
+        if item.role != "user":
+            raise rt.ProtocolError(
+                "unsupported_item",
+                "only user messages can be added (the assistant's come from its answers)",
+                param="item.role",
+            )
+        text = item.text()
+        if not text:
+            raise rt.ProtocolError("invalid_value", "the message has no text", param="item")
+        if len(text) > self.limits.max_text_chars:
+            raise rt.ProtocolError(
+                "text_too_long",
+                f"a message holds at most {self.limits.max_text_chars} characters",
+                param="item.content",
+            )
+        self._pending_text.append(text)
+
+    async def _respond(self) -> None:
+        if self._reply is not None:
+            raise rt.ProtocolError(
+                "conversation_already_has_active_response",
+                f"response {self._reply.response_id} is still in progress: cancel it first",
+            )
+        text = " ".join(t for t in self._pending_text if t).strip()
+        self._pending_text = []
+        if not text:
+            raise rt.ProtocolError(
+                "no_input", "nothing to answer: add a user message or commit audio first"
+            )
+        assert self._assistant is not None
+        turn_id = await self._assistant.push_text(text)
+        await self._begin(_Reply(turn_id))
+
+    async def _cancel(self, response_id: str | None) -> None:
+        reply = self._reply
+        if reply is None or (response_id is not None and response_id != reply.response_id):
+            raise rt.ProtocolError(
+                "response_cancel_not_active", "there is no response in progress to cancel"
+            )
+        await self._interrupt(reply, reason="client_cancelled")
+
+    async def _truncate(self, event: rt.ConversationItemTruncate) -> None:
+        reply = self._last_reply
+        if reply is None or event.item_id != reply.item_id:
+            raise rt.ProtocolError(
+                "item_not_found",
+                f"{event.item_id} is not the latest answer (only it can be truncated)",
+                param="item_id",
+            )
+        if event.audio_end_ms > reply.audio_ms + 1:
+            raise rt.ProtocolError(
+                "invalid_value",
+                f"audio_end_ms {event.audio_end_ms} is past the answer's audio "
+                f"({reply.audio_ms:.0f} ms)",
+                param="audio_end_ms",
+            )
+        played = [
+            reply.clause_text[i]
+            for i, end in sorted(reply.clause_end_ms.items())
+            if end <= event.audio_end_ms and i in reply.clause_text
+        ]
+        if reply is self._reply:
+            await self._interrupt(reply, reason="client_cancelled")
+        self.conversation.replace_last_assistant(" ".join(played))
+        await self._send(
+            rt.ItemTruncated(
+                item_id=event.item_id,
+                content_index=event.content_index,
+                audio_end_ms=event.audio_end_ms,
+            )
+        )
+
+    # ------------------------------------------------------------------ frames
+
+    async def _run(self, assistant: Assistant) -> None:
+        async for frame in assistant.frames():
+            await self._on_frame(frame)
+
+    async def _on_frame(self, frame: Frame) -> None:
+        reply = self._reply
+        if isinstance(frame, SpeechStarted):
+            self._speech_item = rt.new_id("item")
+            self._last_partial = ""
+            await self._send(
+                rt.SpeechStarted(
+                    audio_start_ms=round(frame.audio_start_s * 1000), item_id=self._speech_item
+                )
+            )
+            td = self.turn_detection
+            if reply is not None and td is not None and td.interrupt_response:
+                await self._interrupt(reply, reason="turn_detected")
+            return
+        if isinstance(frame, TurnRetracted):
+            if reply is not None and reply.turn_id == frame.turn_id:
+                await self._interrupt(reply, reason="turn_detected")
+            return
+        if isinstance(frame, TurnStarted):
+            if frame.source == "speech":
+                item_id = self._speech_item or rt.new_id("item")
+                end_ms = round(1000 * self._heard_samples / self.input_rate_hz)
+                await self._send(rt.SpeechStopped(audio_end_ms=end_ms, item_id=item_id))
+                await self._send(rt.Committed(item_id=item_id))
+                await self._begin(_Reply(frame.turn_id))
+            return
+        if isinstance(frame, UserText) and frame.source == "speech":
+            item_id = self._speech_item or rt.new_id("item")
+            if not frame.final:
+                if frame.text.startswith(self._last_partial):
+                    delta = frame.text[len(self._last_partial) :]
+                    if delta:
+                        await self._send(rt.TranscriptionDelta(item_id=item_id, delta=delta))
+                    self._last_partial = frame.text
+                return
+            await self._send(rt.TranscriptionCompleted(item_id=item_id, transcript=frame.text))
+            self._speech_item = None
+            return
+        if reply is None or frame.turn_id != reply.turn_id:
+            return  # a late frame of a finished or cancelled response
+        if isinstance(frame, LLMToken):
+            await self._started(reply)
+            reply.text.append(frame.text)
+            r, i = reply.response_id, reply.item_id
+            if "audio" in self.modalities:
+                await self._send(
+                    rt.AudioTranscriptDelta(response_id=r, item_id=i, delta=frame.text)
+                )
+            else:
+                await self._send(rt.TextDelta(response_id=r, item_id=i, delta=frame.text))
+        elif isinstance(frame, SpokenClause):
+            reply.clause_text[frame.index] = frame.text
+        elif isinstance(frame, TTSAudio):
+            await self._audio(reply, frame)
+        elif isinstance(frame, TurnMetrics):
+            await self._finish(reply, "completed", metrics=frame)
+        elif isinstance(frame, TurnFailed):
+            await self._send(
+                rt.ErrorEvent(
+                    error=rt.ErrorInfo(
+                        type="server_error", code="response_failed", message=frame.message
+                    )
+                )
+            )
+            await self._finish(reply, "failed", reason=frame.stage)
+        elif isinstance(frame, Interrupt):
+            await self._finish(reply, "cancelled", reason="turn_detected")
+
+    async def _begin(self, reply: _Reply) -> None:
+        self._reply = reply
+        self._last_reply = reply
+        response = rt.Response(
+            id=reply.response_id, status="in_progress", output_modalities=self.modalities
+        )
+        await self._send(rt.ResponseCreated(response=response))
+
+    def _item(self, reply: _Reply, status: str) -> rt.Item:
+        text = "".join(reply.text)
+        part = (
+            rt.ContentPart(type="output_audio", transcript=text)
+            if "audio" in self.modalities
+            else rt.ContentPart(type="output_text", text=text)
+        )
+        return rt.Item(
+            id=reply.item_id,
+            object="realtime.item",
+            role="assistant",
+            status=status,
+            content=[part],
+        )
+
+    async def _started(self, reply: _Reply) -> None:
+        if not reply.started:
+            reply.started = True
+            item = self._item(reply, "in_progress")
+            await self._send(rt.OutputItemAdded(response_id=reply.response_id, item=item))
+
+    async def _audio(self, reply: _Reply, frame: TTSAudio) -> None:
+        await self._started(reply)
+        pcm = frame.pcm
+        if frame.sample_rate_hz != self.output_rate_hz:
+            if reply.resampler is None:
+                reply.resampler = soxr.ResampleStream(
+                    frame.sample_rate_hz, self.output_rate_hz, 1, dtype="int16"
+                )
+            samples = np.frombuffer(pcm, dtype="<i2")
+            pcm = reply.resampler.resample_chunk(samples).astype("<i2").tobytes()
+        reply.audio_ms += 1000 * len(frame.pcm) / 2 / frame.sample_rate_hz
+        reply.clause_end_ms[frame.clause_index] = reply.audio_ms
+        if pcm:
+            await self._send(
+                rt.AudioDelta(response_id=reply.response_id, item_id=reply.item_id, delta=pcm)
+            )
+
+    async def _interrupt(self, reply: _Reply, *, reason: str) -> None:
+        """Stop ``reply`` now; the history keeps what was generated until the client says
+        (``conversation.item.truncate``) how much it played."""
+        assert self._assistant is not None
+        await self._finish(reply, "cancelled", reason=reason)
+        await self._assistant.barge_in(reply.turn_id, "".join(reply.text).strip())
+
+    async def _finish(
+        self,
+        reply: _Reply,
+        status: str,
+        *,
+        reason: str | None = None,
+        metrics: TurnMetrics | None = None,
+    ) -> None:
+        if self._reply is not reply:
+            return
+        self._reply = None
+        r, i = reply.response_id, reply.item_id
+        text = "".join(reply.text)
+        if reply.started and status == "completed":
+            if "audio" in self.modalities:
+                await self._send(rt.AudioDone(response_id=r, item_id=i))
+                await self._send(rt.AudioTranscriptDone(response_id=r, item_id=i, transcript=text))
+            else:
+                await self._send(rt.TextDone(response_id=r, item_id=i, text=text))
+            await self._send(
+                rt.OutputItemDone(
+                    response_id=reply.response_id, item=self._item(reply, "completed")
+                )
+            )
+        item_status = "completed" if status == "completed" else "incomplete"
+        response = rt.Response(
+            id=reply.response_id,
+            status=status,  # type: ignore[arg-type]
+            status_details=(
+                None if status == "completed" else rt.StatusDetails(type=status, reason=reason)
+            ),
+            output=[self._item(reply, item_status)] if reply.started else [],
+            output_modalities=self.modalities,
+            usage=rt.Usage(
+                output_tokens=metrics.n_tokens if metrics else len(reply.text),
+                total_tokens=metrics.n_tokens if metrics else len(reply.text),
+            ),
+        )
+        await self._send(rt.ResponseDone(response=response))
+        if metrics is not None:
+            row = metrics.as_dict()
+            row["at"] = time.time()
+            await self._send(rt.Metrics(response_id=reply.response_id, metrics=row))
