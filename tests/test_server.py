@@ -388,3 +388,21 @@ async def test_the_browser_page_is_served(listening: Engines) -> None:
         assert status == 200 and kind.startswith("text/html") and "app.js" in body
         assert (await asyncio.to_thread(get, "/worklet.js"))[0] == 200
         assert (await asyncio.to_thread(get, "/../pyproject.toml"))[0] == 404
+
+
+async def test_twenty_concurrent_sessions_all_complete_on_one_copy_of_the_models(
+    listening: Engines,
+) -> None:
+    """20 typed sessions at once: every one completes, and memory grows by a few MB per
+    session (the models are shared, not copied: one LLM copy alone would be ~100 MB)."""
+    from voicegrok.bench import _rss_mb
+
+    async with serve(listening, limits=Limits(max_sessions=20)) as server:
+        await typed_turn(server)  # first-use allocations are not per-session memory
+        before = _rss_mb()
+        questions = ["What is the capital of France?", "Name a fruit.", "Say hello."]
+        turns = [typed_turn(server, questions[i % 3]) for i in range(20)]
+        done = await asyncio.gather(*turns)
+        grown = _rss_mb() - before
+    assert [d["response"]["status"] for d in done] == ["completed"] * 20
+    assert grown / 20 < 15, f"{grown:.0f} MB for 20 sessions"

@@ -41,8 +41,8 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {
         "p50": round(statistics.median(values), 1),
         "p90": pick(0.9),
-        "min": values[0],
-        "max": values[-1],
+        "min": round(values[0], 1),
+        "max": round(values[-1], 1),
         "n": len(values),
     }
 
@@ -256,4 +256,102 @@ async def run_reply_bench(
         if bare.get("tokens_per_s")
         else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now (MB; Linux), else its peak."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        import os
+
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+SERVER_QUESTIONS = (
+    "What is the capital of France?",
+    "Name three things to do in New York City.",
+    "How do I boil an egg?",
+    "What is a good name for a cat?",
+)
+
+
+async def run_server_bench(
+    settings: Settings, *, sessions: tuple[int, ...] = (1, 20), progress: bool = True
+) -> dict[str, Any]:
+    """``voicegrok serve`` in-process; N websocket clients at once, each asking one typed
+    question: time to the first audio delta and to response.done, and memory."""
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from .server.app import RealtimeServer, ServerOptions
+    from .server.session import Limits
+
+    t = time.perf_counter()
+    engines = load_engines(settings, vad=True)
+    load_s = time.perf_counter() - t
+    rss_loaded = _rss_mb()
+    results: dict[str, Any] = {}
+
+    async def client(port: int, question: str) -> dict[str, float | str]:
+        async with connect(f"ws://127.0.0.1:{port}/v1/realtime", max_size=None) as ws:
+            await ws.recv()  # session.created
+            item = {"type": "message", "role": "user"}
+            item["content"] = [{"type": "input_text", "text": question}]  # type: ignore[assignment]
+            await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+            start = time.perf_counter()
+            await ws.send(json.dumps({"type": "response.create"}))
+            first_audio = None
+            while True:
+                event = json.loads(await ws.recv())
+                if event["type"] == "response.output_audio.delta" and first_audio is None:
+                    first_audio = time.perf_counter() - start
+                if event["type"] == "response.done":
+                    return {
+                        "status": event["response"]["status"],
+                        "first_audio_ms": 1000 * (first_audio or float("nan")),
+                        "done_ms": 1000 * (time.perf_counter() - start),
+                        "tokens": event["response"]["usage"]["output_tokens"],
+                    }
+
+    try:
+        for n in sessions:
+            options = ServerOptions(port=0, limits=Limits(max_sessions=max(n, 1)))
+            async with RealtimeServer(engines, settings, options) as server:
+                peak = _rss_mb()
+                tasks = [
+                    asyncio.create_task(client(server.port, SERVER_QUESTIONS[i % 4]))
+                    for i in range(n)
+                ]
+                while not all(task.done() for task in tasks):
+                    await asyncio.sleep(0.1)
+                    peak = max(peak, _rss_mb())
+                rows = [task.result() for task in tasks]
+            completed = [r for r in rows if r["status"] == "completed"]
+            tokens = sum(float(r["tokens"]) for r in rows)
+            wall_s = max(float(r["done_ms"]) for r in rows) / 1000
+            results[str(n)] = {
+                "sessions": n,
+                "completed": len(completed),
+                "first_audio_ms": _percentiles([float(r["first_audio_ms"]) for r in completed]),
+                "response_done_ms": _percentiles([float(r["done_ms"]) for r in completed]),
+                "aggregate_tokens_per_s": round(tokens / wall_s, 1) if wall_s else 0.0,
+                "rss_peak_mb": round(peak, 1),
+                "rss_per_session_mb": round((peak - rss_loaded) / n, 2),
+            }
+            if progress:
+                print(f"… {n} sessions done", file=sys.stderr, flush=True)
+    finally:
+        engines.close()
+    return {
+        "benchmark": "server",
+        "what": "N concurrent websocket sessions, one typed question each, spoken answers",
+        "load_s": round(load_s, 2),
+        "rss_models_loaded_mb": round(rss_loaded, 1),
+        "results": results,
     }
