@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
@@ -23,6 +23,7 @@ from .audio import FloatAudio, load_audio
 from .config import Settings
 from .errors import UsageError, VoicegrokError
 from .frames import Frame, Interrupt, LLMToken, TTSAudio, TurnFailed, TurnMetrics, UserText
+from .live import LiveAssistant
 from .userconfig import UserConfig
 
 MAX_TEXT_CHARS = 8000
@@ -311,9 +312,7 @@ async def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
-    from .adapters.microphone import Microphone
     from .endpointing import EndpointConfig
-    from .live import ConsoleView, LiveSession
 
     config, _ = _user_config(args)
     settings = replace(
@@ -322,13 +321,37 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
         voice=settings.voice or config.voice,
         stt_model=settings.stt_model or config.stt_model,
     )
-    device_in = parse_device(config.input_device)
-    device_out = parse_device(config.output_device)
     engines = _load(settings, args, vad=True)
-    mic = Microphone(device_in)
-    speaker = Speaker(engines.tts.sample_rate_hz if engines.tts else 22050, device_out)
     end_silence_ms = args.end_silence_ms or config.end_silence_ms
     endpointing = EndpointConfig(end_silence_ms=end_silence_ms, pause_ms=args.pause_ms)
+    try:
+        return await _live_console(
+            args,
+            config,
+            lambda: Assistant(engines, settings, endpointing=endpointing, realtime=True),
+            engines.tts.sample_rate_hz if engines.tts else 22050,
+        )
+    finally:
+        engines.close()
+
+
+async def _live_console(
+    args: argparse.Namespace,
+    config: UserConfig,
+    assistant: Callable[[], contextlib.AbstractAsyncContextManager[LiveAssistant]],
+    speaker_rate_hz: int,
+) -> int:
+    """The live loop in a terminal (``talk``, ``connect --console``): microphone in,
+    speaker out, the conversation printed, until Ctrl+C."""
+    from .adapters.microphone import Microphone
+    from .live import ConsoleView, LiveSession
+
+    mic = Microphone(parse_device(config.input_device))
+    try:
+        speaker = Speaker(speaker_rate_hz, parse_device(config.output_device))
+    except BaseException:
+        mic.close()
+        raise
     chunks = mic.chunks()
     rate = mic.sample_rate_hz
     canceller = None
@@ -337,12 +360,6 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
 
         canceller = EchoCanceller.between(speaker, mic)
         chunks, rate = canceller.cancel(chunks), canceller.sample_rate_hz
-    print(
-        f"voicegrok is listening on {mic.name!r} (Ctrl+C to stop). "
-        + ("Echo cancellation is on." if canceller else "Echo cancellation is off: use a headset."),
-        file=sys.stderr,
-        flush=True,
-    )
     # Installed after the audio streams are open: native audio libraries may replace the
     # SIGINT handler, and Ctrl+C (or SIGTERM) must always end the conversation cleanly.
     loop = asyncio.get_running_loop()
@@ -351,26 +368,57 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows has neither
             loop.add_signal_handler(sig, stop.set)
     try:
-        async with Assistant(
-            engines, settings, endpointing=endpointing, realtime=True
-        ) as assistant:
-            session = LiveSession(assistant, speaker, ConsoleView(sys.stdout), args.metrics)
+        async with assistant() as live:
+            print(
+                f"voicegrok is listening on {mic.name!r} (Ctrl+C to stop). "
+                + (
+                    "Echo cancellation is on."
+                    if canceller
+                    else "Echo cancellation is off: use a headset."
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
+            session = LiveSession(live, speaker, ConsoleView(sys.stdout), args.metrics)
             running = asyncio.create_task(session.run(chunks, rate))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
             for task in (running, stopping):
                 task.cancel()
-            await asyncio.gather(running, stopping, return_exceptions=True)
+            results = await asyncio.gather(running, stopping, return_exceptions=True)
             print(
                 f"\nbye: {session.turns_done} turns, {session.interruptions} interruptions",
                 file=sys.stderr,
             )
+            for result in results:
+                if isinstance(result, VoicegrokError):
+                    raise result
     finally:
         mic.close()
         speaker.close()
         if canceller is not None:
             canceller.close()
-        engines.close()
+    return 0
+
+
+async def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
+    from .remote import RATE_HZ, RemoteAssistant, realtime_url
+
+    url = realtime_url(args.url)
+    token = args.token or os.environ.get("VOICEGROK_TOKEN") or None
+    config, path = _user_config(args)
+    if args.console or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return await _live_console(args, config, lambda: RemoteAssistant(url, token), RATE_HZ)
+    from .ui import RemoteBackend, VoicegrokApp
+
+    app = VoicegrokApp(
+        settings,
+        config,
+        config_path=path,
+        backend=RemoteBackend(url, token, echo_cancel=args.echo_cancel),
+    )
+    quiet_alsa()
+    await app.run_async()
     return 0
 
 
@@ -656,6 +704,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest message accepted (1024 KiB)",
     )
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser(
+        "connect",
+        parents=[common, live],
+        help="talk to a voicegrok serve on another machine (terminal UI, or --console)",
+    )
+    p.add_argument("url", metavar="ws://HOST:PORT", help="the server (voicegrok serve)")
+    p.add_argument("--token", metavar="SECRET", help="the server's token (or set VOICEGROK_TOKEN)")
+    p.add_argument(
+        "--console", action="store_true", help="print the conversation instead of the UI"
+    )
+    p.set_defaults(run=cmd_connect)
 
     p = sub.add_parser("devices", help="list sound input and output devices")
     p.add_argument("--json", action="store_true")

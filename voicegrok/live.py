@@ -14,7 +14,6 @@ from typing import Protocol, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from .assistant import Assistant
 from .frames import (
     Frame,
     Interrupt,
@@ -31,6 +30,37 @@ from .frames import (
 )
 
 __all__ = ["AudioOutput", "ConsoleView", "LiveSession", "View"]
+
+
+class _History(Protocol):
+    def reset(self) -> None: ...
+
+
+class LiveAssistant(Protocol):
+    """What the live loop needs of an assistant in listening mode: a local
+    :class:`~voicegrok.assistant.Assistant` or a :class:`~voicegrok.remote.RemoteAssistant`."""
+
+    @property
+    def conversation(self) -> _History: ...
+
+    def set_speaking(self, speaking: bool) -> None: ...
+
+    async def hear(self, samples: npt.NDArray[np.float32], sample_rate_hz: int) -> None: ...
+
+    async def push_text(self, text: str) -> int: ...
+
+    async def push_audio(
+        self,
+        samples: npt.NDArray[np.float32],
+        sample_rate_hz: int,
+        speech_end_s: float | None = None,
+    ) -> int: ...
+
+    async def barge_in(self, turn_id: int, spoken: str) -> None: ...
+
+    async def retract(self, turn_id: int, user_text: str | None) -> None: ...
+
+    def frames(self) -> AsyncIterator[Frame]: ...
 
 
 class AudioOutput(Protocol):
@@ -85,7 +115,7 @@ class LiveSession:
 
     def __init__(
         self,
-        assistant: Assistant,
+        assistant: LiveAssistant,
         speaker: AudioOutput,
         view: View | None = None,
         metrics_path: Path | None = None,

@@ -194,6 +194,13 @@ class FakeBackend:
             chunks=chunks, sample_rate_hz=16000, speaker=VirtualSpeaker(rate), close=lambda: None
         )
 
+    def assistant(
+        self, engines: Engines, settings: Any, conversation: Any, endpointing: Any
+    ) -> Any:
+        from ..assistant import Assistant
+
+        return Assistant(engines, settings, conversation, endpointing, realtime=True)
+
 
 async def run_stage(stage: Stage, frames: Iterable[Frame]) -> list[Frame]:
     """Feed ``frames`` to one stage the way the runner does; return everything it passes on."""

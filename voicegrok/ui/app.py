@@ -25,7 +25,6 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Markdown, Sparkline, Static
 
-from ..assistant import Assistant
 from ..config import Settings
 from ..conversation import Conversation
 from ..endpointing import EndpointConfig
@@ -215,12 +214,8 @@ class VoicegrokApp(App[None]):
         self._show_info(settings, engines.load_s, audio.echo_cancel)
         endpointing = EndpointConfig(end_silence_ms=self.config.end_silence_ms)
         try:
-            async with Assistant(
-                engines,
-                settings,
-                self.conversation,
-                endpointing=endpointing,
-                realtime=True,
+            async with self.backend.assistant(
+                engines, settings, self.conversation, endpointing
             ) as assistant:
                 session = LiveSession(
                     assistant, audio.speaker, view=self.show, on_metrics=self._device_metrics
@@ -228,6 +223,10 @@ class VoicegrokApp(App[None]):
                 self.session = session
                 self.state = "listening" if audio.chunks is not None else "typing"
                 await session.run(audio.chunks, audio.sample_rate_hz)
+        except VoicegrokError as e:  # e.g. the server of voicegrok connect went away
+            self.state = "error"
+            self._notice(f"error: {e}", "error")
+            self._banner([str(e)])
         finally:
             self.session = None
             audio.close()

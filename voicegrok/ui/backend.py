@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,13 +17,15 @@ import numpy.typing as npt
 
 from ..adapters.speaker import parse_device
 from ..adapters.virtual import VirtualSpeaker
-from ..assistant import Engines, load_engines
+from ..assistant import Assistant, Engines, load_engines
 from ..config import Settings
+from ..conversation import Conversation
+from ..endpointing import EndpointConfig
 from ..errors import AudioDeviceError, VoicegrokError
-from ..live import AudioOutput
+from ..live import AudioOutput, LiveAssistant
 from ..userconfig import UserConfig
 
-__all__ = ["Audio", "Backend", "LocalBackend", "Probe"]
+__all__ = ["Audio", "Backend", "LocalBackend", "Probe", "RemoteBackend"]
 
 FloatAudio = npt.NDArray[np.float32]
 
@@ -72,10 +75,19 @@ class Backend(Protocol):
         """Open the devices (on the event loop)."""
         ...
 
+    def assistant(
+        self,
+        engines: Engines,
+        settings: Settings,
+        conversation: Conversation,
+        endpointing: EndpointConfig,
+    ) -> AbstractAsyncContextManager[LiveAssistant]:
+        """The assistant the live loop talks to (``async with``)."""
+        ...
 
-def _silent_sink(engines: Engines) -> VirtualSpeaker:
-    rate = engines.tts.sample_rate_hz if engines.tts is not None else 22050
-    return VirtualSpeaker(rate, keep=False)
+
+def _silent_sink(rate_hz: int | None) -> VirtualSpeaker:
+    return VirtualSpeaker(rate_hz or 22050, keep=False)
 
 
 class LocalBackend:
@@ -130,6 +142,22 @@ class LocalBackend:
     ) -> Engines:
         return load_engines(settings, stt=listen, tts=speak, vad=listen, progress=progress)
 
+    def speaker_rate_hz(self, engines: Engines) -> int | None:
+        """The rate answers are played at (None: nothing is spoken)."""
+        return engines.tts.sample_rate_hz if engines.tts is not None else None
+
+    def listens(self, engines: Engines) -> bool:
+        return engines.vad is not None
+
+    def assistant(
+        self,
+        engines: Engines,
+        settings: Settings,
+        conversation: Conversation,
+        endpointing: EndpointConfig,
+    ) -> AbstractAsyncContextManager[LiveAssistant]:
+        return Assistant(engines, settings, conversation, endpointing, realtime=True)
+
     def open_audio(self, config: UserConfig, probe: Probe, engines: Engines) -> Audio:
         from ..adapters.microphone import Microphone
         from ..adapters.speaker import Speaker
@@ -138,11 +166,10 @@ class LocalBackend:
         closers: list[Callable[[], None]] = []
         speaker: AudioOutput | None = None
         real_speaker: Speaker | None = None
-        if probe.speaker is not None and engines.tts is not None:
+        rate_out = self.speaker_rate_hz(engines)
+        if probe.speaker is not None and rate_out is not None:
             try:
-                real_speaker = Speaker(
-                    engines.tts.sample_rate_hz, parse_device(config.output_device)
-                )
+                real_speaker = Speaker(rate_out, parse_device(config.output_device))
                 speaker = real_speaker
                 closers.append(real_speaker.close)
             except VoicegrokError as e:
@@ -150,7 +177,7 @@ class LocalBackend:
         chunks: AsyncIterator[FloatAudio] | None = None
         rate = 16000
         echo = False
-        if probe.mic is not None and engines.vad is not None:
+        if probe.mic is not None and self.listens(engines):
             try:
                 mic = Microphone(parse_device(config.input_device))
                 closers.append(mic.close)
@@ -173,8 +200,46 @@ class LocalBackend:
         return Audio(
             chunks=chunks,
             sample_rate_hz=rate,
-            speaker=speaker or _silent_sink(engines),
+            speaker=speaker or _silent_sink(rate_out),
             close=close,
             problems=problems,
             echo_cancel=echo,
         )
+
+
+class RemoteBackend(LocalBackend):
+    """This machine's microphone and speaker; the models run on a ``voicegrok serve``."""
+
+    def __init__(self, url: str, token: str | None = None, *, echo_cancel: bool = True) -> None:
+        super().__init__(echo_cancel=echo_cancel)
+        self.url, self.token = url, token
+
+    def load(
+        self,
+        settings: Settings,
+        *,
+        listen: bool,
+        speak: bool,
+        progress: Callable[[str], None],
+    ) -> Engines:
+        progress(f"the server at {self.url} does the thinking")
+        return Engines()
+
+    def speaker_rate_hz(self, engines: Engines) -> int | None:
+        from ..remote import RATE_HZ
+
+        return RATE_HZ
+
+    def listens(self, engines: Engines) -> bool:
+        return True
+
+    def assistant(
+        self,
+        engines: Engines,
+        settings: Settings,
+        conversation: Conversation,
+        endpointing: EndpointConfig,
+    ) -> AbstractAsyncContextManager[LiveAssistant]:
+        from ..remote import RemoteAssistant
+
+        return RemoteAssistant(self.url, self.token)
