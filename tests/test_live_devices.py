@@ -317,3 +317,59 @@ def test_its_own_voice_from_the_speaker_does_not_interrupt_it(
     # (early answers withdrawn at pauses inside the question come before it)
     after_answer = out.split("itinerary for me?", 1)[1]
     assert "you: " not in after_answer and "(listening" not in after_answer, out
+
+
+def test_connect_talks_to_a_server_through_the_local_devices(
+    virtual_audio: VirtualAudio, tmp_path: Path
+) -> None:
+    """voicegrok connect: the local microphone and speaker, the models behind voicegrok
+    serve; a spoken question is answered out loud here."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voicegrok", "serve", "--port", "0", "-q"],
+        env=virtual_audio.env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+        assert "serving on" in line, line
+        address = line.split("and ", 1)[1].split()[0]  # ws://127.0.0.1:PORT/v1/realtime
+        rec = virtual_audio.record(tmp_path / "out.raw")
+        with (tmp_path / "talk.out").open("w") as out:
+            client = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "voicegrok",
+                    "connect",
+                    address,
+                    "--console",
+                    "--metrics",
+                    str(tmp_path / "m.jsonl"),
+                ],
+                env=virtual_audio.env,
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        ready(client)
+        virtual_audio.speak(0.5, str(DEMO / "turn3.wav"), 0.5)
+        done = threading.Event()
+        feeder = threading.Thread(target=virtual_audio.speak, args=(30.0,), kwargs={"stop": done})
+        feeder.start()
+        try:
+            rows = wait_for_metrics(tmp_path / "m.jsonl", 1)
+        finally:
+            done.set()
+            feeder.join()
+        out_text, err = stop(client)
+        rec.stop()
+        assert "you: Please add a column with the approximate cost" in out_text, out_text + err
+        assert rows[0]["interrupted"] is False and rows[0]["first_audio_device_ms"] is not None
+        assert rec.loudness(0, rec.now_s()) > 0.005  # the answer came out of the speaker
+        assert "Traceback" not in err
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)

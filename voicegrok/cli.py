@@ -346,29 +346,29 @@ async def _live_console(
     from .adapters.microphone import Microphone
     from .live import ConsoleView, LiveSession
 
-    mic = Microphone(parse_device(config.input_device))
-    try:
-        speaker = Speaker(speaker_rate_hz, parse_device(config.output_device))
-    except BaseException:
-        mic.close()
-        raise
-    chunks = mic.chunks()
-    rate = mic.sample_rate_hz
-    canceller = None
-    if args.echo_cancel:
-        from .adapters.echo import EchoCanceller
+    async with assistant() as live:  # first: a server that cannot be reached says so
+        mic = Microphone(parse_device(config.input_device))
+        try:
+            speaker = Speaker(speaker_rate_hz, parse_device(config.output_device))
+        except BaseException:
+            mic.close()
+            raise
+        chunks = mic.chunks()
+        rate = mic.sample_rate_hz
+        canceller = None
+        if args.echo_cancel:
+            from .adapters.echo import EchoCanceller
 
-        canceller = EchoCanceller.between(speaker, mic)
-        chunks, rate = canceller.cancel(chunks), canceller.sample_rate_hz
-    # Installed after the audio streams are open: native audio libraries may replace the
-    # SIGINT handler, and Ctrl+C (or SIGTERM) must always end the conversation cleanly.
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows has neither
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        async with assistant() as live:
+            canceller = EchoCanceller.between(speaker, mic)
+            chunks, rate = canceller.cancel(chunks), canceller.sample_rate_hz
+        # Installed after the audio streams are open: native audio libraries may replace
+        # the SIGINT handler, and Ctrl+C (or SIGTERM) must always end the conversation.
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+                loop.add_signal_handler(sig, stop.set)
+        try:
             print(
                 f"voicegrok is listening on {mic.name!r} (Ctrl+C to stop). "
                 + (
@@ -393,11 +393,11 @@ async def _live_console(
             for result in results:
                 if isinstance(result, VoicegrokError):
                     raise result
-    finally:
-        mic.close()
-        speaker.close()
-        if canceller is not None:
-            canceller.close()
+        finally:
+            mic.close()
+            speaker.close()
+            if canceller is not None:
+                canceller.close()
     return 0
 
 

@@ -244,10 +244,16 @@ class VoicegrokApp(App[None]):
             return Path(spec).name
 
         loaded = ", ".join(f"{k} {v:.1f} s" for k, v in load_s.items())
-        lines = [
-            f"LLM    {name('llm', settings.llm_model)}",
-            f"STT    {name('stt', settings.stt_model)}" if "stt" in load_s else "STT    –",
-            f"voice  {name('tts', settings.voice)}" if "tts" in load_s else "voice  –",
+        server = getattr(self.backend, "url", None)  # voicegrok connect: models over there
+        lines = (
+            [f"server {server}"]
+            if server
+            else [
+                f"LLM    {name('llm', settings.llm_model)}",
+                f"STT    {name('stt', settings.stt_model)}" if "stt" in load_s else "STT    –",
+                f"voice  {name('tts', settings.voice)}" if "tts" in load_s else "voice  –",
+            ]
+        ) + [
             f"mic    {self.probe.mic or '–'}",
             f"out    {self.probe.speaker or '–'}",
             "echo   "
