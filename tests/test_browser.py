@@ -71,8 +71,8 @@ async def test_the_page_hears_a_question_shows_the_answer_and_plays_it(
             heard = await page.locator(".msg.you:not(.partial)").first.inner_text()
             assert "column" in heard.lower() and "cost" in heard.lower(), heard
             # the answer streams into the page and is played
-            await page.wait_for_function("() => window.voicegrok.responses >= 1", timeout=90_000)
-            answer = await page.locator(".msg.bot").first.inner_text()
+            await page.wait_for_function("() => window.voicegrok.completed >= 1", timeout=90_000)
+            answer = await page.locator(".msg.bot").last.inner_text()
             assert len(answer.split()) >= 3, answer
             await page.wait_for_function(
                 "() => window.voicegrok.playedSeconds > 0.5", timeout=60_000
@@ -82,7 +82,7 @@ async def test_the_page_hears_a_question_shows_the_answer_and_plays_it(
             # a typed question in the same conversation
             await page.fill("#text", "What is the capital of France?")
             await page.press("#text", "Enter")
-            await page.wait_for_function("() => window.voicegrok.responses >= 2", timeout=90_000)
+            await page.wait_for_function("() => window.voicegrok.completed >= 2", timeout=90_000)
             last = await page.locator(".msg.bot").last.inner_text()
             assert "Paris" in last, last
             assert not errors, errors

@@ -43,3 +43,11 @@ def test_replace_last_assistant_keeps_only_what_was_spoken() -> None:
     c.add_assistant("Once upon a time there was a very long story.")
     c.replace_last_assistant("Once upon a time")
     assert c.turns[-1] == {"role": "assistant", "content": "Once upon a time"}
+
+
+def test_an_answer_interrupted_before_a_word_was_heard_is_dropped() -> None:
+    c = Conversation()
+    c.add_user("tell me a story")
+    c.add_assistant("Once upon a time.")
+    c.replace_last_assistant("")
+    assert c.turns == [{"role": "user", "content": "tell me a story"}]

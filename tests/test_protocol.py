@@ -57,6 +57,7 @@ SERVER_EVENTS: list[Any] = [
     rt.Committed(item_id="item_2"),
     rt.Cleared(),
     rt.ItemCreated(item=ITEM),
+    rt.ItemDeleted(item_id="item_2"),
     rt.ItemTruncated(item_id="item_1", audio_end_ms=800),
     rt.TranscriptionDelta(item_id="item_2", delta="Hel"),
     rt.TranscriptionCompleted(

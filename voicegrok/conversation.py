@@ -35,9 +35,14 @@ class Conversation:
 
     def replace_last_assistant(self, text: str) -> None:
         """Keep only ``text`` of the answer that ends the history (what was spoken before a
-        barge-in). Does nothing when the history does not end with an answer."""
+        barge-in). Nothing heard: the answer is dropped (an empty answer in the history
+        teaches a small model to answer the next question with nothing). Does nothing when
+        the history does not end with an answer."""
         if self.turns and self.turns[-1]["role"] == "assistant":
-            self.turns[-1]["content"] = text
+            if text.strip():
+                self.turns[-1]["content"] = text
+            else:
+                self.turns.pop()
 
     def forget_exchange(self, user_text: str) -> None:
         """Drop the newest question, if it is ``user_text``, and its answer if it has one."""

@@ -33,6 +33,7 @@ from .frames import (
     TTSAudio,
     TurnFailed,
     TurnMetrics,
+    TurnRetracted,
     TurnStarted,
     UserText,
 )
@@ -90,6 +91,7 @@ class RemoteAssistant:
         self._speech_turn = 0
         self._speech_end_s: float | None = None
         self._typed: str | None = None
+        self._user_item: str | None = None
         self._partial = ""
         self._tokens = 0
         self._resampler: Any = None
@@ -261,6 +263,15 @@ class RemoteAssistant:
         if isinstance(event, rt.SpeechStopped):
             self._speech_end_s = now
             return []
+        if isinstance(event, rt.Committed):
+            self._user_item = event.item_id
+            return []
+        if isinstance(event, rt.ItemDeleted):
+            if event.item_id != self._user_item:
+                return []
+            # the answer started at a pause is withdrawn: the person is still speaking
+            self._user_item = None
+            return [TurnRetracted(turn_id=turn)]
         if isinstance(event, rt.ResponseCreated):
             self._turn = turn = max(next(self._ids), self._speech_turn)
             self._response_id = event.response.id

@@ -311,6 +311,14 @@ class ItemCreated(_ServerEvent):
     item: Item
 
 
+class ItemDeleted(_ServerEvent):
+    """An item is gone from the conversation (an answer started at a pause in the
+    person's speech is withdrawn, with its question, when they go on speaking)."""
+
+    type: Literal["conversation.item.deleted"] = "conversation.item.deleted"
+    item_id: str
+
+
 class ItemTruncated(_ServerEvent):
     type: Literal["conversation.item.truncated"] = "conversation.item.truncated"
     item_id: str
@@ -443,6 +451,7 @@ ServerEvent = Annotated[
     | Committed
     | Cleared
     | ItemCreated
+    | ItemDeleted
     | ItemTruncated
     | TranscriptionDelta
     | TranscriptionCompleted

@@ -37,7 +37,7 @@ __all__ = ["RealtimeServer", "ServerOptions", "is_loopback"]
 log = logging.getLogger(__name__)
 
 PATH = "/v1/realtime"
-WEB_FILES = ("index.html", "app.js", "worklet.js", "style.css")
+WEB_FILES = ("index.html", "app.js", "worklet.js", "style.css", "favicon.svg")
 
 
 def is_loopback(host: str) -> bool:
@@ -174,7 +174,7 @@ class RealtimeServer:
         return urlsplit(origin).netloc == host  # the page this server serves
 
     def _static(self, path: str) -> Response:
-        name = "index.html" if path in ("/", "/index.html") else path.lstrip("/")
+        name = {"/": "index.html", "/favicon.ico": "favicon.svg"}.get(path, path.lstrip("/"))
         if name not in WEB_FILES:
             return _text(HTTPStatus.NOT_FOUND, "not found")
         body = resources.files("voicegrok.web").joinpath(name).read_bytes()

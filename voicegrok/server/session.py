@@ -74,6 +74,8 @@ class _Reply:
     clause_text: dict[int, str] = field(default_factory=dict)
     clause_end_ms: dict[int, float] = field(default_factory=dict)
     audio_ms: float = 0.0
+    user_item: str | None = None
+    """The spoken question's item (None for typed ones)."""
     resampler: Any = None
     started: bool = False
     """``response.output_item.added`` was sent."""
@@ -409,19 +411,33 @@ class RealtimeSession:
                 await self._interrupt(reply, reason="turn_detected")
             return
         if isinstance(frame, TurnRetracted):
+            # The answer started at a pause is withdrawn with its question: the person
+            # went on speaking, and their whole utterance will be one new item.
             if reply is not None and reply.turn_id == frame.turn_id:
                 await self._interrupt(reply, reason="turn_detected")
+                if reply.user_item is not None:
+                    await self._send(rt.ItemDeleted(item_id=reply.user_item))
+                if reply.started:
+                    await self._send(rt.ItemDeleted(item_id=reply.item_id))
+            self._speech_item = rt.new_id("item")
+            self._last_partial = ""
+            now_ms = round(1000 * self._heard_samples / self.input_rate_hz)
+            await self._send(rt.SpeechStarted(audio_start_ms=now_ms, item_id=self._speech_item))
             return
         if isinstance(frame, TurnStarted):
             if frame.source == "speech":
+                if reply is not None:  # a typed question's answer: the person spoke over it
+                    await self._interrupt(reply, reason="turn_detected")
                 item_id = self._speech_item or rt.new_id("item")
                 end_ms = round(1000 * self._heard_samples / self.input_rate_hz)
                 await self._send(rt.SpeechStopped(audio_end_ms=end_ms, item_id=item_id))
                 await self._send(rt.Committed(item_id=item_id))
-                await self._begin(_Reply(frame.turn_id))
+                await self._begin(_Reply(frame.turn_id, user_item=item_id))
             return
         if isinstance(frame, UserText) and frame.source == "speech":
             item_id = self._speech_item or rt.new_id("item")
+            if frame.final and reply is not None and reply.turn_id == frame.turn_id:
+                item_id = reply.user_item or item_id
             if not frame.final:
                 if frame.text.startswith(self._last_partial):
                     delta = frame.text[len(self._last_partial) :]

@@ -6,7 +6,7 @@ const RATE = 24000;
 const $ = (id) => document.getElementById(id);
 const vg = (window.voicegrok = {
   ws: null, ctx: null, mic: null, playing: [], playEnd: 0, itemStart: null,
-  reply: null, you: null, playedSeconds: 0, responses: 0, errors: [],
+  reply: null, you: null, playedSeconds: 0, responses: 0, completed: 0, errors: [],
 });
 
 function setState(text, cls) {
@@ -17,8 +17,9 @@ function setState(text, cls) {
 
 function notice(text) { $("notice").textContent = text || ""; }
 
-function bubble(kind, text) {
+function bubble(kind, text, item) {
   const div = document.createElement("div");
+  if (item) div.dataset.item = item;
   div.className = "msg " + kind;
   div.textContent = text;
   $("chat").appendChild(div);
@@ -175,7 +176,7 @@ function onEvent(ev) {
       break;
     case "input_audio_buffer.speech_started":
       stopPlayback();
-      vg.you = bubble("you partial", "…");
+      vg.you = bubble("you partial", "…", ev.item_id);
       setState("hearing you", "listening");
       break;
     case "conversation.item.input_audio_transcription.delta":
@@ -196,6 +197,11 @@ function onEvent(ev) {
       break;
     case "response.output_item.added":
       vg.lastItem = ev.item.id;
+      if (vg.reply) vg.reply.div.dataset.item = ev.item.id;
+      break;
+    case "conversation.item.deleted":
+      // an answer started at a pause is withdrawn with its question: the person went on
+      for (const el of document.querySelectorAll(`[data-item="${CSS.escape(ev.item_id)}"]`)) el.remove();
       break;
     case "response.output_text.delta":
     case "response.output_audio_transcript.delta":
@@ -216,8 +222,10 @@ function onEvent(ev) {
     case "response.done":
       if (vg.reply) {
         const status = ev.response.status;
-        if (status !== "completed") note(vg.reply.div, status === "cancelled" ? "(interrupted)" : `(${status})`);
+        if (status !== "completed" && !vg.reply.div.textContent) vg.reply.div.remove();
+        else if (status !== "completed") note(vg.reply.div, status === "cancelled" ? "(interrupted)" : `(${status})`);
         vg.responses += 1;
+        if (status === "completed") vg.completed += 1;
       }
       vg.reply = null;
       $("stop").disabled = true;
