@@ -280,10 +280,15 @@ SERVER_QUESTIONS = (
 
 
 async def run_server_bench(
-    settings: Settings, *, sessions: tuple[int, ...] = (1, 20), progress: bool = True
+    settings: Settings,
+    *,
+    sessions: tuple[int, ...] = (1, 20),
+    runs: int = 3,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """``voicegrok serve`` in-process; N websocket clients at once, each asking one typed
-    question: time to the first audio delta and to response.done, and memory."""
+    question, ``runs`` times: time to the first audio delta and to response.done, and
+    memory."""
     import asyncio
     import json
 
@@ -322,21 +327,26 @@ async def run_server_bench(
     try:
         for n in sessions:
             options = ServerOptions(port=0, limits=Limits(max_sessions=max(n, 1)))
+            rows: list[dict[str, float | str]] = []
+            tokens = wall_s = 0.0
+            peak = _rss_mb()
             async with RealtimeServer(engines, settings, options) as server:
-                peak = _rss_mb()
-                tasks = [
-                    asyncio.create_task(client(server.port, SERVER_QUESTIONS[i % 4]))
-                    for i in range(n)
-                ]
-                while not all(task.done() for task in tasks):
-                    await asyncio.sleep(0.1)
-                    peak = max(peak, _rss_mb())
-                rows = [task.result() for task in tasks]
+                for run in range(runs):
+                    tasks = [
+                        asyncio.create_task(client(server.port, SERVER_QUESTIONS[(i + run) % 4]))
+                        for i in range(n)
+                    ]
+                    while not all(task.done() for task in tasks):
+                        await asyncio.sleep(0.1)
+                        peak = max(peak, _rss_mb())
+                    batch = [task.result() for task in tasks]
+                    rows += batch
+                    tokens += sum(float(r["tokens"]) for r in batch)
+                    wall_s += max(float(r["done_ms"]) for r in batch) / 1000
             completed = [r for r in rows if r["status"] == "completed"]
-            tokens = sum(float(r["tokens"]) for r in rows)
-            wall_s = max(float(r["done_ms"]) for r in rows) / 1000
             results[str(n)] = {
                 "sessions": n,
+                "runs": runs,
                 "completed": len(completed),
                 "first_audio_ms": _percentiles([float(r["first_audio_ms"]) for r in completed]),
                 "response_done_ms": _percentiles([float(r["done_ms"]) for r in completed]),

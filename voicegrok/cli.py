@@ -536,7 +536,7 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.kind == "server":
         report = await run_server_bench(
-            settings, sessions=tuple(args.sessions), progress=not args.quiet
+            settings, sessions=tuple(args.sessions), runs=args.runs, progress=not args.quiet
         )
     else:
         bench = run_latency_bench if args.kind == "latency" else run_reply_bench
