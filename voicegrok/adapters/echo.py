@@ -34,6 +34,15 @@ RATE = 16000
 FRAME = RATE // 100  # WebRTC processes 10 ms frames
 _SOUND = 300
 """Peak (16-bit) above which a far-end frame counts as sound, not silence (-40 dBFS)."""
+_ACTIVE_POW = 100.0**2
+"""Far-end power (16-bit, smoothed) above which the speaker counts as playing."""
+_NO_ECHO_DB = -30.0
+"""Coupling floor under which the speaker is not heard in the microphone."""
+_WAIT_S = 0.25
+"""Longest wait for the far-end frame a microphone frame is paired with."""
+_GAP_S = 0.05
+"""A stream this late against its sample clock lost time (the process was starved: the
+device played silence we never rendered, or captured sound we never got)."""
 
 
 class EchoCanceller:
@@ -46,6 +55,17 @@ class EchoCanceller:
     streams are put on sample clocks (the speaker renders continuously, silence included)
     and each 10 ms microphone frame is paired with the far-end frame played ``delay_ms``
     before it, taken ``lead_ms`` earlier still: AEC3 finds the rest of the delay itself.
+
+    Both clocks are re-anchored when a stream falls behind by more than 50 ms (measured
+    with a CPU hog: a starved process missed 2 s of speaker callbacks, and its far end then
+    ran 2 s behind the echo, beyond what AEC3 can find): the far end gets the silence the
+    device played meanwhile, the microphone's sample clock jumps forward.
+
+    With no echo at all (a headset), AEC3 never learns an echo path and keeps suppressing
+    the microphone whenever the speaker plays (measured: a person talking over the answer
+    was removed for 2 s, so barge-in failed). So the coupling of speaker to microphone is
+    followed: when the speaker's sound stays 30 dB below it in the microphone, the
+    microphone is passed as it is.
 
     Cold, AEC3 still lets about 200 ms of echo through (measured: enough to interrupt the
     first answer of a session). So until it has heard ``warm_up_ms`` of far-end sound,
@@ -85,6 +105,10 @@ class EchoCanceller:
         )
         self._far_t0: float | None = None
         """When the far end's first sample was rendered (perf_counter)."""
+        self._far_last = 0.0
+        """When the latest far-end block was rendered (perf_counter)."""
+        self._far_rendered = 0
+        """Far-end samples (speaker rate) on the far clock so far, gaps filled included."""
         self._far_buf = np.zeros(0, dtype=np.int16)
         self._far_base = 0
         """Far-end sample index (16 kHz) of ``_far_buf[0]``."""
@@ -94,6 +118,11 @@ class EchoCanceller:
             else None
         )
         self._near_t0: float | None = None
+        self._mic_rate = mic_rate_hz
+        self._captured: deque[tuple[float, int]] = deque()
+        """(perf_counter, frames) of microphone blocks captured and not yet processed."""
+        self._mic_in = 0
+        """Microphone samples (device rate) processed so far."""
         self._near_count = 0
         """Microphone samples (16 kHz) framed so far."""
         self._near_pending = np.zeros(0, dtype=np.int16)
@@ -103,8 +132,19 @@ class EchoCanceller:
         self._guard = 0
         """Microphone frames still to mute (cold only: echo of far-end sound may follow)."""
         self._guard_frames = (lead_ms + 200) // 10
+        self._far_pow = 0.0
+        self._near_pow = 0.0
+        self._coupling_db: deque[float] = deque(maxlen=300)
+        """Microphone-to-speaker power ratio (dB) of recent frames where the speaker plays."""
+        self.no_echo = False
+        """The speaker is not heard in the microphone (a headset): AEC3 is bypassed."""
         self._thread = EngineThread("aec")
         self.sample_rate_hz = RATE
+
+    def captured(self, at_s: float, frames: int) -> None:
+        """The microphone captured ``frames`` at ``at_s`` (perf_counter; audio thread)."""
+        with self._far_lock:
+            self._captured.append((at_s, frames))
 
     @classmethod
     def between(cls, speaker: Speaker, mic: Microphone) -> EchoCanceller:
@@ -114,6 +154,7 @@ class EchoCanceller:
         delay_ms = round(1000 * (speaker.latency_s + mic.latency_s))
         canceller = cls(speaker.sample_rate_hz, mic.sample_rate_hz, delay_ms)
         speaker.on_render = canceller.far_end
+        mic.on_capture = canceller.captured
         return canceller
 
     def far_end(self, pcm: bytes) -> None:
@@ -127,19 +168,53 @@ class EchoCanceller:
             self._far.clear()
         if not blocks:
             return
+        self._far_last = blocks[-1][0]
         if self._far_t0 is None:
             first_t, first = blocks[0]
             self._far_t0 = first_t - len(first) / 2 / self._far_rate
-        pcm = np.frombuffer(b"".join(b for _, b in blocks), dtype=np.int16)
+        parts = []
+        for at_s, block in blocks:
+            n = len(block) // 2
+            late = at_s - (self._far_t0 + (self._far_rendered + n) / self._far_rate)
+            if late > _GAP_S:  # the device played silence while we were not called
+                gap = round(late * self._far_rate)
+                parts.append(bytes(2 * gap))
+                self._far_rendered += gap
+            parts.append(block)
+            self._far_rendered += n
+        pcm = np.frombuffer(b"".join(parts), dtype=np.int16)
         if self._far_resampler is not None:
             pcm = self._far_resampler.resample_chunk(pcm)
         self._far_buf = np.concatenate([self._far_buf, pcm])
 
+    def _far_start(self, near_index: int) -> int | None:
+        """Far-end index (16 kHz) of the frame to pair with the microphone frame at
+        ``near_index``."""
+        if self._far_t0 is None or self._near_t0 is None:
+            return None
+        return near_index + round((self._near_t0 - self._far_t0 - self._delay_s) * RATE)
+
+    def _wait_for_far(self, near_index: int) -> None:
+        """The far frame paired with a microphone frame is rendered up to ``lead_ms`` minus
+        the echo delay after that frame was captured: wait for it (blocking this thread,
+        at most ``_WAIT_S``) rather than pair the frame with silence. A starved process
+        got its microphone blocks before the speaker's, and AEC3 then heard no far end at
+        all (measured with a CPU hog)."""
+        deadline = time.perf_counter() + _WAIT_S
+        while True:
+            start = self._far_start(near_index)
+            if start is None or start + FRAME <= self._far_base + len(self._far_buf):
+                return
+            if time.perf_counter() > deadline or time.perf_counter() - self._far_last > 0.5:
+                return  # the speaker is not rendering: nothing to wait for
+            time.sleep(0.005)
+            self._take_far()
+
     def _far_frame(self, near_index: int) -> Any:
         """The far-end frame to pair with the microphone frame starting at ``near_index``."""
-        if self._far_t0 is None or self._near_t0 is None:
+        start = self._far_start(near_index)
+        if start is None:
             return self._silence
-        start = near_index + round((self._near_t0 - self._far_t0 - self._delay_s) * RATE)
         # what lies before this frame will never be needed again
         drop = min(len(self._far_buf), max(0, start - self._far_base))
         self._far_buf, self._far_base = self._far_buf[drop:], self._far_base + drop
@@ -150,8 +225,16 @@ class EchoCanceller:
 
     def process(self, mic: FloatAudio) -> FloatAudio:
         """Remove the speaker's echo from a microphone chunk just captured (blocking)."""
+        with self._far_lock:
+            captured = self._captured.popleft() if self._captured else None
         if self._near_t0 is None:
-            self._near_t0 = time.perf_counter() - len(mic) / RATE
+            at_s = captured[0] if captured else time.perf_counter()
+            self._near_t0 = at_s - len(mic) / self._mic_rate
+        elif captured is not None:
+            late = captured[0] - (self._near_t0 + (self._mic_in + len(mic)) / self._mic_rate)
+            if late > _GAP_S:  # samples were lost or held up: the sound is this much later
+                self._near_t0 += late
+        self._mic_in += len(mic)
         self._take_far()
         if self._mic_resampler is not None:
             mic = np.asarray(self._mic_resampler.resample_chunk(mic), dtype=np.float32)
@@ -161,6 +244,7 @@ class EchoCanceller:
         self._near_pending = audio[n * FRAME :]
         out = []
         for k in range(n):
+            self._wait_for_far(self._near_count)
             far = self._far_frame(self._near_count)
             if self._cold_frames > 0 and far is not self._silence:
                 if np.abs(np.frombuffer(bytes(far.data), dtype=np.int16)).max() > _SOUND:
@@ -170,16 +254,33 @@ class EchoCanceller:
             frame = self._rtc.AudioFrame(
                 audio[k * FRAME : (k + 1) * FRAME].tobytes(), RATE, 1, FRAME
             )
+            near = audio[k * FRAME : (k + 1) * FRAME]
             self._apm.process_stream(frame)
+            self._measure_coupling(far, near)
             if self._guard > 0:
                 self._guard -= 1
                 out.append(np.zeros(FRAME, dtype=np.int16))
+            elif self.no_echo:
+                out.append(near)
             else:
                 out.append(np.frombuffer(bytes(frame.data), dtype=np.int16))
             self._near_count += FRAME
         if not out:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(out).astype(np.float32) / np.float32(32768)
+
+    def _measure_coupling(self, far: Any, near: npt.NDArray[np.int16]) -> None:
+        """Follow how loud the speaker's sound is in the microphone (echo return loss),
+        over the frames where the speaker plays."""
+        far_pcm = np.frombuffer(bytes(far.data), dtype=np.int16).astype(np.float32)
+        near_f = near.astype(np.float32)
+        self._far_pow += 0.1 * (float(np.mean(far_pcm**2)) - self._far_pow)
+        self._near_pow += 0.1 * (float(np.mean(near_f**2)) - self._near_pow)
+        if self._far_pow > _ACTIVE_POW:
+            self._coupling_db.append(10 * np.log10((self._near_pow + 1) / self._far_pow))
+            if len(self._coupling_db) >= 100:  # 1 s of the speaker playing
+                floor = float(np.percentile(self._coupling_db, 20))
+                self.no_echo = floor < _NO_ECHO_DB
 
     async def cancel(self, chunks: AsyncIterator[FloatAudio]) -> AsyncIterator[FloatAudio]:
         """The microphone stream with the speaker's echo removed (16 kHz)."""

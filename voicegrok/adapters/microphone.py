@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,9 @@ class Microphone:
         self._queue: asyncio.Queue[npt.NDArray[np.float32]] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self.overflows = 0
+        self.on_capture: Callable[[float, int], None] | None = None
+        """Called from the audio thread with (``time.perf_counter()``, frames) for each
+        block as it is captured, before it is queued (the echo canceller's clock)."""
         try:
             self._stream: Any = sd.InputStream(
                 device=device,
@@ -62,6 +66,8 @@ class Microphone:
             ) from None
 
     def _callback(self, indata: Any, _frames: int, _time: Any, status: Any) -> None:
+        if self.on_capture is not None:
+            self.on_capture(time.perf_counter(), len(indata))
         if status and status.input_overflow:
             self.overflows += 1
         mono = indata.mean(axis=1) if self._channels > 1 else indata[:, 0]

@@ -1,0 +1,84 @@
+"""The echo canceller's logic on synthetic streams (no devices): which far-end sound each
+microphone frame is paired with, gaps in either stream, and the headset case."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from voicegrok.adapters.echo import EchoCanceller
+from voicegrok.audio import load_audio
+
+from .conftest import DEMO
+
+RATE = 16000
+
+
+def speech(seconds: float, name: str = "turn1.wav") -> np.ndarray:
+    """``seconds`` of a recorded voice (the assistant's, as far as the test cares)."""
+    audio = load_audio(str(DEMO / name), RATE)
+    audio = audio[np.argmax(np.abs(audio) > 0.02) :]  # from its first word
+    return np.resize(audio, int(seconds * RATE)).astype(np.float32)
+
+
+def pcm(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def render(aec: EchoCanceller, far: np.ndarray) -> None:
+    """The speaker renders ``far`` from now on (as its audio callback would report it)."""
+    aec._far.append((time.perf_counter() + len(far) / RATE, pcm(far)))
+
+
+def run(mic_of_far: float, seconds: float = 3.0) -> tuple[EchoCanceller, np.ndarray, np.ndarray]:
+    """The speaker plays a tone; the microphone hears it 50 ms later (the devices' latency)
+    at ``mic_of_far`` of its level."""
+    aec = EchoCanceller(RATE, RATE, delay_ms=50)
+    far = speech(seconds)
+    render(aec, far)
+    mic = mic_of_far * np.concatenate([np.zeros(RATE // 20, np.float32), far])[: len(far)]
+    out = np.concatenate([aec.process(mic[i : i + 320]) for i in range(0, len(mic), 320)])
+    aec.close()
+    return aec, mic, out
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x**2)))
+
+
+def test_the_echo_of_the_speaker_is_removed() -> None:
+    aec, mic, out = run(0.5)
+    assert not aec.no_echo
+    # after AEC3 has converged (and the first second's half duplex), the echo is gone
+    assert rms(out[RATE * 2 :]) < 0.1 * rms(mic[RATE * 2 :])
+
+
+def test_with_a_headset_the_microphone_passes_untouched() -> None:
+    """The speaker is never heard in the microphone: after a second the canceller stops
+    suppressing, so a person talking over the answer is heard (barge-in)."""
+    aec = EchoCanceller(RATE, RATE)
+    render(aec, speech(3.0))
+    voice = speech(3.0, "turn4.wav")  # someone talking, nothing of the speaker
+    voice[: 2 * RATE] = 0.0
+    out = np.concatenate([aec.process(voice[i : i + 320]) for i in range(0, len(voice), 320)])
+    aec.close()
+    assert aec.no_echo
+    assert rms(out[int(2.2 * RATE) :]) > 0.8 * rms(voice[int(2.2 * RATE) :])
+
+
+def test_time_the_speaker_was_not_served_is_filled_with_silence() -> None:
+    """A starved process misses speaker callbacks; the device played silence meanwhile,
+    so the far end gets that silence and stays on time."""
+    aec = EchoCanceller(RATE, RATE)
+    block = pcm(speech(0.1))
+    aec._far.extend([(10.0, block), (10.1, block), (12.1, block)])  # 1.9 s without a call
+    aec._take_far()
+    assert len(aec._far_buf) == pytest_approx(0.3 * RATE + 1.9 * RATE)
+    aec.close()
+
+
+def pytest_approx(n: float) -> object:
+    import pytest
+
+    return pytest.approx(n, abs=RATE * 0.06)
