@@ -167,11 +167,13 @@ def virtual_audio(tmp_path: Path) -> Iterator[VirtualAudio]:
     daemon.wait(10)
 
 
-def start_talk(va: VirtualAudio, tmp_path: Path) -> subprocess.Popen[str]:
-    """``voicegrok talk``, its stdout going to a file the test can read while it runs."""
+def start_talk(va: VirtualAudio, tmp_path: Path, *command: str) -> subprocess.Popen[str]:
+    """``voicegrok talk`` (or ``command``), with per-turn metrics in m.jsonl and its stdout
+    going to talk.out, which the test can read while it runs."""
+    args = [*(command or ["talk"]), "--metrics", str(tmp_path / "m.jsonl")]
     with (tmp_path / "talk.out").open("w") as out:  # the child keeps its own copy
         proc = subprocess.Popen(
-            [sys.executable, "-m", "voicegrok", "talk", "--metrics", str(tmp_path / "m.jsonl")],
+            [sys.executable, "-m", "voicegrok", *args],
             env=va.env,
             cwd=tmp_path,
             stdout=out,
@@ -358,25 +360,7 @@ def test_connect_talks_to_a_server_through_the_local_devices(
         assert "serving on" in line, line
         address = line.split("and ", 1)[1].split()[0]  # ws://127.0.0.1:PORT/v1/realtime
         rec = virtual_audio.record(tmp_path / "out.raw")
-        with (tmp_path / "talk.out").open("w") as out:
-            client = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "voicegrok",
-                    "connect",
-                    address,
-                    "--console",
-                    "--metrics",
-                    str(tmp_path / "m.jsonl"),
-                ],
-                env=virtual_audio.env,
-                cwd=tmp_path,
-                stdout=out,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        virtual_audio.procs.append(client)
+        client = start_talk(virtual_audio, tmp_path, "connect", address, "--console")
         ready(client)
         virtual_audio.speak(0.5, str(DEMO / "turn3.wav"), 0.5)
         done = threading.Event()
