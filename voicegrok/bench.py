@@ -18,6 +18,7 @@ from typing import Any
 from .assistant import Assistant, load_engines
 from .audio import load_audio
 from .config import Settings
+from .engines.llama import REPEAT_PENALTY, TOP_P
 from .frames import TurnFailed, TurnMetrics, UserText
 
 _METRICS = (
@@ -71,8 +72,8 @@ def _bare_tokens_per_s(settings: Settings, question: str) -> dict[str, float]:
         stream=True,
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
-        top_p=0.9,
-        repeat_penalty=1.15,
+        top_p=TOP_P,
+        repeat_penalty=REPEAT_PENALTY,
         seed=settings.seed,
     ):
         if chunk["choices"][0]["delta"].get("content"):

@@ -17,6 +17,11 @@ _PER_MESSAGE_TOKENS = 8
 """Template tokens around each message (role markers); a safe over-estimate."""
 
 
+TOP_P = 0.9
+REPEAT_PENALTY = 1.15
+"""Sampling defaults (``voicegrok bench`` runs the bare model with the same ones)."""
+
+
 class LlamaEngine:
     """Blocking streamed chat completion. The KV cache keeps the shared prefix of the
     conversation between turns, so each turn evaluates only the new messages."""
@@ -28,8 +33,8 @@ class LlamaEngine:
         n_ctx: int = 2048,
         threads: int = 2,
         seed: int = 0,
-        repeat_penalty: float = 1.15,
-        top_p: float = 0.9,
+        repeat_penalty: float = REPEAT_PENALTY,
+        top_p: float = TOP_P,
         cores: CoreShare | None = None,
     ) -> None:
         from llama_cpp import Llama
