@@ -8,7 +8,9 @@ import base64
 import contextlib
 import dataclasses
 import json
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -406,3 +408,71 @@ async def test_twenty_concurrent_sessions_all_complete_on_one_copy_of_the_models
         grown = _rss_mb() - before
     assert [d["response"]["status"] for d in done] == ["completed"] * 20
     assert grown / 20 < 15, f"{grown:.0f} MB for 20 sessions"
+
+
+async def test_a_turn_holds_at_most_max_buffer_s_of_audio(listening: Engines) -> None:
+    """Turn detection off: audio beyond the per-turn limit is refused; the buffer can then
+    be committed (or cleared) as usual."""
+    async with serve(listening, limits=Limits(max_buffer_s=2.0)) as server, raw(server) as c:
+        await c.send(
+            {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}
+        )
+        await c.next("session.updated")
+        second = base64.b64encode(pcm16(np.zeros(RATE, np.float32))).decode()
+        for _ in range(3):
+            await c.send({"type": "input_audio_buffer.append", "audio": second})
+        error = (await c.errors(1))[0]
+        assert error["code"] == "input_audio_buffer_full" and "2 s" in error["message"]
+        await c.send({"type": "input_audio_buffer.clear"})
+        await c.next("input_audio_buffer.cleared")
+
+
+async def test_a_client_that_does_not_read_does_not_stall_others(listening: Engines) -> None:
+    """One client asks for a long answer and never reads it; another session's turn
+    completes meanwhile."""
+    async with serve(listening) as server, raw(server) as idle:
+        await idle.send(
+            {"type": "conversation.item.create", "item": ask_item("Tell me a long story.")}
+        )
+        await idle.send({"type": "response.create"})
+        done = await typed_turn(server, "What is the capital of France?")
+        assert done["response"]["status"] == "completed"
+
+
+@pytest.fixture
+def tls_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_serves_wss_and_https(listening: Engines, tls_pair: tuple[Path, Path]) -> None:
+    """--certfile/--keyfile: the page over HTTPS and the API over WSS (what phones need)."""
+    import ssl
+    import urllib.request
+
+    cert, key = tls_pair
+    context = ssl.create_default_context(cafile=str(cert))
+    async with serve(listening, certfile=str(cert), keyfile=str(key)) as server:
+        url = f"wss://127.0.0.1:{server.port}/v1/realtime"
+        async with connect(url, ssl=context) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+
+        def get() -> int:
+            with urllib.request.urlopen(
+                f"https://127.0.0.1:{server.port}/", context=context, timeout=5
+            ) as r:
+                return int(r.status)
+
+        assert await asyncio.to_thread(get) == 200
