@@ -119,7 +119,6 @@ class RealtimeSession:
         self._heard_samples = 0
         self._speech_item: str | None = None
         self._last_partial = ""
-        self._transcribing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -129,8 +128,6 @@ class RealtimeSession:
 
     async def close(self) -> None:
         """Stop everything this session started (its answer stops at the next token)."""
-        for task in self._transcribing:
-            task.cancel()
         await self._teardown()
 
     async def _build(self) -> None:
