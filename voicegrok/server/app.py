@@ -104,7 +104,6 @@ class RealtimeServer:
         self.model_name = model_name
         self.voice_name = voice_name
         self.sessions: set[RealtimeSession] = set()
-        self.refused = 0
         self._server: WSServer | None = None
         self.port = self.options.port
 
@@ -147,11 +146,9 @@ class RealtimeServer:
         if url.path != PATH:
             return self._static(url.path)
         if not self._authorized(request, url.query):
-            self.refused += 1
             return _text(HTTPStatus.UNAUTHORIZED, "missing or wrong token")
         origin = request.headers.get("Origin")
         if origin is not None and not self._origin_ok(origin, request.headers.get("Host", "")):
-            self.refused += 1
             return _text(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed")
         return None
 
@@ -198,7 +195,6 @@ class RealtimeServer:
     async def _handle(self, ws: ServerConnection) -> None:
         limits = self.options.limits
         if len(self.sessions) >= limits.max_sessions:
-            self.refused += 1
             busy = rt.ProtocolError(
                 "server_busy",
                 f"the server already has {limits.max_sessions} sessions: try again later",
