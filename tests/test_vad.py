@@ -118,19 +118,3 @@ def test_speech_over_background_noise_is_still_found(vad: SileroVAD) -> None:
     events = run(vad, noisy, EndpointConfig(end_silence_ms=1000))
     assert isinstance(events[0], Started) and isinstance(events[-1], Ended)
     assert 0.8 <= events[0].start_sample / RATE <= 1.6
-
-
-def test_while_the_assistant_speaks_a_short_burst_does_not_start_speech() -> None:
-    """A 128 ms voiced burst starts an utterance when idle, but not while the assistant is
-    speaking (barge-in needs barge_in_ms); longer speech still interrupts it."""
-    window = np.zeros(512, dtype=np.float32)
-
-    def starts(busy: bool, voiced_windows: int) -> bool:
-        ep = Endpointer(EndpointConfig(min_speech_ms=96, barge_in_ms=160))
-        ep.busy = busy
-        probs = [0.0] * 5 + [0.9] * voiced_windows + [0.0] * 20
-        return any(isinstance(ep.feed(window, p), Started) for p in probs)
-
-    assert starts(busy=False, voiced_windows=4)
-    assert not starts(busy=True, voiced_windows=4)
-    assert starts(busy=True, voiced_windows=5)

@@ -156,12 +156,11 @@ class Assistant:
         self.conversation = conversation or Conversation(settings.system_prompt)
         self._ids = itertools.count(1)
         stages: list[Stage] = []
-        self._listener: ListenStage | None = None
         if engines.vad is not None:
             if engines.stt is None:
                 raise ValueError("listening needs a speech-to-text engine next to the VAD")
             stages.append(
-                listener := ListenStage(
+                ListenStage(
                     engines.vad,
                     engines.stt,
                     lambda: next(self._ids),
@@ -170,7 +169,6 @@ class Assistant:
                     stt_thread=engines.threads["stt"],
                 )
             )
-            self._listener = listener
         if engines.stt is not None:
             stages.append(STTStage(engines.stt, engines.threads["stt"]))
         stages.append(
@@ -245,12 +243,6 @@ class Assistant:
         for frame in inputs:
             await self.pipeline.push(frame)
         return inputs[0].turn_id
-
-    def set_speaking(self, speaking: bool) -> None:
-        """Tell the listener whether the answer is being played: while it is, talking over
-        it must last ``EndpointConfig.barge_in_ms`` to count (listening mode)."""
-        if self._listener is not None:
-            self._listener.busy = speaking
 
     async def hear(self, samples: npt.NDArray[np.float32], sample_rate_hz: int) -> None:
         """Feed microphone audio (listening mode: needs a VAD engine); read ``frames()``."""

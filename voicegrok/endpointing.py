@@ -33,10 +33,6 @@ class EndpointConfig:
     """Probability below which a window counts as silence once speech has started."""
     min_speech_ms: int = 96
     """Voiced time in a row needed to start an utterance (shorter blips are ignored)."""
-    barge_in_ms: int = 160
-    """The same while the assistant is speaking (``Endpointer.busy``): talking over it
-    interrupts it, so a cough, an "mm-hm" or a burst of echo the canceller let through
-    must not."""
     end_silence_ms: int = 480
     """Silence that ends the turn. Lower answers sooner but may cut a slow speaker short."""
     pause_ms: int = 160
@@ -94,9 +90,6 @@ class Endpointer:
         self._win = window_samples
         ms_per_window = 1000 * window_samples / sample_rate_hz
         self._min_speech = max(1, round(self.config.min_speech_ms / ms_per_window))
-        self._barge_in = max(self._min_speech, round(self.config.barge_in_ms / ms_per_window))
-        self.busy = False
-        """The assistant is speaking: starting an utterance takes ``barge_in_ms``."""
         self._end_silence = max(1, round(self.config.end_silence_ms / ms_per_window))
         self._pause = max(1, round(self.config.pause_ms / ms_per_window))
         self._preroll = round(self.config.preroll_ms / ms_per_window)
@@ -136,7 +129,7 @@ class Endpointer:
         if not self._speaking:
             self._history.append(window)
             self._run = self._run + 1 if probability >= self.config.threshold else 0
-            if self._run < (self._barge_in if self.busy else self._min_speech):
+            if self._run < self._min_speech:
                 return None
             self._speaking = True
             self._start = pos - (self._run - 1) * self._win

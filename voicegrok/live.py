@@ -43,8 +43,6 @@ class LiveAssistant(Protocol):
     @property
     def conversation(self) -> _History: ...
 
-    def set_speaking(self, speaking: bool) -> None: ...
-
     async def hear(self, samples: npt.NDArray[np.float32], sample_rate_hz: int) -> None: ...
 
     async def push_text(self, text: str) -> int: ...
@@ -166,7 +164,6 @@ class LiveSession:
                     self._ptt.append(chunk)
                 if self._ptt is not None or self.muted:
                     chunk = np.zeros_like(chunk)
-                self.assistant.set_speaking(self.speaking)
                 await self.assistant.hear(chunk, sample_rate_hz)
 
         async def watch_playback() -> None:

@@ -164,9 +164,6 @@ class RemoteAssistant:
 
     # ------------------------------------------------------------------ commands
 
-    def set_speaking(self, speaking: bool) -> None:
-        """The server knows when it is answering; nothing to tell it."""
-
     async def hear(self, samples: npt.NDArray[np.float32], sample_rate_hz: int) -> None:
         if sample_rate_hz != RATE_HZ:
             if self._resampler is None or self._resampler_rate != sample_rate_hz:

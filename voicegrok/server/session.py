@@ -264,7 +264,6 @@ class RealtimeSession:
             return
         if self.turn_detection is not None:
             assert self._assistant is not None
-            self._assistant.set_speaking(self._reply is not None)
             await self._assistant.hear(samples, self.input_rate_hz)
             self._heard_samples += len(samples)
             return

@@ -120,15 +120,6 @@ class ListenStage:
             UserText(turn_id=self._turn_id, text=text, final=True, source="speech"),
         ]
 
-    @property
-    def busy(self) -> bool:
-        """The assistant is speaking: only longer speech starts an utterance (barge-in)."""
-        return self._endpointer.busy
-
-    @busy.setter
-    def busy(self, value: bool) -> None:
-        self._endpointer.busy = value
-
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, AudioChunk)
         partial = self._finished_partial()
