@@ -271,6 +271,13 @@ def scripted(*frames_of: Callable[[], list[object]]) -> Before:
             for frame in make():
                 app.show(frame)  # type: ignore[arg-type]
         await until(pilot, lambda: app.settled)
+        # ... and laid out: under load the Markdown blocks were mounted but not yet sized
+        await until(
+            pilot,
+            lambda: all(
+                md.children and md.size.height > 0 for md in app.query(".answer").results()
+            ),
+        )
         await pilot.pause(0.3)
 
     return run_before

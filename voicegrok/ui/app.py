@@ -138,6 +138,8 @@ class VoicegrokApp(App[None]):
         self._state_until = 0.0
         self._stages_text = ""
         self._exit_started = False
+        self._flushing = False
+        """Tokens taken from a turn are being rendered (``settled`` waits for that)."""
 
     # ------------------------------------------------------------------ layout
 
@@ -347,14 +349,21 @@ class VoicegrokApp(App[None]):
 
     @property
     def settled(self) -> bool:
-        """Every streamed token is on the screen (none waits for the next flush)."""
-        return all(not t.pending and t.final is None for t in self._turns.values())
+        """Every streamed token is on the screen: none waits for the next flush, and no
+        Markdown update is still being rendered."""
+        return not self._flushing and all(
+            not t.pending and t.final is None for t in self._turns.values()
+        )
 
     async def _flush_tokens(self) -> None:
         if self._leaving:
             return
-        with contextlib.suppress(NoMatches):  # the app is closing
-            await self._append_tokens()
+        self._flushing = True
+        try:
+            with contextlib.suppress(NoMatches):  # the app is closing
+                await self._append_tokens()
+        finally:
+            self._flushing = False
 
     async def _append_tokens(self) -> None:
         for shown in list(self._turns.values()):
