@@ -119,14 +119,14 @@ class EchoCanceller:
         )
         self._near_t0: float | None = None
         self._mic_rate = mic_rate_hz
-        self._captured: deque[tuple[float, int]] = deque()
-        """(perf_counter, frames) of microphone blocks captured and not yet processed."""
+        self._captured: deque[float] = deque()
+        """When each microphone block not yet processed was captured (perf_counter)."""
         self._mic_in = 0
         """Microphone samples (device rate) processed so far."""
         self._near_count = 0
         """Microphone samples (16 kHz) framed so far."""
         self._near_pending = np.zeros(0, dtype=np.int16)
-        self._silence = rtc.AudioFrame(bytes(2 * FRAME), RATE, 1, FRAME)
+        self._silence = np.zeros(FRAME, dtype=np.int16)
         self._cold_frames = warm_up_ms // 10
         """Far-end frames with sound still to be heard before AEC3 is trusted alone."""
         self._guard = 0
@@ -141,10 +141,10 @@ class EchoCanceller:
         self._thread = EngineThread("aec")
         self.sample_rate_hz = RATE
 
-    def captured(self, at_s: float, frames: int) -> None:
-        """The microphone captured ``frames`` at ``at_s`` (perf_counter; audio thread)."""
+    def captured(self, at_s: float) -> None:
+        """The microphone captured a block at ``at_s`` (perf_counter; audio thread)."""
         with self._far_lock:
-            self._captured.append((at_s, frames))
+            self._captured.append(at_s)
 
     @classmethod
     def between(cls, speaker: Speaker, mic: Microphone) -> EchoCanceller:
@@ -210,8 +210,9 @@ class EchoCanceller:
             time.sleep(0.005)
             self._take_far()
 
-    def _far_frame(self, near_index: int) -> Any:
-        """The far-end frame to pair with the microphone frame starting at ``near_index``."""
+    def _far_frame(self, near_index: int) -> npt.NDArray[np.int16]:
+        """The far-end frame to pair with the microphone frame starting at ``near_index``
+        (silence when there is none)."""
         start = self._far_start(near_index)
         if start is None:
             return self._silence
@@ -221,17 +222,17 @@ class EchoCanceller:
         i = start - self._far_base
         if i < 0 or i + FRAME > len(self._far_buf):
             return self._silence
-        return self._rtc.AudioFrame(self._far_buf[i : i + FRAME].tobytes(), RATE, 1, FRAME)
+        return self._far_buf[i : i + FRAME]
 
     def process(self, mic: FloatAudio) -> FloatAudio:
         """Remove the speaker's echo from a microphone chunk just captured (blocking)."""
         with self._far_lock:
             captured = self._captured.popleft() if self._captured else None
         if self._near_t0 is None:
-            at_s = captured[0] if captured else time.perf_counter()
+            at_s = captured if captured is not None else time.perf_counter()
             self._near_t0 = at_s - len(mic) / self._mic_rate
         elif captured is not None:
-            late = captured[0] - (self._near_t0 + (self._mic_in + len(mic)) / self._mic_rate)
+            late = captured - (self._near_t0 + (self._mic_in + len(mic)) / self._mic_rate)
             if late > _GAP_S:  # samples were lost or held up: the sound is this much later
                 self._near_t0 += late
         self._mic_in += len(mic)
@@ -246,22 +247,19 @@ class EchoCanceller:
         for k in range(n):
             self._wait_for_far(self._near_count)
             far = self._far_frame(self._near_count)
-            if self._cold_frames > 0 and far is not self._silence:
-                if np.abs(np.frombuffer(bytes(far.data), dtype=np.int16)).max() > _SOUND:
-                    self._cold_frames -= 1
-                    self._guard = self._guard_frames
-            self._apm.process_reverse_stream(far)
-            frame = self._rtc.AudioFrame(
-                audio[k * FRAME : (k + 1) * FRAME].tobytes(), RATE, 1, FRAME
-            )
-            near = audio[k * FRAME : (k + 1) * FRAME]
+            if self._cold_frames > 0 and np.abs(far).max() > _SOUND:
+                self._cold_frames -= 1
+                self._guard = self._guard_frames
+            self._apm.process_reverse_stream(self._rtc.AudioFrame(far.tobytes(), RATE, 1, FRAME))
+            near_frame = audio[k * FRAME : (k + 1) * FRAME]
+            frame = self._rtc.AudioFrame(near_frame.tobytes(), RATE, 1, FRAME)
             self._apm.process_stream(frame)
-            self._measure_coupling(far, near)
+            self._measure_coupling(far, near_frame)
             if self._guard > 0:
                 self._guard -= 1
-                out.append(np.zeros(FRAME, dtype=np.int16))
+                out.append(self._silence)
             elif self.no_echo:
-                out.append(near)
+                out.append(near_frame)
             else:
                 out.append(np.frombuffer(bytes(frame.data), dtype=np.int16))
             self._near_count += FRAME
@@ -269,12 +267,11 @@ class EchoCanceller:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(out).astype(np.float32) / np.float32(32768)
 
-    def _measure_coupling(self, far: Any, near: npt.NDArray[np.int16]) -> None:
+    def _measure_coupling(self, far: npt.NDArray[np.int16], near: npt.NDArray[np.int16]) -> None:
         """Follow how loud the speaker's sound is in the microphone (echo return loss),
         over the frames where the speaker plays."""
-        far_pcm = np.frombuffer(bytes(far.data), dtype=np.int16).astype(np.float32)
-        near_f = near.astype(np.float32)
-        self._far_pow += 0.1 * (float(np.mean(far_pcm**2)) - self._far_pow)
+        far_f, near_f = far.astype(np.float32), near.astype(np.float32)
+        self._far_pow += 0.1 * (float(np.mean(far_f**2)) - self._far_pow)
         self._near_pow += 0.1 * (float(np.mean(near_f**2)) - self._near_pow)
         if self._far_pow > _ACTIVE_POW:
             self._coupling_db.append(10 * np.log10((self._near_pow + 1) / self._far_pow))

@@ -46,9 +46,9 @@ class Microphone:
         self._queue: asyncio.Queue[npt.NDArray[np.float32]] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self.overflows = 0
-        self.on_capture: Callable[[float, int], None] | None = None
-        """Called from the audio thread with (``time.perf_counter()``, frames) for each
-        block as it is captured, before it is queued (the echo canceller's clock)."""
+        self.on_capture: Callable[[float], None] | None = None
+        """Called from the audio thread with ``time.perf_counter()`` for each block as it
+        is captured, before it is queued (the echo canceller's clock)."""
         try:
             self._stream: Any = sd.InputStream(
                 device=device,
@@ -67,7 +67,7 @@ class Microphone:
 
     def _callback(self, indata: Any, _frames: int, _time: Any, status: Any) -> None:
         if self.on_capture is not None:
-            self.on_capture(time.perf_counter(), len(indata))
+            self.on_capture(time.perf_counter())
         if status and status.input_overflow:
             self.overflows += 1
         mono = indata.mean(axis=1) if self._channels > 1 else indata[:, 0]
