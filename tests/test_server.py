@@ -476,3 +476,19 @@ async def test_tls_serves_wss_and_https(listening: Engines, tls_pair: tuple[Path
                 return int(r.status)
 
         assert await asyncio.to_thread(get) == 200
+
+
+async def test_a_refused_session_update_changes_nothing(listening: Engines) -> None:
+    async with serve(listening) as server, raw(server) as c:
+        bad = {
+            "instructions": "Speak like a pirate.",
+            "audio": {
+                "input": {"turn_detection": {"type": "server_vad", "create_response": False}}
+            },
+        }
+        await c.send({"type": "session.update", "session": bad})
+        assert (await c.errors(1))[0]["code"] == "unsupported_turn_detection"
+        await c.send({"type": "session.update", "session": {}})
+        session = (await c.next("session.updated"))["session"]
+        assert session["instructions"] != "Speak like a pirate."
+        assert session["audio"]["input"]["turn_detection"]["create_response"] is True

@@ -218,39 +218,42 @@ class RealtimeSession:
             await self._truncate(event)
 
     async def _update(self, patch: rt.Session) -> None:
-        rebuild = False
-        if patch.instructions is not None:
-            self.conversation.system_prompt = patch.instructions
+        audio = patch.audio
+        audio_in = audio.input if audio is not None else None
+        new_td = "turn_detection" in audio_in.model_fields_set if audio_in else False
+        td = audio_in.turn_detection if audio_in is not None else None
+        # Check everything first: a refused update changes nothing.
         if patch.output_modalities is not None:
-            wanted = list(patch.output_modalities)
-            if "audio" in wanted and self.engines.tts is None:
+            if "audio" in patch.output_modalities and self.engines.tts is None:
                 raise rt.ProtocolError(
                     "unsupported_modality",
                     "this server has no voice loaded: use output_modalities ['text']",
                     param="session.output_modalities",
                 )
+        if new_td and td is not None and self.engines.vad is None:
+            raise rt.ProtocolError(
+                "unsupported_turn_detection",
+                "this server runs without a VAD: commit the audio buffer yourself",
+                param="session.audio.input.turn_detection",
+            )
+        if new_td and td is not None and not td.create_response:
+            raise rt.ProtocolError(
+                "unsupported_turn_detection",
+                "create_response false is not supported: every turn is answered",
+                param="session.audio.input.turn_detection.create_response",
+            )
+        rebuild = False
+        if patch.instructions is not None:
+            self.conversation.system_prompt = patch.instructions
+        if patch.output_modalities is not None:
+            wanted = list(patch.output_modalities)
             rebuild |= wanted != self.modalities
             self.modalities = wanted
-        audio = patch.audio
-        if audio is not None and audio.input is not None:
-            if audio.input.format is not None:
-                self.input_rate_hz = audio.input.format.rate
-            if "turn_detection" in audio.input.model_fields_set:
-                td = audio.input.turn_detection
-                if td is not None and self.engines.vad is None:
-                    raise rt.ProtocolError(
-                        "unsupported_turn_detection",
-                        "this server runs without a VAD: commit the audio buffer yourself",
-                        param="session.audio.input.turn_detection",
-                    )
-                if td is not None and not td.create_response:
-                    raise rt.ProtocolError(
-                        "unsupported_turn_detection",
-                        "create_response false is not supported: every turn is answered",
-                        param="session.audio.input.turn_detection.create_response",
-                    )
-                rebuild |= td != self.turn_detection
-                self.turn_detection = td
+        if audio_in is not None and audio_in.format is not None:
+            self.input_rate_hz = audio_in.format.rate
+        if new_td:
+            rebuild |= td != self.turn_detection
+            self.turn_detection = td
         if audio is not None and audio.output is not None and audio.output.format is not None:
             self.output_rate_hz = audio.output.format.rate
         if rebuild:
