@@ -369,6 +369,8 @@ class VoicegrokApp(App[None]):
         for shown in list(self._turns.values()):
             if shown.answer is None or not (shown.pending or shown.final is not None):
                 continue
+            if not shown.answer.is_mounted:
+                continue  # mounting is not awaited: an update before it was lost for good
             if shown.final is not None:
                 final, shown.final, shown.pending = shown.final, None, ""
                 await shown.answer.update(final)
