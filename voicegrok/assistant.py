@@ -52,9 +52,10 @@ class Engines:
         default_factory=lambda: {k: EngineThread(k) for k in ("stt", "llm", "tts", "vad")}
     )
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = False) -> None:
+        """Stop the engine threads (``wait``: until their work in progress is over)."""
         for t in self.threads.values():
-            t.close()
+            t.close(wait=wait)
 
 
 def load_engines(
@@ -89,42 +90,54 @@ def load_engines(
 
         say(f"loading speech-to-text {paths['stt']}")
         t = time.perf_counter()
-        whisper = WhisperEngine(
-            paths["stt"],
-            threads=settings.threads,
-            beam_size=settings.beam_size,
-            language=settings.language,
-        )
-        whisper.transcribe(np.zeros(8000, dtype=np.float32))  # first call allocates buffers
-        engines.stt = whisper
+
+        def load_whisper() -> WhisperEngine:
+            whisper = WhisperEngine(
+                paths["stt"],
+                threads=settings.threads,
+                beam_size=settings.beam_size,
+                language=settings.language,
+            )
+            whisper.transcribe(np.zeros(8000, dtype=np.float32))  # first call allocates buffers
+            return whisper
+
+        engines.stt = engines.threads["stt"].run(load_whisper)
         engines.load_s["stt"] = time.perf_counter() - t
     if "llm" in paths:
         from .engines.llama import LlamaEngine
 
         say(f"loading LLM {paths['llm']}")
         t = time.perf_counter()
-        llama = LlamaEngine(
-            paths["llm"],
-            n_ctx=settings.n_ctx,
-            threads=settings.threads,
-            seed=settings.seed,
-            cores=cores,
-        )
-        # Puts the system prompt in the KV cache: the first turn only evaluates its question.
-        llama.warm_up(Conversation(settings.system_prompt).messages())
-        engines.llm = llama
+
+        def load_llama() -> LlamaEngine:
+            llama = LlamaEngine(
+                paths["llm"],
+                n_ctx=settings.n_ctx,
+                threads=settings.threads,
+                seed=settings.seed,
+                cores=cores,
+            )
+            # Puts the system prompt in the KV cache: the first turn only evaluates its question.
+            llama.warm_up(Conversation(settings.system_prompt).messages())
+            return llama
+
+        engines.llm = engines.threads["llm"].run(load_llama)
         engines.load_s["llm"] = time.perf_counter() - t
     if "tts" in paths:
         from .engines.piper import PiperEngine
 
         say(f"loading voice {paths['tts']}")
         t = time.perf_counter()
-        piper = PiperEngine(
-            paths["tts"], threads=settings.tts_threads, cores=cores, seed=settings.seed
-        )
-        for _ in piper.synthesize("Ready."):
-            pass
-        engines.tts = piper
+
+        def load_piper() -> PiperEngine:
+            piper = PiperEngine(
+                paths["tts"], threads=settings.tts_threads, cores=cores, seed=settings.seed
+            )
+            for _ in piper.synthesize("Ready."):
+                pass
+            return piper
+
+        engines.tts = engines.threads["tts"].run(load_piper)
         engines.load_s["tts"] = time.perf_counter() - t
     if "vad" in paths:
         from .engines.silero import SileroVAD

@@ -49,7 +49,15 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _bare_tokens_per_s(settings: Settings, question: str) -> dict[str, float]:
-    """The same model, prompt and threads driven directly by llama-cpp-python."""
+    """The same model, prompt and threads driven directly by llama-cpp-python, on a thread
+    of its own (as in the pipeline; the pipeline's engine threads have ended by then)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_bare_run, settings, question).result()
+
+
+def _bare_run(settings: Settings, question: str) -> dict[str, float]:
     from llama_cpp import Llama
 
     from . import models
@@ -149,7 +157,7 @@ async def run_latency_bench(
             if progress:
                 print(f"… run {run + 1}/{runs} done", file=sys.stderr, flush=True)
     finally:
-        engines.close()
+        engines.close(wait=True)
     values = {
         k: [float(v) for r in rows if isinstance(v := r.get(k), (int, float))]
         for k in _LIVE_METRICS
@@ -224,7 +232,7 @@ async def run_reply_bench(
             if progress:
                 print(f"… run {run + 1}/{runs} done", file=sys.stderr, flush=True)
     finally:
-        engines.close()
+        engines.close(wait=True)
     bare = _bare_tokens_per_s(settings, transcript) if transcript else {}
     pipe_tps = statistics.median(in_pipeline_tps) if in_pipeline_tps else 0.0
     return {
@@ -358,7 +366,7 @@ async def run_server_bench(
             if progress:
                 print(f"… {n} sessions done", file=sys.stderr, flush=True)
     finally:
-        engines.close()
+        engines.close(wait=True)
     return {
         "benchmark": "server",
         "what": "N concurrent websocket sessions, one typed question each, spoken answers",
