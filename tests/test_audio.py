@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from voicegrok.audio import load_audio, resample, rms_dbfs
+from voicegrok.audio import load_audio, resample, rms_dbfs, trim_pcm16
 from voicegrok.errors import AudioInputError
 
 DATA = Path(__file__).parent / "data"
@@ -56,3 +56,15 @@ def test_silent_recording(tmp_path: Path) -> None:
     soundfile.write(p, np.zeros(16000, dtype=np.float32), 8000)
     with pytest.raises(AudioInputError, match="silent"):
         load_audio(p)
+
+
+def test_trimming_keeps_the_sound_and_the_silence_asked_for() -> None:
+    rate = 1000
+    sound = (np.sin(np.arange(300) / 3) * 20000).astype(np.int16)
+    sound[0] = sound[-1] = 10000  # the sound's first and last samples are loud
+    pcm = np.concatenate([np.zeros(200, np.int16), sound, np.zeros(400, np.int16)]).tobytes()
+    out = np.frombuffer(trim_pcm16(pcm, rate, lead_ms=10, tail_ms=50), np.int16)
+    assert len(out) == 10 + 300 + 50
+    assert np.array_equal(out[10:310], sound)
+    silent = np.zeros(100, np.int16).tobytes()
+    assert trim_pcm16(silent, rate, lead_ms=0, tail_ms=0) == silent

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import threading
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from voicegrok.frames import (
     UserText,
 )
 from voicegrok.live import ConsoleView, LiveSession
+from voicegrok.pipeline import Pipeline
 from voicegrok.stages.listen import ListenStage
 from voicegrok.testing import FakeSTT, FakeVAD
 from voicegrok.text import looks_complete
@@ -136,6 +139,79 @@ async def test_going_on_after_an_early_turn_withdraws_it() -> None:
     assert isinstance(final, UserText) and final.text == "Book a table for two at eight."
     # the second transcript covers the whole utterance, both parts
     assert stt.heard[-1] >= (1.0 + 0.3 + 0.8) * RATE
+
+
+async def test_speech_to_text_starts_at_the_first_silence_not_after_the_pause() -> None:
+    """The transcript is made while the pause is being measured: by the time it is known
+    to be a pause, the words are (mostly) decoded already, and no second decode is made."""
+    gate = threading.Event()
+    stt = FakeSTT(["What time is it?"], gate=gate)
+    stage = make_stage(stt, partial_every_ms=10_000)
+    speech = np.concatenate([silence(0.5), tone(1.5)])
+    frames = await listen(stage, np.concatenate([speech, silence(0.1)]))
+    for _ in range(200):  # the engine thread picks the job up
+        if stt.started:
+            break
+        await asyncio.sleep(0.005)
+    assert stt.started == 1, "100 ms of silence: the utterance is being transcribed"
+    assert kinds(frames) == ["SpeechStarted"], "but the turn is not decided yet"
+    gate.set()
+    frames += await listen(stage, silence(1.0))
+    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "UserText"]
+    final = frames[-1][1]
+    assert isinstance(final, UserText) and final.final and final.text == "What time is it?"
+    assert stt.started == 1, "the transcript begun at the silence is the final one"
+
+
+async def test_a_breath_between_words_shows_the_transcript_made_during_it() -> None:
+    stt = FakeSTT(["Tell me", "Tell me about the moon."], delay_s=0.01)
+    audio = np.concatenate([tone(1.0), silence(0.12), tone(1.0), silence(1.0)])
+    frames = await listen(make_stage(stt, partial_every_ms=10_000), audio, pace=0.002)
+    texts = [(f.text, f.final) for _, f in frames if isinstance(f, UserText)]
+    assert texts == [("Tell me", False), ("Tell me about the moon.", True)]
+    assert stt.heard[-1] >= 2.1 * RATE, "the final transcript covers both parts"
+
+
+async def test_listening_goes_on_after_speech_to_text_fails() -> None:
+    """A transcription that raises loses that utterance (the person is told), not the
+    microphone: the next question is heard and answered."""
+    stt = FakeSTT(["Hello there."], errors=3)  # the early, the pause and the end decodes
+    stage = make_stage(stt, partial_every_ms=10_000)
+    frames = await listen(stage, np.concatenate([tone(1.0), silence(1.0)]))
+    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "TurnFailed"]
+    failed = frames[-1][1]
+    assert isinstance(failed, TurnFailed) and "speech-to-text failed" in failed.message
+    assert failed.turn_id == frames[1][1].turn_id
+    frames = await listen(stage, np.concatenate([tone(1.0), silence(1.0)]))
+    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "UserText"]
+
+
+async def test_a_stage_that_fails_on_microphone_audio_does_not_stop_listening() -> None:
+    """An error on a chunk of the microphone stream (turn 0) is reported, and later chunks
+    still flow (they were dropped as a cancelled turn, so the assistant went deaf)."""
+
+    class Flaky:
+        accepts = (AudioChunk,)
+        calls = 0
+
+        async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise RuntimeError("bad chunk")
+            yield frame
+
+    pipeline = Pipeline([Flaky()])
+    pipeline.start()
+    out = pipeline.frames()
+    try:
+        for _ in range(2):
+            await pipeline.push(AudioChunk(turn_id=0, samples=silence(0.02), sample_rate_hz=RATE))
+        first = await asyncio.wait_for(anext(out), 5)
+        second = await asyncio.wait_for(anext(out), 5)
+    finally:
+        await pipeline.abort()
+    assert isinstance(first, TurnFailed) and "bad chunk" in first.message
+    assert isinstance(second, AudioChunk)
 
 
 async def test_partial_transcripts_while_speaking() -> None:

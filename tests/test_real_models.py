@@ -35,6 +35,28 @@ async def test_real_speech_is_transcribed_with_a_low_word_error_rate(engines: En
     assert jiwer.wer(normalize(JFK), normalize(text)) <= 0.10, text
 
 
+async def test_a_decode_that_loops_is_cut_short_and_made_again(engines: Engines) -> None:
+    """On this recording (a demo question as the live loop heard it at a pause), whisper
+    tiny in its first short window says the question again and again; the loop is stopped
+    at a length no speech reaches, and the next window gives the words once."""
+    from voicegrok.engines.whisper import WhisperEngine
+
+    stt = engines.stt
+    assert isinstance(stt, WhisperEngine)
+    audio = load_audio(DATA / "whisper_loops.wav")
+    assert stt._transcribe_short(audio, *stt.short_windows[0]) is None, "the first window loops"
+    text = stt.transcribe(audio)
+    assert normalize(text) == "can you put this itinerary in a table", text
+
+
+def test_the_loop_check() -> None:
+    from voicegrok.engines.whisper import _loops
+
+    assert _loops([1, 2, 3, 4, 5, 6, 9, 1, 2, 3, 4, 5])
+    assert not _loops([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2, 3, 4])
+    assert not _loops([1, 2, 3, 4, 5])
+
+
 async def test_a_typed_question_gets_a_streamed_spoken_answer(engines: Engines) -> None:
     """The answer arrives token by token, and speech starts before the answer is complete."""
     async with Assistant(engines) as a:
@@ -47,6 +69,26 @@ async def test_a_typed_question_gets_a_streamed_spoken_answer(engines: Engines) 
     metrics = frames[-1]
     assert isinstance(metrics, TurnMetrics)
     assert metrics.tokens_per_s > 0 and metrics.first_audio_ms is not None
+
+
+async def test_spoken_clauses_start_with_sound_and_keep_only_their_pause(engines: Engines) -> None:
+    """The voice's silence before a clause is cut (the first sound is the first sample),
+    and after it only the pause its ending calls for is kept."""
+    from voicegrok.frames import SpokenClause
+    from voicegrok.stages.tts import TTSStage, pause_after
+    from voicegrok.testing import run_stage
+
+    assert engines.tts is not None
+    rate = engines.tts.sample_rate_hz
+    for text in ("Sure,", "I'd be delighted", "Here is a plan."):
+        clause = SpokenClause(turn_id=1, index=0, text=text, spoken=text)
+        out = await run_stage(TTSStage(engines.tts), [clause])
+        pcm = np.concatenate(
+            [np.frombuffer(f.pcm, np.int16) for f in out if isinstance(f, TTSAudio)]
+        )
+        loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 328)
+        assert loud[0] / rate <= 0.011, text
+        assert (len(pcm) - loud[-1]) / rate <= pause_after(text) / 1000 + 0.001, text
 
 
 async def test_the_demo_remembers_the_itinerary_in_its_second_turn(engines: Engines) -> None:

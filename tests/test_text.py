@@ -62,6 +62,30 @@ def test_a_long_first_sentence_without_commas_is_cut_before_a_joining_word() -> 
     assert split(f"Yes. {later}") == ["Yes.", later]
 
 
+def test_a_first_word_with_a_comma_is_spoken_on_its_own() -> None:
+    """ "Sure," is a clause: it is heard while the rest of the sentence is written."""
+    assert split("Sure, here is a table with the itinerary:\n| a |") == [
+        "Sure,",
+        "here is a table with the itinerary:",
+        "| a |",
+    ]
+
+
+async def test_the_clause_stage_cuts_a_long_first_sentence() -> None:
+    """The stage builds its splitter with the right settings (it once passed max_words as
+    the phrase length, so a long first sentence was never cut)."""
+    from voicegrok.frames import LLMDone, LLMToken, SpokenClause
+    from voicegrok.stages import ClauseStage
+    from voicegrok.testing import run_stage
+
+    text = "I'd be delighted to help you plan your two-day adventure. Day one."
+    tokens = [LLMToken(turn_id=1, text=w + " ", index=i) for i, w in enumerate(text.split())]
+    done = LLMDone(turn_id=1, text=text, n_tokens=len(tokens), first_token_s=0, last_token_s=0)
+    out = await run_stage(ClauseStage(), [*tokens, done])
+    clauses = [f.text for f in out if isinstance(f, SpokenClause)]
+    assert clauses == ["I'd be delighted", "to help you plan your two-day adventure.", "Day one."]
+
+
 def test_sentences_and_lines_end_pieces_but_abbreviations_do_not() -> None:
     """Mr. and St. and list numbers do not end a sentence; line breaks always do."""
     text = "Hi. Meet Mr. Smith on St. Marks Place. Then eat.\n1. Coffee\n2. Bagels"
@@ -96,3 +120,21 @@ def test_repetition_guard_fires_on_a_repeated_line_only() -> None:
     assert not g.feed("OK.\nOK.\n")
     assert not g.feed("Afternoon: Brooklyn Bridge Park.\n")
     assert g.feed("Morning: walk the High Line.\n")
+
+
+@pytest.mark.parametrize(
+    ("clause", "pause_ms"),
+    [
+        ("Here is a plan.", 220),
+        ("Really?", 220),
+        ('He said "go."', 220),
+        ("Sure,", 120),
+        ("Day 1:", 120),
+        ("I'd be delighted", 30),
+        ("", 30),
+    ],
+)
+def test_the_pause_after_a_clause_follows_its_ending(clause: str, pause_ms: float) -> None:
+    from voicegrok.stages.tts import pause_after
+
+    assert pause_after(clause) == pause_ms

@@ -94,7 +94,7 @@ def load_engines(
         def load_whisper() -> WhisperEngine:
             whisper = WhisperEngine(
                 paths["stt"],
-                threads=settings.threads,
+                threads=settings.stt_threads,
                 beam_size=settings.beam_size,
                 language=settings.language,
             )

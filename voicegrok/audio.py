@@ -23,6 +23,7 @@ __all__ = [
     "resample",
     "rms_dbfs",
     "to_mono",
+    "trim_pcm16",
     "write_wav",
 ]
 
@@ -106,3 +107,17 @@ def write_wav(path: str | Path, pcm: bytes, sample_rate_hz: int) -> None:
 def _short(e: BaseException) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return text[:120]
+
+
+def trim_pcm16(pcm: bytes, sample_rate_hz: int, *, lead_ms: float, tail_ms: float) -> bytes:
+    """Cut 16-bit mono PCM's leading and trailing silence down to ``lead_ms`` / ``tail_ms``.
+
+    Silence is anything below 1% of full scale. Audio with no sound at all is returned as is.
+    """
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 328)
+    if len(loud) == 0:
+        return pcm
+    start = max(0, int(loud[0]) - int(sample_rate_hz * lead_ms / 1000))
+    end = min(len(samples), int(loud[-1]) + 1 + int(sample_rate_hz * tail_ms / 1000))
+    return samples[start:end].tobytes()

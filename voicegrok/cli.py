@@ -559,7 +559,10 @@ def _model_options() -> argparse.ArgumentParser:
     )
     g.add_argument("--llm-model", metavar="PATH|NAME", help="GGUF file or catalog name")
     g.add_argument("--voice", metavar="PATH|NAME", help="Piper .onnx voice or catalog name")
-    g.add_argument("--threads", type=_positive, metavar="N", help="CPU threads for STT and LLM")
+    g.add_argument("--threads", type=_positive, metavar="N", help="CPU threads for the LLM")
+    g.add_argument(
+        "--stt-threads", type=_positive, metavar="N", help="CPU threads for speech-to-text (1)"
+    )
     g.add_argument("--max-tokens", type=_positive, metavar="N", help="longest answer (tokens)")
     g.add_argument("--temperature", type=float, metavar="T", help="LLM sampling temperature")
     g.add_argument("--system-prompt", metavar="TEXT", help="replace the built-in system prompt")
@@ -757,6 +760,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "llm_model",
         "voice",
         "threads",
+        "stt_threads",
         "max_tokens",
         "temperature",
         "system_prompt",

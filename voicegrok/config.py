@@ -23,7 +23,11 @@ class Settings:
     llm_model: str | None = None
     voice: str | None = None
     threads: int = field(default_factory=_cores)
-    """CPU threads for the LLM and speech-to-text (they do not run at the same time)."""
+    """CPU threads for the LLM."""
+    stt_threads: int = 1
+    """Speech-to-text threads. One: whisper tiny/base decoding is bound by per-token
+    overhead, and one thread was faster than two on 2 cores (9 s of speech in 215 ms
+    against 256 ms), leaving the other core free while the person speaks."""
     tts_threads: int = 1
     """Piper threads: one, so the LLM keeps decoding while the first clause is synthesized."""
     n_ctx: int = 2048
@@ -33,7 +37,9 @@ class Settings:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     beam_size: int = 1
     language: str | None = "en"
-    first_clause_words: int = 3
-    """The first clause of an answer is cut at a comma once it has this many words."""
+    first_clause_words: int = 1
+    """The first clause of an answer is cut at a comma once it has this many words ("Sure,"
+    is spoken while the rest is written); a long first sentence with no comma is cut before
+    a joining word ("I'd be delighted | to help")."""
     tts_lead_s: float = 1.0
     """Live playback: speech is synthesized at most this far ahead of the speaker."""

@@ -115,6 +115,21 @@ class Endpointer:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def position(self) -> int:
+        """Samples fed so far (the end of :meth:`utterance` in the stream)."""
+        return self._pos
+
+    @property
+    def last_voiced_end(self) -> int:
+        """Position just after the utterance's last voiced window."""
+        return self._last_voiced_end
+
+    @property
+    def silent_ms(self) -> float:
+        """Silence since the last voiced window of the utterance in progress."""
+        return self._silence * 1000 * self._win / self._rate if self._speaking else 0.0
+
     def utterance(self) -> FloatAudio:
         """The audio of the utterance in progress (empty when nobody is speaking)."""
         if not self._speaking:

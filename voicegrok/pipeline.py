@@ -256,6 +256,9 @@ class Pipeline:
             message = f"{name} failed: {type(exc).__name__}: {exc}"
         if frame.turn_id in self._cancelled:
             return
+        if frame.turn_id == 0:  # the microphone's stream, not a turn: it goes on
+            self._queues[-1].put_nowait(TurnFailed(turn_id=0, message=message, stage=name))
+            return
         self.cancel_turn(frame.turn_id, reason="")
         self._queues[-1].put_nowait(TurnFailed(turn_id=frame.turn_id, message=message, stage=name))
 

@@ -102,13 +102,13 @@ class ClauseSplitter:
     - a sentence end (``. ! ?`` then white space) ends a piece, except after common
       abbreviations, initials and list numbers;
     - the first piece of an answer is also cut at a clause mark (``, ; :`` or a dash)
-      once it has ``first_min_words`` words, so the first sound comes as early as possible;
+      once it has ``first_min_words`` words ("Sure,"), so the first sound comes early;
     - a first piece with no clause mark is cut before a joining word ("to", "and", "with",
       ...) once it has ``first_phrase_words`` words, or after ``first_max_words`` words;
     - any later piece longer than ``max_words`` is cut at its next clause mark.
     """
 
-    first_min_words: int = 3
+    first_min_words: int = 1
     first_phrase_words: int = 3
     first_max_words: int = 12
     max_words: int = 24
@@ -160,14 +160,13 @@ class ClauseSplitter:
         """Where to cut a long first sentence that has no clause mark yet (or None)."""
         words = list(_WORD_SPAN.finditer(buf))
         complete = words[:-1] if not buf[-1:].isspace() else words  # the last may go on
-        if (
-            "\n" in buf
-            or "|" in buf
-            or _CLAUSE_END.search(buf)
-            or len(complete) < self.first_phrase_words + 1
-        ):
+        if "\n" in buf or "|" in buf or len(complete) < self.first_phrase_words + 1:
             return None
-        for i, m in enumerate(complete[self.first_phrase_words :], self.first_phrase_words):
+        mark = _CLAUSE_END.search(buf)
+        start = self.first_phrase_words
+        if mark is not None:  # too early to cut at; count the words after it
+            start += sum(1 for m in complete if m.end() <= mark.end())
+        for i, m in enumerate(complete[start:], start):
             if m.group().lower() in _JOINING_WORDS:
                 return complete[i - 1].end()
         if len(complete) >= self.first_max_words:

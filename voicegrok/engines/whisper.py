@@ -19,9 +19,13 @@ class WhisperEngine:
     """Blocking speech-to-text. Segments are drained inside :meth:`transcribe`."""
 
     sample_rate_hz = 16000
-    short_window_pad_s = 2
-    """Silence added after the audio in the short-window fast path (whisper wants context)."""
-    short_window_min_s = 5
+    short_windows = ((3.0, 8), (4.0, 10))
+    """Fast-path windows tried in turn: (silence added after the audio, shortest window), in
+    seconds. Whisper sometimes loops on a short window (the sentence again and again); a
+    different window rarely loops on the same audio."""
+    tokens_per_s = 8
+    """Most tokens a second of speech can hold (fast speech is ~6): a longer decode is a
+    hallucination loop, stopped early instead of running to whisper's 224 tokens (0.5 s)."""
 
     def __init__(
         self,
@@ -61,27 +65,32 @@ class WhisperEngine:
     def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
         with self._lock:
             seconds = len(audio) / self.sample_rate_hz
-            if self._prompt is not None and seconds + self.short_window_pad_s <= 30:
-                text = self._transcribe_short(audio)
-                if text is not None:
-                    return text
+            if self._prompt is not None:
+                for pad_s, min_s in self.short_windows:
+                    if seconds + pad_s > 30:
+                        break
+                    text = self._transcribe_short(audio, pad_s, min_s)
+                    if text is not None:
+                        return text
             return self._transcribe_full(audio)
 
-    def _transcribe_short(self, audio: npt.NDArray[np.float32]) -> str | None:
+    def _transcribe_short(
+        self, audio: npt.NDArray[np.float32], pad_s: float, min_s: int
+    ) -> str | None:
         """Encode only the audio plus a little silence instead of whisper's padded 30 s.
 
         faster-whisper always pads to 30 s, so the encoder costs the same for a 2 s question
         as for 30 s of speech (215-330 ms for tiny.en on 2 cores); a 5-10 s window costs
         25-60 ms and gives the same words on short utterances. Returns None when the result
-        looks like a hallucination loop (the caller then decodes the usual way).
+        looks like a hallucination loop (the caller then tries another window).
         """
         import ctranslate2
         from faster_whisper.transcribe import get_compression_ratio
 
         assert self._prompt is not None
         features: Any = self._model.feature_extractor(audio)
-        seconds = len(audio) / self.sample_rate_hz + self.short_window_pad_s
-        frames = min(3000, 100 * max(self.short_window_min_s, math.ceil(seconds)))
+        speech_s = len(audio) / self.sample_rate_hz
+        frames = min(3000, 100 * max(min_s, math.ceil(speech_s + pad_s)))
         features = features[:, :frames]
         if features.shape[1] < frames:
             features = np.pad(features, ((0, 0), (0, frames - features.shape[1])))
@@ -90,17 +99,21 @@ class WhisperEngine:
         )
         model: Any = self._model.model
         encoded = model.encode(batch, to_cpu=False)
+        cap = math.ceil(self.tokens_per_s * speech_s) + 12
         result = model.generate(
             encoded,
             [self._prompt],
             beam_size=self._beam_size,
-            max_length=224,
+            # CTranslate2 4.x gives at most max_length // 2 tokens here (measured).
+            max_length=min(448, 2 * cap),
             suppress_blank=True,
             suppress_tokens=[-1],
         )
         eot = self._tokenizer.eot
-        text = str(self._tokenizer.decode([t for t in result[0].sequences_ids[0] if t < eot]))
-        text = text.strip()
+        tokens = [t for t in result[0].sequences_ids[0] if t < eot]
+        if len(tokens) >= cap or _loops(tokens):
+            return None
+        text = str(self._tokenizer.decode(tokens)).strip()
         if text and get_compression_ratio(text) > 2.4:
             return None
         return text
@@ -115,3 +128,12 @@ class WhisperEngine:
             vad_filter=False,
         )
         return " ".join(s.text.strip() for s in segments).strip()
+
+
+def _loops(tokens: list[int], n: int = 5) -> bool:
+    """Whether the last ``n`` tokens already occurred earlier: whisper replaying the
+    utterance from its start ("Can you do this? Can you do") rather than hearing it."""
+    if len(tokens) < 2 * n:
+        return False
+    tail = tokens[-n:]
+    return any(tokens[i : i + n] == tail for i in range(len(tokens) - 2 * n + 1))

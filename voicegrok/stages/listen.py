@@ -4,10 +4,15 @@ It runs the streaming VAD on every chunk and speech-to-text while the person spe
 
 - every ``partial_every_ms`` of speech, the utterance so far is transcribed in the
   background and shown as a partial ``UserText`` (so the person sees they are heard);
-- after a short pause (``EndpointConfig.pause_ms``), the utterance is transcribed; when the
-  words look like a finished sentence the turn starts right there, long before the end-of-turn
-  silence. If the person goes on speaking before that silence is over, the early turn is
-  withdrawn (``TurnRetracted``) and the utterance continues;
+- as soon as ``eager_ms`` of silence follow the last voiced window, the utterance is
+  transcribed in the background, before anyone knows whether this is a pause for breath
+  or the end of the turn;
+- after a short pause (``EndpointConfig.pause_ms``), the transcript of the whole utterance
+  is needed: the one already made or in progress is used when it covers the last voiced
+  sample (so speech-to-text mostly runs while the pause is being measured), otherwise it is
+  made now. When the words look like a finished sentence the turn starts right there, long
+  before the end-of-turn silence. If the person goes on speaking before that silence is
+  over, the early turn is withdrawn (``TurnRetracted``) and the utterance continues;
 - otherwise the turn starts at the end-of-turn silence, with the transcript made at the
   pause (the audio since then is silence), so the person hardly waits for speech-to-text.
 """
@@ -16,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +32,7 @@ import soxr
 
 from ..endpointing import Ended, EndpointConfig, Endpointer, Paused, Resumed, Started
 from ..engines import SpeechToText, VoiceActivity
+from ..errors import first_line
 from ..frames import (
     AudioChunk,
     Frame,
@@ -37,7 +45,22 @@ from ..frames import (
 from ..text import looks_complete
 from ..threads import EngineThread
 
+log = logging.getLogger(__name__)
+
 FloatAudio = npt.NDArray[np.float32]
+
+
+@dataclass
+class _Transcript:
+    """A transcription of the utterance up to ``end`` (a stream position), done or running."""
+
+    task: asyncio.Future[str]
+    turn_id: int
+    end: int
+    eager: bool = False
+    """Started at a silence: shown as a partial only if the person speaks on."""
+    used: bool = False
+    """Shown as a partial, or taken as the final transcript."""
 
 
 class ListenStage:
@@ -53,6 +76,7 @@ class ListenStage:
         vad_thread: EngineThread | None = None,
         stt_thread: EngineThread | None = None,
         partial_every_ms: int = 700,
+        eager_ms: int = 64,
     ) -> None:
         if stt.sample_rate_hz != vad.sample_rate_hz:
             raise ValueError("the VAD and speech-to-text engines must use the same rate")
@@ -65,6 +89,7 @@ class ListenStage:
         self._vad_thread = vad_thread or EngineThread("vad")
         self._stt_thread = stt_thread or EngineThread("stt")
         self._partial_every = int(partial_every_ms * vad.sample_rate_hz / 1000)
+        self._eager_ms = eager_ms
         self._pending = np.zeros(0, dtype=np.float32)
         self._resampler: Any = None
         self._resampler_rate = 0
@@ -74,8 +99,8 @@ class ListenStage:
         self._early = False
         """The current utterance's turn was started at a pause (and may be withdrawn)."""
         self._pause_text: str | None = None
-        self._partial: asyncio.Task[str] | None = None
-        self._partial_turn = 0
+        self._job: _Transcript | None = None
+        """The latest background transcription (a partial, or an eager one at a pause)."""
         self._partial_at = 0
 
     def _to_engine_rate(self, chunk: AudioChunk) -> FloatAudio:
@@ -88,35 +113,53 @@ class ListenStage:
         return np.asarray(self._resampler.resample_chunk(chunk.samples), dtype=np.float32)
 
     async def _transcribe(self, audio: FloatAudio) -> str:
-        # A partial decode still running holds the engine: wait for it, and drop its
+        # A background decode still running holds the engine: wait for it, and drop its
         # result, which this newer transcript replaces.
-        if self._partial is not None:
+        if self._job is not None and not self._job.task.done():
             with contextlib.suppress(Exception):
-                await self._partial
-            self._partial = None
+                await self._job.task
         text = await self._stt_thread.call(self._stt.transcribe, audio)
         return text.strip()
 
+    async def _transcript_until(self, end_sample: int, audio: FloatAudio) -> str:
+        """The utterance's transcript up to ``end_sample`` (its last voiced sample): the
+        background one when it covers that much, else a new one of ``audio``."""
+        job = self._job
+        if job is not None and job.turn_id == self._turn_id and job.end >= end_sample:
+            try:
+                text = (await job.task).strip()
+            except Exception:  # the decode is made again below
+                pass
+            else:
+                job.used = True
+                return text
+        return await self._transcribe(audio)
+
     def _finished_partial(self) -> Frame | None:
-        task = self._partial
-        if task is None or not task.done():
+        job = self._job
+        if job is None or not job.task.done() or job.used:
             return None
-        self._partial = None
-        if task.cancelled() or task.exception() is not None:
+        if job.eager and self._endpointer.silent_ms > 0:
+            return None  # kept for the pause, which is probably coming
+        job.used = True
+        if job.task.cancelled() or job.task.exception() is not None:
             return None
-        text = task.result().strip()
-        if not text or self._partial_turn != self._turn_id or self._early:
+        text = job.task.result().strip()
+        if not text or job.turn_id != self._turn_id or self._early:
             return None
         return UserText(turn_id=self._turn_id, text=text, final=False)
 
-    def _start_turn(self, text: str, end_sample: int, arrived_s: float) -> list[Frame]:
+    def _turn_started(self, end_sample: int, arrived_s: float) -> TurnStarted:
         rate = self._vad.sample_rate_hz
         # the chunk's last sample arrived at ``arrived_s``
         speech_end_s = arrived_s - (self._consumed - end_sample) / rate
+        return TurnStarted(turn_id=self._turn_id, speech_end_s=speech_end_s, source="speech")
+
+    def _start_turn(self, text: str, end_sample: int, arrived_s: float) -> list[Frame]:
         if not text:
             return [TurnFailed(turn_id=self._turn_id, message="no words were heard", stage="stt")]
         return [
-            TurnStarted(turn_id=self._turn_id, speech_end_s=speech_end_s, source="speech"),
+            self._turn_started(end_sample, arrived_s),
             UserText(turn_id=self._turn_id, text=text, final=True, source="speech"),
         ]
 
@@ -146,7 +189,11 @@ class ListenStage:
                     audio_start_s=event.start_sample / self._vad.sample_rate_hz,
                 )
             elif isinstance(event, Paused):
-                text = await self._transcribe(event.audio)
+                try:
+                    text = await self._transcript_until(event.end_sample, event.audio)
+                except Exception as e:  # tried again at the end of the turn
+                    log.warning("speech-to-text failed at a pause: %s", first_line(e))
+                    continue
                 self._pause_text = text
                 if looks_complete(text):
                     self._early = True
@@ -165,21 +212,42 @@ class ListenStage:
                     self._early = False
                     continue
                 final = self._pause_text
-                if final is None:
-                    final = await self._transcribe(event.audio)
+                try:
+                    if final is None:
+                        final = await self._transcript_until(event.end_sample, event.audio)
+                except Exception as e:  # this utterance is lost; listening goes on
+                    log.warning("speech-to-text failed", exc_info=e)
+                    yield self._turn_started(event.end_sample, frame.at_s)
+                    yield TurnFailed(
+                        turn_id=self._turn_id,
+                        message=f"speech-to-text failed: {first_line(e)}",
+                        stage="stt",
+                    )
+                    continue
                 for out in self._start_turn(final, event.end_sample, frame.at_s):
                     yield out
-        self._maybe_start_partial()
+        self._maybe_transcribe()
 
-    def _maybe_start_partial(self) -> None:
+    def _maybe_transcribe(self) -> None:
+        """Start a background transcription: at the first silence after speech (eager), or
+        every ``partial_every_ms`` of speech (partial)."""
         ep = self._endpointer
-        if not ep.speaking or ep.paused or self._early or self._partial is not None:
+        if not ep.speaking or self._early:
             return
+        job = self._job
+        if job is not None and not (job.task.done() and job.used):
+            return  # one at a time (the engine runs them in turn), each shown first
+        covered = job.end if job is not None and job.turn_id == self._turn_id else 0
+        if covered >= ep.last_voiced_end:
+            return  # nothing said since the last transcript
         utterance = ep.utterance()
-        if len(utterance) - self._partial_at < self._partial_every:
+        eager = ep.silent_ms >= self._eager_ms
+        if not eager and (ep.paused or len(utterance) - self._partial_at < self._partial_every):
             return
         self._partial_at = len(utterance)
-        self._partial_turn = self._turn_id
-        self._partial = asyncio.ensure_future(
-            self._stt_thread.call(self._stt.transcribe, utterance)
+        self._job = _Transcript(
+            task=asyncio.ensure_future(self._stt_thread.call(self._stt.transcribe, utterance)),
+            turn_id=self._turn_id,
+            end=ep.position,
+            eager=eager,
         )

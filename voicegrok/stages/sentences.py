@@ -11,11 +11,11 @@ from ..text import ClauseSplitter, speakable
 class ClauseStage:
     accepts = (LLMToken, LLMDone)
 
-    def __init__(self, *, first_min_words: int = 3, max_words: int = 24) -> None:
+    def __init__(self, *, first_min_words: int = 1, max_words: int = 24) -> None:
         self._first_min_words = first_min_words
         self._max_words = max_words
         self._turn: int | None = None
-        self._splitter = ClauseSplitter()
+        self._splitter = ClauseSplitter(first_min_words=first_min_words, max_words=max_words)
         self._count = 0
 
     def _clauses(self, turn_id: int, pieces: list[str]) -> list[SpokenClause]:
@@ -32,7 +32,9 @@ class ClauseStage:
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         if frame.turn_id != self._turn:  # a new turn (an interrupted one leaves no state)
             self._turn = frame.turn_id
-            self._splitter = ClauseSplitter(self._first_min_words, self._max_words)
+            self._splitter = ClauseSplitter(
+                first_min_words=self._first_min_words, max_words=self._max_words
+            )
             self._count = 0
         if isinstance(frame, LLMToken):
             yield frame

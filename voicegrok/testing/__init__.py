@@ -8,6 +8,7 @@ for logic tests; behaviour tests use the real embedded models.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,8 +43,19 @@ class FakeSTT:
     sample_rate_hz: int = 16000
     heard: list[int] = field(default_factory=list)
     """Length in samples of each utterance transcribed."""
+    gate: threading.Event | None = None
+    """When set, each transcription waits for it (a test holds the engine busy)."""
+    started: int = 0
+    """Transcriptions begun (``heard`` counts the finished ones)."""
+    errors: int = 0
+    """The first ``errors`` transcriptions raise RuntimeError (a broken engine)."""
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+        self.started += 1
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.started <= self.errors:
+            raise RuntimeError("the engine broke")
         time.sleep(self.delay_s)
         self.heard.append(len(audio))
         index = min(len(self.heard) - 1, len(self.texts) - 1)
