@@ -6,6 +6,7 @@ import asyncio
 import io
 import itertools
 import threading
+import time
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -20,7 +21,9 @@ from voicegrok.frames import (
     AudioChunk,
     Frame,
     SpeechStarted,
+    TurnConfirmed,
     TurnFailed,
+    TurnMetrics,
     TurnRetracted,
     TurnStarted,
     UserText,
@@ -28,8 +31,9 @@ from voicegrok.frames import (
 from voicegrok.live import ConsoleView, LiveSession
 from voicegrok.pipeline import Pipeline
 from voicegrok.stages.listen import ListenStage
-from voicegrok.testing import FakeSTT, FakeVAD
+from voicegrok.testing import FakeChat, FakeSTT, FakeVAD, fake_engines
 from voicegrok.text import looks_complete
+from voicegrok.threads import EngineThread
 
 from .conftest import DEMO, engines_with_vad, words
 from .test_vad import voiced_span
@@ -97,27 +101,88 @@ async def test_finished_sentence_starts_the_turn_at_the_pause() -> None:
         make_stage(stt, partial_every_ms=10_000),
         np.concatenate([silence(0.5), tone(1.5), silence(1.0)]),
     )
-    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "UserText"]
-    started_at = frames[1][0]
+    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "UserText", "TurnConfirmed"]
+    started_at, confirmed_at = frames[1][0], frames[3][0]
     assert started_at - 2.0 <= 0.16 + 0.1, "the turn starts after the short pause"
+    assert 0.32 <= confirmed_at - 2.0 <= 0.32 + 0.1, "and is let out a little later"
     text = frames[2][1]
     assert isinstance(text, UserText) and text.final and text.text == "What time is it?"
     assert len(stt.heard) == 1, "the pause's transcript is the final one"
 
 
-async def test_unfinished_words_wait_for_the_end_of_turn_silence() -> None:
+async def test_unfinished_words_start_a_tentative_turn_confirmed_at_the_end_silence() -> None:
     stt = FakeSTT(["I would like to visit the"])
     frames = await listen(
         make_stage(stt, partial_every_ms=10_000), np.concatenate([tone(1.5), silence(1.0)])
     )
+    assert kinds(frames) == [
+        "SpeechStarted",
+        "UserText",
+        "TurnStarted",
+        "UserText",
+        "TurnConfirmed",
+    ]
+    (_, partial), (started_at, turn), (_, final), (confirmed_at, _) = frames[1:]
+    assert isinstance(partial, UserText) and not partial.final
+    assert isinstance(turn, TurnStarted) and turn.tentative
+    assert started_at - 1.5 <= 0.16 + 0.1, "prepared at the pause"
+    assert 1.5 + 0.48 <= confirmed_at <= 1.5 + 0.48 + 0.1, "released at the end of turn"
+    assert isinstance(final, UserText) and final.final
+    assert len(stt.heard) == 1, "the audio after the pause is silence: not decoded again"
+
+
+async def test_without_speculation_unfinished_words_wait_for_the_end_of_turn() -> None:
+    stt = FakeSTT(["I would like to visit the"])
+    config = EndpointConfig(end_silence_ms=480, pause_ms=160, speculate=False)
+    stage = ListenStage(
+        FakeVAD(), stt, itertools.count(1).__next__, config, partial_every_ms=10_000
+    )
+    frames = await listen(stage, np.concatenate([tone(1.5), silence(1.0)]))
     assert kinds(frames) == ["SpeechStarted", "UserText", "TurnStarted", "UserText"]
     partial, (at, turn), final = frames[1][1], frames[2], frames[3][1]
     assert isinstance(partial, UserText) and not partial.final
     assert 1.5 + 0.48 <= at <= 1.5 + 0.48 + 0.1
-    assert isinstance(turn, TurnStarted) and isinstance(final, UserText) and final.final
+    assert isinstance(turn, TurnStarted) and not turn.tentative
+    assert isinstance(final, UserText) and final.final
     # the end of speech is the last voiced sample, not when the turn was decided
     assert turn.speech_end_s < frames[2][1].at_s
     assert len(stt.heard) == 1, "the audio after the pause is silence: not decoded again"
+
+
+async def test_a_tentative_turn_is_heard_only_once_confirmed() -> None:
+    """Through the assistant: an answer held at a pause is never seen when the person goes
+    on (and leaves no history); the next one comes out whole at the end-of-turn silence."""
+    stt = FakeSTT(
+        by_length=[(1.6, "I would like to visit the"), (9, "I would like to visit the zoo and")]
+    )
+    engines = fake_engines(stt=stt, llm=FakeChat(["Which zoo?"]))
+    engines.vad = FakeVAD()
+    config = EndpointConfig(end_silence_ms=480, pause_ms=160)
+    seen: list[tuple[float, Frame]] = []
+    fed = 0
+    async with Assistant(engines, Settings(), endpointing=config) as assistant:
+
+        async def read() -> None:
+            async for frame in assistant.frames():
+                seen.append((fed / RATE, frame))
+
+        reader = asyncio.create_task(read())
+        # speech, a 300 ms pause (a tentative turn, withdrawn), speech, the end of the turn
+        audio = np.concatenate([tone(1.0), silence(0.3), tone(0.8), silence(1.0)])
+        for fed in range(CHUNK, len(audio) + 1, CHUNK):
+            await assistant.hear(audio[fed - CHUNK : fed], RATE)
+            await asyncio.sleep(0.002)
+        await asyncio.sleep(0.2)
+        reader.cancel()
+        turns = assistant.conversation.turns
+    frames = [f for _, f in seen]
+    started = [(at, f) for at, f in seen if isinstance(f, TurnStarted)]
+    assert len(started) == 1 and started[0][0] >= 2.1 + 0.48, "released at the end of turn"
+    assert not any(isinstance(f, (TurnRetracted, TurnConfirmed)) for f in frames)
+    finals = [f.text for f in frames if isinstance(f, UserText) and f.final]
+    assert finals == ["I would like to visit the zoo and"]
+    assert any(isinstance(f, TurnMetrics) for f in frames)
+    assert [t["content"] for t in turns] == ["I would like to visit the zoo and", "Which zoo?"]
 
 
 async def test_going_on_after_an_early_turn_withdraws_it() -> None:
@@ -131,6 +196,7 @@ async def test_going_on_after_an_early_turn_withdraws_it() -> None:
         "TurnRetracted",
         "TurnStarted",
         "UserText",
+        "TurnConfirmed",
     ]
     first, retracted, second = frames[1][1], frames[3][1], frames[4][1]
     assert isinstance(retracted, TurnRetracted) and retracted.turn_id == first.turn_id
@@ -157,10 +223,33 @@ async def test_speech_to_text_starts_at_the_first_silence_not_after_the_pause() 
     assert kinds(frames) == ["SpeechStarted"], "but the turn is not decided yet"
     gate.set()
     frames += await listen(stage, silence(1.0))
-    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "UserText"]
-    final = frames[-1][1]
+    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "UserText", "TurnConfirmed"]
+    final = frames[2][1]
     assert isinstance(final, UserText) and final.final and final.text == "What time is it?"
     assert stt.started == 1, "the transcript begun at the silence is the final one"
+
+
+async def test_a_partial_still_running_does_not_delay_the_end_of_the_turn() -> None:
+    """The partial begun just before the person stopped takes long; the transcript that
+    ends the turn runs beside it, on its own thread, and the turn starts at the pause."""
+    stt = FakeSTT(["What time is it?"], delays=[1.5])
+    ids = itertools.count(1)
+    config = EndpointConfig(end_silence_ms=480, pause_ms=160)
+    stage = ListenStage(
+        FakeVAD(),
+        stt,
+        lambda: next(ids),
+        config,
+        stt_thread=EngineThread("stt"),
+        partial_thread=EngineThread("partial"),
+        partial_every_ms=1400,
+    )
+    t0 = time.perf_counter()
+    frames = await listen(stage, np.concatenate([tone(1.5), silence(0.5)]), pace=0.02)
+    turn = next(f for _, f in frames if isinstance(f, TurnStarted))
+    assert stt.started == 2 and stt.heard[0] >= 1.5 * RATE, "the end's transcript came first"
+    # the partial (of 1.4 s of speech) ends at 1.4 + 1.5 s; the pause is at 1.5 + 0.16 s
+    assert turn.at_s - t0 < 2.6, "the turn did not wait for the slow partial"
 
 
 async def test_a_breath_between_words_shows_the_transcript_made_during_it() -> None:
@@ -183,7 +272,7 @@ async def test_listening_goes_on_after_speech_to_text_fails() -> None:
     assert isinstance(failed, TurnFailed) and "speech-to-text failed" in failed.message
     assert failed.turn_id == frames[1][1].turn_id
     frames = await listen(stage, np.concatenate([tone(1.0), silence(1.0)]))
-    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "UserText"]
+    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "UserText", "TurnConfirmed"]
 
 
 async def test_a_stage_that_fails_on_microphone_audio_does_not_stop_listening() -> None:
@@ -242,8 +331,9 @@ async def test_any_microphone_rate_is_resampled() -> None:
 
 async def test_going_on_after_a_question_merges_it_with_the_rest(engines: Engines) -> None:
     """Real speech, real models, real-time pace: a finished question, a 300 ms pause and
-    more words. The early answer to the first part is withdrawn and forgotten; the history
-    holds one question with both parts."""
+    more words. The answer prepared for the first part at the pause is never heard (it is
+    let out only after a longer silence) and is forgotten; the history holds one question
+    with both parts."""
     first = load_audio(DEMO / "turn2.wav")  # "Can you put this itinerary in a table?"
     rest = load_audio(DEMO / "turn3.wav")  # "Please add a column with the approximate cost..."
     _, end_first = voiced_span(first)
@@ -264,7 +354,8 @@ async def test_going_on_after_a_question_merges_it_with_the_rest(engines: Engine
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
         turns = assistant.conversation.turns
-    assert "went on" in out.getvalue(), out.getvalue()
+    # the answer prepared at the pause was never heard: it was held, then dropped
+    assert "went on" not in out.getvalue() and out.getvalue().count("you: ") == 1, out.getvalue()
     assert [t["role"] for t in turns] == ["user", "assistant"], turns
     said = words(turns[0]["content"])
     assert "table" in said and "column" in said

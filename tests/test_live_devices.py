@@ -3,9 +3,11 @@ the microphone and a null sink as the speaker (its monitor records what voicegro
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -31,6 +33,36 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+class Loopback(threading.Thread):
+    """Writes the speaker's sound into the microphone, 20 ms at a time as it is played,
+    plus whatever the person says meanwhile (one writer: a FIFO does not mix)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], fifo: Path, mix: queue.Queue[bytes]):
+        super().__init__(daemon=True)
+        self.proc, self.fifo, self.mix = proc, fifo, mix
+
+    def run(self) -> None:
+        assert self.proc.stdout is not None
+        with self.fifo.open("wb", buffering=0) as f:
+            while block := self.proc.stdout.read(640):
+                echo = np.frombuffer(block, dtype="<i2").astype(np.int32)
+                try:
+                    voice = np.frombuffer(self.mix.get_nowait(), dtype="<i2")
+                    echo[: len(voice)] += voice[: len(echo)]
+                except queue.Empty:
+                    pass
+                f.write(np.clip(echo, -32768, 32767).astype("<i2").tobytes())
+
+    def terminate(self) -> None:
+        self.proc.terminate()
+
+    def wait(self, timeout: float) -> None:
+        self.proc.wait(timeout)
+        self.join(timeout)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
 @dataclass
 class VirtualAudio:
     env: dict[str, str]
@@ -39,6 +71,8 @@ class VirtualAudio:
     procs: list[subprocess.Popen[Any]] = field(default_factory=list)
     """Processes to kill when the test ends, however it ends (a failed test must not leave
     an LLM running that slows every test after it)."""
+    mix: queue.Queue[bytes] | None = None
+    """While a loopback runs, what ``speak`` says goes here, to be mixed with the echo."""
 
     def speak(
         self, *parts: str | float, rate: int = 16000, stop: threading.Event | None = None
@@ -47,7 +81,8 @@ class VirtualAudio:
         chunk = rate // 50
         start = time.perf_counter()
         sent = 0
-        with self.fifo.open("wb", buffering=0) as f:
+        mix = self.mix
+        with contextlib.nullcontext(None) if mix else self.fifo.open("wb", buffering=0) as f:
             for part in parts:
                 audio = (
                     np.zeros(int(part * rate), dtype=np.float32)
@@ -58,22 +93,34 @@ class VirtualAudio:
                 for i in range(0, len(pcm), chunk * 2):
                     if stop is not None and stop.is_set():
                         return
-                    f.write(pcm[i : i + chunk * 2])
+                    if mix is not None:
+                        assert rate == 16000, "the loopback mixes at 16 kHz"
+                        mix.put(pcm[i : i + chunk * 2])
+                    else:
+                        f.write(pcm[i : i + chunk * 2])
                     sent += chunk
                     delay = start + sent / rate - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
 
-    def loopback(self) -> subprocess.Popen[bytes]:
+    def loopback(self) -> Loopback:
         """Feed what the speaker plays back into the microphone, at the same level, in real
-        time: a loudspeaker next to the microphone."""
-        cmd = (
-            "parec --device=vg_speaker.monitor --rate=16000 --channels=1 --format=s16le "
-            "--raw --latency-msec=20"
-        )
-        proc = subprocess.Popen(["sh", "-c", f'exec {cmd} > "{self.fifo}"'], env=self.env)
+        time, mixed with what ``speak`` says: a loudspeaker next to the microphone."""
+        cmd = [
+            "parec",
+            "--device=vg_speaker.monitor",
+            "--rate=16000",
+            "--channels=1",
+            "--format=s16le",
+            "--raw",
+            "--latency-msec=20",
+        ]
+        proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE)
         self.procs.append(proc)
-        return proc
+        self.mix = queue.Queue()
+        loop = Loopback(proc, self.fifo, self.mix)
+        loop.start()
+        return loop
 
     def record(self, path: Path) -> Recording:
         """Record what the speaker plays (raw 16-bit mono), with a clock: how much of it has
@@ -323,9 +370,11 @@ def test_its_own_voice_from_the_speaker_does_not_interrupt_it(
     no turn is started by its own words."""
     talk = start_talk(virtual_audio, tmp_path)
     ready(talk)
-    virtual_audio.speak(0.5, str(DEMO / "turn1.wav"), 0.6)
-    loop = virtual_audio.loopback()  # from now on the microphone hears the speaker
+    # the microphone hears the speaker from the start, as a loudspeaker in a room: answers
+    # begun at pauses inside the question are heard too
+    loop = virtual_audio.loopback()
     try:
+        virtual_audio.speak(0.5, str(DEMO / "turn1.wav"), 0.6)
         wait_for_metrics(tmp_path / "m.jsonl", 1, timeout_s=90)  # written after playback
         time.sleep(2.0)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -208,3 +209,33 @@ async def test_cancelling_a_turn_drops_its_frames_waiting_for_a_busy_stage() -> 
         got = [await asyncio.wait_for(anext(out), 2) for _ in range(2)]
     assert isinstance(got[0], Interrupt) and got[0].turn_id == 1
     assert isinstance(got[1], UserText) and got[1].text == "next"
+
+
+@pytest.mark.parametrize("llm_busy", [True, False])
+async def test_speech_is_made_just_in_time_only_while_the_llm_writes(llm_busy: bool) -> None:
+    """While the LLM writes, a later clause waits until the speaker would run short (the
+    LLM keeps both cores); once it is done, clauses are made ahead at once."""
+    import time
+
+    from voicegrok.frames import SpokenClause, TTSAudio
+    from voicegrok.stages.tts import TTSStage
+    from voicegrok.testing import FakeTTS
+    from voicegrok.threads import CoreShare
+
+    cores = CoreShare(2)
+    stage = TTSStage(FakeTTS(), lead_s=0.2, cores=cores)
+    text = "x" * 100  # 1 s of audio from the fake voice
+    made: list[float] = []
+    start = time.perf_counter()
+    with cores.generating() if llm_busy else contextlib.nullcontext():
+        for i in range(2):
+            clause = SpokenClause(turn_id=1, index=i, text=text, spoken=text)
+            async for frame in stage.process(clause):
+                if isinstance(frame, TTSAudio):
+                    made.append(time.perf_counter() - start)
+    assert len(made) == 2
+    if llm_busy:
+        assert made[1] - made[0] >= 0.3, "held until the first second has mostly played"
+        assert made[1] - made[0] <= 1.0, "but made before it ran out"
+    else:
+        assert made[1] - made[0] < 0.2

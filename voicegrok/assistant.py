@@ -24,8 +24,10 @@ from .frames import (
     AudioChunk,
     Frame,
     Interrupt,
+    TurnConfirmed,
     TurnFailed,
     TurnMetrics,
+    TurnRetracted,
     TurnStarted,
     UserAudio,
     UserText,
@@ -46,10 +48,14 @@ class Engines:
     llm: ChatModel | None = None
     tts: TextToSpeech | None = None
     vad: VoiceActivity | None = None
+    cores: CoreShare | None = None
+    """How the LLM and speech synthesis share the CPU (None: not shared, as with fakes)."""
     load_s: dict[str, float] = field(default_factory=dict)
     """Seconds each engine took to load and warm up."""
     threads: dict[str, EngineThread] = field(
-        default_factory=lambda: {k: EngineThread(k) for k in ("stt", "llm", "tts", "vad")}
+        default_factory=lambda: {
+            k: EngineThread(k) for k in ("stt", "stt-partial", "llm", "tts", "vad")
+        }
     )
 
     def close(self, *, wait: bool = False) -> None:
@@ -82,8 +88,8 @@ def load_engines(
         )
         if wanted
     }
-    engines = Engines()
     cores = CoreShare(settings.threads)
+    engines = Engines(cores=cores)
     say = progress or (lambda _msg: None)
     if "stt" in paths:
         from .engines.whisper import WhisperEngine
@@ -97,6 +103,7 @@ def load_engines(
                 threads=settings.stt_threads,
                 beam_size=settings.beam_size,
                 language=settings.language,
+                cores=cores,
             )
             whisper.transcribe(np.zeros(8000, dtype=np.float32))  # first call allocates buffers
             return whisper
@@ -180,6 +187,7 @@ class Assistant:
                     endpointing,
                     vad_thread=engines.threads["vad"],
                     stt_thread=engines.threads["stt"],
+                    partial_thread=engines.threads["stt-partial"],
                 )
             )
         if engines.stt is not None:
@@ -196,7 +204,9 @@ class Assistant:
         stages.append(ClauseStage(first_min_words=settings.first_clause_words))
         if engines.tts is not None:
             lead_s = settings.tts_lead_s if realtime else None
-            stages.append(TTSStage(engines.tts, engines.threads["tts"], lead_s=lead_s))
+            stages.append(
+                TTSStage(engines.tts, engines.threads["tts"], lead_s=lead_s, cores=engines.cores)
+            )
         stages.append(MetricsStage())
         self.pipeline = Pipeline(stages)
         self._out = self.pipeline.frames()
@@ -264,12 +274,37 @@ class Assistant:
         )
 
     async def frames(self) -> AsyncIterator[Frame]:
-        """Every frame the pipeline puts out (listening mode), until it is closed."""
+        """Every frame the pipeline puts out (listening mode), until it is closed.
+
+        A tentative turn (started at a pause, see :class:`~voicegrok.frames.TurnStarted`)
+        is held here: its frames come out all at once when it is confirmed, and never when
+        it is retracted (it is then cancelled and forgotten here).
+        """
+        held: dict[int, list[Frame]] = {}
         while True:
             try:
                 frame = await anext(self._out)
             except StopAsyncIteration:
                 return
+            if isinstance(frame, TurnStarted) and frame.tentative:
+                held[frame.turn_id] = [frame]
+                continue
+            pending = held.get(frame.turn_id)
+            if pending is not None:
+                if isinstance(frame, TurnConfirmed):
+                    del held[frame.turn_id]
+                    self.current_turn = frame.turn_id
+                    for kept in pending:
+                        yield kept
+                elif isinstance(frame, TurnRetracted):
+                    del held[frame.turn_id]
+                    said = [f.text for f in pending if isinstance(f, UserText) and f.final]
+                    await self.retract(frame.turn_id, said[0] if said else None)
+                else:
+                    pending.append(frame)
+                continue
+            if isinstance(frame, TurnConfirmed):
+                continue  # its frames were let out already
             if isinstance(frame, TurnStarted):
                 self.current_turn = frame.turn_id
             yield frame

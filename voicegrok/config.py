@@ -29,7 +29,8 @@ class Settings:
     overhead, and one thread was faster than two on 2 cores (9 s of speech in 215 ms
     against 256 ms), leaving the other core free while the person speaks."""
     tts_threads: int = 1
-    """Piper threads: one, so the LLM keeps decoding while the first clause is synthesized."""
+    """Piper threads: one, so the LLM keeps decoding on the other while speech is made (a
+    2-thread voice with the LLM paused for the first clause measured slower overall)."""
     n_ctx: int = 2048
     max_tokens: int = 400
     temperature: float = 0.3
@@ -41,5 +42,7 @@ class Settings:
     """The first clause of an answer is cut at a comma once it has this many words ("Sure,"
     is spoken while the rest is written); a long first sentence with no comma is cut before
     a joining word ("I'd be delighted | to help")."""
-    tts_lead_s: float = 1.0
-    """Live playback: speech is synthesized at most this far ahead of the speaker."""
+    tts_lead_s: float = 0.5
+    """Live playback, while the LLM is writing: a clause is synthesized when the speaker
+    would run out of audio within this margin plus the clause's expected synthesis time
+    (so the LLM keeps both cores most of the time)."""

@@ -38,6 +38,14 @@ class EndpointConfig:
     pause_ms: int = 160
     """Silence after which the words so far are transcribed; when they look like a finished
     sentence the turn ends there (and is withdrawn if the person goes on)."""
+    confirm_ms: int = 320
+    """Silence after which the answer to words that look finished is let out (it is
+    prepared from ``pause_ms`` on): by then the answer is ready anyway, and a person who
+    only paused is rarely talked over."""
+    speculate: bool = True
+    """At the pause, also start the answer when the words do not look finished, holding it
+    back until ``end_silence_ms``: the person then hears it at once, not after the
+    end-of-turn silence plus the time to answer."""
     preroll_ms: int = 300
     """Audio kept from before the start of speech."""
     tail_ms: int = 150

@@ -23,6 +23,7 @@ __all__ = [
     "SpeechStarted",
     "SpokenClause",
     "TTSAudio",
+    "TurnConfirmed",
     "TurnFailed",
     "TurnMetrics",
     "TurnRetracted",
@@ -74,6 +75,11 @@ class TurnRetracted(ControlFrame):
     and forget it; their words continue in a new turn."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnConfirmed(ControlFrame):
+    """A tentative turn (started at a pause) reached the end-of-turn silence: it stands."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class AudioChunk(Frame):
     """A short piece of microphone audio, mono float32 in [-1, 1]. ``turn_id`` is 0."""
@@ -90,6 +96,9 @@ class TurnStarted(Frame):
     """``perf_counter()`` time the person's speech ended: the zero of the turn's latencies."""
     source: str = "speech"
     """``"speech"`` or ``"text"``."""
+    tentative: bool = False
+    """Started at a pause before the words looked finished: the answer is prepared, but
+    held back (not shown, not played) until ``TurnConfirmed``; ``TurnRetracted`` drops it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)

@@ -107,28 +107,45 @@ class EngineThread:
 
 
 class CoreShare:
-    """Shares the CPU cores between the LLM and speech synthesis.
+    """Shares the CPU cores between the LLM and the other engines.
 
-    Measured on 2 cores: llama.cpp with 2 threads next to a busy Piper thread falls from
-    130 to 24 tokens/s (its threads wait on each other), while 1 LLM thread + 1 Piper
-    thread keep 77 tokens/s and 12x real-time speech. So the LLM takes every core while
-    nothing is being synthesized and leaves one to Piper while it is.
+    Measured on 2 cores: llama.cpp with 2 threads next to a busy Piper (or whisper) thread
+    falls from 110-130 to 24 tokens/s (its OpenMP threads wait on each other), while 1 LLM
+    thread + 1 other thread keep 77 tokens/s. So the LLM takes every core while no other
+    engine is working and leaves one to each that is (speech synthesized during the
+    answer, a partial transcript still finishing when the turn starts).
     """
 
     def __init__(self, cores: int) -> None:
         self.cores = max(1, cores)
-        self._synthesizing = 0
+        self._working = 0
+        self._generating = 0
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def synthesizing(self) -> Iterator[None]:
+    def working(self) -> Iterator[None]:
+        """Marks another engine (speech synthesis, speech-to-text) using a core."""
         with self._lock:
-            self._synthesizing += 1
+            self._working += 1
         try:
             yield
         finally:
             with self._lock:
-                self._synthesizing -= 1
+                self._working -= 1
+
+    @contextlib.contextmanager
+    def generating(self) -> Iterator[None]:
+        """Marks the LLM at work (speech synthesis then waits until it is needed)."""
+        with self._lock:
+            self._generating += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._generating -= 1
+
+    def llm_busy(self) -> bool:
+        return self._generating > 0
 
     def llm_threads(self) -> int:
-        return self.cores - 1 if self._synthesizing and self.cores > 1 else self.cores
+        return max(1, self.cores - self._working)

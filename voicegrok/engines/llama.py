@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -72,7 +73,8 @@ class LlamaEngine:
     def stream_chat(
         self, messages: Sequence[Message], *, max_tokens: int, temperature: float
     ) -> Iterator[str]:
-        with self._lock:
+        with self._lock, self._cores.generating() if self._cores else contextlib.nullcontext():
+            self._adjust_threads()  # the prompt is evaluated with the cores free now
             chunks = self._llm.create_chat_completion(
                 messages=[dict(m) for m in messages],
                 stream=True,

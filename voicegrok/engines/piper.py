@@ -61,6 +61,6 @@ class PiperEngine:
         self._cores = cores or CoreShare(1)
 
     def synthesize(self, text: str) -> Iterator[bytes]:
-        with self._lock, self._cores.synthesizing():
+        with self._lock, self._cores.working():
             for chunk in self._voice.synthesize(text, syn_config=self._syn):
                 yield chunk.audio_int16_bytes

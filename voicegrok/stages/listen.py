@@ -11,16 +11,20 @@ It runs the streaming VAD on every chunk and speech-to-text while the person spe
   is needed: the one already made or in progress is used when it covers the last voiced
   sample (so speech-to-text mostly runs while the pause is being measured), otherwise it is
   made now. When the words look like a finished sentence the turn starts right there, long
-  before the end-of-turn silence. If the person goes on speaking before that silence is
-  over, the early turn is withdrawn (``TurnRetracted``) and the utterance continues;
-- otherwise the turn starts at the end-of-turn silence, with the transcript made at the
-  pause (the audio since then is silence), so the person hardly waits for speech-to-text.
+  before the end-of-turn silence, *tentatively*: the answer is prepared but held back until
+  ``confirm_ms`` of silence (``TurnConfirmed``), by when it is ready anyway; a person who
+  only paused is not talked over. If they go on speaking before the end-of-turn silence,
+  the turn is withdrawn (``TurnRetracted``: dropped unheard if not yet confirmed, cut off
+  if it was) and the utterance continues;
+- otherwise the turn also starts at the pause, tentatively (``EndpointConfig.speculate``),
+  and is released only at the end-of-turn silence: the person hears it at once instead of
+  after the silence plus the time to answer. With ``speculate`` off, the turn starts at
+  the end-of-turn silence, with the transcript made at the pause.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -37,6 +41,7 @@ from ..frames import (
     AudioChunk,
     Frame,
     SpeechStarted,
+    TurnConfirmed,
     TurnFailed,
     TurnRetracted,
     TurnStarted,
@@ -75,6 +80,7 @@ class ListenStage:
         *,
         vad_thread: EngineThread | None = None,
         stt_thread: EngineThread | None = None,
+        partial_thread: EngineThread | None = None,
         partial_every_ms: int = 700,
         eager_ms: int = 64,
     ) -> None:
@@ -88,6 +94,9 @@ class ListenStage:
         )
         self._vad_thread = vad_thread or EngineThread("vad")
         self._stt_thread = stt_thread or EngineThread("stt")
+        self._partial_thread = partial_thread or self._stt_thread
+        """Partials run here: on a thread of their own, a partial still running when the
+        person stops does not delay the transcript that ends the turn."""
         self._partial_every = int(partial_every_ms * vad.sample_rate_hz / 1000)
         self._eager_ms = eager_ms
         self._pending = np.zeros(0, dtype=np.float32)
@@ -98,9 +107,15 @@ class ListenStage:
         self._turn_id = 0
         self._early = False
         """The current utterance's turn was started at a pause (and may be withdrawn)."""
+        self._tentative = False
+        """... and is held back until confirmed (``TurnConfirmed``)."""
+        self._confirm_early = False
+        """... at ``confirm_ms`` of silence (its words look finished), not at the end."""
         self._pause_text: str | None = None
-        self._job: _Transcript | None = None
-        """The latest background transcription (a partial, or an eager one at a pause)."""
+        self._partial: _Transcript | None = None
+        """The latest partial transcription (on ``partial_thread``)."""
+        self._eager: _Transcript | None = None
+        """The latest eager transcription, begun at a silence (on ``stt_thread``)."""
         self._partial_at = 0
 
     def _to_engine_rate(self, chunk: AudioChunk) -> FloatAudio:
@@ -112,36 +127,36 @@ class ListenStage:
             self._resampler_rate = chunk.sample_rate_hz
         return np.asarray(self._resampler.resample_chunk(chunk.samples), dtype=np.float32)
 
+    def _jobs(self) -> list[_Transcript]:
+        return [j for j in (self._partial, self._eager) if j is not None]
+
     async def _transcribe(self, audio: FloatAudio) -> str:
-        # A background decode still running holds the engine: wait for it, and drop its
-        # result, which this newer transcript replaces.
-        if self._job is not None and not self._job.task.done():
-            with contextlib.suppress(Exception):
-                await self._job.task
         text = await self._stt_thread.call(self._stt.transcribe, audio)
         return text.strip()
 
     async def _transcript_until(self, end_sample: int, audio: FloatAudio) -> str:
-        """The utterance's transcript up to ``end_sample`` (its last voiced sample): the
+        """The utterance's transcript up to ``end_sample`` (its last voiced sample): a
         background one when it covers that much, else a new one of ``audio``."""
-        job = self._job
-        if job is not None and job.turn_id == self._turn_id and job.end >= end_sample:
+        covering = [j for j in self._jobs() if j.turn_id == self._turn_id and j.end >= end_sample]
+        for job in sorted(covering, key=lambda j: not j.task.done()):  # a finished one first
             try:
                 text = (await job.task).strip()
             except Exception:  # the decode is made again below
-                pass
-            else:
-                job.used = True
-                return text
+                continue
+            job.used = True
+            return text
         return await self._transcribe(audio)
 
     def _finished_partial(self) -> Frame | None:
-        job = self._job
-        if job is None or not job.task.done() or job.used:
+        """The newest finished background transcript, as a partial, if not shown yet."""
+        done = [j for j in self._jobs() if j.task.done() and not j.used]
+        if not done:
             return None
+        job = max(done, key=lambda j: j.end)
         if job.eager and self._endpointer.silent_ms > 0:
             return None  # kept for the pause, which is probably coming
-        job.used = True
+        for j in done:
+            j.used = True
         if job.task.cancelled() or job.task.exception() is not None:
             return None
         text = job.task.result().strip()
@@ -149,17 +164,23 @@ class ListenStage:
             return None
         return UserText(turn_id=self._turn_id, text=text, final=False)
 
-    def _turn_started(self, end_sample: int, arrived_s: float) -> TurnStarted:
+    def _turn_started(
+        self, end_sample: int, arrived_s: float, *, tentative: bool = False
+    ) -> TurnStarted:
         rate = self._vad.sample_rate_hz
         # the chunk's last sample arrived at ``arrived_s``
         speech_end_s = arrived_s - (self._consumed - end_sample) / rate
-        return TurnStarted(turn_id=self._turn_id, speech_end_s=speech_end_s, source="speech")
+        return TurnStarted(
+            turn_id=self._turn_id, speech_end_s=speech_end_s, source="speech", tentative=tentative
+        )
 
-    def _start_turn(self, text: str, end_sample: int, arrived_s: float) -> list[Frame]:
+    def _start_turn(
+        self, text: str, end_sample: int, arrived_s: float, *, tentative: bool = False
+    ) -> list[Frame]:
         if not text:
             return [TurnFailed(turn_id=self._turn_id, message="no words were heard", stage="stt")]
         return [
-            self._turn_started(end_sample, arrived_s),
+            self._turn_started(end_sample, arrived_s, tentative=tentative),
             UserText(turn_id=self._turn_id, text=text, final=True, source="speech"),
         ]
 
@@ -181,7 +202,7 @@ class ListenStage:
             event = self._endpointer.feed(whole[i * win : (i + 1) * win], p)
             if isinstance(event, Started):
                 self._turn_id = self._next_turn_id()
-                self._early = False
+                self._early = self._tentative = False
                 self._pause_text = None
                 self._partial_at = 0
                 yield SpeechStarted(
@@ -196,20 +217,38 @@ class ListenStage:
                     continue
                 self._pause_text = text
                 if looks_complete(text):
-                    self._early = True
-                    for out in self._start_turn(text, event.end_sample, frame.at_s):
+                    self._early = self._tentative = self._confirm_early = True
+                    for out in self._start_turn(text, event.end_sample, frame.at_s, tentative=True):
                         yield out
                 elif text:
                     yield UserText(turn_id=self._turn_id, text=text, final=False)
+                    if self._endpointer.config.speculate and not _trails_off(text):
+                        # answered now, heard only if the silence goes on to the end of turn
+                        self._early = self._tentative = True
+                        self._confirm_early = False
+                        for out in self._start_turn(
+                            text, event.end_sample, frame.at_s, tentative=True
+                        ):
+                            yield out
+            elif (
+                event is None
+                and self._tentative
+                and self._confirm_early
+                and self._endpointer.silent_ms >= self._endpointer.config.confirm_ms
+            ):
+                yield TurnConfirmed(turn_id=self._turn_id)
+                self._tentative = False
             elif isinstance(event, Resumed):
                 self._pause_text = None
                 if self._early:
                     yield TurnRetracted(turn_id=self._turn_id)
                     self._turn_id = self._next_turn_id()
-                    self._early = False
+                    self._early = self._tentative = False
             elif isinstance(event, Ended):
                 if self._early:
-                    self._early = False
+                    if self._tentative:
+                        yield TurnConfirmed(turn_id=self._turn_id)
+                    self._early = self._tentative = False
                     continue
                 final = self._pause_text
                 try:
@@ -234,20 +273,33 @@ class ListenStage:
         ep = self._endpointer
         if not ep.speaking or self._early:
             return
-        job = self._job
-        if job is not None and not (job.task.done() and job.used):
-            return  # one at a time (the engine runs them in turn), each shown first
-        covered = job.end if job is not None and job.turn_id == self._turn_id else 0
-        if covered >= ep.last_voiced_end:
+        jobs = [j for j in self._jobs() if j.turn_id == self._turn_id]
+        if any(j.task.done() and not j.used for j in jobs):
+            return  # shown first
+        if max((j.end for j in jobs), default=0) >= ep.last_voiced_end:
             return  # nothing said since the last transcript
         utterance = ep.utterance()
-        eager = ep.silent_ms >= self._eager_ms
-        if not eager and (ep.paused or len(utterance) - self._partial_at < self._partial_every):
-            return
-        self._partial_at = len(utterance)
-        self._job = _Transcript(
-            task=asyncio.ensure_future(self._stt_thread.call(self._stt.transcribe, utterance)),
+        if ep.silent_ms >= self._eager_ms:
+            if self._eager is None or self._eager.task.done():
+                self._eager = self._start(utterance, self._stt_thread, eager=True)
+        elif (
+            not ep.paused
+            and len(utterance) - self._partial_at >= self._partial_every
+            and (self._partial is None or self._partial.task.done())
+        ):
+            self._partial_at = len(utterance)
+            self._partial = self._start(utterance, self._partial_thread, eager=False)
+
+    def _start(self, audio: FloatAudio, thread: EngineThread, *, eager: bool) -> _Transcript:
+        return _Transcript(
+            task=asyncio.ensure_future(thread.call(self._stt.transcribe, audio)),
             turn_id=self._turn_id,
-            end=ep.position,
+            end=self._endpointer.position,
             eager=eager,
         )
+
+
+def _trails_off(text: str) -> bool:
+    """Whisper marks words cut off or trailing away ("And now...", "for a gl-"): the person
+    is clearly not done, so no answer is prepared."""
+    return text.rstrip().endswith(("...", "…", "-"))

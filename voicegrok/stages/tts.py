@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from ..audio import trim_pcm16
 from ..engines import TextToSpeech
 from ..frames import Frame, LLMToken, SpokenClause, TTSAudio
-from ..threads import EngineThread
+from ..threads import CoreShare, EngineThread
 
 
 def pause_after(clause: str) -> float:
@@ -31,15 +31,22 @@ class TTSStage:
     (see :func:`pause_after`), so a first clause cut early costs no extra pause, and
     speech starts with the first sound, not 40-50 ms of silence.
 
-    With ``lead_s`` set (live playback), a later clause is synthesized only when the audio
-    already made is within ``lead_s`` of running out at real-time pace: on two cores,
-    synthesis running far ahead of the speaker only takes the CPU from the LLM (and is
-    wasted when the person interrupts). The first clause is never held back.
+    With ``lead_s`` set (live playback), a later clause is synthesized just in time: when
+    the audio already made would run out, at real-time pace, within ``lead_s`` plus the
+    time this clause should take to synthesize (estimated from its length and the voice's
+    measured speed). On two cores, synthesis running ahead of the speaker only takes the CPU
+    from the LLM (it drops to one thread while speech is made). Once ``llm_busy`` says
+    the LLM is idle, clauses are made up to ``max_ahead_s`` ahead (robust to hiccups, not
+    much wasted when the person interrupts). The first clause is never held back.
     """
 
     accepts = (SpokenClause,)
     passes_while_busy = (LLMToken,)
     """Tokens are for display: they must not wait while a clause waits for the speaker."""
+
+    max_ahead_s = 8.0
+    safety = 1.5
+    """Margin on the estimated synthesis time."""
 
     def __init__(
         self,
@@ -47,34 +54,57 @@ class TTSStage:
         thread: EngineThread | None = None,
         *,
         lead_s: float | None = None,
+        cores: CoreShare | None = None,
     ) -> None:
         self._engine = engine
         self._thread = thread or EngineThread("tts")
         self._lead_s = lead_s
+        self._cores = cores
         self._turn = -1
         self._first_audio_s = 0.0
         self._audio_s = 0.0
+        self._rtf = 0.1
+        """Seconds of synthesis per second of audio (measured, smoothed)."""
+        self._chars_per_s = 14.0
+        """Characters of text per second of audio (measured, smoothed)."""
 
-    async def _pace(self, turn_id: int) -> None:
+    def _synthesis_s(self, text: str) -> float:
+        return len(text) / self._chars_per_s * self._rtf * self.safety
+
+    async def _pace(self, turn_id: int, text: str) -> None:
         if self._turn != turn_id:
             self._turn, self._audio_s = turn_id, 0.0
             return
         if self._lead_s is None or self._audio_s == 0.0:
             return
-        ahead = self._audio_s - (time.perf_counter() - self._first_audio_s)
-        if ahead > self._lead_s:
-            await asyncio.sleep(ahead - self._lead_s)
+        needed = self._lead_s + self._synthesis_s(text)
+        while True:
+            ahead = self._audio_s - (time.perf_counter() - self._first_audio_s)
+            llm_busy = self._cores is None or self._cores.llm_busy()
+            if ahead <= needed or (ahead <= self.max_ahead_s and not llm_busy):
+                return
+            await asyncio.sleep(min(0.05, ahead - needed))
+
+    def _learn(self, text: str, audio_s: float, took_s: float) -> None:
+        if audio_s < 0.3:
+            return
+        self._rtf = 0.7 * self._rtf + 0.3 * (took_s / audio_s)
+        self._chars_per_s = 0.7 * self._chars_per_s + 0.3 * (len(text) / audio_s)
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, SpokenClause)
         yield frame
         if not frame.spoken:
             return
-        await self._pace(frame.turn_id)
         text = frame.spoken
+        await self._pace(frame.turn_id, text)
         rate = self._engine.sample_rate_hz
         tail_ms = pause_after(text)
+        started_s = time.perf_counter()
+        made_s = took_s = 0.0
         async for raw in self._thread.stream(lambda: self._engine.synthesize(text)):
+            made_s += len(raw) / 2 / rate
+            took_s = time.perf_counter() - started_s
             pcm = trim_pcm16(raw, rate, lead_ms=10, tail_ms=tail_ms)
             if self._audio_s == 0.0:
                 self._first_audio_s = time.perf_counter()
@@ -82,3 +112,5 @@ class TTSStage:
             yield TTSAudio(
                 turn_id=frame.turn_id, pcm=pcm, sample_rate_hz=rate, clause_index=frame.index
             )
+        if made_s:
+            self._learn(text, made_s, took_s)

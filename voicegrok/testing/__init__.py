@@ -47,8 +47,14 @@ class FakeSTT:
     """When set, each transcription waits for it (a test holds the engine busy)."""
     started: int = 0
     """Transcriptions begun (``heard`` counts the finished ones)."""
+    delays: list[float] = field(default_factory=list)
+    """Seconds each call takes, in call order (then ``delay_s``)."""
     errors: int = 0
     """The first ``errors`` transcriptions raise RuntimeError (a broken engine)."""
+
+    by_length: list[tuple[float, str]] = field(default_factory=list)
+    """When given, (seconds, text) pairs: audio up to that long says that text (the first
+    pair that fits), instead of the scripted order."""
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
         self.started += 1
@@ -56,8 +62,13 @@ class FakeSTT:
             self.gate.wait(10)
         if self.started <= self.errors:
             raise RuntimeError("the engine broke")
-        time.sleep(self.delay_s)
+        call = self.started - 1
+        time.sleep(self.delays[call] if call < len(self.delays) else self.delay_s)
         self.heard.append(len(audio))
+        seconds = len(audio) / self.sample_rate_hz
+        for longest, text in self.by_length:
+            if seconds <= longest:
+                return text
         index = min(len(self.heard) - 1, len(self.texts) - 1)
         return self.texts[index]
 
