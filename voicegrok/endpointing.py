@@ -129,6 +129,11 @@ class Endpointer:
         return self._pos
 
     @property
+    def utterance_samples(self) -> int:
+        """Length of :meth:`utterance` (without joining its windows)."""
+        return self._pos - self._utterance_start if self._speaking else 0
+
+    @property
     def last_voiced_end(self) -> int:
         """Position just after the utterance's last voiced window."""
         return self._last_voiced_end

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -60,7 +59,7 @@ class LlamaEngine:
         self._top_p = top_p
         self._seed = seed
         self._lock = threading.Lock()
-        self._cores = cores
+        self._cores = cores or CoreShare(threads)
         self._threads = threads
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
@@ -73,7 +72,7 @@ class LlamaEngine:
     def stream_chat(
         self, messages: Sequence[Message], *, max_tokens: int, temperature: float
     ) -> Iterator[str]:
-        with self._lock, self._cores.generating() if self._cores else contextlib.nullcontext():
+        with self._lock, self._cores.generating():
             self._adjust_threads()  # the prompt is evaluated with the cores free now
             chunks = self._llm.create_chat_completion(
                 messages=[dict(m) for m in messages],
@@ -97,8 +96,6 @@ class LlamaEngine:
 
     def _adjust_threads(self) -> None:
         """Between two tokens: follow the core share (fewer threads while speech is made)."""
-        if self._cores is None:
-            return
         wanted = min(self._cores.llm_threads(), self._cores.cores)
         if wanted != self._threads:
             import llama_cpp

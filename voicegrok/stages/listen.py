@@ -107,10 +107,8 @@ class ListenStage:
         self._turn_id = 0
         self._early = False
         """The current utterance's turn was started at a pause (and may be withdrawn)."""
-        self._tentative = False
-        """... and is held back until confirmed (``TurnConfirmed``)."""
-        self._confirm_early = False
-        """... at ``confirm_ms`` of silence (its words look finished), not at the end."""
+        self._hold_ms: float | None = None
+        """... and is held back until this much silence confirms it (``TurnConfirmed``)."""
         self._pause_text: str | None = None
         self._partial: _Transcript | None = None
         """The latest partial transcription (on ``partial_thread``)."""
@@ -202,7 +200,7 @@ class ListenStage:
             event = self._endpointer.feed(whole[i * win : (i + 1) * win], p)
             if isinstance(event, Started):
                 self._turn_id = self._next_turn_id()
-                self._early = self._tentative = False
+                self._early, self._hold_ms = False, None
                 self._pause_text = None
                 self._partial_at = 0
                 yield SpeechStarted(
@@ -216,39 +214,37 @@ class ListenStage:
                     log.warning("speech-to-text failed at a pause: %s", first_line(e))
                     continue
                 self._pause_text = text
+                config = self._endpointer.config
                 if looks_complete(text):
-                    self._early = self._tentative = self._confirm_early = True
+                    self._hold_ms = config.confirm_ms
+                else:
+                    if text:
+                        yield UserText(turn_id=self._turn_id, text=text, final=False)
+                    if text and config.speculate and not _trails_off(text):
+                        # answered now, heard only if the silence goes on to the end of turn
+                        self._hold_ms = config.end_silence_ms
+                if self._hold_ms is not None:
+                    self._early = True
                     for out in self._start_turn(text, event.end_sample, frame.at_s, tentative=True):
                         yield out
-                elif text:
-                    yield UserText(turn_id=self._turn_id, text=text, final=False)
-                    if self._endpointer.config.speculate and not _trails_off(text):
-                        # answered now, heard only if the silence goes on to the end of turn
-                        self._early = self._tentative = True
-                        self._confirm_early = False
-                        for out in self._start_turn(
-                            text, event.end_sample, frame.at_s, tentative=True
-                        ):
-                            yield out
             elif (
                 event is None
-                and self._tentative
-                and self._confirm_early
-                and self._endpointer.silent_ms >= self._endpointer.config.confirm_ms
+                and self._hold_ms is not None
+                and self._endpointer.silent_ms >= self._hold_ms
             ):
                 yield TurnConfirmed(turn_id=self._turn_id)
-                self._tentative = False
+                self._hold_ms = None
             elif isinstance(event, Resumed):
                 self._pause_text = None
                 if self._early:
                     yield TurnRetracted(turn_id=self._turn_id)
                     self._turn_id = self._next_turn_id()
-                    self._early = self._tentative = False
+                    self._early, self._hold_ms = False, None
             elif isinstance(event, Ended):
                 if self._early:
-                    if self._tentative:
+                    if self._hold_ms is not None:  # held to the end of turn: it stands
                         yield TurnConfirmed(turn_id=self._turn_id)
-                    self._early = self._tentative = False
+                    self._early, self._hold_ms = False, None
                     continue
                 final = self._pause_text
                 try:
@@ -278,19 +274,20 @@ class ListenStage:
             return  # shown first
         if max((j.end for j in jobs), default=0) >= ep.last_voiced_end:
             return  # nothing said since the last transcript
-        utterance = ep.utterance()
         if ep.silent_ms >= self._eager_ms:
             if self._eager is None or self._eager.task.done():
-                self._eager = self._start(utterance, self._stt_thread, eager=True)
+                self._eager = self._start(self._stt_thread, eager=True)
         elif (
             not ep.paused
-            and len(utterance) - self._partial_at >= self._partial_every
+            and ep.utterance_samples - self._partial_at >= self._partial_every
             and (self._partial is None or self._partial.task.done())
         ):
-            self._partial_at = len(utterance)
-            self._partial = self._start(utterance, self._partial_thread, eager=False)
+            self._partial_at = ep.utterance_samples
+            self._partial = self._start(self._partial_thread, eager=False)
 
-    def _start(self, audio: FloatAudio, thread: EngineThread, *, eager: bool) -> _Transcript:
+    def _start(self, thread: EngineThread, *, eager: bool) -> _Transcript:
+        """Transcribe the utterance so far on ``thread``, in the background."""
+        audio = self._endpointer.utterance()
         return _Transcript(
             task=asyncio.ensure_future(thread.call(self._stt.transcribe, audio)),
             turn_id=self._turn_id,

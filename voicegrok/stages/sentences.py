@@ -15,8 +15,11 @@ class ClauseStage:
         self._first_min_words = first_min_words
         self._max_words = max_words
         self._turn: int | None = None
-        self._splitter = ClauseSplitter(first_min_words=first_min_words, max_words=max_words)
+        self._splitter = self._new_splitter()
         self._count = 0
+
+    def _new_splitter(self) -> ClauseSplitter:
+        return ClauseSplitter(first_min_words=self._first_min_words, max_words=self._max_words)
 
     def _clauses(self, turn_id: int, pieces: list[str]) -> list[SpokenClause]:
         out = []
@@ -32,9 +35,7 @@ class ClauseStage:
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         if frame.turn_id != self._turn:  # a new turn (an interrupted one leaves no state)
             self._turn = frame.turn_id
-            self._splitter = ClauseSplitter(
-                first_min_words=self._first_min_words, max_words=self._max_words
-            )
+            self._splitter = self._new_splitter()
             self._count = 0
         if isinstance(frame, LLMToken):
             yield frame

@@ -35,8 +35,8 @@ class TTSStage:
     the audio already made would run out, at real-time pace, within ``lead_s`` plus the
     time this clause should take to synthesize (estimated from its length and the voice's
     measured speed). On two cores, synthesis running ahead of the speaker only takes the CPU
-    from the LLM (it drops to one thread while speech is made). Once ``llm_busy`` says
-    the LLM is idle, clauses are made up to ``max_ahead_s`` ahead (robust to hiccups, not
+    from the LLM (it drops to one thread while speech is made). Once ``cores`` says the
+    LLM is idle, clauses are made up to ``max_ahead_s`` ahead (robust to hiccups, not
     much wasted when the person interrupts). The first clause is never held back.
     """
 
