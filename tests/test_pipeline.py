@@ -239,3 +239,50 @@ async def test_speech_is_made_just_in_time_only_while_the_llm_writes(llm_busy: b
         assert made[1] - made[0] <= 1.0, "but made before it ran out"
     else:
         assert made[1] - made[0] < 0.2
+
+
+async def test_the_first_clause_of_each_answer_is_synthesized_as_urgent() -> None:
+    """The person is waiting for the first sound: only it takes every core."""
+    from voicegrok.frames import SpokenClause
+    from voicegrok.stages.tts import TTSStage
+    from voicegrok.testing import FakeTTS, run_stage
+
+    tts = FakeTTS()
+    clauses = [
+        SpokenClause(turn_id=turn, index=i, text=text, spoken=text)
+        for turn in (1, 2)
+        for i, text in enumerate([f"Sure {turn},", "here it is.", "Enjoy."])
+    ]
+    await run_stage(TTSStage(tts), clauses)
+    assert tts.urgent == ["Sure 1,", "Sure 2,"]
+    assert len(tts.spoken) == 6
+
+
+def test_an_engine_with_every_core_pauses_the_llm_between_tokens() -> None:
+    import threading
+    import time
+
+    from voicegrok.threads import CoreShare
+
+    cores = CoreShare(2)
+    waited: list[float] = []
+
+    def llm_token() -> None:
+        start = time.perf_counter()
+        cores.wait_for_cores()
+        waited.append(time.perf_counter() - start)
+
+    with cores.exclusive():
+        llm = threading.Thread(target=llm_token)
+        llm.start()
+        time.sleep(0.2)
+        assert llm.is_alive(), "the LLM waits while the first clause is made"
+    llm.join(1)
+    assert 0.15 <= waited[0] < 1.0, "and goes on as soon as it is done"
+    cores.wait_for_cores()  # nobody has every core: no wait
+
+    cores.exclusive_timeout_s = 0.1
+    with cores.exclusive():
+        start = time.perf_counter()
+        cores.wait_for_cores()
+        assert time.perf_counter() - start < 0.5, "a stuck engine does not stop the answer"

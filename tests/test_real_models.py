@@ -39,9 +39,10 @@ async def test_a_decode_that_would_loop_gives_the_words_once(
     engines: Engines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On this recording (a demo question as the live loop heard it at a pause), whisper
-    tiny in a short window says the question again and again. Forbidding repeated runs of
-    tokens stops it after the first time; were it to loop anyway, the loop is caught (cut at
-    a length no speech reaches) and another window is tried."""
+    tiny in an 8 s window says the question again and again; the 10 s window used first does
+    not, and forbidding repeated runs of tokens stops a loop after the first time. Were it to
+    loop anyway, the loop is caught (cut at a length no speech reaches) and the next window
+    is tried."""
     from voicegrok.engines.whisper import WhisperEngine
 
     stt = engines.stt
@@ -49,6 +50,7 @@ async def test_a_decode_that_would_loop_gives_the_words_once(
     audio = load_audio(DATA / "whisper_loops.wav")
     assert normalize(stt.transcribe(audio)) == "can you put this itinerary in a table"
     monkeypatch.setattr(stt, "no_repeat_ngram", 0)
+    monkeypatch.setattr(stt, "short_windows", ((3.0, 8), *stt.short_windows))
     assert stt._transcribe_short(audio, *stt.short_windows[0]) is None, "it loops: caught"
     text = stt.transcribe(audio)
     assert normalize(text) == "can you put this itinerary in a table", text

@@ -55,9 +55,11 @@ def test_a_long_first_sentence_without_commas_is_cut_before_a_joining_word() -> 
     """The first sound should not wait for a whole long sentence."""
     pieces = split("I'd be delighted to help you plan your two-day adventure. Day one.")
     assert pieces[:2] == ["I'd be delighted", "to help you plan your two-day adventure."]
+    pieces = split("I'm happy to help you plan your two-day NYC adventure.")
+    assert pieces == ["I'm happy", "to help you plan your two-day NYC adventure."]
     # no joining word: cut after first_max_words; later sentences are never cut this way
     pieces = split("One two three four five six seven eight nine ten eleven twelve thirteen.")
-    assert pieces == ["One two three four five six seven eight nine ten eleven twelve", "thirteen."]
+    assert pieces == ["One two three four five six seven eight", "nine ten eleven twelve thirteen."]
     later = "Then walk to the park and eat."
     assert split(f"Yes. {later}") == ["Yes.", later]
 

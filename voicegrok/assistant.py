@@ -77,6 +77,7 @@ def load_engines(
 
     Raises :class:`~voicegrok.errors.ModelError` with a one-line message on any model problem.
     """
+    _one_blas_thread()
     # Resolve every path first: a wrong --voice fails at once, not after the LLM has loaded.
     paths = {
         kind: models.resolve(kind, spec)
@@ -138,10 +139,15 @@ def load_engines(
 
         def load_piper() -> PiperEngine:
             piper = PiperEngine(
-                paths["tts"], threads=settings.tts_threads, cores=cores, seed=settings.seed
+                paths["tts"],
+                threads=settings.tts_threads,
+                urgent_threads=settings.tts_urgent_threads,
+                cores=cores,
+                seed=settings.seed,
             )
-            for _ in piper.synthesize("Ready."):
-                pass
+            for urgent in (False, True):
+                for _ in piper.synthesize("Ready.", urgent=urgent):
+                    pass
             return piper
 
         engines.tts = engines.threads["tts"].run(load_piper)
@@ -153,6 +159,20 @@ def load_engines(
         engines.vad = SileroVAD(paths["vad"])
         engines.load_s["vad"] = time.perf_counter() - t
     return engines
+
+
+def _one_blas_thread() -> None:
+    """NumPy's OpenBLAS runs on one thread in a voicegrok process.
+
+    With its default of one thread per core, every small matrix product (whisper's mel
+    filter bank, a few milliseconds) wakes a second OpenBLAS thread that then spins about
+    a tenth of a second waiting for more work: each transcription burned a second core, and
+    two at once (a partial and the end of a turn) took 115-155 ms instead of 93. The
+    engines have thread counts of their own; NumPy's work here is too small to share.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 class Assistant:

@@ -30,7 +30,10 @@ class Settings:
     against 256 ms), leaving the other core free while the person speaks."""
     tts_threads: int = 1
     """Piper threads: one, so the LLM keeps decoding on the other while speech is made (a
-    2-thread voice with the LLM paused for the first clause measured slower overall)."""
+    2-thread voice with the LLM paused for every clause measured slower overall)."""
+    tts_urgent_threads: int = field(default_factory=_cores)
+    """Piper threads for the first clause of an answer, while the LLM pauses (the person is
+    waiting for that sound; the LLM's next words are not needed before it is heard)."""
     n_ctx: int = 2048
     max_tokens: int = 400
     temperature: float = 0.3

@@ -38,10 +38,13 @@ class EndpointConfig:
     pause_ms: int = 160
     """Silence after which the words so far are transcribed; when they look like a finished
     sentence the turn ends there (and is withdrawn if the person goes on)."""
-    confirm_ms: int = 320
-    """Silence after which the answer to words that look finished is let out (it is
-    prepared from ``pause_ms`` on): by then the answer is ready anyway, and a person who
+    question_confirm_ms: int = 320
+    """Silence after which the answer to a finished-looking question (``?``) is let out (it
+    is prepared from ``pause_ms`` on): by then the answer is ready anyway, and a person who
     only paused is rarely talked over."""
+    confirm_ms: int = 420
+    """The same for other finished-looking words: a statement ("I'd like to visit New York
+    for two days.") is often followed by the request after a breath of 300 ms or so."""
     speculate: bool = True
     """At the pause, also start the answer when the words do not look finished, holding it
     back until ``end_silence_ms``: the person then hears it at once, not after the

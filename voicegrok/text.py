@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["ClauseSplitter", "RepetitionGuard", "looks_complete", "speakable"]
+__all__ = ["ClauseSplitter", "RepetitionGuard", "agreed_words", "looks_complete", "speakable"]
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
@@ -109,8 +109,8 @@ class ClauseSplitter:
     """
 
     first_min_words: int = 1
-    first_phrase_words: int = 3
-    first_max_words: int = 12
+    first_phrase_words: int = 2
+    first_max_words: int = 8
     max_words: int = 24
     _buf: str = field(default="", init=False)
     _emitted: int = field(default=0, init=False)
@@ -227,3 +227,21 @@ def looks_complete(transcript: str) -> bool:
         return False
     words = _WORD.findall(text.lower())
     return bool(words) and words[-1] not in _OPEN_ENDINGS
+
+
+def agreed_words(older: str, newer: str) -> str:
+    """The words two successive partial transcripts of one utterance agree on, from the
+    start ("local agreement"): what a later transcript will almost surely begin with too.
+
+    The newer transcript's last word is left out (its audio may stop inside it), and so is
+    a word whisper marks as cut off ("itiner-", "and...").
+
+    >>> agreed_words("Can you put this eye t", "Can you put this itinerary in a")
+    'Can you put this'
+    """
+    agreed = []
+    for a, b in zip(older.split(), newer.split()[:-1], strict=False):
+        if a != b or b.endswith(("-", "...", "…")):
+            break
+        agreed.append(b)
+    return " ".join(agreed)

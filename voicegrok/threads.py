@@ -114,38 +114,53 @@ class CoreShare:
     thread + 1 other thread keep 77 tokens/s. So the LLM takes every core while no other
     engine is working and leaves one to each that is (speech synthesized during the
     answer, a partial transcript still finishing when the turn starts).
+
+    An engine on the critical path to the first sound (the first clause of an answer) may
+    take every core for a moment (:meth:`exclusive`): the LLM then waits between two tokens
+    (:meth:`wait_for_cores`), since what it writes meanwhile is not needed before that
+    first clause has been heard.
     """
+
+    exclusive_timeout_s = 2.0
+    """The LLM never waits longer than this (a stuck engine must not stop the answer)."""
 
     def __init__(self, cores: int) -> None:
         self.cores = max(1, cores)
-        self._working = 0
-        self._generating = 0
-        self._lock = threading.Lock()
+        self._counts = {"working": 0, "generating": 0, "exclusive": 0}
+        self._changed = threading.Condition()
 
     @contextlib.contextmanager
-    def working(self) -> Iterator[None]:
+    def _counting(self, what: str) -> Iterator[None]:
+        with self._changed:
+            self._counts[what] += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._counts[what] -= 1
+                self._changed.notify_all()
+
+    def working(self) -> contextlib.AbstractContextManager[None]:
         """Marks another engine (speech synthesis, speech-to-text) using a core."""
-        with self._lock:
-            self._working += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._working -= 1
+        return self._counting("working")
 
-    @contextlib.contextmanager
-    def generating(self) -> Iterator[None]:
+    def generating(self) -> contextlib.AbstractContextManager[None]:
         """Marks the LLM at work (speech synthesis then waits until it is needed)."""
-        with self._lock:
-            self._generating += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._generating -= 1
+        return self._counting("generating")
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Marks an engine using every core: the LLM pauses until it is done."""
+        return self._counting("exclusive")
+
+    def wait_for_cores(self) -> None:
+        """Block (the LLM, between two tokens) while an engine has every core."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._counts["exclusive"] == 0, timeout=self.exclusive_timeout_s
+            )
 
     def llm_busy(self) -> bool:
-        return self._generating > 0
+        return self._counts["generating"] > 0
 
     def llm_threads(self) -> int:
-        return max(1, self.cores - self._working)
+        return max(1, self.cores - self._counts["working"])

@@ -50,8 +50,9 @@ class TextToSpeech(Protocol):
     sample_rate_hz: int
     """Rate of the PCM that ``synthesize`` yields (Hz)."""
 
-    def synthesize(self, text: str) -> Iterator[bytes]:
-        """Yield mono signed 16-bit PCM, one chunk per sentence of ``text``."""
+    def synthesize(self, text: str, *, urgent: bool = False) -> Iterator[bytes]:
+        """Yield mono signed 16-bit PCM, one chunk per sentence of ``text``. ``urgent``:
+        someone is waiting for this sound (the first clause of an answer): use every core."""
         ...
 
 

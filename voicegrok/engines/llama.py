@@ -95,7 +95,9 @@ class LlamaEngine:
                     close()
 
     def _adjust_threads(self) -> None:
-        """Between two tokens: follow the core share (fewer threads while speech is made)."""
+        """Between two tokens: follow the core share (fewer threads while speech is made,
+        none while the first clause is synthesized with every core)."""
+        self._cores.wait_for_cores()
         wanted = min(self._cores.llm_threads(), self._cores.cores)
         if wanted != self._threads:
             import llama_cpp

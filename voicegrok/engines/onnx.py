@@ -11,12 +11,17 @@ __all__ = ["cpu_session"]
 
 
 def cpu_session(path: Path, *, threads: int, what: str, fix: str) -> Any:
-    """Load ``path`` with ``threads`` intra-op threads, or raise ModelError naming ``fix``."""
+    """Load ``path`` with ``threads`` intra-op threads, or raise ModelError naming ``fix``.
+
+    With more than one thread, the pool's threads sleep between runs instead of spinning
+    (onnxruntime's default): a spinning pool would take a core from the LLM after every
+    run."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 4
     try:
         return onnxruntime.InferenceSession(

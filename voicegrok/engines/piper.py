@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelError, first_line
 from ..models import piper_config_path
@@ -18,6 +19,11 @@ __all__ = ["PiperEngine"]
 class PiperEngine:
     """Blocking synthesis: one PCM chunk per sentence, produced lazily.
 
+    An ``urgent`` synthesis (the first clause of an answer, which the person is waiting
+    for) runs on a second session with ``urgent_threads`` threads while the LLM pauses
+    (:meth:`CoreShare.exclusive`): on 2 cores a 4-word clause takes 75 ms instead of 140.
+    Later clauses use ``threads`` next to the LLM, which keeps writing on the other core.
+
     Reproducible: VITS samples noise inside its graph, from generators onnxruntime seeds
     when the session is made; seeding them with ``seed`` makes a process speak the same
     texts the same way (``voicegrok say`` gives the same WAV every time).
@@ -28,6 +34,7 @@ class PiperEngine:
         model_path: Path,
         *,
         threads: int = 1,
+        urgent_threads: int = 1,
         length_scale: float | None = None,
         cores: CoreShare | None = None,
         seed: int = 0,
@@ -47,20 +54,29 @@ class PiperEngine:
         import onnxruntime
 
         onnxruntime.set_seed(seed)
-        session = cpu_session(
-            model_path,
-            threads=threads,
-            what="Piper voice",
-            fix="pass --voice a valid Piper .onnx file",
-        )
-        self._voice = PiperVoice(config=config, session=session)
+
+        def voice(n: int) -> Any:
+            session = cpu_session(
+                model_path,
+                threads=n,
+                what="Piper voice",
+                fix="pass --voice a valid Piper .onnx file",
+            )
+            return PiperVoice(config=config, session=session)
+
+        self._voice = voice(threads)
+        self._urgent_voice = voice(urgent_threads) if urgent_threads > threads else self._voice
         self._syn = SynthesisConfig(length_scale=length_scale)
         self.sample_rate_hz: int = int(config.sample_rate)
         self.path = model_path
         self._lock = threading.Lock()
         self._cores = cores or CoreShare(1)
 
-    def synthesize(self, text: str) -> Iterator[bytes]:
-        with self._lock, self._cores.working():
-            for chunk in self._voice.synthesize(text, syn_config=self._syn):
+    def synthesize(self, text: str, *, urgent: bool = False) -> Iterator[bytes]:
+        if urgent and self._urgent_voice is not self._voice:
+            voice, share = self._urgent_voice, self._cores.exclusive()
+        else:
+            voice, share = self._voice, self._cores.working()
+        with self._lock, share:
+            for chunk in voice.synthesize(text, syn_config=self._syn):
                 yield chunk.audio_int16_bytes

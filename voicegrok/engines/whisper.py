@@ -19,10 +19,12 @@ class WhisperEngine:
     """Blocking speech-to-text. Segments are drained inside :meth:`transcribe`."""
 
     sample_rate_hz = 16000
-    short_windows = ((3.0, 8), (4.0, 10))
+    short_windows = ((4.0, 10), (6.0, 12))
     """Fast-path windows tried in turn: (silence added after the audio, shortest window), in
-    seconds. Whisper sometimes loops on a short window (the sentence again and again); a
-    different window rarely loops on the same audio."""
+    seconds. Whisper tiny sometimes loops on a short window (the sentence again and again),
+    and a loop costs its whole token cap: on 63 live windows of the demo questions, an 8 or
+    9 s window looped 7-15 times, a 10 s one never (for 5-10 ms more encoding). A loop that
+    happens anyway is decoded again in the next window."""
     no_repeat_ngram = 6
     """No run of this many tokens may repeat: whisper tiny, given a short window, tends to
     say the utterance again and again; this makes it stop after the first time (0 on 129

@@ -12,10 +12,10 @@ It runs the streaming VAD on every chunk and speech-to-text while the person spe
   sample (so speech-to-text mostly runs while the pause is being measured), otherwise it is
   made now. When the words look like a finished sentence the turn starts right there, long
   before the end-of-turn silence, *tentatively*: the answer is prepared but held back until
-  ``confirm_ms`` of silence (``TurnConfirmed``), by when it is ready anyway; a person who
-  only paused is not talked over. If they go on speaking before the end-of-turn silence,
-  the turn is withdrawn (``TurnRetracted``: dropped unheard if not yet confirmed, cut off
-  if it was) and the utterance continues;
+  ``question_confirm_ms`` (a question) or ``confirm_ms`` of silence (``TurnConfirmed``),
+  by when it is ready anyway; a person who only paused is not talked over. If they go on
+  speaking before the end-of-turn silence, the turn is withdrawn (``TurnRetracted``:
+  dropped unheard if not yet confirmed, cut off if it was) and the utterance continues;
 - otherwise the turn also starts at the pause, tentatively (``EndpointConfig.speculate``),
   and is released only at the end-of-turn silence: the person hears it at once instead of
   after the silence plus the time to answer. With ``speculate`` off, the turn starts at
@@ -216,17 +216,17 @@ class ListenStage:
                 self._pause_text = text
                 config = self._endpointer.config
                 if looks_complete(text):
-                    self._hold_ms = config.confirm_ms
-                else:
-                    if text:
-                        yield UserText(turn_id=self._turn_id, text=text, final=False)
-                    if text and config.speculate and not _trails_off(text):
-                        # answered now, heard only if the silence goes on to the end of turn
-                        self._hold_ms = config.end_silence_ms
+                    question = text.rstrip().endswith("?")
+                    self._hold_ms = config.question_confirm_ms if question else config.confirm_ms
+                elif text and config.speculate and not _trails_off(text):
+                    # answered now, heard only if the silence goes on to the end of turn
+                    self._hold_ms = config.end_silence_ms
                 if self._hold_ms is not None:
                     self._early = True
                     for out in self._start_turn(text, event.end_sample, frame.at_s, tentative=True):
                         yield out
+                elif text:
+                    yield UserText(turn_id=self._turn_id, text=text, final=False)
             elif (
                 event is None
                 and self._hold_ms is not None

@@ -1,4 +1,10 @@
-"""LLM stage: a final user text in, the streamed answer out; owns the conversation history."""
+"""LLM stage: a final user text in, the streamed answer out; owns the conversation history.
+
+While the person speaks, the words their partial transcripts agree on are put in the KV
+cache ahead of time (:meth:`LLMStage._prefill`): when the final transcript comes, only its
+last words and the chat template's closing tokens are left to evaluate before the first
+token.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from ..conversation import Conversation, Message
 from ..engines import ChatModel
 from ..errors import UsageError
 from ..frames import Frame, LLMDone, LLMToken, UserText
-from ..text import RepetitionGuard
+from ..text import RepetitionGuard, agreed_words
 from ..threads import EngineThread
 
 
@@ -30,6 +36,12 @@ class LLMStage:
         self._temperature = temperature
         self._thread = thread or EngineThread("llm")
         self._budget = engine.n_ctx - max_tokens
+        self._heard: tuple[int, str] = (0, "")
+        """The latest partial transcript (turn id, text)."""
+        self._prefilled = ""
+        """The user words last put in the KV cache ahead of time."""
+        self._answered = 0
+        """The newest turn whose final text has come."""
 
     def _prompt(self, text: str) -> list[Message]:
         """The trimmed prompt, or UsageError if the new message alone does not fit."""
@@ -45,10 +57,39 @@ class LLMStage:
             )
         return messages
 
+    def _prefill(self, partial: UserText) -> None:
+        """Evaluate the history and the words the person has surely said so far (two
+        partial transcripts agree on them) on the LLM thread, in the background. The prompt
+        of the final transcript then shares that prefix with the KV cache: the first token
+        comes after its last few words instead of the whole question (about 3 ms a token
+        on 2 cores, 60-90 ms for a question)."""
+        older_turn, older = self._heard
+        self._heard = (partial.turn_id, partial.text)
+        if older_turn != partial.turn_id:
+            return
+        words = agreed_words(older, partial.text)
+        if len(words.split()) < 2 or words == self._prefilled:
+            return
+        self._prefilled = words
+        ahead = Conversation(self.conversation.system_prompt, list(self.conversation.turns))
+        ahead.add_user(words)
+        turn_id = partial.turn_id
+
+        def prefill() -> None:
+            if self._answered >= turn_id:
+                return  # the final transcript came first: this would only delay its answer
+            self._engine.warm_up(ahead.messages(self._engine.count_tokens, self._budget))
+
+        self._thread.submit(prefill)
+
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, UserText)
         yield frame
-        if not frame.final or not frame.text.strip():
+        if not frame.final:
+            self._prefill(frame)
+            return
+        self._answered = max(self._answered, frame.turn_id)
+        if not frame.text.strip():
             return
         messages = await self._thread.call(self._prompt, frame.text.strip())
         pieces: list[str] = []

@@ -37,7 +37,9 @@ class TTSStage:
     measured speed). On two cores, synthesis running ahead of the speaker only takes the CPU
     from the LLM (it drops to one thread while speech is made). Once ``cores`` says the
     LLM is idle, clauses are made up to ``max_ahead_s`` ahead (robust to hiccups, not
-    much wasted when the person interrupts). The first clause is never held back.
+    much wasted when the person interrupts). The first clause is never held back, and is
+    synthesized as ``urgent`` (with every core, the LLM pausing meanwhile): the person is
+    waiting for it, while the LLM's next words are not needed before it has been heard.
     """
 
     accepts = (SpokenClause,)
@@ -98,11 +100,12 @@ class TTSStage:
             return
         text = frame.spoken
         await self._pace(frame.turn_id, text)
+        urgent = self._audio_s == 0.0  # nothing of this answer is playing yet
         rate = self._engine.sample_rate_hz
         tail_ms = pause_after(text)
         started_s = time.perf_counter()
         made_s = took_s = 0.0
-        async for raw in self._thread.stream(lambda: self._engine.synthesize(text)):
+        async for raw in self._thread.stream(lambda: self._engine.synthesize(text, urgent=urgent)):
             made_s += len(raw) / 2 / rate
             took_s = time.perf_counter() - started_s
             pcm = trim_pcm16(raw, rate, lead_ms=10, tail_ms=tail_ms)

@@ -116,10 +116,14 @@ class FakeTTS:
     samples_per_char: int = 160
     delay_s: float = 0.0
     spoken: list[str] = field(default_factory=list)
+    urgent: list[str] = field(default_factory=list)
+    """The texts synthesized as urgent (with every core)."""
 
-    def synthesize(self, text: str) -> Iterator[bytes]:
+    def synthesize(self, text: str, *, urgent: bool = False) -> Iterator[bytes]:
         time.sleep(self.delay_s)
         self.spoken.append(text)
+        if urgent:
+            self.urgent.append(text)
         n = len(text) * self.samples_per_char
         wave = 0.1 * np.sin(np.arange(n) * 2 * np.pi * 220 / self.sample_rate_hz)
         yield (wave * 32767).astype("<i2").tobytes()

@@ -1,0 +1,70 @@
+"""The LLM stage puts what the person has surely said in the KV cache while they speak."""
+
+from __future__ import annotations
+
+import threading
+
+from voicegrok.frames import UserText
+from voicegrok.stages import LLMStage
+from voicegrok.testing import FakeChat, run_stage
+from voicegrok.text import agreed_words
+from voicegrok.threads import EngineThread
+
+
+def partial(text: str, turn_id: int = 1) -> UserText:
+    return UserText(turn_id=turn_id, text=text, final=False)
+
+
+def test_partials_agree_on_the_words_both_heard_except_the_newest_last_word() -> None:
+    assert agreed_words("Can you put", "Can you put this itinerary") == "Can you put"
+    assert agreed_words("Can you put this eye t", "Can you put this itinerary in") == (
+        "Can you put this"
+    )
+    assert agreed_words("And now...", "And now can you") == "And"
+    assert agreed_words("Please add a col-", "Please add a col- umn") == "Please add a"
+    assert agreed_words("", "Hello there") == ""
+    assert agreed_words("Hello there", "Hello") == ""
+
+
+async def test_the_agreed_words_are_evaluated_ahead_of_the_final_transcript() -> None:
+    chat = FakeChat()
+    thread = EngineThread("llm")
+    stage = LLMStage(chat, thread=thread)
+    stage.conversation.add_user("Hi")
+    stage.conversation.add_assistant("Hello!")
+    await run_stage(
+        stage,
+        [
+            partial("Can you put"),
+            partial("Can you put this eye t"),  # agrees on 3 words
+            partial("Can you put this itinerary in"),  # 4
+            partial("Can you put this itinerary in"),  # 5
+            partial("Something else entirely", turn_id=2),  # a new turn: nothing agreed yet
+        ],
+    )
+    thread.run(lambda: None)  # the queued work is done
+    thread.close()
+    users = [w[-1]["content"] for w in chat.warmed]
+    assert users == ["Can you put", "Can you put this", "Can you put this itinerary"]
+    history = [m["content"] for m in chat.warmed[0][:-1]]
+    assert history[1:] == ["Hi", "Hello!"], "after the history, as the real prompt will be"
+    assert not chat.prompts, "nothing is answered from a partial"
+    assert [t["content"] for t in stage.conversation.turns] == ["Hi", "Hello!"]
+
+
+async def test_a_prefill_still_queued_when_the_final_text_comes_is_skipped() -> None:
+    """The final transcript's answer must not wait behind a prefill that is now useless."""
+    chat = FakeChat(replies=["Sure."])
+    thread = EngineThread("llm")
+    stage = LLMStage(chat, thread=thread)
+    gate = threading.Event()
+    thread.submit(lambda: gate.wait(10))  # the LLM thread is busy (e.g. a previous answer)
+    final = UserText(turn_id=1, text="Can you put this itinerary in a table?")
+    frames = [partial("Can you put this"), partial("Can you put this itinerary"), final]
+    threading.Timer(0.2, gate.set).start()
+    await run_stage(stage, frames)
+    thread.run(lambda: None)  # the queued work is done
+    thread.close()
+    assert [p[-1]["content"] for p in chat.prompts] == [final.text]
+    prefills = [w for w in chat.warmed if w[-1]["role"] == "user"]
+    assert prefills == [], "skipped: the question was already answered"
