@@ -97,7 +97,7 @@ def kinds(frames: list[tuple[float, Frame]]) -> list[str]:
 
 @pytest.mark.parametrize(
     ("words", "confirm_s"),
-    [("What time is it?", 0.32), ("Put it in a table.", 0.42)],
+    [("What time is it?", 0.32), ("Put it in a table.", 0.38)],
 )
 async def test_finished_sentence_starts_the_turn_at_the_pause(words: str, confirm_s: float) -> None:
     """A question is let out sooner than a statement (often followed by the request)."""

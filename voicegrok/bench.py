@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+from .adapters.virtual import VirtualSpeaker
 from .assistant import Assistant, load_engines
 from .audio import load_audio
 from .config import Settings
@@ -107,6 +108,20 @@ _LIVE_METRICS = (
 )
 
 
+class _TimedSpeaker(VirtualSpeaker):
+    """A virtual speaker that notes when playback is first stopped after ``onset_s``."""
+
+    onset_s: float | None = None
+    stopped_s: float | None = None
+
+    def clear(self) -> None:
+        now = time.perf_counter()
+        if self.onset_s is not None and self.stopped_s is None and self.buffered_s > 0:
+            if now >= self.onset_s:
+                self.stopped_s = now
+        super().clear()
+
+
 async def run_latency_bench(
     settings: Settings, *, runs: int = 3, progress: bool = True
 ) -> dict[str, Any]:
@@ -115,7 +130,7 @@ async def run_latency_bench(
 
     import numpy as np
 
-    from .adapters.virtual import VirtualSpeaker, paced_chunks
+    from .adapters.virtual import paced_chunks
     from .cli import demo_dir
     from .live import LiveSession
 
@@ -125,27 +140,51 @@ async def run_latency_bench(
     engines = load_engines(settings, vad=True)
     load_s = time.perf_counter() - t
     rows: list[dict[str, object]] = []
+    barge_in_ms: list[float] = []
+    barge_in_turns = 0
     transcript = "What can you do?"
     silence = np.zeros(16000 * 20 // 1000, dtype=np.float32)
     try:
         for run in range(runs):
             async with Assistant(engines, settings, realtime=True) as assistant:
-                speaker = VirtualSpeaker(engines.tts.sample_rate_hz if engines.tts else 22050)
+                speaker = _TimedSpeaker(engines.tts.sample_rate_hz if engines.tts else 22050)
                 done: list[dict[str, object]] = []
                 session = LiveSession(assistant, speaker, on_metrics=done.append)
 
-                async def person(
-                    session: LiveSession = session, done: list[dict[str, object]] = done
-                ) -> Any:
+                async def listen(turns: int, done: list[dict[str, object]] = done) -> Any:
+                    waited = 0.0
+                    while len(done) < turns and waited < 90:  # to the end of the answer
+                        yield silence
+                        await asyncio.sleep(0.02)
+                        waited += 0.02
+
+                async def person(speaker: _TimedSpeaker = speaker) -> Any:
                     for i, audio in enumerate(recordings):
                         question = np.concatenate([np.zeros(8000, np.float32), audio])
                         async for chunk in paced_chunks(question, 16000):
                             yield chunk
-                        waited = 0.0
-                        while len(done) <= i and waited < 90:  # listen to the whole answer
-                            yield silence
-                            await asyncio.sleep(0.02)
-                            waited += 0.02
+                        async for chunk in listen(i + 1):
+                            yield chunk
+                    # barge-in: the second question again, and 1.5 s into its answer the
+                    # fourth, spoken over it
+                    async for chunk in paced_chunks(recordings[1], 16000):
+                        yield chunk
+                    waited = heard = 0.0
+                    while heard < 1.5 and waited < 30:
+                        yield silence
+                        await asyncio.sleep(0.02)
+                        waited += 0.02
+                        if speaker.buffered_s:
+                            heard += 0.02
+                        elif heard:
+                            break  # a short answer, over already
+                    over = recordings[3]
+                    onset = int(np.argmax(np.abs(over) > 0.02))  # first sound of the words
+                    speaker.onset_s = time.perf_counter() + onset / 16000
+                    async for chunk in paced_chunks(over, 16000):
+                        yield chunk
+                    async for chunk in listen(len(recordings) + 2):
+                        yield chunk
                     for _ in range(25):
                         yield silence
                         await asyncio.sleep(0.02)
@@ -153,7 +192,13 @@ async def run_latency_bench(
                 await session.run(person(), 16000)
                 users = [m["content"] for m in assistant.conversation.turns if m["role"] == "user"]
                 transcript = users[0] if users else transcript
-                rows += [dict(r, question=i + 1, run=run + 1) for i, r in enumerate(done)]
+                rows += [
+                    dict(r, question=i + 1, run=run + 1) for i, r in enumerate(done[: len(files)])
+                ]
+                interrupted = [r for r in done[len(files) :] if r.get("interrupted")]
+                if speaker.stopped_s is not None and speaker.onset_s is not None:
+                    barge_in_ms.append((speaker.stopped_s - speaker.onset_s) * 1000)
+                barge_in_turns += len(interrupted)
             if progress:
                 print(f"… run {run + 1}/{runs} done", file=sys.stderr, flush=True)
     finally:
@@ -179,12 +224,21 @@ async def run_latency_bench(
             "first_audio_made": _percentiles(values["first_audio_ms"]),
             "first_audio_to_device": _percentiles(values["first_audio_device_ms"]),
         },
+        "barge_in_ms": {
+            "what": "first sound of words spoken over an answer -> its playback stopped",
+            **_percentiles(barge_in_ms),
+            "interrupted_turns": barge_in_turns,
+        },
         "llm_in_pipeline_tokens_per_s": _percentiles(values["tokens_per_s"]),
         "llm_bare": bare,
         "llm_in_pipeline_vs_bare_first_question": round(pipe_tps / bare["tokens_per_s"], 3)
         if bare.get("tokens_per_s")
         else None,
-        "targets": {"first_audio_to_device_p50_ms": 500, "in_pipeline_vs_bare": 0.95},
+        "targets": {
+            "first_audio_to_device_p50_ms": 500,
+            "in_pipeline_vs_bare": 0.95,
+            "barge_in_ms": 150,
+        },
         "per_turn": rows,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
