@@ -49,13 +49,18 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def _bare_tokens_per_s(settings: Settings, question: str) -> dict[str, float]:
+def _bare_tokens_per_s(settings: Settings, question: str, runs: int = 3) -> dict[str, Any]:
     """The same model, prompt and threads driven directly by llama-cpp-python, on a thread
-    of its own (as in the pipeline; the pipeline's engine threads have ended by then)."""
+    of its own (as in the pipeline; the pipeline's engine threads have ended by then).
+
+    The median of ``runs`` runs: on a shared 2-core machine one run moves between 90 and
+    115 tokens/s from minute to minute, which alone would swing the ratio by a quarter."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(_bare_run, settings, question).result()
+        results = [pool.submit(_bare_run, settings, question).result() for _ in range(runs)]
+    median = sorted(results, key=lambda r: r["tokens_per_s"])[len(results) // 2]
+    return dict(median, runs_tokens_per_s=[r["tokens_per_s"] for r in results])
 
 
 def _bare_run(settings: Settings, question: str) -> dict[str, float]:
@@ -151,12 +156,17 @@ async def run_latency_bench(
                 done: list[dict[str, object]] = []
                 session = LiveSession(assistant, speaker, on_metrics=done.append)
 
-                async def listen(turns: int, done: list[dict[str, object]] = done) -> Any:
-                    waited = 0.0
-                    while len(done) < turns and waited < 90:  # to the end of the answer
+                async def listen(
+                    turns: int, done: list[dict[str, object]] = done, session: LiveSession = session
+                ) -> Any:
+                    """Silence until ``turns`` rows are written (the answer has been heard),
+                    or 3 s with no answer going on (a turn that failed writes none)."""
+                    waited = idle = 0.0
+                    while len(done) < turns and waited < 90 and idle < 3.0:
                         yield silence
                         await asyncio.sleep(0.02)
                         waited += 0.02
+                        idle = 0.0 if session.answering else idle + 0.02
 
                 async def person(speaker: _TimedSpeaker = speaker) -> Any:
                     for i, audio in enumerate(recordings):
