@@ -1,0 +1,110 @@
+"""The LLM engine's own decoding loop, on the real SmolLM2 model.
+
+It replaces llama-cpp-python's ``create_chat_completion`` (for speed), so it must write
+the same answers: the same chat template, tokens, sampler chain and seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from voicegrok import models
+from voicegrok.conversation import Conversation, Message
+from voicegrok.engines.llama import REPEAT_PENALTY, TOP_P, LlamaEngine
+
+pytestmark = pytest.mark.models
+
+QUESTION = "Tell me about New York City in a few sentences."
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LlamaEngine]:
+    yield LlamaEngine(models.resolve("llm"), threads=2)
+
+
+def ask(engine: LlamaEngine, messages: list[Message], temperature: float = 0.3) -> str:
+    return "".join(engine.stream_chat(messages, max_tokens=48, temperature=temperature))
+
+
+def chat(question: str, *history: str) -> list[Message]:
+    conversation = Conversation()
+    for i, text in enumerate(history):
+        (conversation.add_user if i % 2 == 0 else conversation.add_assistant)(text)
+    conversation.add_user(question)
+    return conversation.messages()
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.3])
+def test_answers_are_those_of_llama_cpp_python_create_chat_completion(temperature: float) -> None:
+    """Same model, prompt, sampling settings and seed: the same words, token for token
+    (both from an empty cache: logits computed in other batches differ in the last bits)."""
+    from llama_cpp import Llama
+
+    reference: Any = Llama(model_path=str(models.resolve("llm")), n_ctx=2048, verbose=False)
+    messages = chat(QUESTION)
+    expected = "".join(
+        chunk["choices"][0]["delta"].get("content") or ""
+        for chunk in reference.create_chat_completion(
+            messages=[dict(m) for m in messages],
+            stream=True,
+            max_tokens=48,
+            temperature=temperature,
+            top_p=TOP_P,
+            repeat_penalty=REPEAT_PENALTY,
+            seed=0,
+        )
+    )
+    assert len(expected.split()) > 10
+    assert ask(LlamaEngine(models.resolve("llm")), messages, temperature) == expected
+
+
+def test_a_follow_up_reuses_the_cached_conversation_and_answers_as_a_fresh_model_would(
+    engine: LlamaEngine,
+) -> None:
+    """The second turn evaluates only what follows the first one's prompt, and the cache
+    it starts from gives the answer a model with an empty cache gives (greedy: sampled
+    answers may part at a near tie, since logits computed in other batches differ in
+    their last bits)."""
+    first = chat(QUESTION)
+    answer = ask(engine, first, 0.0)
+    follow_up = chat("Which one is free?", QUESTION, answer)
+    kept = engine.prompt_tokens(first)
+    evaluated: list[int] = []
+    decode = engine._decoder._decode
+
+    def spy(tokens: list[int]) -> None:
+        evaluated.extend(tokens)
+        decode(tokens)
+
+    engine._decoder._decode = spy  # type: ignore[method-assign]
+    try:
+        cached = ask(engine, follow_up, 0.0)
+    finally:
+        del engine._decoder._decode
+    prompt = engine.prompt_tokens(follow_up)
+    assert prompt[: len(kept)] == kept
+    assert 0 < len(evaluated) <= len(prompt) - len(kept)
+    assert evaluated == prompt[-len(evaluated) :]
+    assert cached == ask(LlamaEngine(models.resolve("llm")), follow_up, 0.0)
+
+
+def test_a_warmed_up_prompt_is_answered_as_if_it_had_not_been(engine: LlamaEngine) -> None:
+    """Warming up the exact prompt leaves its last logits ready, and nothing changes."""
+    messages = chat("What is the capital of France?")
+    cold = ask(engine, messages)
+    engine.warm_up(chat("Something else entirely, to move the cache away."))
+    engine.warm_up(messages)
+    assert ask(engine, messages) == cold
+    assert "Paris" in cold
+
+
+def test_an_answer_stops_at_max_tokens_and_the_cache_stays_usable(engine: LlamaEngine) -> None:
+    pieces = list(engine.stream_chat(chat(QUESTION), max_tokens=5, temperature=0.0))
+    assert 1 <= len(pieces) <= 5
+    stream = engine.stream_chat(chat("Tell me a story."), max_tokens=100, temperature=0.0)
+    next(stream)
+    stream.close()  # the listener went away (barge-in) after the first token
+    assert "Paris" in ask(engine, chat("What is the capital of France?"), 0.0)
