@@ -13,12 +13,14 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from .adapters.virtual import VirtualSpeaker
 from .assistant import Assistant, load_engines
 from .audio import load_audio
 from .config import Settings
+from .conversation import Conversation
 from .engines.llama import REPEAT_PENALTY, TOP_P
 from .frames import TurnFailed, TurnMetrics, UserText
 
@@ -50,8 +52,9 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _bare_tokens_per_s(settings: Settings, question: str, runs: int = 3) -> dict[str, Any]:
-    """The same model, prompt and threads driven directly by llama-cpp-python, on a thread
-    of its own (as in the pipeline; the pipeline's engine threads have ended by then).
+    """The same model, prompt and threads driven by llama-cpp-python's own
+    ``create_chat_completion``, on a thread of its own (as in the pipeline; the pipeline's
+    engine threads have ended by then).
 
     The median of ``runs`` runs: on a shared 2-core machine one run moves between 90 and
     115 tokens/s from minute to minute, which alone would swing the ratio by a quarter."""
@@ -67,7 +70,6 @@ def _bare_run(settings: Settings, question: str) -> dict[str, float]:
     from llama_cpp import Llama
 
     from . import models
-    from .conversation import Conversation
 
     llm: Any = Llama(
         model_path=str(models.resolve("llm", settings.llm_model)),
@@ -78,19 +80,28 @@ def _bare_run(settings: Settings, question: str) -> dict[str, float]:
     )
     conv = Conversation(settings.system_prompt)
     conv.add_user(question)
+    pieces = (
+        chunk["choices"][0]["delta"].get("content")
+        for chunk in llm.create_chat_completion(
+            messages=[dict(m) for m in conv.messages()],
+            stream=True,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            top_p=TOP_P,
+            repeat_penalty=REPEAT_PENALTY,
+            seed=settings.seed,
+        )
+    )
+    return _timed(pieces)
+
+
+def _timed(pieces: Iterable[str | None]) -> dict[str, float]:
+    """Tokens/s of a stream of answer pieces (from the first to the last), first token."""
     start = time.perf_counter()
     first = last = 0.0
     n = 0
-    for chunk in llm.create_chat_completion(
-        messages=[dict(m) for m in conv.messages()],
-        stream=True,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-        top_p=TOP_P,
-        repeat_penalty=REPEAT_PENALTY,
-        seed=settings.seed,
-    ):
-        if chunk["choices"][0]["delta"].get("content"):
+    for piece in pieces:
+        if piece:
             now = time.perf_counter()
             if n == 0:
                 first = now
@@ -102,6 +113,56 @@ def _bare_run(settings: Settings, question: str) -> dict[str, float]:
         "first_token_ms": round((first - start) * 1000, 1),
         "n_tokens": n,
     }
+
+
+def _bare_engine(
+    settings: Settings, asked: list[Conversation], runs: int = 3
+) -> list[dict[str, Any]]:
+    """voicegrok's own LLM engine alone, on a thread of its own, answering each of
+    ``asked`` (the conversations the pipeline answered, each ending with a question, trimmed
+    as the LLM stage trims them) ``runs`` times: the median run of each. Nothing else runs,
+    so the pipeline's figure against this one is what the rest of the live loop costs the
+    LLM."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import models
+    from .engines.llama import LlamaEngine
+
+    def measure() -> list[dict[str, Any]]:
+        engine = LlamaEngine(
+            models.resolve("llm", settings.llm_model),
+            n_ctx=settings.n_ctx,
+            threads=settings.threads,
+            seed=settings.seed,
+        )
+        out = []
+        for conversation in asked:
+            messages = conversation.messages(
+                engine.count_tokens, engine.n_ctx - settings.max_tokens
+            )
+            results = []
+            for _ in range(runs):
+                engine.warm_up(messages[:1])  # the system prompt, as in the pipeline
+                stream = engine.stream_chat(
+                    messages, max_tokens=settings.max_tokens, temperature=settings.temperature
+                )
+                results.append(_timed(stream))
+            median = sorted(results, key=lambda r: r["tokens_per_s"])[len(results) // 2]
+            out.append(dict(median, runs_tokens_per_s=[r["tokens_per_s"] for r in results]))
+        return out
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(measure).result()
+
+
+def _questions(conversation: Conversation, n: int) -> list[Conversation]:
+    """The history up to each of the first ``n`` questions of ``conversation``."""
+    turns = conversation.turns
+    return [
+        Conversation(conversation.system_prompt, turns[: i + 1])
+        for i, m in enumerate(turns)
+        if m["role"] == "user"
+    ][:n]
 
 
 _LIVE_METRICS = (
@@ -148,6 +209,7 @@ async def run_latency_bench(
     barge_in_ms: list[float] = []
     barge_in_turns = 0
     transcript = "What can you do?"
+    asked: list[Conversation] = []
     silence = np.zeros(16000 * 20 // 1000, dtype=np.float32)
     try:
         for run in range(runs):
@@ -200,8 +262,9 @@ async def run_latency_bench(
                         await asyncio.sleep(0.02)
 
                 await session.run(person(), 16000)
-                users = [m["content"] for m in assistant.conversation.turns if m["role"] == "user"]
-                transcript = users[0] if users else transcript
+                if run == 0:
+                    asked = _questions(assistant.conversation, len(files))
+                    transcript = asked[0].turns[-1]["content"] if asked else transcript
                 rows += [
                     dict(r, question=i + 1, run=run + 1) for i, r in enumerate(done[: len(files)])
                 ]
@@ -220,6 +283,13 @@ async def run_latency_bench(
     first = [r for r in rows if r["question"] == 1 and isinstance(r.get("tokens_per_s"), float)]
     bare = _bare_tokens_per_s(settings, transcript)
     pipe_tps = statistics.median([float(str(r["tokens_per_s"])) for r in first]) if first else 0.0
+    # the same engine alone on each question of run 1, with the history it had then
+    alone = _bare_engine(settings, asked)
+    ratios = [
+        float(str(r["tokens_per_s"])) / b["tokens_per_s"]
+        for r, b in zip(rows[: len(alone)], alone, strict=False)
+        if isinstance(r.get("tokens_per_s"), float) and b["tokens_per_s"]
+    ]
     return {
         "benchmark": "latency",
         "what": "recorded questions through the live loop at real-time pace (virtual devices)",
@@ -240,10 +310,22 @@ async def run_latency_bench(
             "interrupted_turns": barge_in_turns,
         },
         "llm_in_pipeline_tokens_per_s": _percentiles(values["tokens_per_s"]),
-        "llm_bare": bare,
+        "llm_bare": dict(
+            bare, what="question 1 through llama-cpp-python's create_chat_completion"
+        ),
         "llm_in_pipeline_vs_bare_first_question": round(pipe_tps / bare["tokens_per_s"], 3)
         if bare.get("tokens_per_s")
         else None,
+        "llm_engine_alone": {
+            "what": "voicegrok's LLM engine with nothing else running, on each question of "
+            "run 1 with the history it had then",
+            "per_question": alone,
+        },
+        "llm_in_pipeline_vs_engine_alone": {
+            "what": "each question of run 1: in the live loop / alone",
+            "per_question": [round(r, 3) for r in ratios],
+            "median": round(statistics.median(ratios), 3) if ratios else None,
+        },
         "targets": {
             "first_audio_to_device_p50_ms": 500,
             "in_pipeline_vs_bare": 0.95,
