@@ -23,6 +23,18 @@ class Upper:
         yield LLMToken(turn_id=frame.turn_id, text=frame.text.upper(), index=0)
 
 
+class InlineUpper(Upper):
+    """The same, run in the pipeline's worker instead of a task per frame."""
+
+    inline = True
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        task = asyncio.current_task()
+        assert task is not None and task.get_name().startswith("stage-")
+        async for out in super().process(frame):
+            yield out
+
+
 class Slow:
     """Holds each token for ``delay_s`` seconds (an engine that takes time)."""
 
@@ -59,6 +71,7 @@ class Streamer:
 
 class Broken:
     accepts = (UserText,)
+    inline = False
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, UserText)
@@ -80,9 +93,13 @@ async def take(p: Pipeline, n: int, within_s: float = 5.0) -> list[Frame]:
     return out
 
 
-async def test_frames_come_out_in_order_and_unaccepted_frames_pass_through() -> None:
-    """Each stage handles only what it accepts; everything keeps its order."""
-    async with Pipeline([Upper(), Slow(0.001)]) as p:
+@pytest.mark.parametrize("upper", [Upper, InlineUpper])
+async def test_frames_come_out_in_order_and_unaccepted_frames_pass_through(
+    upper: type[Upper],
+) -> None:
+    """Each stage handles only what it accepts; everything keeps its order (whether the
+    stage runs in a task per frame or inline, in the stage's worker)."""
+    async with Pipeline([upper(), Slow(0.001)]) as p:
         await p.push(TurnStarted(turn_id=1, speech_end_s=0.0))
         for word in ("a", "b", "c"):
             await p.push(UserText(turn_id=1, text=word))
@@ -145,9 +162,14 @@ async def test_cancelling_a_turn_mid_stream_stops_it_and_leaves_no_task() -> Non
         assert [f.turn_id for f in nxt] == [8, 8]
 
 
-async def test_a_failing_stage_ends_its_turn_with_a_message_and_the_pipeline_goes_on() -> None:
-    """An exception becomes TurnFailed for that turn only."""
-    async with Pipeline([Broken(), Upper()]) as p:
+@pytest.mark.parametrize("inline", [False, True])
+async def test_a_failing_stage_ends_its_turn_with_a_message_and_the_pipeline_goes_on(
+    inline: bool,
+) -> None:
+    """An exception becomes TurnFailed for that turn only (inline stages too)."""
+    broken = Broken()
+    broken.inline = inline
+    async with Pipeline([broken, Upper()]) as p:
         await p.push(UserText(turn_id=1, text="boom"))
         await p.push(UserText(turn_id=2, text="fine"))
         out = await take(p, 3)

@@ -36,6 +36,8 @@ def _ms(later: float | None, earlier: float | None) -> float | None:
 
 class MetricsStage:
     accepts = (Frame,)
+    inline = True
+    """Never waits: run in the pipeline's worker, not a task per frame."""
 
     def __init__(self) -> None:
         self._turns: dict[int, _Turn] = {}

@@ -10,6 +10,8 @@ from ..text import ClauseSplitter, speakable
 
 class ClauseStage:
     accepts = (LLMToken, LLMDone)
+    inline = True
+    """Never waits: run in the pipeline's worker, not a task per frame."""
 
     def __init__(self, *, first_min_words: int = 1, max_words: int = 24) -> None:
         self._first_min_words = first_min_words
