@@ -561,7 +561,7 @@ def _model_options() -> argparse.ArgumentParser:
     g.add_argument("--voice", metavar="PATH|NAME", help="Piper .onnx voice or catalog name")
     g.add_argument("--threads", type=_positive, metavar="N", help="CPU threads for the LLM")
     g.add_argument(
-        "--stt-threads", type=_positive, metavar="N", help="CPU threads for speech-to-text (1)"
+        "--stt-threads", type=_positive, metavar="N", help="CPU threads for speech-to-text (all)"
     )
     g.add_argument("--max-tokens", type=_positive, metavar="N", help="longest answer (tokens)")
     g.add_argument("--temperature", type=float, metavar="T", help="LLM sampling temperature")

@@ -24,10 +24,12 @@ class Settings:
     voice: str | None = None
     threads: int = field(default_factory=_cores)
     """CPU threads for the LLM."""
-    stt_threads: int = 1
-    """Speech-to-text threads. One: whisper tiny/base decoding is bound by per-token
-    overhead, and one thread was faster than two on 2 cores (9 s of speech in 215 ms
-    against 256 ms), leaving the other core free while the person speaks."""
+    stt_threads: int = field(default_factory=_cores)
+    """Speech-to-text threads: every core. The transcription that ends a turn is on the
+    critical path while nothing else runs (the LLM waits for its text); on 2 cores tiny.en
+    takes 115 ms instead of 205 for a 3 s question, 258 instead of 464 for 9 s. (One
+    thread was faster while NumPy's OpenBLAS helper spun a core after each transcription;
+    it is kept to one thread now, see ``load_engines``.)"""
     tts_threads: int = 1
     """Piper threads: one, so the LLM keeps decoding on the other while speech is made (a
     2-thread voice with the LLM paused for every clause measured slower overall)."""
