@@ -56,6 +56,20 @@ async def test_a_decode_that_would_loop_gives_the_words_once(
     assert normalize(text) == "can you put this itinerary in a table", text
 
 
+async def test_a_decode_that_stops_after_the_first_words_is_made_again(engines: Engines) -> None:
+    """On this recording (5 s of the Piper voice), whisper tiny in the short windows ends
+    after "It's our"; a decode that short for 5 s of speech is not taken, and the words
+    come from the next window."""
+    from voicegrok.engines.whisper import WhisperEngine
+
+    stt = engines.stt
+    assert isinstance(stt, WhisperEngine)
+    audio = load_audio(DATA / "whisper_stops_early.flac")
+    text = stt.transcribe(audio)
+    expected = "day at a small bakery in the west village then walk along the high line"
+    assert expected in normalize(text), text
+
+
 def test_the_loop_check() -> None:
     from voicegrok.engines.whisper import _loops
 

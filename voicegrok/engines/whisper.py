@@ -32,6 +32,10 @@ class WhisperEngine:
     tokens_per_s = 8
     """Most tokens a second of speech can hold (fast speech is ~6): a longer decode is a
     hallucination loop, stopped early instead of running to whisper's 224 tokens (0.5 s)."""
+    min_tokens_per_s = 1.0
+    """Fewest tokens the audio's seconds beyond the first 1.5 should hold (speech is ~3 a
+    second): whisper tiny, given a short window, sometimes ends after the first words
+    ("It's our" for 5 s of speech); such a decode is tried in the next window."""
 
     def __init__(
         self,
@@ -99,7 +103,8 @@ class WhisperEngine:
         faster-whisper always pads to 30 s, so the encoder costs the same for a 2 s question
         as for 30 s of speech (215-330 ms for tiny.en on 2 cores); a 5-10 s window costs
         25-60 ms and gives the same words on short utterances. Returns None when the result
-        looks like a hallucination loop (the caller then tries another window).
+        looks like a hallucination loop or stops too early for the audio's length (the
+        caller then tries another window).
         """
         import ctranslate2
         from faster_whisper.transcribe import get_compression_ratio
@@ -131,6 +136,8 @@ class WhisperEngine:
         tokens = [t for t in result[0].sequences_ids[0] if t < eot]
         if len(tokens) >= cap or _loops(tokens):
             return None
+        if len(tokens) < self.min_tokens_per_s * (speech_s - 1.5):
+            return None  # stopped early
         text = str(self._tokenizer.decode(tokens)).strip()
         if text and get_compression_ratio(text) > 2.4:
             return None
