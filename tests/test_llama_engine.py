@@ -1,7 +1,8 @@
 """The LLM engine's own decoding loop, on the real SmolLM2 model.
 
 It replaces llama-cpp-python's ``create_chat_completion`` (for speed), so it must write
-the same answers: the same chat template, tokens, sampler chain and seed.
+the same answers: the same chat template, tokens, sampling settings and seed (its sampler
+chain applies top-k before the repetition penalty, which changes nothing in practice).
 """
 
 from __future__ import annotations
