@@ -34,19 +34,19 @@ _METRICS = (
 )
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
+def _percentiles(values: list[float], digits: int = 1) -> dict[str, float]:
     values = sorted(values)
     if not values:
         return {}
 
     def pick(q: float) -> float:
-        return round(values[min(len(values) - 1, round(q * (len(values) - 1)))], 1)
+        return round(values[min(len(values) - 1, round(q * (len(values) - 1)))], digits)
 
     return {
-        "p50": round(statistics.median(values), 1),
+        "p50": round(statistics.median(values), digits),
         "p90": pick(0.9),
-        "min": round(values[0], 1),
-        "max": round(values[-1], 1),
+        "min": round(values[0], digits),
+        "max": round(values[-1], digits),
         "n": len(values),
     }
 
@@ -209,7 +209,8 @@ async def run_latency_bench(
     barge_in_ms: list[float] = []
     barge_in_turns = 0
     transcript = "What can you do?"
-    asked: list[Conversation] = []
+    asked: list[tuple[int, int, Conversation]] = []
+    """(run, question, the conversation up to that question) of every turn"""
     silence = np.zeros(16000 * 20 // 1000, dtype=np.float32)
     try:
         for run in range(runs):
@@ -262,9 +263,10 @@ async def run_latency_bench(
                         await asyncio.sleep(0.02)
 
                 await session.run(person(), 16000)
-                if run == 0:
-                    asked = _questions(assistant.conversation, len(files))
-                    transcript = asked[0].turns[-1]["content"] if asked else transcript
+                questions = _questions(assistant.conversation, len(files))
+                asked += [(run + 1, i + 1, c) for i, c in enumerate(questions)]
+                if run == 0 and questions:
+                    transcript = questions[0].turns[-1]["content"]
                 rows += [
                     dict(r, question=i + 1, run=run + 1) for i, r in enumerate(done[: len(files)])
                 ]
@@ -283,18 +285,19 @@ async def run_latency_bench(
     first = [r for r in rows if r["question"] == 1 and isinstance(r.get("tokens_per_s"), float)]
     bare = _bare_tokens_per_s(settings, transcript)
     pipe_tps = statistics.median([float(str(r["tokens_per_s"])) for r in first]) if first else 0.0
-    # the same engine alone on each question of run 1, with the history it had then,
-    # against the median of the live runs of that question
-    alone = _bare_engine(settings, asked)
-    ratios = []
-    for question, bare_q in enumerate(alone, start=1):
-        live = [
-            float(v)
-            for r in rows
-            if r["question"] == question and isinstance(v := r.get("tokens_per_s"), float)
-        ]
-        if live and bare_q["tokens_per_s"]:
-            ratios.append(statistics.median(live) / bare_q["tokens_per_s"])
+    # the same engine alone on the same prompt as each live turn
+    alone = _bare_engine(settings, [c for _, _, c in asked], runs=1)
+    live_tps = {
+        (r["run"], r["question"]): float(v)
+        for r in rows
+        if isinstance(v := r.get("tokens_per_s"), float)
+    }
+    ratios: dict[int, list[float]] = {}
+    for (run, question, _), bare_turn in zip(asked, alone, strict=True):
+        live = live_tps.get((run, question))
+        if live is not None and bare_turn["tokens_per_s"]:
+            ratios.setdefault(question, []).append(live / bare_turn["tokens_per_s"])
+    every_ratio = [r for q in ratios.values() for r in q]
     return {
         "benchmark": "latency",
         "what": "recorded questions through the live loop at real-time pace (virtual devices)",
@@ -322,14 +325,16 @@ async def run_latency_bench(
         if bare.get("tokens_per_s")
         else None,
         "llm_engine_alone": {
-            "what": "voicegrok's LLM engine with nothing else running, on each question of "
-            "run 1 with the history it had then",
-            "per_question": alone,
+            "what": "voicegrok's LLM engine with nothing else running, on the prompt of "
+            "each live turn (the history it had then)",
+            "tokens_per_s": _percentiles([b["tokens_per_s"] for b in alone]),
         },
         "llm_in_pipeline_vs_engine_alone": {
-            "what": "each question: its median in the live runs / alone",
-            "per_question": [round(r, 3) for r in ratios],
-            "median": round(statistics.median(ratios), 3) if ratios else None,
+            "what": "each turn's tokens/s in the live loop / alone on the same prompt",
+            **_percentiles(every_ratio, digits=3),
+            "per_question_p50": {
+                str(q): round(statistics.median(v), 3) for q, v in sorted(ratios.items())
+            },
         },
         "targets": {
             "first_audio_to_device_p50_ms": 500,
