@@ -175,16 +175,16 @@ _LIVE_METRICS = (
 
 
 class _TimedSpeaker(VirtualSpeaker):
-    """A virtual speaker that notes when playback is first stopped after ``onset_s``."""
+    """A virtual speaker that notes when playback is first stopped after ``onset_s`` (also
+    when it had just run dry between two clauses: the answer is stopped all the same)."""
 
     onset_s: float | None = None
     stopped_s: float | None = None
 
     def clear(self) -> None:
         now = time.perf_counter()
-        if self.onset_s is not None and self.stopped_s is None and self.buffered_s > 0:
-            if now >= self.onset_s:
-                self.stopped_s = now
+        if self.onset_s is not None and self.stopped_s is None and now >= self.onset_s:
+            self.stopped_s = now
         super().clear()
 
 
@@ -223,9 +223,10 @@ async def run_latency_bench(
                     turns: int, done: list[dict[str, object]] = done, session: LiveSession = session
                 ) -> Any:
                     """Silence until ``turns`` rows are written (the answer has been heard),
-                    or 3 s with no answer going on (a turn that failed writes none)."""
+                    or 3 s with no answer going on (a turn that failed writes none). A whole
+                    answer of ``max_tokens`` is heard (400 tokens: about two minutes)."""
                     waited = idle = 0.0
-                    while len(done) < turns and waited < 90 and idle < 3.0:
+                    while len(done) < turns and waited < 240 and idle < 3.0:
                         yield silence
                         await asyncio.sleep(0.02)
                         waited += 0.02
@@ -315,6 +316,7 @@ async def run_latency_bench(
         "barge_in_ms": {
             "what": "first sound of words spoken over an answer -> its playback stopped",
             **_percentiles(barge_in_ms),
+            "each": [round(v, 1) for v in barge_in_ms],
             "interrupted_turns": barge_in_turns,
         },
         "llm_in_pipeline_tokens_per_s": _percentiles(values["tokens_per_s"]),
