@@ -131,40 +131,58 @@ def _timed(pieces: Iterable[str | None]) -> dict[str, float]:
     }
 
 
-def _bare_engine(
-    settings: Settings, asked: list[Conversation], runs: int = 3
-) -> list[dict[str, Any]]:
-    """voicegrok's own LLM engine alone, on a thread of its own, answering each of
-    ``asked`` (the conversations the pipeline answered, each ending with a question, trimmed
-    as the LLM stage trims them) ``runs`` times: the median run of each. Nothing else runs
-    (call it in a fresh process), so the pipeline's figure against this one is what the
-    rest of the live loop costs the LLM."""
+def _alone_on_each_turn(settings: Settings, asked: list[Conversation]) -> list[dict[str, Any]]:
+    """Each of ``asked`` (the conversations the pipeline answered, each ending with a
+    question, trimmed as the LLM stage trims them) answered with nothing else running (call
+    it in a fresh process): by llama-cpp-python's own ``create_chat_completion`` (``bare``)
+    and by voicegrok's LLM engine (``engine``), the same model, prompt and threads. The
+    pipeline's figure against these is what the rest of the live loop costs the LLM.
+
+    Both run on one thread of their own (as in the pipeline), so llama.cpp keeps one OpenMP
+    pool: a second one makes its workers stop spinning between operations."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from llama_cpp import Llama
 
     from . import models
     from .engines.llama import LlamaEngine
 
     def measure() -> list[dict[str, Any]]:
+        path = models.resolve("llm", settings.llm_model)
         engine = LlamaEngine(
-            models.resolve("llm", settings.llm_model),
+            path, n_ctx=settings.n_ctx, threads=settings.threads, seed=settings.seed
+        )
+        bare: Any = Llama(
+            model_path=str(path),
             n_ctx=settings.n_ctx,
-            threads=settings.threads,
+            n_threads=settings.threads,
             seed=settings.seed,
+            verbose=False,
         )
         out = []
         for conversation in asked:
             messages = conversation.messages(
                 engine.count_tokens, engine.n_ctx - settings.max_tokens
             )
-            results = []
-            for _ in range(runs):
-                engine.warm_up(messages[:1])  # the system prompt, as in the pipeline
-                stream = engine.stream_chat(
+            engine.warm_up(messages[:1])  # the system prompt, as in the pipeline
+            mine = _timed(
+                engine.stream_chat(
                     messages, max_tokens=settings.max_tokens, temperature=settings.temperature
                 )
-                results.append(_timed(stream))
-            median = sorted(results, key=lambda r: r["tokens_per_s"])[len(results) // 2]
-            out.append(dict(median, runs_tokens_per_s=[r["tokens_per_s"] for r in results]))
+            )
+            theirs = _timed(
+                chunk["choices"][0]["delta"].get("content")
+                for chunk in bare.create_chat_completion(
+                    messages=[dict(m) for m in messages],
+                    stream=True,
+                    max_tokens=settings.max_tokens,
+                    temperature=settings.temperature,
+                    top_p=TOP_P,
+                    repeat_penalty=REPEAT_PENALTY,
+                    seed=settings.seed,
+                )
+            )
+            out.append({"engine": mine, "bare": theirs})
         return out
 
     with ThreadPoolExecutor(1) as pool:
@@ -224,7 +242,6 @@ async def run_latency_bench(
     rows: list[dict[str, object]] = []
     barge_in_ms: list[float] = []
     barge_in_turns = 0
-    transcript = "What can you do?"
     asked: list[tuple[int, int, Conversation]] = []
     """(run, question, the conversation up to that question) of every turn"""
     silence = np.zeros(16000 * 20 // 1000, dtype=np.float32)
@@ -282,8 +299,6 @@ async def run_latency_bench(
                 await session.run(person(), 16000)
                 questions = _questions(assistant.conversation, len(files))
                 asked += [(run + 1, i + 1, c) for i, c in enumerate(questions)]
-                if run == 0 and questions:
-                    transcript = questions[0].turns[-1]["content"]
                 rows += [
                     dict(r, question=i + 1, run=run + 1) for i, r in enumerate(done[: len(files)])
                 ]
@@ -299,22 +314,27 @@ async def run_latency_bench(
         k: [float(v) for r in rows if isinstance(v := r.get(k), (int, float))]
         for k in _LIVE_METRICS
     }
-    first = [r for r in rows if r["question"] == 1 and isinstance(r.get("tokens_per_s"), float)]
-    bare = _in_a_fresh_process(_bare_tokens_per_s, settings, transcript)
-    pipe_tps = statistics.median([float(str(r["tokens_per_s"])) for r in first]) if first else 0.0
-    # the same engine alone on the same prompt as each live turn
-    alone = _in_a_fresh_process(_bare_engine, settings, [c for _, _, c in asked], 1)
+    # llama-cpp-python and voicegrok's engine alone, on the same prompt as each live turn
+    alone = _in_a_fresh_process(_alone_on_each_turn, settings, [c for _, _, c in asked])
     live_tps = {
         (r["run"], r["question"]): float(v)
         for r in rows
         if isinstance(v := r.get("tokens_per_s"), float)
     }
-    ratios: dict[int, list[float]] = {}
-    for (run, question, _), bare_turn in zip(asked, alone, strict=True):
-        live = live_tps.get((run, question))
-        if live is not None and bare_turn["tokens_per_s"]:
-            ratios.setdefault(question, []).append(live / bare_turn["tokens_per_s"])
-    every_ratio = [r for q in ratios.values() for r in q]
+
+    def live_against(which: str) -> dict[str, Any]:
+        ratios: dict[int, list[float]] = {}
+        for (run, question, _), by in zip(asked, alone, strict=True):
+            live, solo = live_tps.get((run, question)), by[which]["tokens_per_s"]
+            if live is not None and solo:
+                ratios.setdefault(question, []).append(live / solo)
+        return {
+            **_percentiles([r for q in ratios.values() for r in q], digits=3),
+            "per_question_p50": {
+                str(q): round(statistics.median(v), 3) for q, v in sorted(ratios.items())
+            },
+        }
+
     return {
         "benchmark": "latency",
         "what": "recorded questions through the live loop at real-time pace (virtual devices)",
@@ -336,23 +356,23 @@ async def run_latency_bench(
             "interrupted_turns": barge_in_turns,
         },
         "llm_in_pipeline_tokens_per_s": _percentiles(values["tokens_per_s"]),
-        "llm_bare": dict(
-            bare, what="question 1 through llama-cpp-python's create_chat_completion"
-        ),
-        "llm_in_pipeline_vs_bare_first_question": round(pipe_tps / bare["tokens_per_s"], 3)
-        if bare.get("tokens_per_s")
-        else None,
+        "llm_bare": {
+            "what": "llama-cpp-python's create_chat_completion with nothing else running, on "
+            "the prompt of each live turn (the history it had then)",
+            "tokens_per_s": _percentiles([b["bare"]["tokens_per_s"] for b in alone]),
+        },
+        "llm_in_pipeline_vs_bare": {
+            "what": "each turn's tokens/s in the live loop / llama-cpp-python bare, same prompt",
+            **live_against("bare"),
+        },
         "llm_engine_alone": {
             "what": "voicegrok's LLM engine with nothing else running, on the prompt of "
-            "each live turn (the history it had then)",
-            "tokens_per_s": _percentiles([b["tokens_per_s"] for b in alone]),
+            "each live turn",
+            "tokens_per_s": _percentiles([b["engine"]["tokens_per_s"] for b in alone]),
         },
         "llm_in_pipeline_vs_engine_alone": {
-            "what": "each turn's tokens/s in the live loop / alone on the same prompt",
-            **_percentiles(every_ratio, digits=3),
-            "per_question_p50": {
-                str(q): round(statistics.median(v), 3) for q, v in sorted(ratios.items())
-            },
+            "what": "each turn's tokens/s in the live loop / the same engine alone, same prompt",
+            **live_against("engine"),
         },
         "targets": {
             "first_audio_to_device_p50_ms": 500,
