@@ -20,7 +20,7 @@ from .adapters.virtual import VirtualSpeaker
 from .assistant import Assistant, load_engines
 from .audio import load_audio
 from .config import Settings
-from .conversation import Conversation
+from .conversation import Conversation, Message
 from .engines.llama import REPEAT_PENALTY, TOP_P
 from .frames import TurnFailed, TurnMetrics, UserText
 
@@ -82,24 +82,28 @@ def _bare_tokens_per_s(settings: Settings, question: str, runs: int = 3) -> dict
     return dict(median, runs_tokens_per_s=[r["tokens_per_s"] for r in results])
 
 
-def _bare_run(settings: Settings, question: str) -> dict[str, float]:
+def _bare_llama(settings: Settings) -> Any:
+    """The model as llama-cpp-python loads it, with the pipeline's context and threads."""
     from llama_cpp import Llama
 
     from . import models
 
-    llm: Any = Llama(
+    return Llama(
         model_path=str(models.resolve("llm", settings.llm_model)),
         n_ctx=settings.n_ctx,
         n_threads=settings.threads,
         seed=settings.seed,
         verbose=False,
     )
-    conv = Conversation(settings.system_prompt)
-    conv.add_user(question)
-    pieces = (
+
+
+def _bare_answer(llm: Any, settings: Settings, messages: list[Message]) -> dict[str, float]:
+    """Tokens/s of ``create_chat_completion`` answering ``messages`` with the pipeline's
+    sampling settings."""
+    return _timed(
         chunk["choices"][0]["delta"].get("content")
         for chunk in llm.create_chat_completion(
-            messages=[dict(m) for m in conv.messages()],
+            messages=[dict(m) for m in messages],
             stream=True,
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
@@ -108,7 +112,12 @@ def _bare_run(settings: Settings, question: str) -> dict[str, float]:
             seed=settings.seed,
         )
     )
-    return _timed(pieces)
+
+
+def _bare_run(settings: Settings, question: str) -> dict[str, float]:
+    conv = Conversation(settings.system_prompt)
+    conv.add_user(question)
+    return _bare_answer(_bare_llama(settings), settings, conv.messages())
 
 
 def _timed(pieces: Iterable[str | None]) -> dict[str, float]:
@@ -142,8 +151,6 @@ def _alone_on_each_turn(settings: Settings, asked: list[Conversation]) -> list[d
     pool: a second one makes its workers stop spinning between operations."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from llama_cpp import Llama
-
     from . import models
     from .engines.llama import LlamaEngine
 
@@ -152,13 +159,7 @@ def _alone_on_each_turn(settings: Settings, asked: list[Conversation]) -> list[d
         engine = LlamaEngine(
             path, n_ctx=settings.n_ctx, threads=settings.threads, seed=settings.seed
         )
-        bare: Any = Llama(
-            model_path=str(path),
-            n_ctx=settings.n_ctx,
-            n_threads=settings.threads,
-            seed=settings.seed,
-            verbose=False,
-        )
+        bare = _bare_llama(settings)
         out = []
         for conversation in asked:
             messages = conversation.messages(
@@ -170,18 +171,7 @@ def _alone_on_each_turn(settings: Settings, asked: list[Conversation]) -> list[d
                     messages, max_tokens=settings.max_tokens, temperature=settings.temperature
                 )
             )
-            theirs = _timed(
-                chunk["choices"][0]["delta"].get("content")
-                for chunk in bare.create_chat_completion(
-                    messages=[dict(m) for m in messages],
-                    stream=True,
-                    max_tokens=settings.max_tokens,
-                    temperature=settings.temperature,
-                    top_p=TOP_P,
-                    repeat_penalty=REPEAT_PENALTY,
-                    seed=settings.seed,
-                )
-            )
+            theirs = _bare_answer(bare, settings, messages)
             out.append({"engine": mine, "bare": theirs})
         return out
 
