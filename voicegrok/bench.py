@@ -69,15 +69,11 @@ def _percentiles(values: list[float], digits: int = 1) -> dict[str, float]:
 
 def _bare_tokens_per_s(settings: Settings, question: str, runs: int = 3) -> dict[str, Any]:
     """The same model, prompt and threads driven by llama-cpp-python's own
-    ``create_chat_completion``, on a thread of its own (as in the pipeline). Call it in a
-    fresh process (:func:`_in_a_fresh_process`).
+    ``create_chat_completion``. Call it in a fresh process (:func:`_in_a_fresh_process`).
 
     The median of ``runs`` runs: on a shared 2-core machine one run moves between 90 and
     115 tokens/s from minute to minute, which alone would swing the ratio by a quarter."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        results = [pool.submit(_bare_run, settings, question).result() for _ in range(runs)]
+    results = [_bare_run(settings, question) for _ in range(runs)]
     median = sorted(results, key=lambda r: r["tokens_per_s"])[len(results) // 2]
     return dict(median, runs_tokens_per_s=[r["tokens_per_s"] for r in results])
 
@@ -147,36 +143,26 @@ def _alone_on_each_turn(settings: Settings, asked: list[Conversation]) -> list[d
     and by voicegrok's LLM engine (``engine``), the same model, prompt and threads. The
     pipeline's figure against these is what the rest of the live loop costs the LLM.
 
-    Both run on one thread of their own (as in the pipeline), so llama.cpp keeps one OpenMP
-    pool: a second one makes its workers stop spinning between operations."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    Both run on the one thread that calls this (as the pipeline's LLM runs on one), so
+    llama.cpp keeps one OpenMP pool: a second one makes its workers stop spinning between
+    operations."""
     from . import models
     from .engines.llama import LlamaEngine
 
-    def measure() -> list[dict[str, Any]]:
-        path = models.resolve("llm", settings.llm_model)
-        engine = LlamaEngine(
-            path, n_ctx=settings.n_ctx, threads=settings.threads, seed=settings.seed
+    path = models.resolve("llm", settings.llm_model)
+    engine = LlamaEngine(path, n_ctx=settings.n_ctx, threads=settings.threads, seed=settings.seed)
+    bare = _bare_llama(settings)
+    out = []
+    for conversation in asked:
+        messages = conversation.messages(engine.count_tokens, engine.n_ctx - settings.max_tokens)
+        engine.warm_up(messages[:1])  # the system prompt, as in the pipeline
+        mine = _timed(
+            engine.stream_chat(
+                messages, max_tokens=settings.max_tokens, temperature=settings.temperature
+            )
         )
-        bare = _bare_llama(settings)
-        out = []
-        for conversation in asked:
-            messages = conversation.messages(
-                engine.count_tokens, engine.n_ctx - settings.max_tokens
-            )
-            engine.warm_up(messages[:1])  # the system prompt, as in the pipeline
-            mine = _timed(
-                engine.stream_chat(
-                    messages, max_tokens=settings.max_tokens, temperature=settings.temperature
-                )
-            )
-            theirs = _bare_answer(bare, settings, messages)
-            out.append({"engine": mine, "bare": theirs})
-        return out
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(measure).result()
+        out.append({"engine": mine, "bare": _bare_answer(bare, settings, messages)})
+    return out
 
 
 def _questions(conversation: Conversation, n: int) -> list[Conversation]:
