@@ -424,6 +424,9 @@ def test_connect_talks_to_a_server_through_the_local_devices(
         rec.stop()
         assert "you: Please add a column with the approximate cost" in out_text, out_text + err
         assert rows[0]["interrupted"] is False and rows[0]["first_audio_device_ms"] is not None
+        # timed here from the end of the speech sent, not from the server's decision: the
+        # first sound comes after the transcript (which the server timed from the same end)
+        assert rows[0]["first_audio_device_ms"] > rows[0]["stt_ms"], rows[0]
         assert rec.loudness(0, rec.now_s()) > 0.005  # the answer came out of the speaker
         assert "Traceback" not in err
     finally:

@@ -26,6 +26,7 @@ from voicegrok.server.app import RealtimeServer, ServerOptions
 from voicegrok.server.session import Limits
 
 from .conftest import DEMO, engines_with_vad, words
+from .test_vad import voiced_span
 
 RATE = 24000
 
@@ -137,6 +138,13 @@ async def test_a_spoken_question_appended_as_audio_is_transcribed_and_answered(
         assert "column" in heard and "cost" in heard, heard
         assert events[-1].response.status == "completed"
         assert len(audio_of(events)) / RATE > 0.5
+        # positions in the appended audio, as OpenAI's: the first and the last voiced sample
+        # (not how much audio had arrived when the turn was decided)
+        start_s, end_s = voiced_span(load_audio(str(DEMO / "turn3.wav")))  # at 16 kHz
+        started = next(e for e in events if e.type == "input_audio_buffer.speech_started")
+        stopped = next(e for e in events if e.type == "input_audio_buffer.speech_stopped")
+        assert abs(started.audio_start_ms / 1000 - (0.5 + start_s)) <= 0.1, started
+        assert abs(stopped.audio_end_ms / 1000 - (0.5 + end_s)) <= 0.1, stopped
 
 
 async def test_response_cancel_stops_the_deltas(listening: Engines) -> None:

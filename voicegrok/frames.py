@@ -94,6 +94,9 @@ class TurnStarted(Frame):
 
     speech_end_s: float
     """``perf_counter()`` time the person's speech ended: the zero of the turn's latencies."""
+    audio_end_s: float | None = None
+    """Where the speech ended in the listener's audio stream, in seconds from its start (as
+    :attr:`SpeechStarted.audio_start_s`); None for a typed turn or a whole recording."""
     source: str = "speech"
     """``"speech"`` or ``"text"``."""
     tentative: bool = False

@@ -90,6 +90,10 @@ class RemoteAssistant:
         self._response_id: str | None = None
         self._speech_turn = 0
         self._speech_end_s: float | None = None
+        self._sent_s = 0.0
+        """Seconds of microphone audio sent to this server session (its stream position)."""
+        self._sent_at = 0.0
+        """``perf_counter()`` when the latest of it was sent (it had just been captured)."""
         self._typed: str | None = None
         self._user_item: str | None = None
         self._partial = ""
@@ -129,6 +133,7 @@ class RemoteAssistant:
             raise RemoteError(f"{self.url}: {first.error.message}")
         if isinstance(first, rt.SessionCreated):
             self.session = first.session
+        self._sent_s = 0.0  # a new session's stream starts at 0
         await self._ws.send(
             rt.encode(
                 rt.SessionUpdate(
@@ -173,6 +178,8 @@ class RemoteAssistant:
         if len(samples):
             pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
             await self._send(rt.InputAudioBufferAppend(audio=pcm))
+            self._sent_s += len(samples) / RATE_HZ
+            self._sent_at = time.perf_counter()
 
     async def push_text(self, text: str) -> int:
         await self._cancel()
@@ -258,7 +265,9 @@ class RemoteAssistant:
                 SpeechStarted(turn_id=self._speech_turn, audio_start_s=event.audio_start_ms / 1000)
             ]
         if isinstance(event, rt.SpeechStopped):
-            self._speech_end_s = now
+            # the server reports where in our stream the speech ended: its time here
+            behind_s = max(0.0, self._sent_s - event.audio_end_ms / 1000)
+            self._speech_end_s = min(now, self._sent_at - behind_s) if self._sent_at else now
             return []
         if isinstance(event, rt.Committed):
             self._user_item = event.item_id

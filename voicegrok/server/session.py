@@ -117,6 +117,9 @@ class RealtimeSession:
         self._buffered = 0
         self._pending_text: list[str] = []
         self._heard_samples = 0
+        self._listen_base_ms = 0
+        """Where the current listener's stream starts in the session's audio (a change of
+        turn detection makes a new listener, whose positions start again at 0)."""
         self._speech_item: str | None = None
         self._last_partial = ""
 
@@ -150,6 +153,7 @@ class RealtimeSession:
                     else endpointing.preroll_ms
                 ),
             )
+        self._listen_base_ms = round(1000 * self._heard_samples / self.input_rate_hz)
         self._assistant = Assistant(
             engines, self.settings, self.conversation, endpointing, realtime=True
         )
@@ -402,7 +406,8 @@ class RealtimeSession:
             self._last_partial = ""
             await self._send(
                 rt.SpeechStarted(
-                    audio_start_ms=round(frame.audio_start_s * 1000), item_id=self._speech_item
+                    audio_start_ms=self._listen_base_ms + round(frame.audio_start_s * 1000),
+                    item_id=self._speech_item,
                 )
             )
             td = self.turn_detection
@@ -428,7 +433,10 @@ class RealtimeSession:
                 if reply is not None:  # a typed question's answer: the person spoke over it
                     await self._interrupt(reply, reason="turn_detected")
                 item_id = self._speech_item or rt.new_id("item")
-                end_ms = round(1000 * self._heard_samples / self.input_rate_hz)
+                if frame.audio_end_s is not None:  # the last voiced sample, as OpenAI's
+                    end_ms = self._listen_base_ms + round(frame.audio_end_s * 1000)
+                else:
+                    end_ms = round(1000 * self._heard_samples / self.input_rate_hz)
                 await self._send(rt.SpeechStopped(audio_end_ms=end_ms, item_id=item_id))
                 await self._send(rt.Committed(item_id=item_id))
                 await self._begin(_Reply(frame.turn_id, user_item=item_id))

@@ -169,7 +169,11 @@ class ListenStage:
         # the chunk's last sample arrived at ``arrived_s``
         speech_end_s = arrived_s - (self._consumed - end_sample) / rate
         return TurnStarted(
-            turn_id=self._turn_id, speech_end_s=speech_end_s, source="speech", tentative=tentative
+            turn_id=self._turn_id,
+            speech_end_s=speech_end_s,
+            audio_end_s=end_sample / rate,
+            source="speech",
+            tentative=tentative,
         )
 
     def _start_turn(
