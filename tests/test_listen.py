@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from voicegrok.adapters.console import ConsoleView
 from voicegrok.adapters.virtual import VirtualSpeaker, paced_chunks
 from voicegrok.assistant import Assistant, Engines
 from voicegrok.audio import load_audio
@@ -28,7 +29,7 @@ from voicegrok.frames import (
     TurnStarted,
     UserText,
 )
-from voicegrok.live import ConsoleView, LiveSession
+from voicegrok.live import LiveSession
 from voicegrok.pipeline import Pipeline
 from voicegrok.stages.listen import ListenStage
 from voicegrok.testing import FakeChat, FakeSTT, FakeVAD, fake_engines

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voicegrok.adapters.console import ConsoleView
 from voicegrok.adapters.virtual import VirtualSpeaker, paced_chunks
 from voicegrok.assistant import Engines
 from voicegrok.audio import load_audio
 from voicegrok.config import Settings
-from voicegrok.live import ConsoleView, LiveSession
+from voicegrok.live import LiveSession
 from voicegrok.remote import RATE_HZ, RemoteAssistant, RemoteError, realtime_url
 from voicegrok.server.app import RealtimeServer, ServerOptions
 

@@ -343,8 +343,9 @@ async def _live_console(
 ) -> int:
     """The live loop in a terminal (``talk``, ``connect --console``): microphone in,
     speaker out, the conversation printed, until Ctrl+C."""
+    from .adapters.console import ConsoleView
     from .adapters.microphone import Microphone
-    from .live import ConsoleView, LiveSession
+    from .live import LiveSession
 
     async with assistant() as live:  # first: a server that cannot be reached says so
         mic = Microphone(parse_device(config.input_device))

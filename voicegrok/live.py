@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -17,8 +17,6 @@ import numpy.typing as npt
 from .frames import (
     Frame,
     Interrupt,
-    LLMDone,
-    LLMToken,
     SpeechStarted,
     SpokenClause,
     TTSAudio,
@@ -29,7 +27,7 @@ from .frames import (
     UserText,
 )
 
-__all__ = ["AudioOutput", "ConsoleView", "LiveSession", "View"]
+__all__ = ["AudioOutput", "LiveSession", "View"]
 
 
 class _History(Protocol):
@@ -301,40 +299,3 @@ class LiveSession:
         if self.metrics_path is not None:
             with self.metrics_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
-
-
-class ConsoleView:
-    """Prints a live conversation to a terminal (``voicegrok talk``)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self._tty = out.isatty()
-
-    def __call__(self, frame: Frame) -> None:
-        out = self.out
-        if isinstance(frame, SpeechStarted):
-            self._say("(listening…)")
-        elif isinstance(frame, TurnRetracted):
-            self._say("\n(you went on: still listening…)")
-        elif isinstance(frame, UserText) and not frame.final:
-            if self._tty:
-                out.write(f"\r\x1b[K… {frame.text}")
-                out.flush()
-        elif isinstance(frame, UserText):
-            clear = "\r\x1b[K" if self._tty else ""
-            self._say(f"{clear}you: {frame.text}")
-            out.write("voicegrok: ")
-        elif isinstance(frame, LLMToken):
-            out.write(frame.text)
-            out.flush()
-        elif isinstance(frame, LLMDone):
-            out.write("\n")
-        elif isinstance(frame, TurnMetrics):
-            self._say(f"[{frame.summary()}]")
-        elif isinstance(frame, TurnFailed):
-            self._say(f"(could not answer: {frame.message})")
-        elif isinstance(frame, Interrupt) and frame.reason:
-            self._say(f"\n({frame.reason})")
-
-    def _say(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
