@@ -19,8 +19,10 @@ from . import __version__, models
 from .adapters.speaker import Speaker, default_output_device, parse_device, quiet_alsa
 from .adapters.wav import WavSink
 from .assistant import Assistant, Engines, load_engines
-from .audio import FloatAudio, load_audio
+from .audio import load_audio
 from .config import Settings
+from .demo import demo_dir as demo_dir  # bench.py imports it from here (until it uses .demo)
+from .demo import demo_recordings
 from .errors import UsageError, VoicegrokError
 from .frames import Frame, Interrupt, LLMToken, TTSAudio, TurnFailed, TurnMetrics, UserText
 from .live import LiveAssistant
@@ -28,15 +30,6 @@ from .userconfig import UserConfig
 
 MAX_TEXT_CHARS = 8000
 """Longest text accepted by ``ask`` and ``say``."""
-
-
-def demo_dir() -> Path:
-    """The demo's recorded questions: ``assets/demo`` of the checkout (or of the current folder)."""
-    for base in (Path(__file__).resolve().parent.parent, Path.cwd()):
-        folder = base / "assets" / "demo"
-        if any(folder.glob("turn*.wav")):
-            return folder
-    return Path.cwd() / "assets" / "demo"
 
 
 # ---------------------------------------------------------------------------- output
@@ -237,26 +230,6 @@ async def cmd_say(args: argparse.Namespace, settings: Settings) -> int:
         if line:
             print(line, file=sys.stderr)
     return 0
-
-
-DEMO_QUESTIONS = [
-    "I'd like to visit New York City for two days, and I'd like an itinerary that includes "
-    "things that are not typically touristy. Can you make that itinerary for me?",
-    "Can you put this itinerary in a table?",
-    "Please add a column with the approximate cost of each event.",
-    "And now, can you do this for Atlanta, Georgia also?",
-]
-
-
-def demo_recordings(folder: Path) -> list[tuple[Path, FloatAudio]]:
-    """The demo's questions, ``turn1.wav``, ``turn2.wav``... of ``folder``, as 16 kHz audio."""
-    files = sorted(folder.glob("turn*.wav"))
-    if not files:
-        raise VoicegrokError(
-            f"no demo recordings (turn1.wav, turn2.wav, ...) in {folder}; "
-            "run from the voicegrok checkout or pass --questions DIR"
-        )
-    return [(f, load_audio(f)) for f in files]
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
