@@ -1,0 +1,214 @@
+"""The bench's pure parts, without models: statistics, timing, the reports' shapes, memory."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from voicegrok.bench import baseline, latency, memory, server
+from voicegrok.bench.stats import percentiles, ratios
+from voicegrok.config import Settings
+from voicegrok.conversation import Conversation
+
+
+def test_percentiles_of_a_known_list() -> None:
+    """p50 is the median, p90 the nearest rank, min and max the extremes, whatever the order."""
+    assert percentiles([7, 3, 10, 1, 5, 9, 2, 8, 4, 6]) == {
+        "p50": 5.5,
+        "p90": 9,
+        "min": 1,
+        "max": 10,
+        "n": 10,
+    }
+    assert percentiles([3.0, 1.0, 2.0]) == {"p50": 2, "p90": 3, "min": 1, "max": 3, "n": 3}
+
+
+def test_percentiles_round_to_the_digits_asked_and_are_empty_for_no_values() -> None:
+    """Values are rounded to ``digits``; no values give an empty summary."""
+    assert percentiles([2 / 3], digits=3) == {
+        "p50": 0.667,
+        "p90": 0.667,
+        "min": 0.667,
+        "max": 0.667,
+        "n": 1,
+    }
+    assert percentiles([]) == {}
+
+
+def test_ratios_per_turn_skip_turns_without_a_figure() -> None:
+    """Each turn's measured/reference, summarized overall and per question; a turn with no
+    measured speed or a zero reference is left out."""
+    summary = ratios(
+        [(1, 90.0, 100.0), (1, 80.0, 100.0), (2, 50.0, 50.0), (2, None, 50.0), (3, 1.0, 0.0)]
+    )
+    assert summary == {
+        "p50": 0.9,
+        "p90": 1.0,
+        "min": 0.8,
+        "max": 1.0,
+        "n": 3,
+        "per_question_p50": {"1": 0.85, "2": 1.0},
+    }
+
+
+def test_timed_counts_the_speed_between_the_first_and_the_last_piece() -> None:
+    """Empty pieces are not tokens; tokens/s runs from the first piece to the last."""
+    ticks = iter([10.0, 10.5, 11.0, 12.5])
+    result = baseline.timed(["a", None, "", "b", "c"], clock=lambda: next(ticks))
+    assert result == {"tokens_per_s": 1.0, "first_token_ms": 500.0, "n_tokens": 3}
+    assert baseline.timed([], clock=lambda: 0.0)["tokens_per_s"] == 0.0
+
+
+def test_median_run_keeps_every_runs_speed() -> None:
+    """The run of median speed, with the speed of each run."""
+    runs = [{"tokens_per_s": 3.0}, {"tokens_per_s": 1.0}, {"tokens_per_s": 2.0}]
+    assert baseline.median_run(runs) == {"tokens_per_s": 2.0, "runs_tokens_per_s": [3.0, 1.0, 2.0]}
+
+
+def test_questions_are_the_history_up_to_each_question() -> None:
+    """Each conversation ends with one of the first ``n`` questions."""
+    conv = Conversation("sys")
+    for q, a in [("q1", "a1"), ("q2", "a2"), ("q3", "a3")]:
+        conv.add_user(q)
+        conv.add_assistant(a)
+    asked = latency.questions(conv, 2)
+    assert [[m["content"] for m in c.turns] for c in asked] == [["q1"], ["q1", "a1", "q2"]]
+    assert all(c.system_prompt == "sys" for c in asked)
+
+
+def test_latency_report_keeps_its_keys_and_sets_each_turn_against_the_llm_alone() -> None:
+    """The report's keys; each live turn's tokens/s divided by the same turn's alone."""
+    rows: list[dict[str, object]] = [
+        {
+            "run": 1,
+            "question": 1,
+            "stt_ms": 200,
+            "first_audio_device_ms": 450.0,
+            "tokens_per_s": 80.0,
+        },
+        {"run": 1, "question": 2, "stt_ms": 300, "tokens_per_s": 90.0, "interrupted": True},
+    ]
+    alone = [
+        {"bare": {"tokens_per_s": 100.0}, "engine": {"tokens_per_s": 80.0}},
+        {"bare": {"tokens_per_s": 90.0}, "engine": {"tokens_per_s": 0.0}},
+    ]
+    report = latency.latency_report(
+        Settings(threads=2),
+        runs=1,
+        load_s=1.234,
+        rows=rows,
+        barge_in_ms=[121.04],
+        barge_in_turns=1,
+        asked=[(1, 1), (1, 2)],
+        alone=alone,
+    )
+    assert list(report) == [
+        "benchmark", "what", "runs", "turns", "interrupted", "settings", "load_s",
+        "from_end_of_speech_ms", "barge_in_ms", "llm_in_pipeline_tokens_per_s", "llm_bare",
+        "llm_in_pipeline_vs_bare", "llm_engine_alone", "llm_in_pipeline_vs_engine_alone",
+        "targets", "per_turn", "peak_rss_mb",
+    ]  # fmt: skip
+    assert report["turns"] == 2 and report["interrupted"] == 1 and report["load_s"] == 1.23
+    assert report["from_end_of_speech_ms"]["final_transcript"]["p50"] == 250
+    assert report["from_end_of_speech_ms"]["first_llm_token"] == {}
+    assert report["barge_in_ms"]["each"] == [121.0]
+    assert report["llm_in_pipeline_vs_bare"]["per_question_p50"] == {"1": 0.8, "2": 1.0}
+    assert report["llm_in_pipeline_vs_engine_alone"]["n"] == 1  # a zero speed is left out
+    assert report["per_turn"] is rows
+
+
+def test_sessions_report_times_each_batch_by_its_slowest_response() -> None:
+    """Aggregate speed is all tokens over the sum of each batch's slowest response;
+    memory per session is the growth over the models' memory, shared by the sessions."""
+    rows: list[server.Row] = [
+        {"status": "completed", "first_audio_ms": 100.0, "done_ms": 1000.0, "tokens": 10},
+        {"status": "completed", "first_audio_ms": 300.0, "done_ms": 2000.0, "tokens": 20},
+        {"status": "cancelled", "first_audio_ms": 200.0, "done_ms": 3000.0, "tokens": 30},
+        {"status": "completed", "first_audio_ms": 200.0, "done_ms": 500.0, "tokens": 0},
+    ]
+    report = server.sessions_report(2, 2, rows, peak_mb=520.0, loaded_mb=500.0)
+    assert report["completed"] == 3
+    assert report["first_audio_ms"]["p50"] == 200
+    assert report["aggregate_tokens_per_s"] == 12.0  # 60 tokens in 2 s + 3 s
+    assert report["rss_peak_mb"] == 520.0 and report["rss_per_session_mb"] == 10.0
+    unmeasured = server.sessions_report(2, 2, rows, peak_mb=None, loaded_mb=None)
+    assert unmeasured["rss_peak_mb"] is None and unmeasured["rss_per_session_mb"] is None
+
+
+def test_memory_of_this_process_is_measured() -> None:
+    """Peak and current resident memory are positive; the current is within the peak."""
+    peak, now = memory.peak_rss_mb(), memory.rss_mb()
+    assert peak is not None and now is not None
+    assert 0 < now <= peak * 2**20 / 1e6 * 1.01
+    assert memory.peak_rss_field() == {"peak_rss_mb": memory.peak_rss_mb()}
+
+
+@pytest.fixture
+def without_resource(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``voicegrok.bench.memory`` as on Windows: no ``resource`` module."""
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "resource", None)
+        importlib.reload(memory)
+        assert memory.resource is None
+        yield
+    importlib.reload(memory)
+
+
+@pytest.mark.usefixtures("without_resource")
+def test_memory_without_the_resource_module() -> None:
+    """Without ``resource`` (Windows) the module imports and the functions answer without
+    error; on Linux ``/proc`` still gives the peak."""
+    peak = memory.peak_rss_mb()
+    assert memory.rss_mb() is not None
+    if sys.platform.startswith("linux"):
+        assert peak is not None and peak > 0
+
+
+def test_a_memory_figure_that_cannot_be_read_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the platform gives no peak memory, the JSON says why it is null."""
+    monkeypatch.setattr(memory, "_peak_bytes", lambda: None)
+    field = memory.peak_rss_field()
+    assert field["peak_rss_mb"] is None and "not measurable" in str(field["peak_rss_mb_missing"])
+
+
+def test_the_bench_does_not_import_the_command_line() -> None:
+    """``voicegrok.bench`` stands without ``voicegrok.cli`` (no import cycle)."""
+    code = "import sys, voicegrok.bench; sys.exit('voicegrok.cli' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+async def test_the_scripted_person_asks_each_question_then_speaks_over_an_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each question after half a second of silence; then the second again and, once its
+    answer has played 1.5 s, the fourth over it, with the onset of its words noted."""
+    import numpy as np
+
+    from voicegrok.bench import scripted
+
+    async def at_once(audio: np.ndarray, rate_hz: int) -> Any:
+        yield audio
+
+    class Playing(scripted.TimedSpeaker):
+        @property
+        def buffered_s(self) -> float:
+            return 1.0
+
+    class Session:
+        answering = False
+
+    monkeypatch.setattr(scripted, "paced_chunks", at_once)
+    recordings = [np.full(800, (i + 1) / 10, np.float32) for i in range(4)]
+    speaker = Playing(16000, keep=False)
+    start = time.perf_counter()
+    heard = [c async for c in scripted.person(recordings, speaker, range(6), Session())]
+    spoken = [round(float(c.max()), 2) for c in heard if c.any()]
+    assert spoken == [0.1, 0.2, 0.3, 0.4, 0.2, 0.4]
+    assert len(heard[0]) == 8000 + 800 and not heard[0][:8000].any()
+    assert speaker.onset_s is not None and speaker.onset_s - start >= 1.5

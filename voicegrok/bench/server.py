@@ -1,0 +1,134 @@
+"""``voicegrok bench server``: ``voicegrok serve`` in-process and N websocket clients at
+once, each asking one typed question: time to the first audio and to the end of the
+response, aggregate speed, and memory per session."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from ..assistant import load_engines
+from ..config import Settings
+from .memory import UNAVAILABLE, rss_mb
+from .stats import percentiles
+
+__all__ = ["SERVER_QUESTIONS", "run_server_bench", "sessions_report"]
+
+SERVER_QUESTIONS = (
+    "What is the capital of France?",
+    "Name three things to do in New York City.",
+    "How do I boil an egg?",
+    "What is a good name for a cat?",
+)
+
+Row = dict[str, float | str]
+"""One client's response: ``status``, ``first_audio_ms``, ``done_ms``, ``tokens``."""
+
+
+async def _ask(port: int, question: str) -> Row:
+    """One websocket session asking ``question`` as typed text; times from response.create."""
+    import json
+
+    from websockets.asyncio.client import connect
+
+    async with connect(f"ws://127.0.0.1:{port}/v1/realtime", max_size=None) as ws:
+        await ws.recv()  # session.created
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": question}],
+        }
+        await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+        start = time.perf_counter()
+        await ws.send(json.dumps({"type": "response.create"}))
+        first_audio = None
+        while True:
+            event = json.loads(await ws.recv())
+            if event["type"] == "response.output_audio.delta" and first_audio is None:
+                first_audio = time.perf_counter() - start
+            if event["type"] == "response.done":
+                return {
+                    "status": event["response"]["status"],
+                    "first_audio_ms": 1000 * (first_audio or float("nan")),
+                    "done_ms": 1000 * (time.perf_counter() - start),
+                    "tokens": event["response"]["usage"]["output_tokens"],
+                }
+
+
+def sessions_report(
+    n: int, runs: int, rows: list[Row], peak_mb: float | None, loaded_mb: float | None
+) -> dict[str, Any]:
+    """The results of ``runs`` batches of ``n`` sessions at once (``rows``: every response),
+    with the peak resident memory meanwhile and that with the models loaded (MB, None where
+    it cannot be measured). Speed is the batches' tokens over their slowest responses."""
+    completed = [r for r in rows if r["status"] == "completed"]
+    tokens = sum(float(r["tokens"]) for r in rows)
+    wall_s = sum(
+        max(float(r["done_ms"]) for r in rows[i : i + n]) / 1000 for i in range(0, len(rows), n)
+    )
+    return {
+        "sessions": n,
+        "runs": runs,
+        "completed": len(completed),
+        "first_audio_ms": percentiles([float(r["first_audio_ms"]) for r in completed]),
+        "response_done_ms": percentiles([float(r["done_ms"]) for r in completed]),
+        "aggregate_tokens_per_s": round(tokens / wall_s, 1) if wall_s else 0.0,
+        "rss_peak_mb": None if peak_mb is None else round(peak_mb, 1),
+        "rss_per_session_mb": None
+        if peak_mb is None or loaded_mb is None
+        else round((peak_mb - loaded_mb) / n, 2),
+    }
+
+
+async def run_server_bench(
+    settings: Settings,
+    *,
+    sessions: tuple[int, ...] = (1, 20),
+    runs: int = 3,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``voicegrok serve`` in-process; N websocket clients at once, each asking one typed
+    question, ``runs`` times: time to the first audio delta and to response.done, and
+    memory."""
+    import asyncio
+
+    from ..server.app import RealtimeServer, ServerOptions
+    from ..server.session import Limits
+
+    t = time.perf_counter()
+    engines = load_engines(settings, vad=True)
+    load_s = time.perf_counter() - t
+    rss_loaded = rss_mb()
+    results: dict[str, Any] = {}
+    try:
+        for n in sessions:
+            options = ServerOptions(port=0, limits=Limits(max_sessions=max(n, 1)))
+            rows: list[Row] = []
+            peak = rss_mb()
+            async with RealtimeServer(engines, settings, options) as server:
+                for run in range(runs):
+                    tasks = [
+                        asyncio.create_task(_ask(server.port, SERVER_QUESTIONS[(i + run) % 4]))
+                        for i in range(n)
+                    ]
+                    while not all(task.done() for task in tasks):
+                        await asyncio.sleep(0.1)
+                        now = rss_mb()
+                        if now is not None:
+                            peak = now if peak is None else max(peak, now)
+                    rows += [task.result() for task in tasks]
+            results[str(n)] = sessions_report(n, runs, rows, peak, rss_loaded)
+            if progress:
+                print(f"… {n} sessions done", file=sys.stderr, flush=True)
+    finally:
+        engines.close(wait=True)
+    memory = {} if rss_loaded is not None else {"rss_missing": UNAVAILABLE}
+    return {
+        "benchmark": "server",
+        "what": "N concurrent websocket sessions, one typed question each, spoken answers",
+        "load_s": round(load_s, 2),
+        "rss_models_loaded_mb": None if rss_loaded is None else round(rss_loaded, 1),
+        **memory,
+        "results": results,
+    }
