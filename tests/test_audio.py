@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 import soundfile
 
-from voicegrok.audio import load_audio, resample, rms_dbfs, trim_pcm16
+from voicegrok.audio import (
+    StreamResampler,
+    float_to_int16,
+    float_to_pcm16,
+    int16_to_float,
+    load_audio,
+    pcm16_samples,
+    pcm16_to_float,
+    resample,
+    rms_dbfs,
+    trim_pcm16,
+)
 from voicegrok.errors import AudioInputError
 
 DATA = Path(__file__).parent / "data"
@@ -68,3 +79,71 @@ def test_trimming_keeps_the_sound_and_the_silence_asked_for() -> None:
     assert np.array_equal(out[10:310], sound)
     silent = np.zeros(100, np.int16).tobytes()
     assert trim_pcm16(silent, rate, lead_ms=0, tail_ms=0) == silent
+
+
+def test_pcm16_survives_a_round_trip_through_float_exactly() -> None:
+    """Every 16-bit value comes back from float32 unchanged; -32768 is -1.0."""
+    pcm = np.arange(-32768, 32768, dtype="<i2").tobytes()
+    samples = pcm16_to_float(pcm)
+    assert samples.dtype == np.float32
+    assert samples[0] == -1.0 and samples[32768] == 0.0 and samples.max() < 1.0
+    assert float_to_pcm16(samples) == pcm
+
+
+def test_float_survives_a_round_trip_within_half_a_step() -> None:
+    """Float audio up to the loudest 16-bit value comes back within half a step (rounded,
+    not truncated toward zero)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1.0, 32767 / 32768, 10000).astype(np.float32)
+    back = int16_to_float(float_to_int16(x))
+    assert np.max(np.abs(back - x)) <= 0.5 / 32768 + 1e-7
+    steps = np.array([0.4, 0.6, -0.4, -0.6], np.float32) / 32768
+    assert list(float_to_int16(steps)) == [0, 1, 0, -1]
+
+
+def test_float_beyond_full_scale_is_clipped() -> None:
+    """Samples past full scale become the loudest 16-bit values, never wrap around."""
+    loud = np.array([1.0, 1.5, 40.0, -1.0, -1.5, -40.0], dtype=np.float32)
+    assert list(float_to_int16(loud)) == [32767, 32767, 32767, -32768, -32768, -32768]
+    assert pcm16_samples(float_to_pcm16(loud)).tolist() == float_to_int16(loud).tolist()
+
+
+def test_pcm16_with_half_a_sample_is_refused() -> None:
+    """An odd number of bytes is not 16-bit PCM: a clear error, not a shifted stream."""
+    assert len(pcm16_to_float(b"")) == 0
+    with pytest.raises(ValueError, match="even number of bytes"):
+        pcm16_to_float(b"\x00\x01\x02")
+
+
+def test_stream_resampler_passes_audio_at_its_rate_through() -> None:
+    """Chunks already at the target rate are returned as they are, not copied."""
+    to16k = StreamResampler(16000, np.float32)
+    chunk = np.ones(320, dtype=np.float32)
+    assert to16k(chunk, 16000) is chunk
+    pcm = np.ones(320, dtype=np.int16).tobytes()
+    assert StreamResampler(22050, np.int16).pcm16(pcm, 22050) is pcm
+
+
+def test_stream_resampler_keeps_a_tone_continuous_across_chunks() -> None:
+    """A 440 Hz tone streamed in 20 ms chunks from 48 kHz to 16 kHz keeps its pitch, and
+    no chunk boundary makes a step steeper than the tone's own slope (no clicks)."""
+    tone = np.sin(2 * np.pi * 440 * np.arange(48000) / 48000).astype(np.float32)
+    to16k = StreamResampler(16000, np.float32)
+    out = np.concatenate([to16k(tone[i : i + 960], 48000) for i in range(0, 48000, 960)])
+    assert out.dtype == np.float32
+    assert 15000 < len(out) <= 16000  # soxr holds back its filter's length until more comes
+    peak_hz = np.argmax(np.abs(np.fft.rfft(out))) * 16000 / len(out)
+    assert abs(peak_hz - 440) < 2
+    settled = out[200:]  # past the filter's onset
+    assert np.max(np.abs(np.diff(settled))) < 1.02 * 2 * np.pi * 440 / 16000
+
+
+def test_stream_resampler_starts_over_when_the_rate_changes() -> None:
+    """A chunk at a new rate gets a new soxr stream: its length follows the new ratio (the
+    old stream would make a third of a second of 8 kHz audio out of a second)."""
+    to16k = StreamResampler(16000, np.int16)
+    one_s_48k = np.zeros(48000, dtype=np.int16)
+    assert 15000 < len(to16k(one_s_48k, 48000)) <= 16000
+    assert 14000 < len(to16k(one_s_48k[:8000], 8000)) <= 16000
+    assert 15000 < len(to16k.pcm16(one_s_48k.tobytes(), 48000)) / 2 <= 16000
+    assert len(to16k(one_s_48k[:16000], 16000)) == 16000  # at the target rate: passed through

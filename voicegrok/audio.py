@@ -1,13 +1,16 @@
 """Audio helpers: conversion between formats and rates, loading and writing files.
 
 Engines want fixed formats (whisper: 16 kHz mono float32; piper gives 22.05 kHz int16);
-everything that comes in is converted here, with soxr for resampling.
+everything that comes in is converted here, with soxr for resampling. Every conversion
+between 16-bit PCM and float32 goes through :func:`int16_to_float` / :func:`float_to_int16`
+(one scale, one rounding), every streamed resampling through :class:`StreamResampler`.
 """
 
 from __future__ import annotations
 
 import wave
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -17,8 +20,18 @@ import soxr
 from .errors import AudioInputError
 
 __all__ = [
+    "DEFAULT_OUTPUT_RATE_HZ",
+    "PIPER_RATE_HZ",
+    "REALTIME_RATE_HZ",
+    "WHISPER_RATE_HZ",
+    "FloatAudio",
+    "Int16Audio",
+    "StreamResampler",
+    "float_to_int16",
     "float_to_pcm16",
+    "int16_to_float",
     "load_audio",
+    "pcm16_samples",
     "pcm16_to_float",
     "resample",
     "rms_dbfs",
@@ -28,9 +41,27 @@ __all__ = [
 ]
 
 FloatAudio = npt.NDArray[np.float32]
+"""Mono float32 samples, full scale -1.0 to 1.0."""
+Int16Audio = npt.NDArray[np.int16]
+"""Mono signed 16-bit samples."""
+
+WHISPER_RATE_HZ = 16000
+"""Hertz: what whisper (and Silero's VAD beside it) take. The microphone, the echo canceller
+and the listener work at this rate when they can, so speech is not resampled on its way in."""
+REALTIME_RATE_HZ = 24000
+"""Hertz: the OpenAI Realtime API's default ``audio/pcm`` rate (its service takes no other)."""
+PIPER_RATE_HZ = 22050
+"""Hertz: the rate of Piper's medium and high quality voices, the embedded default among them."""
+DEFAULT_OUTPUT_RATE_HZ = PIPER_RATE_HZ
+"""Hertz: the rate to play or write at when no voice is loaded to give its own."""
 
 SILENCE_DBFS = -60.0
 """Recordings quieter than this (RMS, dB full scale) are treated as silent."""
+_PCM16_SCALE = 32768.0
+"""16-bit full scale: ``int16_to_float`` divides by it, ``float_to_int16`` multiplies."""
+_QUIET_PCM16 = 328
+"""Peak (16-bit) at or below which :func:`trim_pcm16` counts a sample as silence: 1% of full
+scale."""
 
 
 def to_mono(samples: npt.NDArray[np.floating]) -> FloatAudio:
@@ -52,12 +83,88 @@ def resample(samples: FloatAudio, from_hz: int, to_hz: int) -> FloatAudio:
     return np.asarray(soxr.resample(samples, from_hz, to_hz), dtype=np.float32)
 
 
+def pcm16_samples(pcm: bytes) -> Int16Audio:
+    """The samples of little-endian 16-bit PCM (a view, no copy).
+
+    Raises ValueError for an odd number of bytes: half a sample means the bytes are not
+    16-bit PCM or a chunk was cut mid-sample, and guessing where the next sample starts
+    would garble the rest of the stream."""
+    if len(pcm) % 2:
+        raise ValueError(f"16-bit PCM must have an even number of bytes, got {len(pcm)}")
+    samples: Int16Audio = np.frombuffer(pcm, dtype="<i2")
+    return samples
+
+
+def int16_to_float(samples: Int16Audio) -> FloatAudio:
+    """16-bit samples as float32: divided by 32768, so -32768 is exactly -1.0."""
+    return samples.astype(np.float32) / np.float32(_PCM16_SCALE)
+
+
+def float_to_int16(samples: FloatAudio) -> Int16Audio:
+    """Float samples as 16-bit: multiplied by 32768, rounded to the nearest integer (halves
+    to even), clipped to -32768..32767 (so 1.0 and above become 32767).
+
+    The inverse of :func:`int16_to_float`: 16-bit samples survive the round trip exactly,
+    float ones come back within half a step (1 / 65536)."""
+    scaled = np.rint(np.asarray(samples, dtype=np.float32) * np.float32(_PCM16_SCALE))
+    out: Int16Audio = np.clip(scaled, -32768, 32767).astype(np.int16)
+    return out
+
+
 def pcm16_to_float(pcm: bytes) -> FloatAudio:
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    """Little-endian 16-bit PCM as float32 samples (see :func:`pcm16_samples`,
+    :func:`int16_to_float`)."""
+    return int16_to_float(pcm16_samples(pcm))
 
 
 def float_to_pcm16(samples: FloatAudio) -> bytes:
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    """Float samples as little-endian 16-bit PCM (see :func:`float_to_int16`)."""
+    return float_to_int16(samples).astype("<i2", copy=False).tobytes()
+
+
+S = TypeVar("S", np.float32, np.int16)
+
+
+class StreamResampler(Generic[S]):
+    """Resamples a stream of mono chunks to ``to_hz``, the filter's state kept between chunks
+    (no clicks at their joins).
+
+    Chunks already at ``to_hz`` pass through untouched; when the chunks' rate changes (a
+    device or a client switched), a new soxr stream starts at the new rate. ``dtype`` is
+    the samples' type both ways (soxr resamples 16-bit audio without a float copy).
+    """
+
+    def __init__(self, to_hz: int, dtype: type[S], *, quality: str = "HQ") -> None:
+        """``quality``: soxr's recipe ("QQ" quick, "LQ", "MQ", "HQ", "VHQ")."""
+        if to_hz <= 0:
+            raise ValueError(f"invalid sample rate: {to_hz} Hz")
+        self.to_hz = to_hz
+        self._dtype: np.dtype[S] = np.dtype(dtype)
+        self._quality = quality
+        self._stream: Any = None
+        self._from_hz = 0
+
+    def __call__(self, samples: npt.NDArray[S], from_hz: int) -> npt.NDArray[S]:
+        """``samples`` (at ``from_hz``) at ``to_hz``. soxr holds back the end of a chunk (its
+        filter's length) until the next one comes, so a chunk may even come out empty."""
+        if from_hz == self.to_hz:
+            return samples
+        if self._stream is None or from_hz != self._from_hz:
+            if from_hz <= 0:
+                raise ValueError(f"invalid sample rate: {from_hz} Hz")
+            self._stream = soxr.ResampleStream(
+                from_hz, self.to_hz, 1, dtype=self._dtype.name, quality=self._quality
+            )
+            self._from_hz = from_hz
+        out: npt.NDArray[S] = np.asarray(self._stream.resample_chunk(samples), dtype=self._dtype)
+        return out
+
+    def pcm16(self: StreamResampler[np.int16], pcm: bytes, from_hz: int) -> bytes:
+        """16-bit PCM at ``from_hz`` as 16-bit PCM at ``to_hz`` (the same bytes when the rates
+        match)."""
+        if from_hz == self.to_hz:
+            return pcm
+        return self(pcm16_samples(pcm), from_hz).astype("<i2", copy=False).tobytes()
 
 
 def rms_dbfs(samples: FloatAudio) -> float:
@@ -68,7 +175,7 @@ def rms_dbfs(samples: FloatAudio) -> float:
     return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
 
 
-def load_audio(path: str | Path, sample_rate_hz: int = 16000) -> FloatAudio:
+def load_audio(path: str | Path, sample_rate_hz: int = WHISPER_RATE_HZ) -> FloatAudio:
     """Read any audio file libsndfile knows (WAV, FLAC, OGG, MP3...) as mono float32.
 
     Raises :class:`AudioInputError` with a one-line message for a missing file, a file that
@@ -114,8 +221,8 @@ def trim_pcm16(pcm: bytes, sample_rate_hz: int, *, lead_ms: float, tail_ms: floa
 
     Silence is anything below 1% of full scale. Audio with no sound at all is returned as is.
     """
-    samples = np.frombuffer(pcm, dtype=np.int16)
-    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > 328)
+    samples = pcm16_samples(pcm)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _QUIET_PCM16)
     if len(loud) == 0:
         return pcm
     start = max(0, int(loud[0]) - int(sample_rate_hz * lead_ms / 1000))
