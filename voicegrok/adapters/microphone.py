@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..audio import WHISPER_RATE_HZ
 from ..errors import AudioDeviceError, first_line
 from .speaker import sounddevice_module
 
@@ -18,7 +19,8 @@ __all__ = ["Microphone", "list_devices"]
 
 
 class Microphone:
-    """Records from an input device at 16 kHz when it allows, else at its own rate.
+    """Records from an input device at 16 kHz (``WHISPER_RATE_HZ``) when it allows, else at
+    its own rate.
 
     ``chunks()`` yields mono float32 arrays of ``block_ms`` each, as they are captured;
     the audio callback only copies and hands over, it never blocks.
@@ -33,7 +35,7 @@ class Microphone:
                 f"no input device {device if device is not None else '(default)'}: "
                 f"{first_line(e)}; voicegrok devices lists them"
             ) from None
-        rate = 16000
+        rate = WHISPER_RATE_HZ
         channels = 1
         try:
             sd.check_input_settings(device=device, samplerate=rate, channels=1, dtype="float32")

@@ -11,8 +11,8 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import soxr
 
+from ..audio import StreamResampler
 from ..errors import AudioDeviceError, first_line
 
 __all__ = [
@@ -104,9 +104,7 @@ class Speaker:
         """Bytes handed to the device so far."""
         self.queued_bytes = 0
         """Bytes given to ``play`` so far (after resampling): a position in the output stream."""
-        """``perf_counter()`` when playback last started after silence (first sample handed
-        to the device)."""
-        self._resampler: Any = None
+        self._in_rate = sample_rate_hz
         rate = sample_rate_hz
         try:
             sd.check_output_settings(device=device, samplerate=rate, channels=1, dtype="int16")
@@ -117,7 +115,7 @@ class Speaker:
                 raise AudioDeviceError(
                     f"no usable output device {device!r}: {first_line(e)}"
                 ) from None
-            self._resampler = soxr.ResampleStream(sample_rate_hz, rate, 1, dtype="int16")
+        self._resampler = StreamResampler(rate, np.int16)
         self.sample_rate_hz = rate
         try:
             self._stream = sd.RawOutputStream(
@@ -149,8 +147,7 @@ class Speaker:
 
     def play(self, pcm: bytes) -> None:
         """Queue audio for playback (returns at once)."""
-        if self._resampler is not None:
-            pcm = self._resampler.resample_chunk(np.frombuffer(pcm, dtype="<i2")).tobytes()
+        pcm = self._resampler.pcm16(pcm, self._in_rate)
         with self._lock:
             self._buf += pcm
             self.queued_bytes += len(pcm)

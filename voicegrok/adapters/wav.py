@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..audio import write_wav
+from ..audio import DEFAULT_OUTPUT_RATE_HZ, write_wav
 from ..frames import Frame, TTSAudio
 
 __all__ = ["WavSink"]
@@ -28,7 +28,7 @@ class WavSink:
             return 0.0
         return sum(len(c) for c in self._chunks) / 2 / self.sample_rate_hz
 
-    def save(self, path: str | Path, default_rate_hz: int = 22050) -> None:
+    def save(self, path: str | Path, default_rate_hz: int = DEFAULT_OUTPUT_RATE_HZ) -> None:
         write_wav(path, b"".join(self._chunks), self.sample_rate_hz or default_rate_hz)
 
     def clear(self) -> None:
