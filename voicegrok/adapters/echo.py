@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import soxr
 
+from ..audio import WHISPER_RATE_HZ, FloatAudio, StreamResampler, float_to_int16, int16_to_float
 from ..errors import AudioDeviceError, first_line
 from ..threads import EngineThread
 
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EchoCanceller"]
 
-FloatAudio = npt.NDArray[np.float32]
-RATE = 16000
+RATE = WHISPER_RATE_HZ  # the listener's rate: the cleaned microphone goes straight on
 FRAME = RATE // 100  # WebRTC processes 10 ms frames
 _SOUND = 300
 """Peak (16-bit) above which a far-end frame counts as sound, not silence (-40 dBFS)."""
@@ -51,26 +50,26 @@ class EchoCanceller:
 
     AEC3 converges at once when it gets one far-end frame per microphone frame, the far
     end a little ahead of its echo; fed in the bursts a sound card renders in, it needed
-    about 2 s (measured through PulseAudio: its own first words interrupted it). So both
-    streams are put on sample clocks (the speaker renders continuously, silence included)
-    and each 10 ms microphone frame is paired with the far-end frame played ``delay_ms``
+    seconds (through PulseAudio, its own first words interrupted it). So both streams are
+    put on sample clocks (the speaker renders continuously, silence included) and each
+    10 ms microphone frame is paired with the far-end frame played ``delay_ms``
     before it, taken ``lead_ms`` earlier still: AEC3 finds the rest of the delay itself.
 
-    Both clocks are re-anchored when a stream falls behind by more than 50 ms (measured
-    with a CPU hog: a starved process missed 2 s of speaker callbacks, and its far end then
-    ran 2 s behind the echo, beyond what AEC3 can find): the far end gets the silence the
+    Both clocks are re-anchored when a stream falls behind by more than 50 ms (with a CPU
+    hog, a starved process missed seconds of speaker callbacks, and its far end then ran as
+    far behind the echo, beyond what AEC3 can find): the far end gets the silence the
     device played meanwhile, the microphone's sample clock jumps forward.
 
     With no echo at all (a headset), AEC3 never learns an echo path and keeps suppressing
-    the microphone whenever the speaker plays (measured: a person talking over the answer
-    was removed for 2 s, so barge-in failed). So the coupling of speaker to microphone is
-    followed: when the speaker's sound stays 30 dB below it in the microphone, the
-    microphone is passed as it is.
+    the microphone whenever the speaker plays (a person talking over the answer was
+    removed, so barge-in failed). So the coupling of speaker to microphone is followed:
+    when the speaker's sound stays 30 dB below it in the microphone, the microphone is
+    passed as it is.
 
-    Cold, AEC3 still lets about 200 ms of echo through (measured: enough to interrupt the
-    first answer of a session). So until it has heard ``warm_up_ms`` of far-end sound,
-    microphone frames near far-end sound are muted (half duplex); from then on the person
-    can talk over the assistant at once.
+    Cold, AEC3 still lets some echo through, enough to interrupt the first answer of a
+    session. So until it has heard ``warm_up_ms`` of far-end sound, microphone frames near
+    far-end sound are muted (half duplex); from then on the person can talk over the
+    assistant at once.
     """
 
     def __init__(
@@ -98,11 +97,7 @@ class EchoCanceller:
         self._far: deque[tuple[float, bytes]] = deque()
         self._far_lock = threading.Lock()
         self._far_rate = speaker_rate_hz
-        self._far_resampler: Any = (
-            soxr.ResampleStream(speaker_rate_hz, RATE, 1, dtype="int16", quality="QQ")
-            if speaker_rate_hz != RATE
-            else None
-        )
+        self._far_resampler = StreamResampler(RATE, np.int16, quality="QQ")
         self._far_t0: float | None = None
         """When the far end's first sample was rendered (perf_counter)."""
         self._far_last = 0.0
@@ -112,11 +107,7 @@ class EchoCanceller:
         self._far_buf = np.zeros(0, dtype=np.int16)
         self._far_base = 0
         """Far-end sample index (16 kHz) of ``_far_buf[0]``."""
-        self._mic_resampler: Any = (
-            soxr.ResampleStream(mic_rate_hz, RATE, 1, dtype="float32")
-            if mic_rate_hz != RATE
-            else None
-        )
+        self._mic_resampler = StreamResampler(RATE, np.float32)
         self._near_t0: float | None = None
         self._mic_rate = mic_rate_hz
         self._captured: deque[float] = deque()
@@ -182,9 +173,7 @@ class EchoCanceller:
                 self._far_rendered += gap
             parts.append(block)
             self._far_rendered += n
-        pcm = np.frombuffer(b"".join(parts), dtype=np.int16)
-        if self._far_resampler is not None:
-            pcm = self._far_resampler.resample_chunk(pcm)
+        pcm = self._far_resampler(np.frombuffer(b"".join(parts), dtype=np.int16), self._far_rate)
         self._far_buf = np.concatenate([self._far_buf, pcm])
 
     def _far_start(self, near_index: int) -> int | None:
@@ -199,7 +188,7 @@ class EchoCanceller:
         the echo delay after that frame was captured: wait for it (blocking this thread,
         at most ``_WAIT_S``) rather than pair the frame with silence. A starved process
         got its microphone blocks before the speaker's, and AEC3 then heard no far end at
-        all (measured with a CPU hog)."""
+        all (seen with a CPU hog)."""
         deadline = time.perf_counter() + _WAIT_S
         while True:
             start = self._far_start(near_index)
@@ -237,9 +226,7 @@ class EchoCanceller:
                 self._near_t0 += late
         self._mic_in += len(mic)
         self._take_far()
-        if self._mic_resampler is not None:
-            mic = np.asarray(self._mic_resampler.resample_chunk(mic), dtype=np.float32)
-        near = (np.clip(mic, -1, 1) * 32767).astype(np.int16)
+        near = float_to_int16(self._mic_resampler(mic, self._mic_rate))
         audio = np.concatenate([self._near_pending, near])
         n = len(audio) // FRAME
         self._near_pending = audio[n * FRAME :]
@@ -265,7 +252,7 @@ class EchoCanceller:
             self._near_count += FRAME
         if not out:
             return np.zeros(0, dtype=np.float32)
-        return np.concatenate(out).astype(np.float32) / np.float32(32768)
+        return int16_to_float(np.concatenate(out))
 
     def _measure_coupling(self, far: npt.NDArray[np.int16], near: npt.NDArray[np.int16]) -> None:
         """Follow how loud the speaker's sound is in the microphone (echo return loss),
