@@ -28,12 +28,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import soxr
 
+from ..audio import StreamResampler
 from ..endpointing import Ended, EndpointConfig, Endpointer, Paused, Resumed, Started
 from ..engines import SpeechToText, VoiceActivity
 from ..errors import first_line
@@ -100,8 +99,7 @@ class ListenStage:
         self._partial_every = int(partial_every_ms * vad.sample_rate_hz / 1000)
         self._eager_ms = eager_ms
         self._pending = np.zeros(0, dtype=np.float32)
-        self._resampler: Any = None
-        self._resampler_rate = 0
+        self._resampler = StreamResampler(vad.sample_rate_hz, np.float32)
         self._consumed = 0
         """Samples (at the engines' rate) received so far."""
         self._turn_id = 0
@@ -117,13 +115,7 @@ class ListenStage:
         self._partial_at = 0
 
     def _to_engine_rate(self, chunk: AudioChunk) -> FloatAudio:
-        rate = self._vad.sample_rate_hz
-        if chunk.sample_rate_hz == rate:
-            return chunk.samples
-        if self._resampler is None or self._resampler_rate != chunk.sample_rate_hz:
-            self._resampler = soxr.ResampleStream(chunk.sample_rate_hz, rate, 1, dtype="float32")
-            self._resampler_rate = chunk.sample_rate_hz
-        return np.asarray(self._resampler.resample_chunk(chunk.samples), dtype=np.float32)
+        return self._resampler(chunk.samples, chunk.sample_rate_hz)
 
     def _jobs(self) -> list[_Transcript]:
         return [j for j in (self._partial, self._eager) if j is not None]
