@@ -21,8 +21,8 @@ class PiperEngine:
 
     An ``urgent`` synthesis (the first clause of an answer, which the person is waiting
     for) runs on a second session with ``urgent_threads`` threads while the LLM pauses
-    (:meth:`CoreShare.exclusive`): on 2 cores a 4-word clause takes 75 ms instead of 140.
-    Later clauses use ``threads`` next to the LLM, which keeps writing on the other core.
+    (:meth:`CoreShare.exclusive`): on 2 cores a short clause is ready sooner than on one
+    thread. Later clauses use ``threads`` next to the LLM, which keeps writing on the other core.
 
     Reproducible: VITS samples noise inside its graph, from generators onnxruntime seeds
     when the session is made; seeding them with ``seed`` makes a process speak the same

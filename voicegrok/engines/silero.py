@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..audio import WHISPER_RATE_HZ
 from .onnx import cpu_session
 
 __all__ = ["SileroVAD"]
@@ -21,7 +22,7 @@ class SileroVAD:
     pieces of any length as it arrives from a microphone.
     """
 
-    sample_rate_hz = 16000
+    sample_rate_hz = WHISPER_RATE_HZ  # Silero also takes 8 kHz; whisper's rate avoids resampling
     window_samples = 512
     _context_samples = 64
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..audio import WHISPER_RATE_HZ
 from ..errors import ModelError, first_line
 from ..threads import CoreShare
 
@@ -18,20 +19,20 @@ __all__ = ["WhisperEngine"]
 class WhisperEngine:
     """Blocking speech-to-text. Segments are drained inside :meth:`transcribe`."""
 
-    sample_rate_hz = 16000
+    sample_rate_hz = WHISPER_RATE_HZ
     short_windows = ((4.0, 10), (6.0, 12))
     """Fast-path windows tried in turn: (silence added after the audio, shortest window), in
     seconds. Whisper tiny sometimes loops on a short window (the sentence again and again),
-    and a loop costs its whole token cap: on 63 live windows of the demo questions, an 8 or
-    9 s window looped 7-15 times, a 10 s one never (for 5-10 ms more encoding). A loop that
-    happens anyway is decoded again in the next window."""
+    and a loop costs its whole token cap: on the live windows of the demo questions, 8 and
+    9 s windows looped again and again, 10 s ones never (for a little more encoding). A loop
+    that happens anyway is decoded again in the next window."""
     no_repeat_ngram = 6
     """No run of this many tokens may repeat: whisper tiny, given a short window, tends to
-    say the utterance again and again; this makes it stop after the first time (0 on 129
-    test windows looped, against 1-9 without it)."""
+    say the utterance again and again; this makes it stop after the first time (no test
+    window looped with it, some did without)."""
     tokens_per_s = 8
     """Most tokens a second of speech can hold (fast speech is ~6): a longer decode is a
-    hallucination loop, stopped early instead of running to whisper's 224 tokens (0.5 s)."""
+    hallucination loop, stopped early instead of running to whisper's 224 tokens."""
     min_tokens_per_s = 1.0
     """Fewest tokens the audio's seconds beyond the first 1.5 should hold (speech is ~3 a
     second): whisper tiny, given a short window, sometimes ends after the first words
@@ -101,8 +102,8 @@ class WhisperEngine:
         """Encode only the audio plus a little silence instead of whisper's padded 30 s.
 
         faster-whisper always pads to 30 s, so the encoder costs the same for a 2 s question
-        as for 30 s of speech (215-330 ms for tiny.en on 2 cores); a 5-10 s window costs
-        25-60 ms and gives the same words on short utterances. Returns None when the result
+        as for 30 s of speech; a 5-10 s window costs a fraction of that and gives the same
+        words on short utterances. Returns None when the result
         looks like a hallucination loop or stops too early for the audio's length (the
         caller then tries another window).
         """
