@@ -27,12 +27,12 @@ class Settings:
     stt_threads: int = field(default_factory=_cores)
     """Speech-to-text threads: every core. The transcription that ends a turn is on the
     critical path while nothing else runs (the LLM waits for its text); on 2 cores tiny.en
-    takes 115 ms instead of 205 for a 3 s question, 258 instead of 464 for 9 s. (One
-    thread was faster while NumPy's OpenBLAS helper spun a core after each transcription;
-    it is kept to one thread now, see ``load_engines``.)"""
+    transcribes a question faster than on one thread. (One thread was faster while NumPy's
+    OpenBLAS helper spun a core after each transcription; it is kept to one thread now, see
+    ``load_engines``.)"""
     tts_threads: int = 1
     """Piper threads: one, so the LLM keeps decoding on the other while speech is made (a
-    2-thread voice with the LLM paused for every clause measured slower overall)."""
+    2-thread voice with the LLM paused for every clause was slower overall)."""
     tts_urgent_threads: int = field(default_factory=_cores)
     """Piper threads for the first clause of an answer, while the LLM pauses (the person is
     waiting for that sound; the LLM's next words are not needed before it is heard)."""

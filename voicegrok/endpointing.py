@@ -18,11 +18,10 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
+
+from .audio import WHISPER_RATE_HZ, FloatAudio
 
 __all__ = ["Ended", "EndpointConfig", "Endpointer", "Paused", "Resumed", "Started"]
-
-FloatAudio = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -33,10 +32,10 @@ class EndpointConfig:
     """Probability below which a window counts as silence once speech has started."""
     min_speech_ms: int = 64
     """Voiced time in a row needed to start an utterance (shorter blips are ignored). It is
-    most of the barge-in delay: 64 ms stops an answer 80-160 ms after the first sound of the
-    person's words, by where the 32 ms windows fall on the first syllable (96 ms: a window
-    more), and the echo and noise tests still start no turn. A lower ``threshold`` would
-    save a window now and then, but a 100 Hz mains buzz with its harmonic reaches 0.46."""
+    most of the barge-in delay: 64 ms is two 32 ms windows after the first voiced one,
+    give or take where the windows fall on the first syllable (96 ms: a window more), and
+    the echo and noise tests still start no turn. A lower ``threshold`` would save a window
+    now and then, but a 100 Hz mains buzz with its harmonic comes just under 0.5."""
     end_silence_ms: int = 480
     """Silence that ends the turn. Lower answers sooner but may cut a slow speaker short."""
     pause_ms: int = 160
@@ -97,7 +96,7 @@ class Endpointer:
         self,
         config: EndpointConfig | None = None,
         *,
-        sample_rate_hz: int = 16000,
+        sample_rate_hz: int = WHISPER_RATE_HZ,
         window_samples: int = 512,
     ) -> None:
         self.config = config or EndpointConfig()

@@ -87,7 +87,7 @@ class EngineThread:
         CTranslate2 parallelize with OpenMP, which keeps one pool of worker threads for each
         thread that calls it; a second pool (a warm-up on the main thread, then turns on the
         engine thread) makes libgomp stop spinning between operations, and small models lose
-        a third of their speed waiting for workers to wake up (llama 118 -> 77 tokens/s).
+        much of their speed waiting for workers to wake up.
         """
         return self._pool.submit(fn).result()
 
@@ -109,9 +109,9 @@ class EngineThread:
 class CoreShare:
     """Shares the CPU cores between the LLM and the other engines.
 
-    Measured on 2 cores: llama.cpp with 2 threads next to a busy Piper (or whisper) thread
-    falls from 110-130 to 24 tokens/s (its OpenMP threads wait on each other), while 1 LLM
-    thread + 1 other thread keep 77 tokens/s. So the LLM takes every core while no other
+    On 2 cores, llama.cpp with 2 threads next to a busy Piper (or whisper) thread falls to a
+    fraction of its speed (its OpenMP threads wait on each other), while 1 LLM thread beside
+    the other engine's thread keeps most of it. So the LLM takes every core while no other
     engine is working and leaves one to each that is (speech synthesized during the
     answer, a partial transcript still finishing when the turn starts).
 
