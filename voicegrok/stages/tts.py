@@ -11,6 +11,15 @@ from ..engines import TextToSpeech
 from ..frames import Frame, LLMToken, SpokenClause, TTSAudio
 from ..threads import CoreShare, EngineThread
 
+SENTENCE_PAUSE_MS = 220.0
+"""Silence kept after a clause that ends a sentence (``.!?…``): the voice's own pause."""
+COMMA_PAUSE_MS = 120.0
+"""Silence kept after a clause that ends on a comma, semicolon, colon or dash: a shorter one."""
+RUN_ON_PAUSE_MS = 30.0
+"""Silence kept after a clause cut between two words: almost none, the sentence goes on."""
+LEAD_SILENCE_MS = 10.0
+"""Silence kept before a clause's first sound: speech starts at once."""
+
 
 def pause_after(clause: str) -> float:
     """Milliseconds of silence to keep after a clause, by how it ends: a sentence keeps the
@@ -18,10 +27,10 @@ def pause_after(clause: str) -> float:
     almost none (it is the same sentence going on)."""
     end = clause.rstrip("\"'”’)]*_ ")[-1:]
     if end and end in ".!?…":
-        return 220.0
+        return SENTENCE_PAUSE_MS
     if end and end in ",;:—–-":
-        return 120.0
-    return 30.0
+        return COMMA_PAUSE_MS
+    return RUN_ON_PAUSE_MS
 
 
 class TTSStage:
@@ -29,7 +38,7 @@ class TTSStage:
 
     The voice's silence around each clause is cut to what the clause's ending calls for
     (see :func:`pause_after`), so a first clause cut early costs no extra pause, and
-    speech starts with the first sound, not 40-50 ms of silence.
+    speech starts with the first sound, not with the voice's leading silence.
 
     With ``lead_s`` set (live playback), a later clause is synthesized just in time: when
     the audio already made would run out, at real-time pace, within ``lead_s`` plus the
@@ -47,8 +56,19 @@ class TTSStage:
     """Tokens are for display: they must not wait while a clause waits for the speaker."""
 
     max_ahead_s = 8.0
+    """Seconds of audio made ahead of the speaker at most once the LLM is idle."""
     safety = 1.5
     """Margin on the estimated synthesis time."""
+    initial_rtf = 0.1
+    """Seconds of synthesis per second of audio assumed until a clause has been timed."""
+    initial_chars_per_s = 14.0
+    """Characters of text per second of audio assumed until then (a usual speaking rate)."""
+    smoothing = 0.3
+    """Weight of each timed clause in the running estimates (exponential smoothing)."""
+    min_timed_s = 0.3
+    """Clauses with less audio than this (seconds) are not learned from: too short to time."""
+    poll_s = 0.05
+    """Longest sleep (seconds) while a clause waits for the speaker to need it."""
 
     def __init__(
         self,
@@ -65,9 +85,9 @@ class TTSStage:
         self._turn = -1
         self._first_audio_s = 0.0
         self._audio_s = 0.0
-        self._rtf = 0.1
+        self._rtf = self.initial_rtf
         """Seconds of synthesis per second of audio (measured, smoothed)."""
-        self._chars_per_s = 14.0
+        self._chars_per_s = self.initial_chars_per_s
         """Characters of text per second of audio (measured, smoothed)."""
 
     def _synthesis_s(self, text: str) -> float:
@@ -85,13 +105,14 @@ class TTSStage:
             llm_busy = self._cores is None or self._cores.llm_busy()
             if ahead <= needed or (ahead <= self.max_ahead_s and not llm_busy):
                 return
-            await asyncio.sleep(min(0.05, ahead - needed))
+            await asyncio.sleep(min(self.poll_s, ahead - needed))
 
     def _learn(self, text: str, audio_s: float, took_s: float) -> None:
-        if audio_s < 0.3:
+        if audio_s < self.min_timed_s:
             return
-        self._rtf = 0.7 * self._rtf + 0.3 * (took_s / audio_s)
-        self._chars_per_s = 0.7 * self._chars_per_s + 0.3 * (len(text) / audio_s)
+        a = self.smoothing
+        self._rtf = (1 - a) * self._rtf + a * (took_s / audio_s)
+        self._chars_per_s = (1 - a) * self._chars_per_s + a * (len(text) / audio_s)
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, SpokenClause)
@@ -108,7 +129,7 @@ class TTSStage:
         async for raw in self._thread.stream(lambda: self._engine.synthesize(text, urgent=urgent)):
             made_s += len(raw) / 2 / rate
             took_s = time.perf_counter() - started_s
-            pcm = trim_pcm16(raw, rate, lead_ms=10, tail_ms=tail_ms)
+            pcm = trim_pcm16(raw, rate, lead_ms=LEAD_SILENCE_MS, tail_ms=tail_ms)
             if self._audio_s == 0.0:
                 self._first_audio_s = time.perf_counter()
             self._audio_s += len(pcm) / 2 / rate
