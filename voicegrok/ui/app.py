@@ -49,6 +49,14 @@ from .screens import HelpScreen, SettingsScreen
 
 __all__ = ["VoicegrokApp"]
 
+STATUS_TICK_S = 0.1  # seconds between meter and state refreshes: smooth, and cheap
+TOKEN_FLUSH_S = 0.08  # seconds between token batches: each Markdown update re-parses the answer
+INTERRUPTED_SHOWN_S = 1.5  # seconds "interrupted" stays up: long enough to be read
+SPARK_TURNS = 30  # turns of first-audio history in the sparkline: enough to show a trend
+RECENT_TURNS = 8  # rows of the recent-turns table: the panel stays short, older rows go
+METER_FLOOR_DBFS = -60.0  # the level meter spans this to 0 dB full scale; quieter shows empty
+METER_WIDTH = 20  # characters of the level meter
+
 STATES = {
     "loading": "◌ loading models…",
     "listening": "● listening",
@@ -89,12 +97,13 @@ def _ms(v: float | None) -> str:
     return "–" if v is None else f"{v:.0f}"
 
 
-def _meter(level: float, width: int = 20) -> str:
-    """A loudness bar: RMS mapped to -60..0 dBFS."""
+def _meter(level: float, width: int = METER_WIDTH) -> str:
+    """A loudness bar: RMS mapped to ``METER_FLOOR_DBFS``..0 dBFS."""
     import math
 
     db = 20 * math.log10(max(level, 1e-6))
-    filled = max(0, min(width, round((db + 60) / 60 * width)))
+    span = -METER_FLOOR_DBFS
+    filled = max(0, min(width, round((db + span) / span * width)))
     return "█" * filled + "░" * (width - filled)
 
 
@@ -134,7 +143,7 @@ class VoicegrokApp(App[None]):
         self.probe = Probe()
         self._turns: dict[int, _Shown] = {}
         self._partial: Static | None = None
-        self._first_audio: deque[float] = deque(maxlen=30)
+        self._first_audio: deque[float] = deque(maxlen=SPARK_TURNS)
         self._state_until = 0.0
         self._stages_text = ""
         self._exit_started = False
@@ -164,8 +173,8 @@ class VoicegrokApp(App[None]):
         table = self._main.query_one("#turns", DataTable)
         table.add_columns("#", "STT", "1st tok", "1st audio", "tok/s")
         self._main.query_one("#banner").display = False
-        self.set_interval(0.1, self._tick)
-        self.set_interval(0.08, self._flush_tokens)
+        self.set_interval(STATUS_TICK_S, self._tick)
+        self.set_interval(TOKEN_FLUSH_S, self._flush_tokens)
         self._main.query_one("#prompt", Input).focus()
         self.start_session()
 
@@ -345,7 +354,7 @@ class VoicegrokApp(App[None]):
         elif isinstance(frame, Interrupt) and frame.reason:
             self._notice(f"({frame.reason})", "notice")
             self.state = "interrupted"
-            self._state_until = asyncio.get_running_loop().time() + 1.5
+            self._state_until = asyncio.get_running_loop().time() + INTERRUPTED_SHOWN_S
 
     @property
     def settled(self) -> bool:
@@ -408,7 +417,7 @@ class VoicegrokApp(App[None]):
             f"{m.tokens_per_s:.0f}",
             key=str(m.turn_id),
         )
-        while table.row_count > 8:
+        while table.row_count > RECENT_TURNS:
             table.remove_row(next(iter(table.rows)))
         table.scroll_end(animate=False)
         if self.session is None or not self.session.speaking:
