@@ -32,10 +32,10 @@ class EndpointConfig:
     """Probability below which a window counts as silence once speech has started."""
     min_speech_ms: int = 64
     """Voiced time in a row needed to start an utterance (shorter blips are ignored). It is
-    most of the barge-in delay: 64 ms is two 32 ms windows after the first voiced one,
-    give or take where the windows fall on the first syllable (96 ms: a window more), and
-    the echo and noise tests still start no turn. A lower ``threshold`` would save a window
-    now and then, but a 100 Hz mains buzz with its harmonic comes just under 0.5."""
+    most of the barge-in delay: 64 ms is two 32 ms windows of speech, give or take where
+    the windows fall on the first syllable (96 ms: a window more), and the echo and noise
+    tests still start no turn. A lower ``threshold`` would save a window now and then, but
+    a 100 Hz mains buzz with its harmonic comes just under 0.5."""
     end_silence_ms: int = 480
     """Silence that ends the turn. Lower answers sooner but may cut a slow speaker short."""
     pause_ms: int = 160
