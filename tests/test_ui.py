@@ -21,10 +21,12 @@ from voicegrok.frames import (
     TurnStarted,
     UserText,
 )
-from voicegrok.testing import FakeBackend, FakeChat, FakeSTT, fake_engines
+from voicegrok.testing import FakeBackend, FakeChat, FakeSTT, FakeTTS, fake_engines
 from voicegrok.ui import VoicegrokApp
 from voicegrok.ui.screens import HelpScreen, SettingsScreen
 from voicegrok.userconfig import UserConfig, load_user_config
+
+from .conftest import silence, tone
 
 SIZE = (120, 40)
 TABLE_ANSWER = (
@@ -112,12 +114,38 @@ async def test_escape_interrupts_the_answer() -> None:
         await until(pilot, lambda: "(interrupted)" in chat_text(app))
         await until(pilot, lambda: chat.stopped_early == 1)  # cancellation reached the engine
         assert app.session is not None
-        history = app.session.assistant.conversation.turns
-        assert history[0] == {"role": "user", "content": "talk a lot"}
-        # only what was said is kept: a part of the answer, or none of it if none was heard
-        assert history[1:] == [] or (
-            history[1]["role"] == "assistant" and "word299" not in history[1]["content"]
-        ), history
+        # a typed chat without a speaker speaks nothing: nothing of the answer was heard,
+        # so the history keeps the question only (README: "the history keeps only the part
+        # of the answer you actually heard"; an empty answer is dropped)
+        assert app.session.assistant.conversation.turns == [
+            {"role": "user", "content": "talk a lot"}
+        ]
+
+
+async def test_escape_keeps_in_the_history_only_the_clauses_heard() -> None:
+    """With a speaker, Esc during the second clause: the history keeps the first clause,
+    the one played to the end, and nothing of the clause cut off or of the unspoken rest."""
+    rest = " ".join(f"word{i}" for i in range(40))  # no comma or full stop: one long clause
+    chat = FakeChat([f"Sure, {rest} end. And more after that."], token_delay_s=0.005)
+    tts = FakeTTS()  # 10 ms of audio a character: "Sure," lasts 50 ms, the next clause 3 s
+    backend = FakeBackend(make_engines=lambda: fake_engines(llm=chat, tts=tts), speaker=True)
+    app = VoicegrokApp(backend=backend, config_path=Path("/nonexistent/voicegrok.toml"))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        session = app.session
+        assert session is not None
+        await pilot.click("#prompt")
+        await pilot.press(*"talk a lot", "enter")
+        second_s = 0.3  # well into the second clause, far from its end
+        rate = tts.sample_rate_hz
+        await until(pilot, lambda: session.speaker.played_bytes >= 2 * rate * second_s)
+        await pilot.press("escape")
+        await until(pilot, lambda: "(interrupted)" in chat_text(app))
+        assert tts.spoken[:2] == ["Sure,", f"{rest} end."]
+        assert session.assistant.conversation.turns == [
+            {"role": "user", "content": "talk a lot"},
+            {"role": "assistant", "content": "Sure,"},
+        ]
 
 
 async def test_new_conversation_forgets_the_history() -> None:
@@ -154,16 +182,11 @@ async def test_no_devices_banner_and_typed_chat() -> None:
         assert app.state == "typing"
 
 
-def tone(seconds: float, rate: int = 16000) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-
-
 async def test_a_spoken_question_appears_as_a_transcript_and_is_answered() -> None:
     stt = FakeSTT(["What is the capital of France?"])
     backend = FakeBackend(
         make_engines=lambda: fake_engines(stt=stt, llm=FakeChat(["Paris."])),
-        mic_audio=np.concatenate([np.zeros(8000, np.float32), tone(1.0)]),
+        mic_audio=np.concatenate([silence(0.5), tone(1.0)]),
         speaker=True,
     )
     app = VoicegrokApp(backend=backend)
@@ -193,19 +216,39 @@ async def test_push_to_talk_records_and_answers_without_waiting_for_silence() ->
         assert stt.heard and stt.heard[0] >= 0.4 * 16000, "the recording was transcribed"
 
 
-async def test_mute_makes_the_microphone_deaf() -> None:
-    stt = FakeSTT(["should not be heard"])
+@pytest.mark.parametrize("muted", [True, False])
+async def test_mute_makes_the_microphone_deaf(muted: bool) -> None:
+    """Muted (F3), a spoken question goes through the microphone (its level shows) but
+    starts no turn; the same audio unmuted is heard and answered (the control: a deaf
+    pipeline would pass the muted case alone)."""
+    stt = FakeSTT(["can you hear me"])
     backend = FakeBackend(
         make_engines=lambda: fake_engines(stt=stt),
-        mic_audio=np.concatenate([np.zeros(16000, np.float32), tone(1.0)]),
+        mic_audio=np.concatenate([silence(1.5), tone(1.0)]),
     )
     app = VoicegrokApp(backend=backend)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await pilot.press("f3")
-        assert app.state == "muted"
-        await pilot.pause(2.5)
-        assert stt.heard == [] and "you:" not in chat_text(app)
+        session = app.session
+        assert session is not None
+        if muted:
+            await pilot.press("f3")
+            assert app.state == "muted"
+        assert session.level < 0.01, "the question must come after the mute"
+        await until(pilot, lambda: session.level > 0.1)  # the question is spoken...
+        await until(pilot, lambda: session.level < 0.01)  # ... and over
+        await pilot.pause(1.0)  # twice the end-of-turn silence follows it
+        # a typed question goes into the pipeline behind all that audio: by the time it is
+        # shown, a turn the spoken question started has been shown before it
+        await pilot.click("#prompt")
+        await pilot.press(*"are you there", "enter")
+        await until(pilot, lambda: "you: are you there" in chat_text(app))
+        shown = chat_text(app)
+        if muted:
+            assert "you: can you hear me" not in shown, shown
+            assert stt.started == 0
+        else:
+            assert 0 <= shown.index("you: can you hear me") < shown.index("you: are you"), shown
 
 
 async def test_settings_are_saved_and_used_on_the_next_start(tmp_path: Path) -> None:
