@@ -6,7 +6,6 @@ loads the real models, and ``voicegrok.testing.FakeBackend`` scripts both for te
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -159,51 +158,23 @@ class LocalBackend:
         return Assistant(engines, settings, conversation, endpointing, realtime=True)
 
     def open_audio(self, config: UserConfig, probe: Probe, engines: Engines) -> Audio:
-        from ..adapters.microphone import Microphone
-        from ..adapters.speaker import Speaker
+        from ..adapters.devices import open_devices
 
-        problems: list[str] = []
-        closers: list[Callable[[], None]] = []
-        speaker: AudioOutput | None = None
-        real_speaker: Speaker | None = None
         rate_out = self.speaker_rate_hz(engines)
-        if probe.speaker is not None and rate_out is not None:
-            try:
-                real_speaker = Speaker(rate_out, parse_device(config.output_device))
-                speaker = real_speaker
-                closers.append(real_speaker.close)
-            except VoicegrokError as e:
-                problems.append(str(e))
-        chunks: AsyncIterator[FloatAudio] | None = None
-        rate = 16000
-        echo = False
-        if probe.mic is not None and self.listens(engines):
-            try:
-                mic = Microphone(parse_device(config.input_device))
-                closers.append(mic.close)
-                chunks, rate = mic.chunks(), mic.sample_rate_hz
-                if self.echo_cancel and real_speaker is not None:
-                    from ..adapters.echo import EchoCanceller
-
-                    canceller = EchoCanceller.between(real_speaker, mic)
-                    closers.append(canceller.close)
-                    chunks, rate = canceller.cancel(chunks), canceller.sample_rate_hz
-                    echo = True
-            except VoicegrokError as e:
-                problems.append(str(e))
-
-        def close() -> None:
-            for fn in reversed(closers):
-                with contextlib.suppress(Exception):
-                    fn()
-
+        devices = open_devices(
+            listen=probe.mic is not None and self.listens(engines),
+            speaker_rate_hz=rate_out if probe.speaker is not None else None,
+            input_device=config.input_device,
+            output_device=config.output_device,
+            echo_cancel=self.echo_cancel,
+        )
         return Audio(
-            chunks=chunks,
-            sample_rate_hz=rate,
-            speaker=speaker or _silent_sink(rate_out),
-            close=close,
-            problems=problems,
-            echo_cancel=echo,
+            chunks=devices.chunks,
+            sample_rate_hz=devices.sample_rate_hz,
+            speaker=devices.speaker or _silent_sink(rate_out),
+            close=devices.close,
+            problems=devices.problems,
+            echo_cancel=devices.canceller is not None,
         )
 
 

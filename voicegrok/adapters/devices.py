@@ -1,0 +1,109 @@
+"""The sound devices of a live conversation, opened together: microphone, speaker and the
+echo canceller between them (``voicegrok talk``, ``connect`` and the terminal UI)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import VoicegrokError
+from .speaker import Speaker, parse_device
+
+if TYPE_CHECKING:
+    from .echo import EchoCanceller
+    from .microphone import Microphone
+
+__all__ = ["Devices", "open_devices"]
+
+
+@dataclass
+class Devices:
+    """What :func:`open_devices` opened; ``close()`` closes all of it."""
+
+    mic: Microphone | None = None
+    speaker: Speaker | None = None
+    canceller: EchoCanceller | None = None
+    chunks: AsyncIterator[npt.NDArray[np.float32]] | None = None
+    """The microphone's audio (echo-cancelled when ``canceller`` is set); None: no microphone."""
+    sample_rate_hz: int = 16000
+    """Rate of ``chunks`` (Hertz)."""
+    problems: list[str] = field(default_factory=list)
+    """One line for each device that could not be opened (only when not ``required``)."""
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        """Close what was opened, the last first; never raises."""
+        while self._closers:
+            with contextlib.suppress(Exception):
+                self._closers.pop()()
+
+
+def open_devices(
+    *,
+    listen: bool,
+    speaker_rate_hz: int | None,
+    input_device: str | None = None,
+    output_device: str | None = None,
+    echo_cancel: bool = True,
+    required: bool = False,
+) -> Devices:
+    """Open the microphone (when ``listen``), the speaker (at ``speaker_rate_hz``; None: no
+    speaker) and, with both open and ``echo_cancel``, the echo canceller between them.
+
+    Devices are named as ``voicegrok devices`` lists them (a name or an index; None: the
+    default). Call it on the event loop (the microphone hands its audio to the loop).
+
+    ``required``: a device that cannot be opened raises its error, after closing what was
+    open (``talk``). Otherwise the failure becomes a line of ``problems`` and that device is
+    left out (the UI then chats in text, or answers silently); an echo canceller that cannot
+    start leaves the microphone as it is.
+    """
+    from .microphone import Microphone
+
+    devices = Devices()
+
+    def opening(what: Callable[[], None]) -> None:
+        try:
+            what()
+        except VoicegrokError as e:
+            if required:
+                raise
+            devices.problems.append(str(e))
+
+    def open_mic() -> None:
+        mic = Microphone(parse_device(input_device))
+        devices._closers.append(mic.close)
+        devices.mic, devices.chunks, devices.sample_rate_hz = mic, mic.chunks(), mic.sample_rate_hz
+
+    def open_speaker() -> None:
+        assert speaker_rate_hz is not None
+        speaker = Speaker(speaker_rate_hz, parse_device(output_device))
+        devices._closers.append(speaker.close)
+        devices.speaker = speaker
+
+    def open_canceller() -> None:
+        from .echo import EchoCanceller
+
+        assert devices.speaker and devices.mic and devices.chunks is not None
+        canceller = EchoCanceller.between(devices.speaker, devices.mic)
+        devices._closers.append(canceller.close)
+        devices.canceller = canceller
+        devices.chunks = canceller.cancel(devices.chunks)
+        devices.sample_rate_hz = canceller.sample_rate_hz
+
+    try:
+        if listen:
+            opening(open_mic)
+        if speaker_rate_hz is not None:
+            opening(open_speaker)
+        if echo_cancel and devices.mic is not None and devices.speaker is not None:
+            opening(open_canceller)
+    except BaseException:
+        devices.close()
+        raise
+    return devices
