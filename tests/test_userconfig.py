@@ -41,3 +41,28 @@ def test_a_broken_file_is_a_one_line_error_naming_it(
         load_user_config(path)
     assert str(path) in str(e.value) and message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_flags_given_for_one_run_are_used_but_not_saved(tmp_path: Path) -> None:
+    """``--llm-model X`` wins for the run; saving a change of voice keeps X out of the file,
+    and keeps the model saved under it."""
+    path = tmp_path / "config.toml"
+    save_user_config(UserConfig(llm_model="smollm2-135m", end_of_turn="fast"), path)
+    config = load_user_config(path).with_flags(llm_model="other.gguf", input_device=None)
+    assert config.llm_model == "other.gguf" and config.input_device is None
+    save_user_config(config.choose(voice="joe-medium", llm_model="other.gguf"), path)
+    assert load_user_config(path) == UserConfig(
+        llm_model="smollm2-135m", voice="joe-medium", end_of_turn="fast"
+    )
+
+
+def test_a_flag_the_person_changes_on_the_screen_is_saved(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    config = UserConfig().with_flags(llm_model="other.gguf", output_device="2")
+    chosen = config.choose(llm_model="smollm2-135m")
+    save_user_config(chosen, path)
+    assert load_user_config(path) == UserConfig(llm_model="smollm2-135m")
+    # chosen back to the flag's value later in the same run: now it is the person's choice
+    save_user_config(chosen.choose(llm_model="other.gguf"), path)
+    assert load_user_config(path) == UserConfig(llm_model="other.gguf")
+

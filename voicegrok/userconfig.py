@@ -1,7 +1,8 @@
 """The user's saved preferences: a small TOML file in their config folder.
 
-The terminal UI's settings screen writes it; every command reads it, and flags given on
-the command line win over it. The default place is ``platformdirs.user_config_dir`` (e.g.
+The terminal UI's settings screen writes it; ``ui``, ``talk`` and ``connect`` read it, and
+flags given on the command line win over it for that run (:meth:`UserConfig.with_flags`)
+without being saved into it. The default place is ``platformdirs.user_config_dir`` (e.g.
 ``~/.config/voicegrok/config.toml`` on Linux); ``--config FILE`` or ``VOICEGROK_CONFIG``
 points elsewhere.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +41,54 @@ class UserConfig:
     stt_model: str | None = None
     end_of_turn: str = "normal"
     """``fast``, ``normal`` or ``patient``: see :data:`SENSITIVITY_SILENCE_MS`."""
+    flags: Mapping[str, tuple[str | None, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """Settings given as command-line flags for this run only: name -> (the value saved
+    under the flag, the flag's value). Never saved itself; see :meth:`to_toml`."""
 
     @property
     def end_silence_ms(self) -> int:
         return SENSITIVITY_SILENCE_MS[self.end_of_turn]
 
+    def with_flags(self, **values: str | None) -> UserConfig:
+        """This config with one-off command-line values on top (None: that flag was not
+        given). They are used in this run; saving keeps them out of the file, unless the
+        person changes that setting (:meth:`choose`)."""
+        flags = dict(self.flags)
+        given: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in SAVED:
+                raise TypeError(f"{name!r} is not a setting")
+            if value is not None:
+                under = flags[name][0] if name in flags else getattr(self, name)
+                flags[name] = (under, value)
+                given[name] = value
+        return replace(self, **given, flags=flags)
+
+    def choose(self, **values: Any) -> UserConfig:
+        """This config with what the person chose on the settings screen. A setting given
+        by a flag and left as it was stays out of the file; one they changed is theirs
+        now, saved like any other."""
+        kept = {
+            name: flag
+            for name, flag in self.flags.items()
+            if values.get(name, getattr(self, name)) == getattr(self, name)
+        }
+        return replace(self, **values, flags=kept)
+
     def to_toml(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """What the file holds: every setting that is not the default, except that a flag's
+        value left unchanged gives way to the value saved under it."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in SAVED}
+        for name, (under, flag) in self.flags.items():
+            if data[name] == flag:
+                data[name] = under
+        return {k: v for k, v in data.items() if v is not None}
+
+
+SAVED = tuple(f.name for f in fields(UserConfig) if f.name != "flags")
+"""The settings a config file holds."""
 
 
 def default_config_path() -> Path:
@@ -66,7 +109,7 @@ def load_user_config(path: Path | None = None) -> UserConfig:
         raise UsageError(
             f"{path}: cannot read the config ({first_line(e)}); fix or delete the file"
         ) from None
-    known = {f.name for f in fields(UserConfig)}
+    known = set(SAVED)
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(

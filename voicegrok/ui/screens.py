@@ -120,16 +120,19 @@ class SettingsScreen(ModalScreen[UserConfig | None]):
                 yield Button("Cancel", id="cancel")
 
     def chosen(self) -> UserConfig:
+        """The settings as chosen on the screen."""
+
         def value(name: str) -> str | None:
             v = self.query_one(f"#{name}", Select).value
             return v if isinstance(v, str) and v else None
 
-        return UserConfig(
+        # From the config shown, so that flags given for this run are not saved unless the
+        # person changed them here (see UserConfig.choose).
+        return self.config.choose(
             input_device=value("input_device"),
             output_device=value("output_device"),
             voice=value("voice"),
             llm_model=value("llm_model"),
-            stt_model=self.config.stt_model,
             end_of_turn=value("end_of_turn") or "normal",
         )
 
