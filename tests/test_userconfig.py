@@ -66,3 +66,38 @@ def test_a_flag_the_person_changes_on_the_screen_is_saved(tmp_path: Path) -> Non
     save_user_config(chosen.choose(llm_model="other.gguf"), path)
     assert load_user_config(path) == UserConfig(llm_model="other.gguf")
 
+
+async def test_saving_the_settings_screen_does_not_save_the_command_line_flags(
+    tmp_path: Path,
+) -> None:
+    """``voicegrok --llm-model X``, then F2, a new voice, Save: config.toml gets the voice,
+    not ``llm_model = X``; the running UI keeps X."""
+    from textual.widgets import Select
+
+    from voicegrok.cli import build_parser, settings_from
+    from voicegrok.cli.common import user_config
+    from voicegrok.testing import FakeBackend
+    from voicegrok.ui import VoicegrokApp
+    from voicegrok.ui.screens import SettingsScreen
+
+    path = tmp_path / "config.toml"
+    save_user_config(UserConfig(end_of_turn="patient"), path)
+    args = build_parser().parse_args(
+        ["ui", "--llm-model", "flag.gguf", "--input-device", "7", "--config", str(path)]
+    )
+    config, config_path = user_config(args)
+    backend = FakeBackend()
+    app = VoicegrokApp(settings_from(args), config, config_path=config_path, backend=backend)
+    async with app.run_test(size=(120, 40)) as pilot:
+        while backend.loads < 1:
+            await pilot.pause(0.05)
+        await pilot.press("f2")
+        while not isinstance(app.screen, SettingsScreen):
+            await pilot.pause(0.05)
+        assert app.screen.query_one("#llm_model", Select).value == "flag.gguf"
+        app.screen.query_one("#voice", Select).value = "joe-medium"
+        await pilot.click("#save")
+        while backend.loads < 2:  # restarted with the new settings
+            await pilot.pause(0.05)
+        assert app.config.llm_model == "flag.gguf" and app.config.input_device == "7"
+    assert load_user_config(path) == UserConfig(voice="joe-medium", end_of_turn="patient")

@@ -1,0 +1,27 @@
+"""``voicegrok bench``: runs one of the benches of :mod:`voicegrok.bench`, prints its JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..config import Settings
+
+__all__ = ["cmd_bench"]
+
+
+async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from ..bench import run_latency_bench, run_reply_bench, run_server_bench
+
+    if args.kind == "server":
+        report = await run_server_bench(
+            settings, sessions=tuple(args.sessions), runs=args.runs, progress=not args.quiet
+        )
+    else:
+        bench = run_latency_bench if args.kind == "latency" else run_reply_bench
+        report = await bench(settings, runs=args.runs, progress=not args.quiet)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0

@@ -1,0 +1,124 @@
+"""The live conversation on this machine: ``talk`` (printed) and ``ui`` (the terminal UI);
+also the printed loop that ``connect --console`` shares."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from ..adapters.console import ConsoleView
+from ..adapters.devices import open_devices
+from ..adapters.speaker import quiet_alsa
+from ..assistant import Assistant
+from ..config import Settings
+from ..errors import VoicegrokError
+from ..live import LiveAssistant, LiveSession
+from ..userconfig import UserConfig
+from .common import load, user_config
+
+__all__ = ["cmd_talk", "cmd_ui", "live_console"]
+
+
+async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
+    from ..endpointing import EndpointConfig
+
+    config, _ = user_config(args)
+    settings = replace(
+        settings,
+        llm_model=settings.llm_model or config.llm_model,
+        voice=settings.voice or config.voice,
+        stt_model=settings.stt_model or config.stt_model,
+    )
+    engines = load(settings, args, vad=True)
+    end_silence_ms = args.end_silence_ms or config.end_silence_ms
+    endpointing = EndpointConfig(end_silence_ms=end_silence_ms, pause_ms=args.pause_ms)
+    try:
+        return await live_console(
+            config,
+            lambda: Assistant(engines, settings, endpointing=endpointing, realtime=True),
+            engines.tts.sample_rate_hz if engines.tts else 22050,
+            echo_cancel=args.echo_cancel,
+            metrics=args.metrics,
+        )
+    finally:
+        engines.close()
+
+
+async def live_console(
+    config: UserConfig,
+    assistant: Callable[[], contextlib.AbstractAsyncContextManager[LiveAssistant]],
+    speaker_rate_hz: int,
+    *,
+    echo_cancel: bool,
+    metrics: Path | None,
+) -> int:
+    """The live loop in a terminal (``talk``, ``connect --console``): microphone in,
+    speaker out, the conversation printed, until Ctrl+C. A device that cannot be opened is
+    a one-line error."""
+    async with assistant() as live:  # first: a server that cannot be reached says so
+        devices = open_devices(
+            listen=True,
+            speaker_rate_hz=speaker_rate_hz,
+            input_device=config.input_device,
+            output_device=config.output_device,
+            echo_cancel=echo_cancel,
+            required=True,
+        )
+        # Installed after the audio streams are open: native audio libraries may replace
+        # the SIGINT handler, and Ctrl+C (or SIGTERM) must always end the conversation.
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            assert devices.mic and devices.speaker and devices.chunks is not None
+            print(
+                f"voicegrok is listening on {devices.mic.name!r} (Ctrl+C to stop). "
+                + (
+                    "Echo cancellation is on."
+                    if devices.canceller
+                    else "Echo cancellation is off: use a headset."
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
+            session = LiveSession(live, devices.speaker, ConsoleView(sys.stdout), metrics)
+            running = asyncio.create_task(session.run(devices.chunks, devices.sample_rate_hz))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (running, stopping):
+                task.cancel()
+            results = await asyncio.gather(running, stopping, return_exceptions=True)
+            print(
+                f"\nbye: {session.turns_done} turns, {session.interruptions} interruptions",
+                file=sys.stderr,
+            )
+            for result in results:
+                if isinstance(result, VoicegrokError):
+                    raise result
+        finally:
+            devices.close()
+    return 0
+
+
+async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from ..ui import LocalBackend, VoicegrokApp
+
+    config, path = user_config(args)
+    app = VoicegrokApp(
+        settings,
+        config,
+        config_path=path,
+        backend=LocalBackend(echo_cancel=args.echo_cancel),
+    )
+    # ALSA reports underruns on stderr, where Textual draws the screen: log them instead.
+    quiet_alsa()
+    await app.run_async()
+    return 0
