@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from ..audio import WHISPER_RATE_HZ
 from ..errors import VoicegrokError
 from .speaker import Speaker, parse_device
 
@@ -30,7 +31,7 @@ class Devices:
     canceller: EchoCanceller | None = None
     chunks: AsyncIterator[npt.NDArray[np.float32]] | None = None
     """The microphone's audio (echo-cancelled when ``canceller`` is set); None: no microphone."""
-    sample_rate_hz: int = 16000
+    sample_rate_hz: int = WHISPER_RATE_HZ
     """Rate of ``chunks`` (Hertz)."""
     problems: list[str] = field(default_factory=list)
     """One line for each device that could not be opened (only when not ``required``)."""

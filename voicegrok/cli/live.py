@@ -16,6 +16,7 @@ from ..adapters.console import ConsoleView
 from ..adapters.devices import open_devices
 from ..adapters.speaker import quiet_alsa
 from ..assistant import Assistant
+from ..audio import DEFAULT_OUTPUT_RATE_HZ
 from ..config import Settings
 from ..errors import VoicegrokError
 from ..live import LiveAssistant, LiveSession
@@ -42,7 +43,7 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
         return await live_console(
             config,
             lambda: Assistant(engines, settings, endpointing=endpointing, realtime=True),
-            engines.tts.sample_rate_hz if engines.tts else 22050,
+            engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ,
             echo_cancel=args.echo_cancel,
             metrics=args.metrics,
         )

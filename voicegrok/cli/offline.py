@@ -10,7 +10,7 @@ from ..adapters.output import AudioOut
 from ..adapters.speaker import default_output_device
 from ..adapters.terminal import append_metrics, render_turn, report
 from ..assistant import Assistant
-from ..audio import load_audio
+from ..audio import DEFAULT_OUTPUT_RATE_HZ, WHISPER_RATE_HZ, load_audio
 from ..config import Settings
 from ..demo import demo_dir, demo_recordings
 from ..errors import UsageError
@@ -19,15 +19,14 @@ from .common import check_text, load
 
 __all__ = ["cmd_ask", "cmd_demo", "cmd_reply", "cmd_say", "cmd_transcribe"]
 
-PIPER_RATE_HZ = 22050
-"""The rate of the speaker when no voice is loaded (nothing is spoken then)."""
-
 
 async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     text = check_text(args.text, "the question")
     speak = not args.no_speak
     engines = load(settings, args, stt=False, tts=speak)
-    audio = AudioOut(args.out, speak, engines.tts.sample_rate_hz if engines.tts else PIPER_RATE_HZ)
+    audio = AudioOut(
+        args.out, speak, engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ
+    )
     try:
         async with Assistant(engines, settings) as assistant:
             result = await render_turn(
@@ -44,11 +43,14 @@ async def cmd_reply(args: argparse.Namespace, settings: Settings) -> int:
     samples = load_audio(args.question)  # fails fast, before any model loads
     engines = load(settings, args)
     out: Path = args.out
-    audio = AudioOut(out, True, PIPER_RATE_HZ)
+    audio = AudioOut(out, True, DEFAULT_OUTPUT_RATE_HZ)
     try:
         async with Assistant(engines, settings) as assistant:
             result = await render_turn(
-                assistant.reply(samples, 16000), sys.stdout, feed=audio.feed, prefix="voicegrok: "
+                assistant.reply(samples, WHISPER_RATE_HZ),
+                sys.stdout,
+                feed=audio.feed,
+                prefix="voicegrok: ",
             )
             done = await audio.finish() if not result.failed else None
     finally:
@@ -110,11 +112,11 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             for i, (path, samples) in enumerate(recordings, start=1):
                 print(f"── turn {i} ({path.name})", flush=True)
                 wav = None if speaker else out_dir / f"reply{i}.wav"
-                rate = engines.tts.sample_rate_hz if engines.tts else PIPER_RATE_HZ
+                rate = engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ
                 audio = AudioOut(wav, True, rate)
                 try:
                     result = await render_turn(
-                        assistant.reply(samples, 16000),
+                        assistant.reply(samples, WHISPER_RATE_HZ),
                         sys.stdout,
                         feed=audio.feed,
                         prefix="voicegrok: ",
