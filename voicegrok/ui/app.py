@@ -5,25 +5,28 @@ The app only consumes frames (:meth:`VoicegrokApp.show` is the live session's vi
 sends commands to the :class:`~voicegrok.live.LiveSession` (a typed question, interrupt,
 new conversation, mute, push-to-talk). Devices and models come from a
 :class:`~voicegrok.ui.backend.Backend`.
+
+This module owns the session's life, the app's state and the commands; it hands what each
+frame means to the two views: the conversation (:class:`~voicegrok.ui.chat.ChatView`) and
+the side panel of figures (:class:`~voicegrok.ui.panel.SidePanel`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Markdown, Sparkline, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from ..config import Settings
 from ..conversation import Conversation
@@ -45,66 +48,14 @@ from ..frames import (
 from ..live import LiveSession
 from ..userconfig import UserConfig, save_user_config
 from .backend import Backend, LocalBackend, Probe
+from .chat import ChatView
+from .panel import SidePanel
 from .screens import HelpScreen, SettingsScreen
 
 __all__ = ["VoicegrokApp"]
 
 STATUS_TICK_S = 0.1  # seconds between meter and state refreshes: smooth, and cheap
-TOKEN_FLUSH_S = 0.08  # seconds between token batches: each Markdown update re-parses the answer
 INTERRUPTED_SHOWN_S = 1.5  # seconds "interrupted" stays up: long enough to be read
-SPARK_TURNS = 30  # turns of first-audio history in the sparkline: enough to show a trend
-RECENT_TURNS = 8  # rows of the recent-turns table: the panel stays short, older rows go
-METER_FLOOR_DBFS = -60.0  # the level meter spans this to 0 dB full scale; quieter shows empty
-METER_WIDTH = 20  # characters of the level meter
-
-STATES = {
-    "loading": "◌ loading models…",
-    "listening": "● listening",
-    "typing": "⌨ type a question",
-    "hearing": "◉ hearing you",
-    "thinking": "◔ thinking",
-    "speaking": "♪ speaking",
-    "interrupted": "■ interrupted",
-    "muted": "○ microphone muted",
-    "recording": "◉ recording: F4 to send",
-    "error": "✖ error",
-}
-
-
-@dataclass
-class _Shown:
-    """The widgets of one turn in the conversation."""
-
-    user: Static | None = None
-    answer: Markdown | None = None
-    pending: str = ""
-    """Tokens not yet handed to the Markdown widget (flushed a few times a second)."""
-    final: str | None = None
-    """The whole answer, once done: replaces the streamed text (one clean parse)."""
-    n_tokens: int = 0
-    first_token_s: float | None = None
-    last_token_s: float | None = None
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        if self.first_token_s is None or self.last_token_s is None or self.n_tokens < 2:
-            return None
-        span = self.last_token_s - self.first_token_s
-        return (self.n_tokens - 1) / span if span > 0 else None
-
-
-def _ms(v: float | None) -> str:
-    return "–" if v is None else f"{v:.0f}"
-
-
-def _meter(level: float, width: int = METER_WIDTH) -> str:
-    """A loudness bar: RMS mapped to ``METER_FLOOR_DBFS``..0 dBFS."""
-    import math
-
-    db = 20 * math.log10(max(level, 1e-6))
-    span = -METER_FLOOR_DBFS
-    filled = max(0, min(width, round((db + span) / span * width)))
-    return "█" * filled + "░" * (width - filled)
 
 
 class VoicegrokApp(App[None]):
@@ -141,14 +92,8 @@ class VoicegrokApp(App[None]):
         self.conversation = Conversation(self.base_settings.system_prompt)
         """Kept across restarts (new settings): the assistant remembers the conversation."""
         self.probe = Probe()
-        self._turns: dict[int, _Shown] = {}
-        self._partial: Static | None = None
-        self._first_audio: deque[float] = deque(maxlen=SPARK_TURNS)
         self._state_until = 0.0
-        self._stages_text = ""
         self._exit_started = False
-        self._flushing = False
-        """Tokens taken from a turn are being rendered (``settled`` waits for that)."""
 
     # ------------------------------------------------------------------ layout
 
@@ -156,25 +101,14 @@ class VoicegrokApp(App[None]):
         yield Header(show_clock=False, icon="♪")
         yield Static("", id="banner")
         with Horizontal(id="main"):
-            yield VerticalScroll(id="chat")
-            with Vertical(id="side"):
-                yield Static(STATES["loading"], id="state")
-                yield Static(_meter(0.0), id="meter")
-                yield Static("– tokens/s", id="speed")
-                yield Static("", id="stages")
-                yield Static("end of speech → first audio (ms)", classes="caption")
-                yield Sparkline([], id="spark")
-                yield DataTable(id="turns", show_cursor=False, zebra_stripes=True)
-                yield Static("", id="info")
+            yield ChatView(id="chat")
+            yield SidePanel(id="side")
         yield Input(placeholder="Type a question and press Enter…", id="prompt")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self._main.query_one("#turns", DataTable)
-        table.add_columns("#", "STT", "1st tok", "1st audio", "tok/s")
         self._main.query_one("#banner").display = False
         self.set_interval(STATUS_TICK_S, self._tick)
-        self.set_interval(TOKEN_FLUSH_S, self._flush_tokens)
         self._main.query_one("#prompt", Input).focus()
         self.start_session()
 
@@ -187,6 +121,14 @@ class VoicegrokApp(App[None]):
     def _main(self) -> Screen[object]:
         """The conversation screen (``query_one`` would search a dialog open on top)."""
         return self.screen_stack[0]
+
+    @property
+    def _chat(self) -> ChatView:
+        return self._main.query_one("#chat", ChatView)
+
+    @property
+    def _panel(self) -> SidePanel:
+        return self._main.query_one("#side", SidePanel)
 
     # ------------------------------------------------------------------ session
 
@@ -217,12 +159,18 @@ class VoicegrokApp(App[None]):
             )
         except VoicegrokError as e:
             self.state = "error"
-            self._notice(f"error: {e}", "error")
+            self._chat.notice(f"error: {e}", "error")
             self._banner([str(e)])
             return
         audio = self.backend.open_audio(self.config, probe, engines)
         self._banner(probe.problems + audio.problems, typed_only=audio.chunks is None)
-        self._show_info(settings, engines.load_s, audio.echo_cancel)
+        self._panel.show_info(
+            settings,
+            engines.load_s,
+            probe=probe,
+            echo=audio.echo_cancel,
+            server=getattr(self.backend, "url", None),  # voicegrok connect: models over there
+        )
         endpointing = EndpointConfig(end_silence_ms=self.config.end_silence_ms)
         try:
             async with self.backend.assistant(
@@ -236,7 +184,7 @@ class VoicegrokApp(App[None]):
                 await session.run(audio.chunks, audio.sample_rate_hz)
         except VoicegrokError as e:  # e.g. the server of voicegrok connect went away
             self.state = "error"
-            self._notice(f"error: {e}", "error")
+            self._chat.notice(f"error: {e}", "error")
             self._banner([str(e)])
         finally:
             self.session = None
@@ -245,34 +193,6 @@ class VoicegrokApp(App[None]):
 
     def on_unmount(self) -> None:
         self._exit_started = True
-
-    def _show_info(self, settings: Settings, load_s: dict[str, float], echo: bool) -> None:
-        from .. import models
-
-        def name(kind: str, spec: str | None) -> str:
-            if spec is None:
-                return models.DEFAULTS[kind].name
-            return Path(spec).name
-
-        loaded = ", ".join(f"{k} {v:.1f} s" for k, v in load_s.items())
-        server = getattr(self.backend, "url", None)  # voicegrok connect: models over there
-        lines = (
-            [f"server {server}"]
-            if server
-            else [
-                f"LLM    {name('llm', settings.llm_model)}",
-                f"STT    {name('stt', settings.stt_model)}" if "stt" in load_s else "STT    –",
-                f"voice  {name('tts', settings.voice)}" if "tts" in load_s else "voice  –",
-            ]
-        ) + [
-            f"mic    {self.probe.mic or '–'}",
-            f"out    {self.probe.speaker or '–'}",
-            "echo   "
-            + ("–" if self.probe.mic is None else "cancelled" if echo else "use a headset"),
-        ]
-        if loaded:
-            lines.append(f"loaded {loaded}")
-        self._main.query_one("#info", Static).update("\n".join(lines))
 
     def _banner(self, problems: list[str], *, typed_only: bool = False) -> None:
         banner = self._main.query_one("#banner", Static)
@@ -298,130 +218,45 @@ class VoicegrokApp(App[None]):
                 raise
 
     def _show(self, frame: Frame) -> None:
-        chat = self._main.query_one("#chat", VerticalScroll)
+        chat = self._chat
         if isinstance(frame, SpeechStarted):
             self.state = "hearing"
-            if self._partial is None:
-                self._partial = Static("…", classes="partial")
-                chat.mount(self._partial)
-                chat.scroll_end(animate=False)
+            chat.hearing()
         elif isinstance(frame, UserText) and not frame.final:
-            if self._partial is None:
-                self._partial = Static("", classes="partial")
-                chat.mount(self._partial)
-            self._partial.update(f"… {frame.text}")
-            chat.scroll_end(animate=False)
+            chat.show_partial(frame.text)
         elif isinstance(frame, TurnRetracted):
-            shown = self._turns.pop(frame.turn_id, None)
-            if shown is not None:
-                for widget in (shown.user, shown.answer):
-                    if widget is not None:
-                        widget.remove()
+            chat.retract(frame.turn_id)
             self.state = "hearing"
         elif isinstance(frame, TurnStarted):
-            self._turns[frame.turn_id] = _Shown()
+            chat.start_turn(frame.turn_id)
             self.state = "thinking"
         elif isinstance(frame, UserText):
-            shown = self._turns.setdefault(frame.turn_id, _Shown())
-            if self._partial is not None:
-                self._partial.remove()
-                self._partial = None
-            shown.user = Static(f"you: {frame.text}", classes="user")
-            shown.answer = Markdown("", classes="answer")
-            chat.mount(shown.user, shown.answer)
-            chat.scroll_end(animate=False)
+            chat.show_question(frame.turn_id, frame.text)
         elif isinstance(frame, LLMToken):
-            shown = self._turns.get(frame.turn_id)
+            shown = chat.add_token(frame)
             if shown is not None:
-                shown.pending += frame.text
-                shown.n_tokens += 1
-                shown.last_token_s = frame.at_s
-                if shown.first_token_s is None:
-                    shown.first_token_s = frame.at_s
-                self._show_speed(shown.tokens_per_s, shown.n_tokens, live=True)
+                self._panel.show_speed(shown.tokens_per_s, shown.n_tokens, live=True)
         elif isinstance(frame, TTSAudio):
             if self.state in ("thinking", "listening", "typing"):
                 self.state = "speaking"
         elif isinstance(frame, LLMDone):
-            shown = self._turns.get(frame.turn_id)
-            if shown is not None:
-                shown.final = frame.text
+            chat.finish_answer(frame.turn_id, frame.text)
         elif isinstance(frame, TurnMetrics):
-            self._show_metrics(frame)
+            self._panel.show_metrics(frame)
+            if self.session is None or not self.session.speaking:
+                self._idle()
         elif isinstance(frame, TurnFailed):
-            self._notice(f"could not answer: {frame.message}", "error")
+            chat.notice(f"could not answer: {frame.message}", "error")
             self._idle()
         elif isinstance(frame, Interrupt) and frame.reason:
-            self._notice(f"({frame.reason})", "notice")
+            chat.notice(f"({frame.reason})", "notice")
             self.state = "interrupted"
             self._state_until = asyncio.get_running_loop().time() + INTERRUPTED_SHOWN_S
 
     @property
     def settled(self) -> bool:
-        """Every streamed token is on the screen: none waits for the next flush, and no
-        Markdown update is still being rendered."""
-        return not self._flushing and all(
-            not t.pending and t.final is None for t in self._turns.values()
-        )
-
-    async def _flush_tokens(self) -> None:
-        if self._leaving:
-            return
-        self._flushing = True
-        try:
-            with contextlib.suppress(NoMatches):  # the app is closing
-                await self._append_tokens()
-        finally:
-            self._flushing = False
-
-    async def _append_tokens(self) -> None:
-        for shown in list(self._turns.values()):
-            if shown.answer is None or not (shown.pending or shown.final is not None):
-                continue
-            if not shown.answer.is_mounted:
-                continue  # mounting is not awaited: an update before it was lost for good
-            if shown.final is not None:
-                final, shown.final, shown.pending = shown.final, None, ""
-                await shown.answer.update(final)
-            else:
-                text, shown.pending = shown.pending, ""
-                await shown.answer.append(text)
-            self._main.query_one("#chat", VerticalScroll).scroll_end(animate=False)
-
-    def _show_speed(self, tps: float | None, n: int, *, live: bool) -> None:
-        rate = "–" if tps is None else f"{tps:.0f}"
-        suffix = " (streaming)" if live else ""
-        self._main.query_one("#speed", Static).update(f"{rate} tokens/s · {n} tokens{suffix}")
-
-    def _show_metrics(self, m: TurnMetrics) -> None:
-        self._show_speed(m.tokens_per_s, m.n_tokens, live=False)
-        self._stages_text = "\n".join(
-            [
-                f"speech-to-text   {_ms(m.stt_ms):>6} ms",
-                f"LLM first token  {_ms(m.llm_first_token_ms):>6} ms",
-                f"TTS first audio  {_ms(m.tts_first_audio_ms):>6} ms",
-                f"end → 1st audio  {_ms(m.first_audio_ms):>6} ms",
-            ]
-        )
-        self._main.query_one("#stages", Static).update(self._stages_text)
-        if m.first_audio_ms is not None:
-            self._first_audio.append(m.first_audio_ms)
-            if len(self._first_audio) > 1:  # one point would fill the whole box
-                self._main.query_one("#spark", Sparkline).data = list(self._first_audio)
-        table = self._main.query_one("#turns", DataTable)
-        table.add_row(
-            str(m.turn_id),
-            _ms(m.stt_ms),
-            _ms(m.llm_first_token_ms),
-            _ms(m.first_audio_ms),
-            f"{m.tokens_per_s:.0f}",
-            key=str(m.turn_id),
-        )
-        while table.row_count > RECENT_TURNS:
-            table.remove_row(next(iter(table.rows)))
-        table.scroll_end(animate=False)
-        if self.session is None or not self.session.speaking:
-            self._idle()
+        """Every streamed token is on the screen (see :attr:`ChatView.settled`)."""
+        return self._chat.settled
 
     def _device_metrics(self, row: dict[str, object]) -> None:
         """The live loop's per-turn row: adds when the first sample reached the device."""
@@ -429,14 +264,7 @@ class VoicegrokApp(App[None]):
             return
         device = row.get("first_audio_device_ms")
         if isinstance(device, (int, float)):
-            self._main.query_one("#stages", Static).update(
-                f"{self._stages_text}\nend → device     {device:>6.0f} ms"
-            )
-
-    def _notice(self, text: str, kind: str) -> None:
-        chat = self._main.query_one("#chat", VerticalScroll)
-        chat.mount(Static(text, classes=kind, markup=False))
-        chat.scroll_end(animate=False)
+            self._panel.show_device_latency(device)
 
     def _idle(self) -> None:
         listening = self.session is not None and self.probe.mic is not None
@@ -445,12 +273,11 @@ class VoicegrokApp(App[None]):
     # ------------------------------------------------------------------ status
 
     def _set_state_text(self, text: str) -> None:
-        self._main.query_one("#state", Static).update(text)
+        self._panel.show_state_text(text)
 
     def watch_state(self, state: str) -> None:
         with contextlib.suppress(Exception):  # before compose
-            self._set_state_text(STATES.get(state, state))
-            self._main.query_one("#state").set_classes(f"state-{state}")
+            self._panel.state = state
 
     def _tick(self) -> None:
         if self._leaving:
@@ -462,7 +289,7 @@ class VoicegrokApp(App[None]):
         session = self.session
         if session is None:
             return
-        self._main.query_one("#meter", Static).update(_meter(session.level))
+        self._panel.show_level(session.level)
         now = asyncio.get_running_loop().time()
         if session.recording:
             self.state = "recording"
@@ -495,9 +322,7 @@ class VoicegrokApp(App[None]):
     async def action_new_conversation(self) -> None:
         if self.session is not None:
             await self.session.new_conversation()
-        await self._main.query_one("#chat", VerticalScroll).remove_children()
-        self._turns.clear()
-        self._partial = None
+        await self._chat.clear()
         self.notify("New conversation: the history is forgotten.")
 
     def action_mute(self) -> None:
