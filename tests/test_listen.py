@@ -151,7 +151,7 @@ async def test_without_speculation_unfinished_words_wait_for_the_end_of_turn() -
 
 
 async def test_a_tentative_turn_is_heard_only_once_confirmed() -> None:
-    """Through the assistant: an answer held at a pause is never seen when the person goes
+    """Through the live loop: an answer held at a pause is never seen when the person goes
     on (and leaves no history); the next one comes out whole at the end-of-turn silence."""
     stt = FakeSTT(
         by_length=[(1.6, "I would like to visit the"), (9, "I would like to visit the zoo and")]
@@ -162,10 +162,13 @@ async def test_a_tentative_turn_is_heard_only_once_confirmed() -> None:
     seen: list[tuple[float, Frame]] = []
     fed = 0
     async with Assistant(engines, Settings(), endpointing=config) as assistant:
+        session = LiveSession(
+            assistant, VirtualSpeaker(16000), view=lambda f: seen.append((fed / RATE, f))
+        )
 
         async def read() -> None:
             async for frame in assistant.frames():
-                seen.append((fed / RATE, frame))
+                await session.handle(frame)
 
         reader = asyncio.create_task(read())
         # speech, a 300 ms pause (a tentative turn, withdrawn), speech, the end of the turn
@@ -282,6 +285,8 @@ async def test_a_stage_that_fails_on_microphone_audio_does_not_stop_listening() 
 
     class Flaky:
         accepts = (AudioChunk,)
+        inline = False
+        passes_while_busy = ()
         calls = 0
 
         async def process(self, frame: Frame) -> AsyncIterator[Frame]:

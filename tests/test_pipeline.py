@@ -16,6 +16,8 @@ class Upper:
     """Turns every UserText into an upper-case token, passing the text on first."""
 
     accepts = (UserText,)
+    inline = False
+    passes_while_busy = ()
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, UserText)
@@ -39,6 +41,8 @@ class Slow:
     """Holds each token for ``delay_s`` seconds (an engine that takes time)."""
 
     accepts = (LLMToken,)
+    inline = False
+    passes_while_busy = ()
 
     def __init__(self, delay_s: float) -> None:
         self.delay_s = delay_s
@@ -54,6 +58,8 @@ class Streamer:
     """Yields ``n`` tokens per text, ``delay_s`` apart, and records whether it was cancelled."""
 
     accepts = (UserText,)
+    inline = False
+    passes_while_busy = ()
 
     def __init__(self, n: int, delay_s: float) -> None:
         self.n, self.delay_s = n, delay_s
@@ -71,6 +77,8 @@ class Streamer:
 
 class Broken:
     accepts = (UserText,)
+    inline = False
+    passes_while_busy = ()
     inline = False
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
@@ -195,6 +203,8 @@ class SlowText:
     are declared to go past it while it is busy."""
 
     accepts = (UserText,)
+    inline = False
+    passes_while_busy = ()
     passes_while_busy = (LLMToken,)
 
     def __init__(self, delay_s: float) -> None:

@@ -24,18 +24,17 @@ from .frames import (
     AudioChunk,
     Frame,
     Interrupt,
-    TurnConfirmed,
     TurnFailed,
     TurnMetrics,
-    TurnRetracted,
     TurnStarted,
     UserAudio,
     UserText,
 )
-from .pipeline import Pipeline, Stage
+from .pipeline import Background, Pipeline, Stage
 from .stages import ClauseStage, LLMStage, MetricsStage, STTStage, TTSStage
 from .stages.listen import ListenStage
 from .threads import CoreShare, EngineThread
+from .turns import Forget, KeepHeard
 
 __all__ = ["Assistant", "Engines", "load_engines"]
 
@@ -196,6 +195,7 @@ class Assistant:
         self.conversation = conversation or Conversation(settings.system_prompt)
         self._ids = itertools.count(1)
         stages: list[Stage] = []
+        background = Background()
         if engines.vad is not None:
             if engines.stt is None:
                 raise ValueError("listening needs a speech-to-text engine next to the VAD")
@@ -208,6 +208,7 @@ class Assistant:
                     vad_thread=engines.threads["vad"],
                     stt_thread=engines.threads["stt"],
                     partial_thread=engines.threads["stt-partial"],
+                    background=background,
                 )
             )
         if engines.stt is not None:
@@ -228,7 +229,7 @@ class Assistant:
                 TTSStage(engines.tts, engines.threads["tts"], lead_s=lead_s, cores=engines.cores)
             )
         stages.append(MetricsStage())
-        self.pipeline = Pipeline(stages)
+        self.pipeline = Pipeline(stages, background=background)
         self._out = self.pipeline.frames()
         self.current_turn: int | None = None
 
@@ -296,50 +297,31 @@ class Assistant:
     async def frames(self) -> AsyncIterator[Frame]:
         """Every frame the pipeline puts out (listening mode), until it is closed.
 
-        A tentative turn (started at a pause, see :class:`~voicegrok.frames.TurnStarted`)
-        is held here: its frames come out all at once when it is confirmed, and never when
-        it is retracted (it is then cancelled and forgotten here).
+        Tentative turns, confirmations and retractions come out as they are: deciding
+        what becomes of a turn is the :class:`~voicegrok.turns.TurnController`'s job (the
+        live loop and each server session own one), which then calls :meth:`end_turn` and
+        :meth:`edit_history`.
         """
-        held: dict[int, list[Frame]] = {}
         while True:
             try:
                 frame = await anext(self._out)
             except StopAsyncIteration:
                 return
-            if isinstance(frame, TurnStarted) and frame.tentative:
-                held[frame.turn_id] = [frame]
-                continue
-            pending = held.get(frame.turn_id)
-            if pending is not None:
-                if isinstance(frame, TurnConfirmed):
-                    del held[frame.turn_id]
-                    self.current_turn = frame.turn_id
-                    for kept in pending:
-                        yield kept
-                elif isinstance(frame, TurnRetracted):
-                    del held[frame.turn_id]
-                    said = [f.text for f in pending if isinstance(f, UserText) and f.final]
-                    await self.retract(frame.turn_id, said[0] if said else None)
-                else:
-                    pending.append(frame)
-                continue
-            if isinstance(frame, TurnConfirmed):
-                continue  # its frames were let out already
             if isinstance(frame, TurnStarted):
                 self.current_turn = frame.turn_id
             yield frame
 
-    async def barge_in(self, turn_id: int, spoken: str) -> None:
-        """Cancel ``turn_id`` and keep in the history only ``spoken``, what the person heard."""
-        await self.pipeline.cancel_turn_and_wait(turn_id)
-        self.conversation.replace_last_assistant(spoken)
+    async def end_turn(self, turn_id: int, reason: str) -> None:
+        """Stop ``turn_id``'s work in every stage and wait until it has unwound (its
+        partial answer is then in the history, ready for :meth:`edit_history`)."""
+        await self.pipeline.cancel_turn_and_wait(turn_id, reason)
 
-    async def retract(self, turn_id: int, user_text: str | None) -> None:
-        """Cancel ``turn_id``, started early at a pause, and forget it: the person went on
-        speaking, so ``user_text`` was only the beginning of what they are saying."""
-        await self.pipeline.cancel_turn_and_wait(turn_id, reason="")
-        if user_text:
-            self.conversation.forget_exchange(user_text)
+    async def edit_history(self, turn_id: int, edit: KeepHeard | Forget) -> None:
+        """Apply a history edit of the turn controller (on the loop that owns it)."""
+        if isinstance(edit, Forget):
+            self.conversation.forget_turn(turn_id)
+        else:
+            self.conversation.keep_heard(turn_id, edit.text)
 
     def interrupt(self) -> None:
         """Cancel the current turn (barge-in): its reader gets an Interrupt and stops."""

@@ -22,39 +22,85 @@ class Message(TypedDict):
 
 @dataclass
 class Conversation:
-    """The messages of one conversation. Not thread-safe: owned by one LLM stage."""
+    """The messages of one conversation.
+
+    Not thread-safe: it is changed only on the event loop that runs its pipeline (the LLM
+    stage adds messages there; the turn controller's history edits are applied there).
+    Engine threads get copies (:meth:`snapshot`).
+
+    Each message added for a turn is tagged with that turn's id, so a turn's edit (keep
+    only what was heard, forget it) finds its own messages, whatever came after them.
+    """
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     turns: list[Message] = field(default_factory=list)
+    turn_ids: list[int] = field(default_factory=list)
+    """The turn id of each message in ``turns`` (0: added without one)."""
 
-    def add_user(self, text: str) -> None:
-        self.turns.append({"role": "user", "content": text})
+    def _add(self, role: str, text: str, turn_id: int) -> None:
+        self._sync()
+        self.turns.append({"role": role, "content": text})
+        self.turn_ids.append(turn_id)
 
-    def add_assistant(self, text: str) -> None:
-        self.turns.append({"role": "assistant", "content": text})
+    def _sync(self) -> None:
+        """``turns`` may be set or edited directly: untagged messages get id 0."""
+        if len(self.turn_ids) != len(self.turns):
+            self.turn_ids = (self.turn_ids + [0] * len(self.turns))[: len(self.turns)]
+
+    def add_user(self, text: str, turn_id: int = 0) -> None:
+        self._add("user", text, turn_id)
+
+    def add_assistant(self, text: str, turn_id: int = 0) -> None:
+        self._add("assistant", text, turn_id)
+
+    def pop(self) -> None:
+        """Drop the newest message."""
+        self._sync()
+        if self.turns:
+            self.turns.pop()
+            self.turn_ids.pop()
+
+    def snapshot(self) -> Conversation:
+        """A copy, for work queued on another thread (this one may change meanwhile)."""
+        self._sync()
+        return Conversation(self.system_prompt, list(self.turns), list(self.turn_ids))
+
+    def _indexes(self, turn_id: int, role: str | None = None) -> list[int]:
+        self._sync()
+        return [
+            i
+            for i, (m, t) in enumerate(zip(self.turns, self.turn_ids, strict=True))
+            if t == turn_id and (role is None or m["role"] == role)
+        ]
+
+    def keep_heard(self, turn_id: int, text: str) -> None:
+        """Keep only ``text`` of turn ``turn_id``'s answer, what the person heard. Nothing
+        heard: the answer is dropped (an empty answer in the history teaches a small model
+        to answer the next question with nothing); the question stays."""
+        for i in reversed(self._indexes(turn_id, "assistant")):
+            if text.strip():
+                self.turns[i] = {"role": "assistant", "content": text.strip()}
+            else:
+                del self.turns[i], self.turn_ids[i]
+
+    def forget_turn(self, turn_id: int) -> None:
+        """Turn ``turn_id`` never happened: its question and answer leave the history."""
+        for i in reversed(self._indexes(turn_id)):
+            del self.turns[i], self.turn_ids[i]
 
     def replace_last_assistant(self, text: str) -> None:
-        """Keep only ``text`` of the answer that ends the history (what was spoken before a
-        barge-in). Nothing heard: the answer is dropped (an empty answer in the history
-        teaches a small model to answer the next question with nothing). Does nothing when
-        the history does not end with an answer."""
+        """:meth:`keep_heard` for the answer that ends the history, whatever its turn.
+        Does nothing when the history does not end with an answer."""
+        self._sync()
         if self.turns and self.turns[-1]["role"] == "assistant":
             if text.strip():
-                self.turns[-1]["content"] = text
+                self.turns[-1] = {"role": "assistant", "content": text}
             else:
-                self.turns.pop()
-
-    def forget_exchange(self, user_text: str) -> None:
-        """Drop the newest question, if it is ``user_text``, and its answer if it has one."""
-        turns = self.turns
-        if turns and turns[-1]["role"] == "assistant" and len(turns) > 1:
-            if turns[-2]["role"] == "user" and turns[-2]["content"] == user_text:
-                del turns[-2:]
-        elif turns and turns[-1]["role"] == "user" and turns[-1]["content"] == user_text:
-            turns.pop()
+                self.pop()
 
     def reset(self) -> None:
         self.turns.clear()
+        self.turn_ids.clear()
 
     def messages(
         self, count_tokens: Callable[[list[Message]], int] | None = None, budget: int = 0

@@ -221,6 +221,34 @@ class TurnMetrics(Frame):
             "failed": self.failed,
         }
 
+    @classmethod
+    def from_dict(cls, row: dict[str, object], *, turn_id: int) -> TurnMetrics:
+        """The metrics of :meth:`as_dict` read back (e.g. from a server's metrics event);
+        TypeError or ValueError when a figure is not a number."""
+
+        def opt(key: str) -> float | None:
+            v = row.get(key)
+            return None if v is None else float(v)  # type: ignore[arg-type]
+
+        def num(key: str) -> float:
+            return float(row.get(key) or 0.0)  # type: ignore[arg-type]
+
+        failed = row.get("failed")
+        return cls(
+            turn_id=turn_id,
+            source=str(row.get("source", "speech")),
+            stt_ms=opt("stt_ms"),
+            llm_first_token_ms=opt("llm_first_token_ms"),
+            tts_first_audio_ms=opt("tts_first_audio_ms"),
+            first_audio_ms=opt("first_audio_ms"),
+            total_ms=num("total_ms"),
+            tokens_per_s=num("tokens_per_s"),
+            n_tokens=int(num("n_tokens")),
+            clauses=int(num("clauses")),
+            audio_s=num("audio_s"),
+            failed=None if failed is None else str(failed),
+        )
+
     def summary(self) -> str:
         """One line for a terminal: per-stage timings of the turn."""
 

@@ -7,24 +7,23 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from .frames import (
-    Frame,
-    Interrupt,
-    SpeechStarted,
-    SpokenClause,
-    TTSAudio,
-    TurnFailed,
-    TurnMetrics,
-    TurnRetracted,
-    TurnStarted,
-    UserText,
+from .frames import Frame, TTSAudio
+from .turns import (
+    Decision,
+    EditHistory,
+    EndTurn,
+    Forget,
+    KeepHeard,
+    Report,
+    Show,
+    StopPlayback,
+    TurnController,
 )
 
 __all__ = ["AudioOutput", "LiveSession", "View"]
@@ -52,15 +51,20 @@ class LiveAssistant(Protocol):
         speech_end_s: float | None = None,
     ) -> int: ...
 
-    async def barge_in(self, turn_id: int, spoken: str) -> None: ...
+    async def end_turn(self, turn_id: int, reason: str) -> None: ...
 
-    async def retract(self, turn_id: int, user_text: str | None) -> None: ...
+    async def edit_history(self, turn_id: int, edit: KeepHeard | Forget) -> None: ...
 
     def frames(self) -> AsyncIterator[Frame]: ...
 
 
 class AudioOutput(Protocol):
     """What the live loop needs of a speaker (see :class:`~voicegrok.adapters.speaker.Speaker`)."""
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """The rate of ``played_bytes`` and ``queued_bytes`` (16-bit mono)."""
+        ...
 
     @property
     def played_bytes(self) -> int: ...
@@ -74,22 +78,6 @@ class AudioOutput(Protocol):
 
     @property
     def buffered_s(self) -> float: ...
-
-
-@dataclass
-class _Turn:
-    turn_id: int
-    speech_end_s: float = 0.0
-    first_play_s: float | None = None
-    """When the turn's first sample reaches the device: queued at that time plus the audio
-    still buffered ahead of it (perf_counter)."""
-    clause_ends: dict[int, int] = field(default_factory=dict)
-    """Clause index -> speaker stream position where its audio ends."""
-    clause_text: dict[int, str] = field(default_factory=dict)
-    answering: bool = True
-    user_text: str | None = None
-    metrics: TurnMetrics | None = None
-    """Set when the answer is complete; written out once it has been played (or cut)."""
 
 
 View = Callable[[Frame], None]
@@ -122,9 +110,8 @@ class LiveSession:
         self.view: View = view or (lambda _frame: None)
         self.metrics_path = metrics_path
         self.on_metrics = on_metrics
-        self.turn: _Turn | None = None
-        self.interruptions = 0
-        self.turns_done = 0
+        self.turns = TurnController()
+        """Owns each turn's life; this loop carries out its decisions."""
         self.muted = False
         """The microphone is heard as silence (an utterance in progress ends normally)."""
         self.level = 0.0
@@ -133,13 +120,22 @@ class LiveSession:
         self._ptt: list[npt.NDArray[np.float32]] | None = None
 
     @property
+    def turns_done(self) -> int:
+        return self.turns.turns_done
+
+    @property
+    def interruptions(self) -> int:
+        return self.turns.interruptions
+
+    @property
     def speaking(self) -> bool:
         return self.speaker.buffered_s > 0
 
     @property
     def answering(self) -> bool:
         """A turn is being answered or its answer is still playing."""
-        return self.turn is not None and (self.turn.answering or self.speaking)
+        self._played()
+        return self.turns.answering
 
     @property
     def recording(self) -> bool:
@@ -199,14 +195,15 @@ class LiveSession:
 
     async def interrupt(self) -> bool:
         """Stop the answer in progress (as a barge-in would). False when there was none."""
-        if self.turn is None or not self.answering:
-            return False
-        await self._barge_in(self.turn)
-        return True
+        self._played()
+        decisions = self.turns.interrupt()
+        await self._carry_out(decisions)
+        return bool(decisions)
 
     async def new_conversation(self) -> None:
         """Stop any answer and forget the conversation so far."""
-        await self.interrupt()
+        self._played()
+        await self._carry_out(self.turns.forget_all())
         self.assistant.conversation.reset()
 
     def start_push_to_talk(self) -> None:
@@ -227,73 +224,55 @@ class LiveSession:
 
     # ------------------------------------------------------------------ frames
 
+    def _position_s(self, n_bytes: int) -> float:
+        """A position in the speaker's stream, in seconds (16-bit mono)."""
+        return n_bytes / 2 / self.speaker.sample_rate_hz
+
+    def _played(self) -> None:
+        """Tell the controller where playback stands; write what that finished."""
+        self._write(self.turns.played(self._position_s(self.speaker.played_bytes)))
+
     def poll(self, *, final: bool = False) -> None:
         """Write the finished turn's metrics once its answer has been played out."""
-        turn = self.turn
-        if turn is not None and turn.metrics is not None and (final or not self.speaking):
-            self._write_metrics(turn.metrics, turn, interrupted=False)
-            turn.metrics = None
+        self._played()
+        if final:
+            self._write(self.turns.flush())
+
+    def _write(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            if isinstance(d, Report):
+                self._write_metrics(d.row)
 
     async def handle(self, frame: Frame) -> None:
-        turn = self.turn
-        if isinstance(frame, SpeechStarted):
-            if turn is not None and (turn.answering or self.speaking):
-                await self._barge_in(turn)
-        elif isinstance(frame, TurnRetracted):
-            if turn is None or turn.turn_id != frame.turn_id:
-                return
-            self.speaker.clear()
-            self.turn = None
-            await self.assistant.retract(frame.turn_id, turn.user_text)
-        elif isinstance(frame, UserText) and not frame.final:
-            pass  # a partial transcript, shown as it is
-        elif isinstance(frame, TurnStarted):
-            self.poll(final=True)
-            self.turn = _Turn(frame.turn_id, speech_end_s=frame.speech_end_s)
-        elif turn is None or frame.turn_id != turn.turn_id:
-            return  # stale frame of an earlier turn
-        elif isinstance(frame, UserText):
-            turn.user_text = frame.text
-        elif isinstance(frame, SpokenClause):
-            turn.clause_text[frame.index] = frame.text
-        elif isinstance(frame, TTSAudio):
-            if turn.first_play_s is None:
-                turn.first_play_s = time.perf_counter() + self.speaker.buffered_s
-            self.speaker.play(frame.pcm)
-            turn.clause_ends[frame.clause_index] = self.speaker.queued_bytes
-        elif isinstance(frame, TurnMetrics):
-            turn.answering = False
-            self.turns_done += 1
-            turn.metrics = frame
-            self.poll()
-        elif isinstance(frame, (TurnFailed, Interrupt)):
-            turn.answering = False
-        self.view(frame)
+        """A frame out of the assistant: the turn controller decides, this loop acts."""
+        self._played()
+        await self._carry_out(self.turns.feed(frame))
 
-    def spoken_text(self, turn: _Turn) -> str:
-        """The clauses of ``turn`` whose audio has been played completely."""
-        played = self.speaker.played_bytes
-        done = [i for i, end in sorted(turn.clause_ends.items()) if end <= played]
-        return " ".join(turn.clause_text[i] for i in done if i in turn.clause_text).strip()
+    async def _carry_out(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            if isinstance(d, Show):
+                if isinstance(d.frame, TTSAudio):
+                    self._play(d.frame)
+                self.view(d.frame)
+            elif isinstance(d, StopPlayback):
+                self.speaker.clear()
+            elif isinstance(d, EndTurn):
+                await self.assistant.end_turn(d.turn_id, d.reason)
+            elif isinstance(d, EditHistory):
+                await self.assistant.edit_history(d.turn_id, d.edit)
+            elif isinstance(d, Report):
+                self._write_metrics(d.row)
 
-    async def _barge_in(self, turn: _Turn) -> None:
-        spoken = self.spoken_text(turn)
-        self.speaker.clear()
-        turn.answering = False
-        self.interruptions += 1
-        await self.assistant.barge_in(turn.turn_id, spoken)
-        self._write_metrics(turn.metrics, turn, interrupted=True)
-        turn.metrics = None
-
-    def _write_metrics(self, m: TurnMetrics | None, turn: _Turn, *, interrupted: bool) -> None:
-        if self.metrics_path is None and self.on_metrics is None:
-            return
-        row: dict[str, object] = m.as_dict() if m is not None else {"turn_id": turn.turn_id}
-        row["interrupted"] = interrupted
-        first_play = turn.first_play_s
-        row["first_audio_device_ms"] = (
-            None if first_play is None else round((first_play - turn.speech_end_s) * 1000, 1)
+    def _play(self, frame: TTSAudio) -> None:
+        start = self._position_s(self.speaker.queued_bytes)
+        first_play_s = time.perf_counter() + self.speaker.buffered_s
+        self.speaker.play(frame.pcm)
+        end = self._position_s(self.speaker.queued_bytes)
+        self.turns.queued(
+            frame.turn_id, frame.clause_index, start, end, first_play_s=first_play_s
         )
+
+    def _write_metrics(self, row: dict[str, object]) -> None:
         if self.on_metrics is not None:
             self.on_metrics(row)
         if self.metrics_path is not None:

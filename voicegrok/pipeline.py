@@ -28,28 +28,59 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from .errors import VoicegrokError
 from .frames import ControlFrame, Frame, Interrupt, TurnFailed
 
-__all__ = ["Pipeline", "Stage"]
+__all__ = ["Background", "Pipeline", "Stage"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 
 class Stage(Protocol):
-    """One step of the pipeline."""
+    """One step of the pipeline. Every stage states all three class attributes: one that
+    is misspelt or missing is a type error, not a behaviour silently switched off."""
 
-    @property
-    def accepts(self) -> tuple[type[Frame], ...]:
-        """Frame types given to :meth:`process`; every other frame passes by untouched."""
-        ...
+    accepts: ClassVar[tuple[type[Frame], ...]]
+    """Frame types given to :meth:`process`; every other frame passes by untouched."""
+    inline: ClassVar[bool]
+    """Pure bookkeeping that never waits: run in the stage's worker, not a task per frame."""
+    passes_while_busy: ClassVar[tuple[type[Frame], ...]]
+    """Frame types that go past the stage while it is busy (ahead of its queue)."""
 
     def process(self, frame: Frame) -> AsyncIterator[Frame]:
         """Yield the frames that go downstream (include ``frame`` itself to pass it on)."""
         ...
+
+
+class Background:
+    """Work a stage starts and does not wait for (a transcription while the person is
+    still speaking). The runner owns it: a cancelled turn's jobs are cancelled with it,
+    and nothing outlives the pipeline."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[asyncio.Future[Any], int] = {}
+
+    def spawn(self, work: Coroutine[Any, Any, T], turn_id: int) -> asyncio.Future[T]:
+        """Run ``work`` for ``turn_id`` in the background; the returned future is awaited
+        (or not) by the stage."""
+        job = asyncio.ensure_future(work)
+        self._jobs[job] = turn_id
+        job.add_done_callback(self._jobs.pop)
+        return job
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def cancel(self, turn_id: int | None = None) -> None:
+        """Cancel the jobs of ``turn_id`` (None: all of them)."""
+        for job, turn in list(self._jobs.items()):
+            if turn_id is None or turn == turn_id:
+                job.cancel()
 
 
 class _Stop:
@@ -67,10 +98,19 @@ class Pipeline:
     and ``async for frame in p.frames():`` reads what comes out of the last one.
     """
 
-    def __init__(self, stages: Sequence[Stage], *, queue_size: int = 64) -> None:
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        *,
+        queue_size: int = 64,
+        background: Background | None = None,
+    ) -> None:
+        """``background``: where the stages start work they do not wait for (given to
+        them when they are made); the runner cancels it with its turn and on closing."""
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self._stages = list(stages)
+        self.background = Background() if background is None else background
         # Bounded between stages (back-pressure); the output is unbounded so that the end of
         # a turn (Interrupt, TurnFailed) can always be delivered without waiting.
         self._queues: list[asyncio.Queue[_QueueItem]] = [
@@ -137,6 +177,7 @@ class Pipeline:
         if turn_id in self._cancelled:
             return
         self._cancelled.add(turn_id)
+        self.background.cancel(turn_id)
         for stage_turn, task in list(self._running.values()):
             if stage_turn == turn_id:
                 task.cancel()
@@ -165,6 +206,7 @@ class Pipeline:
             for t in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+        self.background.cancel()
 
     async def abort(self) -> None:
         """Stop at once: cancel every task, drop whatever is queued."""
@@ -176,12 +218,13 @@ class Pipeline:
         for t in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        self.background.cancel()
         _purge_all(self._queues[-1])
         self._queues[-1].put_nowait(_STOP)
 
     async def _work(self, index: int, stage: Stage) -> None:
         inq, outq = self._queues[index], self._queues[index + 1]
-        bypass: tuple[type[Frame], ...] = getattr(stage, "passes_while_busy", ())
+        bypass = stage.passes_while_busy
         if not bypass:
             await self._work_in_order(index, stage, inq, outq)
             return
@@ -213,7 +256,7 @@ class Pipeline:
         inq: asyncio.Queue[_QueueItem],
         outq: asyncio.Queue[_QueueItem],
     ) -> None:
-        inline = getattr(stage, "inline", False)
+        inline = stage.inline
         while True:
             item = await inq.get()
             if isinstance(item, _Stop):

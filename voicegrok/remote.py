@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -20,30 +19,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
-import soxr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
+from .audio import REALTIME_RATE_HZ, StreamResampler, float_to_pcm16, resample
 from .errors import VoicegrokError, first_line
-from .frames import (
-    Frame,
-    Interrupt,
-    LLMToken,
-    SpeechStarted,
-    TTSAudio,
-    TurnFailed,
-    TurnMetrics,
-    TurnRetracted,
-    TurnStarted,
-    UserText,
-)
+from .frames import Frame
 from .protocol import realtime as rt
+from .protocol.decoder import EventDecoder
+from .turns import Forget, KeepHeard
 
 __all__ = ["RATE_HZ", "RemoteAssistant", "RemoteError", "realtime_url"]
 
 log = logging.getLogger(__name__)
 
-RATE_HZ = 24000
+RATE_HZ = REALTIME_RATE_HZ
 """Audio both ways (the Realtime API's default)."""
 
 
@@ -85,24 +75,15 @@ class RemoteAssistant:
         self.conversation = _RemoteConversation(self)
         self.session: rt.Session | None = None
         self._ws: ClientConnection | None = None
-        self._ids = itertools.count(1)
-        self._turn = 0
-        self._response_id: str | None = None
-        self._speech_turn = 0
-        self._speech_end_s: float | None = None
-        self._sent_s = 0.0
-        """Seconds of microphone audio sent to this server session (its stream position)."""
-        self._sent_at = 0.0
-        """``perf_counter()`` when the latest of it was sent (it had just been captured)."""
-        self._typed: str | None = None
-        self._user_item: str | None = None
-        self._partial = ""
-        self._tokens = 0
-        self._resampler: Any = None
-        self._resampler_rate = 0
+        self._decoder = EventDecoder(RATE_HZ)
+        """Server events -> frames; knows the response in progress and its items."""
+        self._resampler = StreamResampler(RATE_HZ, np.float32)
         self._reopening: asyncio.Task[None] | None = None
-        self.errors: list[str] = []
+
+    @property
+    def errors(self) -> list[str]:
         """Errors the server sent (shown by the UI, kept for tests)."""
+        return self._decoder.errors
 
     async def __aenter__(self) -> RemoteAssistant:
         await self._open()
@@ -133,7 +114,7 @@ class RemoteAssistant:
             raise RemoteError(f"{self.url}: {first.error.message}")
         if isinstance(first, rt.SessionCreated):
             self.session = first.session
-        self._sent_s = 0.0  # a new session's stream starts at 0
+        self._decoder.new_session()  # a new session's stream starts at 0
         await self._ws.send(
             rt.encode(
                 rt.SessionUpdate(
@@ -154,7 +135,6 @@ class RemoteAssistant:
 
     async def _reopen(self) -> None:
         old = self._ws
-        self._response_id = None
         await self._open()
         if old is not None:
             await old.close()
@@ -170,27 +150,21 @@ class RemoteAssistant:
     # ------------------------------------------------------------------ commands
 
     async def hear(self, samples: npt.NDArray[np.float32], sample_rate_hz: int) -> None:
-        if sample_rate_hz != RATE_HZ:
-            if self._resampler is None or self._resampler_rate != sample_rate_hz:
-                self._resampler = soxr.ResampleStream(sample_rate_hz, RATE_HZ, 1, dtype="float32")
-                self._resampler_rate = sample_rate_hz
-            samples = self._resampler.resample_chunk(samples)
+        samples = self._resampler(samples, sample_rate_hz)
         if len(samples):
-            pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
-            await self._send(rt.InputAudioBufferAppend(audio=pcm))
-            self._sent_s += len(samples) / RATE_HZ
-            self._sent_at = time.perf_counter()
+            await self._send(rt.InputAudioBufferAppend(audio=float_to_pcm16(samples)))
+            self._decoder.sent_audio(len(samples) / RATE_HZ, time.perf_counter())
 
     async def push_text(self, text: str) -> int:
         await self._cancel()
-        self._typed = text
+        self._decoder.typed(text)
         await self._send(
             rt.ConversationItemCreate(
                 item=rt.Item(content=[rt.ContentPart(type="input_text", text=text)])
             )
         )
         await self._send(rt.ResponseCreate())
-        return self._turn + 1
+        return self._decoder.turn + 1
 
     async def push_audio(
         self,
@@ -201,36 +175,44 @@ class RemoteAssistant:
         """Push-to-talk: the server's turn detection is paused while this utterance is
         committed by hand and answered."""
         await self._cancel()
-        audio = (
-            soxr.resample(samples, sample_rate_hz, RATE_HZ)
-            if sample_rate_hz != RATE_HZ
-            else samples
-        )
+        audio = resample(samples, sample_rate_hz, RATE_HZ)
         off = rt.Session(audio=rt.AudioConfig(input=rt.AudioInput(turn_detection=None)))
         await self._send(rt.SessionUpdate(session=off))
-        pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+        pcm = float_to_pcm16(audio)
         step = 2 * RATE_HZ * 10  # 10 s per message: well under any message limit
         for i in range(0, len(pcm), step):
             await self._send(rt.InputAudioBufferAppend(audio=pcm[i : i + step]))
-        self._speech_end_s = time.perf_counter()
+        self._decoder.committed_by_hand(time.perf_counter())
         await self._send(rt.InputAudioBufferCommit())
         await self._send(rt.ResponseCreate())
         on = rt.Session(
             audio=rt.AudioConfig(input=rt.AudioInput(turn_detection=rt.TurnDetection()))
         )
         await self._send(rt.SessionUpdate(session=on))
-        return self._turn + 1
+        return self._decoder.turn + 1
 
-    async def barge_in(self, turn_id: int, spoken: str) -> None:
-        """Stop the answer (the server keeps the text it generated in its history)."""
-        await self._cancel()
+    async def end_turn(self, turn_id: int, reason: str) -> None:
+        """Stop the answer of ``turn_id`` if the server is still making it."""
+        if turn_id == self._decoder.turn:
+            await self._cancel()
 
-    async def retract(self, turn_id: int, user_text: str | None) -> None:
-        """The server withdraws early answers itself."""
+    async def edit_history(self, turn_id: int, edit: KeepHeard | Forget) -> None:
+        """Tell the server what was heard of the answer (``conversation.item.truncate``),
+        so its history keeps only that. A forgotten turn was withdrawn by the server
+        itself (``conversation.item.deleted``): nothing to say."""
+        item_id = self._decoder.answer_items.get(turn_id)
+        if isinstance(edit, Forget) or item_id is None or edit.heard_s is None:
+            return
+        audio_end_ms = int(edit.heard_s * 1000)  # down: never past what the server sent
+        await self._send(
+            rt.ConversationItemTruncate(
+                item_id=item_id, content_index=0, audio_end_ms=max(0, audio_end_ms)
+            )
+        )
 
     async def _cancel(self) -> None:
-        if self._response_id is not None:
-            await self._send(rt.ResponseCancel(response_id=self._response_id))
+        if self._decoder.response_id is not None:
+            await self._send(rt.ResponseCancel(response_id=self._decoder.response_id))
 
     # ------------------------------------------------------------------ frames
 
@@ -246,7 +228,9 @@ class RemoteAssistant:
                     except rt.ProtocolError as e:
                         log.warning("unreadable server event: %s", e.message)
                         continue
-                    for frame in self._frames_of(event):
+                    if isinstance(event, rt.ErrorEvent):
+                        log.warning("server error %s: %s", event.error.code, event.error.message)
+                    for frame in self._decoder.frames_of(event):
                         yield frame
             except ConnectionClosed:
                 pass
@@ -254,91 +238,3 @@ class RemoteAssistant:
                 await asyncio.shield(self._reopening)  # a new session replaced this one
             if self._ws is ws:
                 raise RemoteError(f"the server closed the connection ({self.url})")
-
-    def _frames_of(self, event: Any) -> list[Frame]:
-        now = time.perf_counter()
-        turn = self._turn
-        if isinstance(event, rt.SpeechStarted):
-            self._speech_turn = next(self._ids)
-            self._partial = ""
-            return [
-                SpeechStarted(turn_id=self._speech_turn, audio_start_s=event.audio_start_ms / 1000)
-            ]
-        if isinstance(event, rt.SpeechStopped):
-            # the server reports where in our stream the speech ended: its time here
-            behind_s = max(0.0, self._sent_s - event.audio_end_ms / 1000)
-            self._speech_end_s = min(now, self._sent_at - behind_s) if self._sent_at else now
-            return []
-        if isinstance(event, rt.Committed):
-            self._user_item = event.item_id
-            return []
-        if isinstance(event, rt.ItemDeleted):
-            if event.item_id != self._user_item:
-                return []
-            # the answer started at a pause is withdrawn: the person is still speaking
-            self._user_item = None
-            return [TurnRetracted(turn_id=turn)]
-        if isinstance(event, rt.ResponseCreated):
-            self._turn = turn = max(next(self._ids), self._speech_turn)
-            self._response_id = event.response.id
-            self._tokens = 0
-            typed, self._typed = self._typed, None
-            end = now if typed is not None or self._speech_end_s is None else self._speech_end_s
-            self._speech_end_s = None
-            frames: list[Frame] = [
-                TurnStarted(turn_id=turn, speech_end_s=end, source="text" if typed else "speech")
-            ]
-            if typed is not None:
-                frames.append(UserText(turn_id=turn, text=typed, source="text"))
-            return frames
-        if isinstance(event, rt.TranscriptionDelta):
-            self._partial += event.delta
-            return [UserText(turn_id=self._speech_turn, text=self._partial, final=False)]
-        if isinstance(event, rt.TranscriptionCompleted):
-            return [UserText(turn_id=turn, text=event.transcript)]
-        if isinstance(event, (rt.AudioTranscriptDelta, rt.TextDelta)):
-            if event.response_id != self._response_id:
-                return []
-            self._tokens += 1
-            return [LLMToken(turn_id=turn, text=event.delta, index=self._tokens - 1)]
-        if isinstance(event, rt.AudioDelta):
-            if event.response_id != self._response_id:
-                return []
-            return [TTSAudio(turn_id=turn, pcm=event.delta, sample_rate_hz=RATE_HZ, clause_index=0)]
-        if isinstance(event, rt.ResponseDone):
-            if event.response.id != self._response_id:
-                return []
-            status = event.response.status
-            if status == "completed":
-                return []  # the metrics event follows (or, from other servers, nothing)
-            self._response_id = None
-            if status == "cancelled":
-                return [Interrupt(turn_id=turn)]
-            return [TurnFailed(turn_id=turn, message=f"the answer {status}", stage="server")]
-        if isinstance(event, rt.Metrics):
-            self._response_id = None
-            m = event.metrics
-            try:
-                return [
-                    TurnMetrics(
-                        turn_id=turn,
-                        source=str(m.get("source", "speech")),
-                        stt_ms=m.get("stt_ms"),
-                        llm_first_token_ms=m.get("llm_first_token_ms"),
-                        tts_first_audio_ms=m.get("tts_first_audio_ms"),
-                        first_audio_ms=m.get("first_audio_ms"),
-                        total_ms=float(m.get("total_ms") or 0.0),
-                        tokens_per_s=float(m.get("tokens_per_s") or 0.0),
-                        n_tokens=int(m.get("n_tokens") or 0),
-                        clauses=int(m.get("clauses") or 0),
-                        audio_s=float(m.get("audio_s") or 0.0),
-                    )
-                ]
-            except (TypeError, ValueError):
-                return []
-        if isinstance(event, rt.ErrorEvent):
-            info = event.error
-            if info.code != "response_cancel_not_active":  # a cancel that crossed the end
-                self.errors.append(info.message)
-                log.warning("server error %s: %s", info.code, info.message)
-        return []

@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import soxr
@@ -23,20 +22,10 @@ from ..assistant import Assistant, Engines
 from ..config import Settings
 from ..conversation import Conversation
 from ..endpointing import EndpointConfig
-from ..frames import (
-    Frame,
-    Interrupt,
-    LLMToken,
-    SpeechStarted,
-    SpokenClause,
-    TTSAudio,
-    TurnFailed,
-    TurnMetrics,
-    TurnRetracted,
-    TurnStarted,
-    UserText,
-)
+from ..frames import TTSAudio
 from ..protocol import realtime as rt
+from ..turns import Decision, EditHistory, EndTurn, Report, Show, TurnController
+from .encoder import FrameEncoder
 
 __all__ = ["Limits", "RealtimeSession"]
 
@@ -61,24 +50,6 @@ class Limits:
     """Concurrent sessions; more connections are refused politely."""
     max_outbox_bytes: int = 16 << 20
     """Unsent server events a client may let pile up (not reading) before it is dropped."""
-
-
-@dataclass
-class _Reply:
-    """A response in progress."""
-
-    turn_id: int
-    response_id: str = field(default_factory=lambda: rt.new_id("resp"))
-    item_id: str = field(default_factory=lambda: rt.new_id("item"))
-    text: list[str] = field(default_factory=list)
-    clause_text: dict[int, str] = field(default_factory=dict)
-    clause_end_ms: dict[int, float] = field(default_factory=dict)
-    audio_ms: float = 0.0
-    user_item: str | None = None
-    """The spoken question's item (None for typed ones)."""
-    resampler: Any = None
-    started: bool = False
-    """``response.output_item.added`` was sent."""
 
 
 class RealtimeSession:
@@ -111,17 +82,17 @@ class RealtimeSession:
         self.modalities: list[rt.Modality] = ["audio"] if engines.tts is not None else ["text"]
         self._assistant: Assistant | None = None
         self._pump: asyncio.Task[None] | None = None
-        self._reply: _Reply | None = None
-        self._last_reply: _Reply | None = None
+        self.turns = self._controller()
+        """Owns each turn's life; this session carries out its decisions."""
+        self.encoder = FrameEncoder(self.modalities, self.output_rate_hz)
+        """Frames -> server events (sans-I/O)."""
+        self._sent_audio_s = 0.0
+        """Seconds of answer audio sent over this session (the controller's playback
+        positions: the client plays it, and says what it played with a truncate)."""
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
         self._pending_text: list[str] = []
         self._heard_samples = 0
-        self._listen_base_ms = 0
-        """Where the current listener's stream starts in the session's audio (a change of
-        turn detection makes a new listener, whose positions start again at 0)."""
-        self._speech_item: str | None = None
-        self._last_partial = ""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -153,16 +124,32 @@ class RealtimeSession:
                     else endpointing.preroll_ms
                 ),
             )
-        self._listen_base_ms = round(1000 * self._heard_samples / self.input_rate_hz)
+        self.encoder.listen_base_ms = round(1000 * self._heard_samples / self.input_rate_hz)
+        self._configure_encoder()
+        self.turns.interrupt_on_speech = td is not None and td.interrupt_response
         self._assistant = Assistant(
             engines, self.settings, self.conversation, endpointing, realtime=True
         )
         await self._assistant.__aenter__()
         self._pump = asyncio.create_task(self._run(self._assistant))
 
+    def _configure_encoder(self) -> None:
+        self.encoder.modalities = self.modalities
+        self.encoder.output_rate_hz = self.output_rate_hz
+
+    def _controller(self) -> TurnController:
+        td = self.turn_detection
+        return TurnController(
+            tracks_playback=False,
+            interrupt_on_speech=td is not None and td.interrupt_response,
+            barge_in_reason="turn_detected",
+        )
+
     async def _teardown(self) -> None:
-        if self._reply is not None:
-            await self._finish(self._reply, "cancelled", reason="client_cancelled")
+        reply = self.encoder.reply
+        if reply is not None:
+            await self._carry_out(self.turns.interrupt("client_cancelled"))
+            await self._send_all(self.encoder.finish(reply, "cancelled", reason="client_cancelled"))
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -263,6 +250,7 @@ class RealtimeSession:
         if rebuild:
             await self._teardown()
             await self._build()
+        self._configure_encoder()
         await self._send(rt.SessionUpdated(session=self.describe()))
 
     async def _append(self, pcm: bytes) -> None:
@@ -273,6 +261,7 @@ class RealtimeSession:
             assert self._assistant is not None
             await self._assistant.hear(samples, self.input_rate_hz)
             self._heard_samples += len(samples)
+            self.encoder.heard_ms = round(1000 * self._heard_samples / self.input_rate_hz)
             return
         limit = int(self.limits.max_buffer_s * self.input_rate_hz)
         if self._buffered + len(samples) > limit:
@@ -339,10 +328,10 @@ class RealtimeSession:
         self._pending_text.append(text)
 
     async def _respond(self) -> None:
-        if self._reply is not None:
+        if self.encoder.reply is not None:
             raise rt.ProtocolError(
                 "conversation_already_has_active_response",
-                f"response {self._reply.response_id} is still in progress: cancel it first",
+                f"response {self.encoder.reply.response_id} is still in progress: cancel it first",
             )
         text = " ".join(t for t in self._pending_text if t).strip()
         self._pending_text = []
@@ -352,19 +341,20 @@ class RealtimeSession:
             )
         assert self._assistant is not None
         turn_id = await self._assistant.push_text(text)
-        await self._begin(_Reply(turn_id))
+        await self._send_all(self.encoder.begin(turn_id))
 
     async def _cancel(self, response_id: str | None) -> None:
-        reply = self._reply
+        reply = self.encoder.reply
         if reply is None or (response_id is not None and response_id != reply.response_id):
             raise rt.ProtocolError(
                 "response_cancel_not_active", "there is no response in progress to cancel"
             )
-        await self._interrupt(reply, reason="client_cancelled")
+        await self._carry_out(self.turns.interrupt("client_cancelled"))
 
     async def _truncate(self, event: rt.ConversationItemTruncate) -> None:
-        reply = self._last_reply
-        if reply is None or event.item_id != reply.item_id:
+        reply = self.encoder.reply_of_item(event.item_id)
+        latest = max(self.encoder.replies, default=None)
+        if reply is None or reply.turn_id != latest:
             raise rt.ProtocolError(
                 "item_not_found",
                 f"{event.item_id} is not the latest answer (only it can be truncated)",
@@ -377,14 +367,7 @@ class RealtimeSession:
                 f"({reply.audio_ms:.0f} ms)",
                 param="audio_end_ms",
             )
-        played = [
-            reply.clause_text[i]
-            for i, end in sorted(reply.clause_end_ms.items())
-            if end <= event.audio_end_ms and i in reply.clause_text
-        ]
-        if reply is self._reply:
-            await self._interrupt(reply, reason="client_cancelled")
-        self.conversation.replace_last_assistant(" ".join(played))
+        await self._carry_out(self.turns.truncate(reply.turn_id, event.audio_end_ms / 1000))
         await self._send(
             rt.ItemTruncated(
                 item_id=event.item_id,
@@ -397,187 +380,37 @@ class RealtimeSession:
 
     async def _run(self, assistant: Assistant) -> None:
         async for frame in assistant.frames():
-            await self._on_frame(frame)
+            await self._carry_out(self.turns.feed(frame))
 
-    async def _on_frame(self, frame: Frame) -> None:
-        reply = self._reply
-        if isinstance(frame, SpeechStarted):
-            self._speech_item = rt.new_id("item")
-            self._last_partial = ""
-            await self._send(
-                rt.SpeechStarted(
-                    audio_start_ms=self._listen_base_ms + round(frame.audio_start_s * 1000),
-                    item_id=self._speech_item,
-                )
-            )
-            td = self.turn_detection
-            if reply is not None and td is not None and td.interrupt_response:
-                await self._interrupt(reply, reason="turn_detected")
-            return
-        if isinstance(frame, TurnRetracted):
-            # The answer started at a pause is withdrawn with its question: the person
-            # went on speaking, and their whole utterance will be one new item.
-            if reply is not None and reply.turn_id == frame.turn_id:
-                await self._interrupt(reply, reason="turn_detected")
-                if reply.user_item is not None:
-                    await self._send(rt.ItemDeleted(item_id=reply.user_item))
-                if reply.started:
-                    await self._send(rt.ItemDeleted(item_id=reply.item_id))
-            self._speech_item = rt.new_id("item")
-            self._last_partial = ""
-            now_ms = round(1000 * self._heard_samples / self.input_rate_hz)
-            await self._send(rt.SpeechStarted(audio_start_ms=now_ms, item_id=self._speech_item))
-            return
-        if isinstance(frame, TurnStarted):
-            if frame.source == "speech":
-                if reply is not None:  # a typed question's answer: the person spoke over it
-                    await self._interrupt(reply, reason="turn_detected")
-                item_id = self._speech_item or rt.new_id("item")
-                if frame.audio_end_s is not None:  # the last voiced sample, as OpenAI's
-                    end_ms = self._listen_base_ms + round(frame.audio_end_s * 1000)
-                else:
-                    end_ms = round(1000 * self._heard_samples / self.input_rate_hz)
-                await self._send(rt.SpeechStopped(audio_end_ms=end_ms, item_id=item_id))
-                await self._send(rt.Committed(item_id=item_id))
-                await self._begin(_Reply(frame.turn_id, user_item=item_id))
-            return
-        if isinstance(frame, UserText) and frame.source == "speech":
-            item_id = self._speech_item or rt.new_id("item")
-            if frame.final and reply is not None and reply.turn_id == frame.turn_id:
-                item_id = reply.user_item or item_id
-            if not frame.final:
-                if frame.text.startswith(self._last_partial):
-                    delta = frame.text[len(self._last_partial) :]
-                    if delta:
-                        await self._send(rt.TranscriptionDelta(item_id=item_id, delta=delta))
-                    self._last_partial = frame.text
-                return
-            await self._send(rt.TranscriptionCompleted(item_id=item_id, transcript=frame.text))
-            self._speech_item = None
-            return
-        if reply is None or frame.turn_id != reply.turn_id:
-            return  # a late frame of a finished or cancelled response
-        if isinstance(frame, LLMToken):
-            await self._started(reply)
-            reply.text.append(frame.text)
-            r, i = reply.response_id, reply.item_id
-            if "audio" in self.modalities:
-                await self._send(
-                    rt.AudioTranscriptDelta(response_id=r, item_id=i, delta=frame.text)
-                )
-            else:
-                await self._send(rt.TextDelta(response_id=r, item_id=i, delta=frame.text))
-        elif isinstance(frame, SpokenClause):
-            reply.clause_text[frame.index] = frame.text
-        elif isinstance(frame, TTSAudio):
-            await self._audio(reply, frame)
-        elif isinstance(frame, TurnMetrics):
-            await self._finish(reply, "completed", metrics=frame)
-        elif isinstance(frame, TurnFailed):
-            await self._send(
-                rt.ErrorEvent(
-                    error=rt.ErrorInfo(
-                        type="server_error", code="response_failed", message=frame.message
-                    )
-                )
-            )
-            await self._finish(reply, "failed", reason=frame.stage)
-        elif isinstance(frame, Interrupt):
-            await self._finish(reply, "cancelled", reason="turn_detected")
+    async def _carry_out(self, decisions: list[Decision]) -> None:
+        """Do what the turn controller decided: events to the client, the turn's work
+        stopped, the history edited."""
+        for d in decisions:
+            if isinstance(d, Show):
+                if isinstance(d.frame, TTSAudio):
+                    self._queued(d.frame)
+                await self._send_all(self.encoder.encode(d.frame))
+            elif isinstance(d, EndTurn):
+                await self._send_all(self.encoder.ended(d.turn_id, d.reason or "turn_detected"))
+                if self._assistant is not None:
+                    await self._assistant.end_turn(d.turn_id, d.reason)
+            elif isinstance(d, EditHistory):
+                if self._assistant is not None:
+                    await self._assistant.edit_history(d.turn_id, d.edit)
+            elif isinstance(d, Report):
+                await self._send_all(self.encoder.metrics(d.turn_id, d.row))
 
-    async def _begin(self, reply: _Reply) -> None:
-        self._reply = reply
-        self._last_reply = reply
-        response = rt.Response(
-            id=reply.response_id, status="in_progress", output_modalities=self.modalities
-        )
-        await self._send(rt.ResponseCreated(response=response))
-
-    def _item(self, reply: _Reply, status: str) -> rt.Item:
-        text = "".join(reply.text)
-        part = (
-            rt.ContentPart(type="output_audio", transcript=text)
-            if "audio" in self.modalities
-            else rt.ContentPart(type="output_text", text=text)
-        )
-        return rt.Item(
-            id=reply.item_id,
-            object="realtime.item",
-            role="assistant",
-            status=status,
-            content=[part],
+    def _queued(self, frame: TTSAudio) -> None:
+        start = self._sent_audio_s
+        self._sent_audio_s += frame.duration_s
+        self.turns.queued(
+            frame.turn_id,
+            frame.clause_index,
+            start,
+            self._sent_audio_s,
+            first_play_s=time.perf_counter(),
         )
 
-    async def _started(self, reply: _Reply) -> None:
-        if not reply.started:
-            reply.started = True
-            item = self._item(reply, "in_progress")
-            await self._send(rt.OutputItemAdded(response_id=reply.response_id, item=item))
-
-    async def _audio(self, reply: _Reply, frame: TTSAudio) -> None:
-        await self._started(reply)
-        pcm = frame.pcm
-        if frame.sample_rate_hz != self.output_rate_hz:
-            if reply.resampler is None:
-                reply.resampler = soxr.ResampleStream(
-                    frame.sample_rate_hz, self.output_rate_hz, 1, dtype="int16"
-                )
-            samples = np.frombuffer(pcm, dtype="<i2")
-            pcm = reply.resampler.resample_chunk(samples).astype("<i2").tobytes()
-        reply.audio_ms += 1000 * len(frame.pcm) / 2 / frame.sample_rate_hz
-        reply.clause_end_ms[frame.clause_index] = reply.audio_ms
-        if pcm:
-            await self._send(
-                rt.AudioDelta(response_id=reply.response_id, item_id=reply.item_id, delta=pcm)
-            )
-
-    async def _interrupt(self, reply: _Reply, *, reason: str) -> None:
-        """Stop ``reply`` now; the history keeps what was generated until the client says
-        (``conversation.item.truncate``) how much it played."""
-        assert self._assistant is not None
-        await self._finish(reply, "cancelled", reason=reason)
-        await self._assistant.barge_in(reply.turn_id, "".join(reply.text).strip())
-
-    async def _finish(
-        self,
-        reply: _Reply,
-        status: str,
-        *,
-        reason: str | None = None,
-        metrics: TurnMetrics | None = None,
-    ) -> None:
-        if self._reply is not reply:
-            return
-        self._reply = None
-        r, i = reply.response_id, reply.item_id
-        text = "".join(reply.text)
-        if reply.started and status == "completed":
-            if "audio" in self.modalities:
-                await self._send(rt.AudioDone(response_id=r, item_id=i))
-                await self._send(rt.AudioTranscriptDone(response_id=r, item_id=i, transcript=text))
-            else:
-                await self._send(rt.TextDone(response_id=r, item_id=i, text=text))
-            await self._send(
-                rt.OutputItemDone(
-                    response_id=reply.response_id, item=self._item(reply, "completed")
-                )
-            )
-        item_status = "completed" if status == "completed" else "incomplete"
-        response = rt.Response(
-            id=reply.response_id,
-            status=status,  # type: ignore[arg-type]
-            status_details=(
-                None if status == "completed" else rt.StatusDetails(type=status, reason=reason)
-            ),
-            output=[self._item(reply, item_status)] if reply.started else [],
-            output_modalities=self.modalities,
-            usage=rt.Usage(
-                output_tokens=metrics.n_tokens if metrics else len(reply.text),
-                total_tokens=metrics.n_tokens if metrics else len(reply.text),
-            ),
-        )
-        await self._send(rt.ResponseDone(response=response))
-        if metrics is not None:
-            row = metrics.as_dict()
-            row["at"] = time.time()
-            await self._send(rt.Metrics(response_id=reply.response_id, metrics=row))
+    async def _send_all(self, events: list[rt._ServerEvent]) -> None:
+        for event in events:
+            await self._send(event)

@@ -28,6 +28,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +47,7 @@ from ..frames import (
     TurnStarted,
     UserText,
 )
+from ..pipeline import Background
 from ..text import looks_complete
 from ..threads import EngineThread
 
@@ -68,7 +70,9 @@ class _Transcript:
 
 
 class ListenStage:
-    accepts = (AudioChunk,)
+    accepts: ClassVar[tuple[type[Frame], ...]] = (AudioChunk,)
+    inline: ClassVar[bool] = False
+    passes_while_busy: ClassVar[tuple[type[Frame], ...]] = ()
 
     def __init__(
         self,
@@ -82,11 +86,15 @@ class ListenStage:
         partial_thread: EngineThread | None = None,
         partial_every_ms: int = 700,
         eager_ms: int = 64,
+        background: Background | None = None,
     ) -> None:
+        """``background``: where transcriptions made while the person speaks run; give the
+        pipeline's (:attr:`Pipeline.background`) so that the runner cancels them."""
         if stt.sample_rate_hz != vad.sample_rate_hz:
             raise ValueError("the VAD and speech-to-text engines must use the same rate")
         self._vad = vad
         self._stt = stt
+        self._background = Background() if background is None else background
         self._next_turn_id = next_turn_id
         self._endpointer = Endpointer(
             config, sample_rate_hz=vad.sample_rate_hz, window_samples=vad.window_samples
@@ -285,7 +293,7 @@ class ListenStage:
         """Transcribe the utterance so far on ``thread``, in the background."""
         audio = self._endpointer.utterance()
         return _Transcript(
-            task=asyncio.ensure_future(thread.call(self._stt.transcribe, audio)),
+            task=self._background.spawn(thread.call(self._stt.transcribe, audio), self._turn_id),
             turn_id=self._turn_id,
             end=self._endpointer.position,
             eager=eager,

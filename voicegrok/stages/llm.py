@@ -9,6 +9,7 @@ token.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import ClassVar
 
 from ..conversation import Conversation, Message
 from ..engines import ChatModel
@@ -19,7 +20,9 @@ from ..threads import EngineThread
 
 
 class LLMStage:
-    accepts = (UserText,)
+    accepts: ClassVar[tuple[type[Frame], ...]] = (UserText,)
+    inline: ClassVar[bool] = False
+    passes_while_busy: ClassVar[tuple[type[Frame], ...]] = ()
 
     def __init__(
         self,
@@ -43,17 +46,22 @@ class LLMStage:
         self._answered = 0
         """The newest turn whose final text has come."""
 
-    def _prompt(self, text: str) -> list[Message]:
-        """The trimmed prompt, or UsageError if the new message alone does not fit."""
-        budget = self._budget
-        self.conversation.add_user(text)
-        messages = self.conversation.messages(self._engine.count_tokens, budget)
-        used = self._engine.count_tokens(messages)
-        if used > budget:
-            self.conversation.turns.pop()
+    def _count(self, conversation: Conversation) -> tuple[list[Message], int]:
+        """The trimmed prompt of ``conversation`` and its length in tokens (LLM thread)."""
+        messages = conversation.messages(self._engine.count_tokens, self._budget)
+        return messages, self._engine.count_tokens(messages)
+
+    async def _prompt(self, text: str, turn_id: int) -> list[Message]:
+        """Add the question to the history (here, on the event loop, which owns it) and
+        return the trimmed prompt, or raise UsageError if the new message alone does not
+        fit. The tokens are counted on the LLM thread, on a copy."""
+        self.conversation.add_user(text, turn_id)
+        messages, used = await self._thread.call(self._count, self.conversation.snapshot())
+        if used > self._budget:
+            self.conversation.forget_turn(turn_id)
             raise UsageError(
-                f"the message is too long for the model: {used} tokens, at most {budget} fit; "
-                "say it in shorter parts"
+                f"the message is too long for the model: {used} tokens, at most "
+                f"{self._budget} fit; say it in shorter parts"
             )
         return messages
 
@@ -62,7 +70,7 @@ class LLMStage:
         partial transcripts agree on them) on the LLM thread, in the background. The prompt
         of the final transcript then shares that prefix with the KV cache: the first token
         comes after its last few words instead of the whole question (batched evaluation
-        costs about 5 ms a token here: 60-90 ms for a whole question)."""
+        costs a few milliseconds a token on a CPU)."""
         older_turn, older = self._heard
         self._heard = (partial.turn_id, partial.text)
         if older_turn != partial.turn_id:
@@ -71,15 +79,11 @@ class LLMStage:
         if len(words.split()) < 2 or words == self._prefilled:
             return
         self._prefilled = words
-        ahead = self._snapshot()
+        ahead = self.conversation.snapshot()
         ahead.add_user(words)
         turn_id = partial.turn_id
         # skipped if the final transcript comes first: it would only delay that answer
         self._warm_up_later(ahead, unless=lambda: self._answered >= turn_id)
-
-    def _snapshot(self) -> Conversation:
-        """A copy of the history as it is now (it changes while queued work waits)."""
-        return Conversation(self.conversation.system_prompt, list(self.conversation.turns))
 
     def _warm_up_later(
         self, conversation: Conversation, *, unless: Callable[[], bool] = lambda: False
@@ -102,7 +106,7 @@ class LLMStage:
         self._answered = max(self._answered, frame.turn_id)
         if not frame.text.strip():
             return
-        messages = await self._thread.call(self._prompt, frame.text.strip())
+        messages = await self._prompt(frame.text.strip(), frame.turn_id)
         pieces: list[str] = []
         first_s = last_s = 0.0
         completed = False
@@ -128,10 +132,10 @@ class LLMStage:
         finally:
             # An interrupted answer is remembered as far as it went (the live loop narrows it
             # to what was actually spoken).
-            self.conversation.add_assistant("".join(pieces).strip())
+            self.conversation.add_assistant("".join(pieces).strip(), frame.turn_id)
         # While the answer is being spoken, put the history as it will be re-read into the KV
         # cache (the stored text re-tokenizes differently from the generated tokens).
-        self._warm_up_later(self._snapshot())
+        self._warm_up_later(self.conversation.snapshot())
         if completed:
             yield LLMDone(
                 turn_id=frame.turn_id,

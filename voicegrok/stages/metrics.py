@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..frames import (
     Frame,
@@ -35,8 +36,9 @@ def _ms(later: float | None, earlier: float | None) -> float | None:
 
 
 class MetricsStage:
-    accepts = (Frame,)
-    inline = True
+    accepts: ClassVar[tuple[type[Frame], ...]] = (Frame,)
+    passes_while_busy: ClassVar[tuple[type[Frame], ...]] = ()
+    inline: ClassVar[bool] = True
     """Never waits: run in the pipeline's worker, not a task per frame."""
 
     def __init__(self) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 from ..frames import Frame, LLMDone, LLMToken, SpokenClause
 from ..text import ClauseSplitter, speakable
 
 
 class ClauseStage:
-    accepts = (LLMToken, LLMDone)
-    inline = True
+    accepts: ClassVar[tuple[type[Frame], ...]] = (LLMToken, LLMDone)
+    passes_while_busy: ClassVar[tuple[type[Frame], ...]] = ()
+    inline: ClassVar[bool] = True
     """Never waits: run in the pipeline's worker, not a task per frame."""
 
     def __init__(self, *, first_min_words: int = 1, max_words: int = 24) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 from ..audio import resample
 from ..engines import SpeechToText
@@ -12,7 +13,9 @@ from ..threads import EngineThread
 
 
 class STTStage:
-    accepts = (UserAudio,)
+    accepts: ClassVar[tuple[type[Frame], ...]] = (UserAudio,)
+    inline: ClassVar[bool] = False
+    passes_while_busy: ClassVar[tuple[type[Frame], ...]] = ()
 
     def __init__(self, engine: SpeechToText, thread: EngineThread | None = None) -> None:
         self._engine = engine

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 from ..audio import trim_pcm16
 from ..engines import TextToSpeech
@@ -51,8 +52,9 @@ class TTSStage:
     waiting for it, while the LLM's next words are not needed before it has been heard.
     """
 
-    accepts = (SpokenClause,)
-    passes_while_busy = (LLMToken,)
+    accepts: ClassVar[tuple[type[Frame], ...]] = (SpokenClause,)
+    inline: ClassVar[bool] = False
+    passes_while_busy: ClassVar[tuple[type[Frame], ...]] = (LLMToken,)
     """Tokens are for display: they must not wait while a clause waits for the speaker."""
 
     max_ahead_s = 8.0

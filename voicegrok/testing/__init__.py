@@ -7,6 +7,7 @@ for logic tests; behaviour tests use the real embedded models.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -20,7 +21,7 @@ import numpy.typing as npt
 from ..assistant import Engines
 from ..conversation import Message
 from ..frames import Frame
-from ..pipeline import Stage
+from ..pipeline import Pipeline, Stage
 
 __all__ = [
     "FakeBackend",
@@ -230,14 +231,22 @@ class FakeBackend:
 
 
 async def run_stage(stage: Stage, frames: Iterable[Frame]) -> list[Frame]:
-    """Feed ``frames`` to one stage the way the runner does; return everything it passes on."""
+    """Feed ``frames`` to one stage the way the runner does, because it is the runner:
+    control frames jump ahead of queued data, ``passes_while_busy`` frames go past the
+    busy stage, a failure becomes ``TurnFailed``. Returns everything that came out, in
+    the order the next stage would have seen it."""
     out: list[Frame] = []
-    for frame in frames:
-        if isinstance(frame, stage.accepts):
-            async for produced in stage.process(frame):
-                out.append(produced)
-        else:
-            out.append(frame)
+    pipeline = Pipeline([stage])
+    async with pipeline:
+
+        async def read() -> None:
+            async for frame in pipeline.frames():
+                out.append(frame)
+
+        reader = asyncio.create_task(read())
+        for frame in frames:
+            await pipeline.push(frame)
+    await reader
     return out
 
 

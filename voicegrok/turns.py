@@ -1,0 +1,483 @@
+"""The life of a turn, in one place: :class:`TurnController` (sans-I/O).
+
+A turn is one question and its answer. It starts when the person has finished speaking
+(or typed), possibly *tentatively*, at a pause: its answer is then prepared but held back
+until the silence goes on (``TurnConfirmed``) or dropped unheard when the person goes on
+speaking (``TurnRetracted``). Once released it is answered and played; it ends completed,
+interrupted (a barge-in, a typed question, Esc, ``response.cancel``), retracted or failed.
+What the person actually heard of it is what the history keeps.
+
+The controller is fed the frames that come out of a pipeline (:meth:`TurnController.feed`),
+where the playback stands (:meth:`~TurnController.queued`, :meth:`~TurnController.played`)
+and commands (:meth:`~TurnController.interrupt`, :meth:`~TurnController.truncate`). It
+touches no pipeline, device, socket or history: it returns :data:`Decision` s, which its
+owner carries out in order. The live loop (``talk``, the terminal UI, ``connect``) and each
+server session own one.
+
+Ordering between the two lanes is handled here: ``TurnConfirmed`` and ``TurnRetracted``
+travel on the control lane and can overtake the ``TurnStarted`` they refer to, which still
+has to cross every stage. A decision about a turn not seen yet is remembered and applied
+when the turn arrives.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .frames import (
+    Frame,
+    Interrupt,
+    LLMToken,
+    SpeechStarted,
+    SpokenClause,
+    TurnConfirmed,
+    TurnFailed,
+    TurnMetrics,
+    TurnRetracted,
+    TurnStarted,
+    UserText,
+)
+
+__all__ = [
+    "Decision",
+    "EditHistory",
+    "EndTurn",
+    "Forget",
+    "KeepHeard",
+    "Phase",
+    "Report",
+    "Show",
+    "StopPlayback",
+    "Turn",
+    "TurnController",
+]
+
+_KEEP_TURNS = 16
+"""Ended turns remembered (their late frames are recognised as stale)."""
+_MAX_AHEAD = 4096
+"""Frames kept for a turn that has not started yet (a whole answer's tokens and audio)."""
+
+
+class Phase(enum.Enum):
+    HELD = "held"
+    """Started at a pause: prepared, not shown or played until confirmed."""
+    ANSWERING = "answering"
+    """Released: the answer is being made (and played as it comes)."""
+    ANSWERED = "answered"
+    """The answer is complete; it may still be playing."""
+    INTERRUPTED = "interrupted"
+    RETRACTED = "retracted"
+    FAILED = "failed"
+
+
+# ---------------------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    """Hand ``frame`` to the face: a view, the speaker (``TTSAudio``), a protocol encoder."""
+
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class StopPlayback:
+    """Silence the speaker now: drop whatever of ``turn_id`` is queued for playback."""
+
+    turn_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndTurn:
+    """Stop the turn's work (generation, synthesis) and wait until it has stopped.
+
+    ``reason`` is what the turn's ``Interrupt`` frame says; empty: it ends silently."""
+
+    turn_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeepHeard:
+    """The history keeps only ``text`` of the turn's answer, what the person heard;
+    nothing heard: the answer is dropped and the question stays."""
+
+    text: str
+    heard_s: float | None
+    """Seconds of the answer's audio that were played (None: not known here)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """The turn never happened: its question and answer leave the history."""
+
+
+@dataclass(frozen=True, slots=True)
+class EditHistory:
+    """Change the history of ``turn_id`` (after its work has stopped: see ``EndTurn``)."""
+
+    turn_id: int
+    edit: KeepHeard | Forget
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The turn's metrics row (one per answered turn), ready to be written or sent."""
+
+    turn_id: int
+    row: dict[str, object]
+
+
+Decision = Show | StopPlayback | EndTurn | EditHistory | Report
+
+
+# ---------------------------------------------------------------------------- turns
+
+
+@dataclass
+class Turn:
+    """What is known of one turn."""
+
+    turn_id: int
+    phase: Phase
+    source: str = "speech"
+    speech_end_s: float = 0.0
+    """``perf_counter()`` time the person stopped speaking (or typed)."""
+    user_text: str | None = None
+    held: list[Frame] = field(default_factory=list)
+    """Frames of a held turn, in order, released when it is confirmed."""
+    answer: list[str] = field(default_factory=list)
+    """The answer's pieces as generated."""
+    clause_text: dict[int, str] = field(default_factory=dict)
+    clause_end: dict[int, float] = field(default_factory=dict)
+    """Clause index -> playback position (seconds of the output stream) where it ends."""
+    audio_start: float | None = None
+    """Playback position where the turn's first audio starts."""
+    audio_end: float = 0.0
+    """Playback position after the turn's last audio queued so far."""
+    first_play_s: float | None = None
+    """``perf_counter()`` time the turn's first sample reaches the listener."""
+    metrics: TurnMetrics | None = None
+    reported: bool = False
+
+    @property
+    def released(self) -> bool:
+        return self.phase is not Phase.HELD
+
+    @property
+    def ended(self) -> bool:
+        return self.phase in (Phase.INTERRUPTED, Phase.RETRACTED, Phase.FAILED)
+
+    def heard(self, played: float) -> KeepHeard:
+        """What the person heard once playback reached ``played``: the clauses whose
+        audio has been played completely."""
+        done = [i for i, end in sorted(self.clause_end.items()) if end <= played]
+        text = " ".join(self.clause_text[i] for i in done if i in self.clause_text).strip()
+        if self.audio_start is None:
+            return KeepHeard(text, 0.0)
+        heard_s = min(max(0.0, played - self.audio_start), self.audio_end - self.audio_start)
+        return KeepHeard(text, heard_s)
+
+
+# ---------------------------------------------------------------------------- controller
+
+
+class TurnController:
+    """Owns every turn of one conversation. Not thread-safe: one event loop drives it.
+
+    ``tracks_playback``: the owner reports playback positions (a local speaker); when
+    False (a server, whose client plays the audio) an answer counts as heard in full
+    once made, until the client says otherwise (:meth:`truncate`).
+    ``interrupt_on_speech``: the person speaking during an answer interrupts it.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracks_playback: bool = True,
+        interrupt_on_speech: bool = True,
+        barge_in_reason: str = "interrupted",
+    ) -> None:
+        self.tracks_playback = tracks_playback
+        self.interrupt_on_speech = interrupt_on_speech
+        self.barge_in_reason = barge_in_reason
+        """What the ``Interrupt`` of a turn spoken over says."""
+        self._turns: OrderedDict[int, Turn] = OrderedDict()
+        self._early: dict[int, type[Frame]] = {}
+        """Turn id -> TurnConfirmed / TurnRetracted that came before its TurnStarted."""
+        self._ahead: dict[int, list[Frame]] = {}
+        """Frames of turns not started yet: the LLM's tokens pass a TTS stage busy with an
+        earlier answer, so they can come out before their own ``TurnStarted``."""
+        self._newest = 0
+        """The newest turn id started (turn ids only grow)."""
+        self.current: Turn | None = None
+        """The newest released turn (being answered, or its answer playing)."""
+        self.played_pos = 0.0
+        """Playback position (seconds of the output stream) reached so far."""
+        self.interruptions = 0
+        self.turns_done = 0
+
+    # ------------------------------------------------------------------ state
+
+    def turn(self, turn_id: int) -> Turn | None:
+        return self._turns.get(turn_id)
+
+    @property
+    def playing(self) -> bool:
+        """The current turn's audio has not all been played."""
+        turn = self.current
+        return self.tracks_playback and turn is not None and turn.audio_end > self.played_pos
+
+    @property
+    def answering(self) -> bool:
+        """A turn is being answered, or its answer is still playing."""
+        turn = self.current
+        return turn is not None and (turn.phase is Phase.ANSWERING or self.playing)
+
+    # ------------------------------------------------------------------ frames
+
+    def feed(self, frame: Frame) -> list[Decision]:
+        """A frame out of the pipeline: what to do about it."""
+        if isinstance(frame, SpeechStarted):
+            out: list[Decision] = [Show(frame)]
+            if self.interrupt_on_speech and self.answering and self.current is not None:
+                out += self._interrupt(self.current, self.barge_in_reason)
+            return out
+        if isinstance(frame, TurnConfirmed):
+            return self._confirmed(frame)
+        if isinstance(frame, TurnRetracted):
+            return self._retracted(frame)
+        if isinstance(frame, UserText) and not frame.final:
+            return [Show(frame)]  # a partial transcript: shown as it is
+        if isinstance(frame, TurnStarted):
+            return self._started(frame)
+        turn = self._turns.get(frame.turn_id)
+        if turn is None:
+            if isinstance(frame, TurnFailed) and frame.turn_id == 0:
+                return [Show(frame)]  # the listener's own trouble: it goes on
+            if frame.turn_id > self._newest and self._early.get(frame.turn_id) is not TurnRetracted:
+                ahead = self._ahead.setdefault(frame.turn_id, [])
+                if len(ahead) < _MAX_AHEAD:
+                    ahead.append(frame)  # given to the turn when it starts
+                return []
+            return []  # a stale frame of a turn long gone
+        if turn.phase is Phase.HELD:
+            turn.held.append(frame)
+            if isinstance(frame, UserText):
+                turn.user_text = frame.text
+            if isinstance(frame, TurnFailed):  # nothing to hold back: say it now
+                return self._release(turn)
+            return []
+        return self._released_frame(turn, frame)
+
+    def _started(self, frame: TurnStarted) -> list[Decision]:
+        out = self._start(frame)
+        ahead = self._ahead.pop(frame.turn_id, [])
+        self._ahead = {k: v for k, v in self._ahead.items() if k > frame.turn_id}
+        for early_frame in ahead:
+            out += self.feed(early_frame)
+        return out
+
+    def _start(self, frame: TurnStarted) -> list[Decision]:
+        early = self._early.pop(frame.turn_id, None)
+        self._newest = max(self._newest, frame.turn_id)
+        if early is TurnRetracted or frame.turn_id in self._turns:
+            return []  # withdrawn already (its work was stopped then), or a duplicate
+        turn = Turn(
+            frame.turn_id,
+            Phase.HELD if frame.tentative else Phase.ANSWERING,
+            source=frame.source,
+            speech_end_s=frame.speech_end_s,
+        )
+        self._remember(turn)
+        if turn.phase is Phase.HELD and early is not TurnConfirmed:
+            turn.held.append(frame)
+            return []
+        turn.phase = Phase.ANSWERING
+        return self._begin(turn, frame)
+
+    def _begin(self, turn: Turn, frame: TurnStarted) -> list[Decision]:
+        out = self._report_previous(final=True)
+        self.current = turn
+        out.append(Show(frame))
+        return out
+
+    def _confirmed(self, frame: TurnConfirmed) -> list[Decision]:
+        turn = self._turns.get(frame.turn_id)
+        if turn is None:
+            self._early[frame.turn_id] = TurnConfirmed
+            return []
+        if turn.phase is not Phase.HELD:
+            return []  # released already
+        return self._release(turn)
+
+    def _release(self, turn: Turn) -> list[Decision]:
+        held, turn.held = turn.held, []
+        turn.phase = Phase.ANSWERING
+        out: list[Decision] = []
+        for frame in held:
+            if isinstance(frame, TurnStarted):
+                out += self._begin(turn, frame)
+            else:
+                out += self._released_frame(turn, frame)
+        return out
+
+    def _retracted(self, frame: TurnRetracted) -> list[Decision]:
+        turn = self._turns.get(frame.turn_id)
+        stop: list[Decision] = [EndTurn(frame.turn_id, ""), EditHistory(frame.turn_id, Forget())]
+        if turn is None:  # overtook its TurnStarted: stop its work now, drop it when it comes
+            self._early[frame.turn_id] = TurnRetracted
+            return stop
+        if turn.ended:
+            return []
+        was_held = turn.phase is Phase.HELD
+        turn.phase, turn.held = Phase.RETRACTED, []
+        if was_held:
+            return stop  # never seen nor heard: nothing to show
+        out: list[Decision] = []
+        if self.current is turn:
+            self.current = None
+            out.append(StopPlayback(turn.turn_id))
+            turn.audio_end = min(turn.audio_end, self.played_pos)
+        return [*out, *stop, Show(frame)]
+
+    def _released_frame(self, turn: Turn, frame: Frame) -> list[Decision]:
+        if turn.ended and not isinstance(frame, (Interrupt, TurnFailed)):
+            return []  # stale: made before the turn's work stopped
+        if isinstance(frame, UserText):
+            turn.user_text = frame.text
+        elif isinstance(frame, LLMToken):
+            turn.answer.append(frame.text)
+        elif isinstance(frame, SpokenClause):
+            turn.clause_text[frame.index] = frame.text
+        elif isinstance(frame, TurnMetrics):
+            turn.metrics = frame
+            turn.phase = Phase.ANSWERED
+            self.turns_done += 1
+            return [Show(frame), *self._report_if_heard(turn)]
+        elif isinstance(frame, TurnFailed):
+            if turn.phase is not Phase.INTERRUPTED:
+                turn.phase = Phase.FAILED
+        elif isinstance(frame, Interrupt):
+            if turn.phase is Phase.ANSWERING:  # cancelled elsewhere (the runner, a reader)
+                turn.phase = Phase.INTERRUPTED
+        return [Show(frame)]
+
+    # ------------------------------------------------------------------ playback
+
+    def queued(
+        self, turn_id: int, clause_index: int, start: float, end: float, *, first_play_s: float
+    ) -> None:
+        """The owner handed audio of ``clause_index`` to the device: it fills the output
+        stream from ``start`` to ``end`` (seconds; the same clock as :meth:`played`).
+        ``first_play_s``: when its first sample will be heard (``perf_counter()``)."""
+        turn = self._turns.get(turn_id)
+        if turn is None or turn.ended:
+            return
+        if turn.audio_start is None:
+            turn.audio_start = start
+            turn.first_play_s = first_play_s
+        turn.clause_end[clause_index] = end
+        turn.audio_end = max(turn.audio_end, end)
+
+    def played(self, position: float) -> list[Decision]:
+        """Playback has reached ``position``: a finished answer played out is reported."""
+        self.played_pos = max(self.played_pos, position)
+        return self._report_previous(final=False)
+
+    # ------------------------------------------------------------------ commands
+
+    def interrupt(self, reason: str = "interrupted") -> list[Decision]:
+        """Stop the answer in progress (Esc, a typed question, ``response.cancel``).
+        Nothing to do (an empty list) when no answer is being made or played."""
+        turn = self.current
+        if turn is None or not self.answering:
+            return []
+        return self._interrupt(turn, reason)
+
+    def truncate(self, turn_id: int, heard_s: float) -> list[Decision]:
+        """The client played ``heard_s`` seconds of the turn's answer audio (the Realtime
+        API's ``conversation.item.truncate``): stop it if it is still going, and keep in
+        the history what those seconds held."""
+        turn = self._turns.get(turn_id)
+        if turn is None:
+            return []
+        out = self._interrupt(turn, "client_cancelled") if turn is self.current else []
+        start = turn.audio_start or 0.0
+        heard = turn.heard(start + heard_s)
+        out = [d for d in out if not isinstance(d, EditHistory)]
+        out.append(EditHistory(turn_id, KeepHeard(heard.text, heard_s)))
+        return out
+
+    def flush(self) -> list[Decision]:
+        """The session ends: the current turn's metrics, if not reported yet."""
+        return self._report_previous(final=True)
+
+    def forget_all(self) -> list[Decision]:
+        """A new conversation: stop any answer; earlier turns are no longer anyone's."""
+        out = self.interrupt()
+        self.current = None
+        return out
+
+    def _interrupt(self, turn: Turn, reason: str) -> list[Decision]:
+        if turn.ended:
+            return []
+        answering = turn.phase is Phase.ANSWERING
+        if not answering and not (self.tracks_playback and turn.audio_end > self.played_pos):
+            return []  # its answer is complete and heard: nothing left to interrupt
+        turn.phase = Phase.INTERRUPTED
+        self.interruptions += 1
+        heard = (
+            turn.heard(self.played_pos)
+            if self.tracks_playback
+            else KeepHeard("".join(turn.answer).strip(), None)
+        )
+        turn.audio_end = min(turn.audio_end, self.played_pos)
+        out: list[Decision] = [
+            StopPlayback(turn.turn_id),
+            EndTurn(turn.turn_id, reason),
+            EditHistory(turn.turn_id, heard),
+        ]
+        turn.reported = True
+        out.append(Report(turn.turn_id, self._row(turn, interrupted=True)))
+        return out
+
+    # ------------------------------------------------------------------ metrics
+
+    def _report_if_heard(self, turn: Turn) -> list[Decision]:
+        if turn.reported or turn.metrics is None:
+            return []
+        if self.tracks_playback and turn.audio_end > self.played_pos:
+            return []  # written once it has been played out
+        turn.reported = True
+        return [Report(turn.turn_id, self._row(turn, interrupted=False))]
+
+    def _report_previous(self, *, final: bool) -> list[Decision]:
+        turn = self.current
+        if turn is None or turn.reported or turn.metrics is None:
+            return []
+        if final:
+            turn.reported = True
+            return [Report(turn.turn_id, self._row(turn, interrupted=False))]
+        return self._report_if_heard(turn)
+
+    def _row(self, turn: Turn, *, interrupted: bool) -> dict[str, object]:
+        """The turn's metrics as one flat row (JSON lines, the server's metrics event)."""
+        m = turn.metrics
+        row: dict[str, object] = m.as_dict() if m is not None else {"turn_id": turn.turn_id}
+        row["interrupted"] = interrupted
+        first = turn.first_play_s
+        row["first_audio_device_ms"] = (
+            None if first is None else round((first - turn.speech_end_s) * 1000, 1)
+        )
+        return row
+
+    def _remember(self, turn: Turn) -> None:
+        self._turns[turn.turn_id] = turn
+        while len(self._turns) > _KEEP_TURNS:
+            old_id, old = next(iter(self._turns.items()))
+            if old is self.current:
+                break
+            del self._turns[old_id]
