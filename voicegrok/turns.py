@@ -257,7 +257,7 @@ class TurnController:
         if turn is None:
             if isinstance(frame, TurnFailed) and frame.turn_id == 0:
                 return [Show(frame)]  # the listener's own trouble: it goes on
-            if frame.turn_id > self._newest and self._early.get(frame.turn_id) is not TurnRetracted:
+            if frame.turn_id > self._newest and frame.turn_id not in self._dropped():
                 ahead = self._ahead.setdefault(frame.turn_id, [])
                 if len(ahead) < _MAX_AHEAD:
                     ahead.append(frame)  # given to the turn when it starts
@@ -283,8 +283,8 @@ class TurnController:
     def _start(self, frame: TurnStarted) -> list[Decision]:
         early = self._early.pop(frame.turn_id, None)
         self._newest = max(self._newest, frame.turn_id)
-        if early is TurnRetracted or frame.turn_id in self._turns:
-            return []  # withdrawn already (its work was stopped then), or a duplicate
+        if early in (TurnRetracted, Interrupt) or frame.turn_id in self._turns:
+            return []  # withdrawn or stopped already (its work was stopped then), or a duplicate
         turn = Turn(
             frame.turn_id,
             Phase.HELD if frame.tentative else Phase.ANSWERING,
@@ -389,11 +389,24 @@ class TurnController:
 
     # ------------------------------------------------------------------ commands
 
-    def interrupt(self, reason: str = "interrupted") -> list[Decision]:
+    def interrupt(self, reason: str = "interrupted", turn_id: int | None = None) -> list[Decision]:
         """Stop the answer in progress (Esc, a typed question, ``response.cancel``).
-        Nothing to do (an empty list) when no answer is being made or played."""
-        turn = self.current
-        if turn is None or not self.answering:
+        Nothing to do (an empty list) when no answer is being made or played.
+
+        ``turn_id``: stop that turn, even one whose first frame has not come out yet (a
+        response cancelled right after it was asked for)."""
+        if turn_id is not None and turn_id not in self._turns:
+            if turn_id <= self._newest or turn_id in self._early:
+                return []  # long gone, or withdrawn already
+            self._early[turn_id] = Interrupt  # its frames are dropped when they come
+            self.interruptions += 1
+            return [
+                StopPlayback(turn_id),
+                EndTurn(turn_id, reason),
+                EditHistory(turn_id, KeepHeard("", None)),
+            ]
+        turn = self.current if turn_id is None else self._turns[turn_id]
+        if turn is None or not (turn.phase is Phase.ANSWERING or self.playing):
             return []
         return self._interrupt(turn, reason)
 
@@ -445,6 +458,10 @@ class TurnController:
         return out
 
     # ------------------------------------------------------------------ metrics
+
+    def _dropped(self) -> set[int]:
+        """Turns stopped before their first frame came out."""
+        return {t for t, kind in self._early.items() if kind is not TurnConfirmed}
 
     def _report_if_heard(self, turn: Turn) -> list[Decision]:
         if turn.reported or turn.metrics is None:

@@ -30,7 +30,8 @@ from websockets.http11 import Request, Response
 from ..assistant import Engines
 from ..config import Settings
 from ..protocol import realtime as rt
-from .session import Limits, RealtimeSession
+from .core import Limits
+from .session import RealtimeSession
 
 __all__ = ["RealtimeServer", "ServerOptions", "is_loopback"]
 

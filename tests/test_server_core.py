@@ -1,0 +1,208 @@
+"""The server's session core, sans-I/O: client events and frames in, server events and
+commands out. No event loop, no socket, no engine: plain function calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from voicegrok.frames import (
+    LLMToken,
+    SpeechStarted,
+    SpokenClause,
+    TTSAudio,
+    TurnConfirmed,
+    TurnMetrics,
+    TurnRetracted,
+    TurnStarted,
+    UserText,
+)
+from voicegrok.protocol import realtime as rt
+from voicegrok.server.core import Capabilities, Hear, Rebuild, SessionCore, Transcribe
+from voicegrok.turns import EditHistory, EndTurn, Forget, KeepHeard
+
+CAN = Capabilities(listens=True, transcribes=True, speaks=True, max_output_tokens=400)
+
+
+def names(outputs: list[Any]) -> list[str]:
+    return [type(o).__name__ for o in outputs]
+
+
+def metrics(turn_id: int) -> TurnMetrics:
+    return TurnMetrics(
+        turn_id=turn_id,
+        source="text",
+        stt_ms=None,
+        llm_first_token_ms=10.0,
+        tts_first_audio_ms=20.0,
+        first_audio_ms=30.0,
+        total_ms=40.0,
+        tokens_per_s=50.0,
+        n_tokens=2,
+        clauses=2,
+        audio_s=1.0,
+    )
+
+
+def clause(turn_id: int, index: int, text: str, seconds: float) -> list[Any]:
+    pcm = b"\x01\x00" * int(24000 * seconds)
+    return [
+        SpokenClause(turn_id=turn_id, index=index, text=text, spoken=text),
+        TTSAudio(turn_id=turn_id, pcm=pcm, sample_rate_hz=24000, clause_index=index),
+    ]
+
+
+def typed_answer(core: SessionCore, turn_id: int = 7) -> list[Any]:
+    """Ask a typed question and feed the frames of its answer up to its second clause."""
+    core.receive(
+        rt.ConversationItemCreate(
+            item=rt.Item(content=[rt.ContentPart(type="input_text", text="Count.")])
+        )
+    )
+    assert names(core.receive(rt.ResponseCreate())) == ["Ask"]
+    out = core.asked(turn_id)
+    for frame in [
+        TurnStarted(turn_id=turn_id, speech_end_s=0.0, source="text"),
+        UserText(turn_id=turn_id, text="Count.", source="text"),
+        LLMToken(turn_id=turn_id, text="One,", index=0),
+        LLMToken(turn_id=turn_id, text=" two.", index=1),
+        *clause(turn_id, 0, "One,", 0.5),
+        *clause(turn_id, 1, "two.", 0.5),
+    ]:
+        out += core.frame(frame)
+    return out
+
+
+def test_a_session_starts_with_its_assistant_made_then_session_created() -> None:
+    core = SessionCore(CAN, "Be brief.")
+    out = core.start()
+    assert names(out) == ["Rebuild", "SessionCreated"]
+    assert isinstance(out[0], Rebuild) and out[0].listen and out[0].speak
+
+
+def test_audio_goes_to_the_listener_with_turn_detection_and_to_a_buffer_without() -> None:
+    core = SessionCore(CAN, "")
+    pcm = np.full(2400, 1000, dtype="<i2").tobytes()
+    (hear,) = core.receive(rt.InputAudioBufferAppend(audio=pcm))
+    assert isinstance(hear, Hear) and hear.sample_rate_hz == 24000 and len(hear.samples) == 2400
+    off = rt.Session(audio=rt.AudioConfig(input=rt.AudioInput(turn_detection=None)))
+    assert names(core.receive(rt.SessionUpdate(session=off))) == ["Rebuild", "SessionUpdated"]
+    assert core.receive(rt.InputAudioBufferAppend(audio=pcm)) == []
+    committed, job = core.receive(rt.InputAudioBufferCommit())
+    assert isinstance(committed, rt.Committed) and isinstance(job, Transcribe)
+    (done,) = core.transcribed(job, "hello")
+    assert isinstance(done, rt.TranscriptionCompleted) and done.transcript == "hello"
+    assert done.item_id == committed.item_id
+    assert names(core.receive(rt.ResponseCreate())) == ["Ask"]
+
+
+def test_a_typed_answer_becomes_the_apis_events_in_order() -> None:
+    core = SessionCore(CAN, "")
+    out = typed_answer(core)
+    out += core.frame(metrics(7))
+    assert names(out) == [
+        "ResponseCreated",
+        "OutputItemAdded",
+        "AudioTranscriptDelta",
+        "AudioTranscriptDelta",
+        "AudioDelta",
+        "AudioDelta",
+        "AudioDone",
+        "AudioTranscriptDone",
+        "OutputItemDone",
+        "ResponseDone",
+        "Metrics",
+    ]
+    done = out[-2]
+    assert isinstance(done, rt.ResponseDone) and done.response.status == "completed"
+
+
+def test_response_cancel_ends_the_turn_and_keeps_what_was_generated() -> None:
+    core = SessionCore(CAN, "")
+    typed_answer(core)
+    out = core.receive(rt.ResponseCancel())
+    assert names(out) == ["ResponseDone", "EndTurn", "EditHistory"]
+    assert out[1] == EndTurn(7, "client_cancelled")
+    assert out[2] == EditHistory(7, KeepHeard("One, two.", None))
+    (error,) = core.receive(rt.ResponseCancel())
+    assert isinstance(error, rt.ErrorEvent) and error.error.code == "response_cancel_not_active"
+
+
+def test_a_truncate_keeps_the_clauses_played_before_audio_end_ms() -> None:
+    core = SessionCore(CAN, "")
+    out = typed_answer(core)
+    core.frame(metrics(7))
+    item = next(o.item.id for o in out if isinstance(o, rt.OutputItemAdded))
+    out = core.receive(rt.ConversationItemTruncate(item_id=item, content_index=0, audio_end_ms=700))
+    edit, truncated = out[-2:]
+    assert edit == EditHistory(7, KeepHeard("One,", 0.7))
+    assert isinstance(truncated, rt.ItemTruncated)
+    assert (truncated.item_id, truncated.audio_end_ms) == (item, 700)
+    (error,) = core.receive(
+        rt.ConversationItemTruncate(item_id=item, content_index=0, audio_end_ms=5000)
+    )
+    assert isinstance(error, rt.ErrorEvent) and error.error.code == "invalid_value"
+
+
+def test_speech_over_an_answer_cancels_it_unless_interrupt_response_is_off() -> None:
+    core = SessionCore(CAN, "")
+    typed_answer(core)
+    out = core.frame(SpeechStarted(turn_id=8, audio_start_s=1.0))
+    assert names(out) == ["SpeechStarted", "ResponseDone", "EndTurn", "EditHistory"]
+    done = out[1]
+    assert isinstance(done, rt.ResponseDone) and done.response.status == "cancelled"
+
+    quiet = SessionCore(CAN, "")
+    td = rt.TurnDetection(interrupt_response=False)
+    update = rt.Session(audio=rt.AudioConfig(input=rt.AudioInput(turn_detection=td)))
+    quiet.receive(rt.SessionUpdate(session=update))
+    typed_answer(quiet)
+    assert names(quiet.frame(SpeechStarted(turn_id=8, audio_start_s=1.0))) == ["SpeechStarted"]
+
+
+def test_a_spoken_turn_confirmed_then_withdrawn_deletes_its_items_and_its_history() -> None:
+    core = SessionCore(CAN, "")
+    out = core.frame(SpeechStarted(turn_id=3, audio_start_s=0.5))
+    for frame in [
+        TurnStarted(turn_id=3, speech_end_s=0.0, audio_end_s=1.5, tentative=True),
+        UserText(turn_id=3, text="Book a table."),
+        LLMToken(turn_id=3, text="Sure.", index=0),
+    ]:
+        assert core.frame(frame) == [], "held back until confirmed"
+    out = core.frame(TurnConfirmed(turn_id=3))
+    assert names(out) == [
+        "SpeechStopped",
+        "Committed",
+        "ResponseCreated",
+        "TranscriptionCompleted",
+        "OutputItemAdded",
+        "AudioTranscriptDelta",
+    ]
+    stopped = out[0]
+    assert isinstance(stopped, rt.SpeechStopped) and stopped.audio_end_ms == 1500
+    out = core.frame(TurnRetracted(turn_id=3))
+    assert names(out) == [
+        "ResponseDone",
+        "EndTurn",
+        "EditHistory",
+        "ItemDeleted",
+        "ItemDeleted",
+        "SpeechStarted",
+    ]
+    assert out[2] == EditHistory(3, Forget())
+
+
+def test_a_refused_update_changes_nothing() -> None:
+    core = SessionCore(
+        Capabilities(listens=False, transcribes=True, speaks=False, max_output_tokens=10), ""
+    )
+    before = core.describe()
+    td = rt.TurnDetection()
+    bad = rt.Session(
+        instructions="new",
+        audio=rt.AudioConfig(input=rt.AudioInput(turn_detection=td)),
+    )
+    (error,) = core.receive(rt.SessionUpdate(session=bad))
+    assert isinstance(error, rt.ErrorEvent) and error.error.code == "unsupported_turn_detection"
+    assert core.describe() == before

@@ -1,0 +1,434 @@
+"""One Realtime API session as a state machine, sans-I/O: :class:`SessionCore`.
+
+Client events and the assistant's frames go in; server events and commands for the
+assistant come out, in the order they must be carried out. No socket, no event loop, no
+engine here (the websockets way: the protocol object is the state machine); the async
+driver, :class:`~voicegrok.server.session.RealtimeSession`, carries the commands out.
+
+Turns are owned by the session's :class:`~voicegrok.turns.TurnController`; frames become
+events through its :class:`~voicegrok.server.encoder.FrameEncoder`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio import FloatAudio, pcm16_to_float
+from ..endpointing import EndpointConfig
+from ..frames import Frame, TTSAudio
+from ..protocol import realtime as rt
+from ..turns import Decision, EditHistory, EndTurn, Report, Show, TurnController
+from .encoder import FrameEncoder
+
+__all__ = [
+    "Ask",
+    "Capabilities",
+    "Command",
+    "Hear",
+    "Limits",
+    "Rebuild",
+    "SessionCore",
+    "Transcribe",
+]
+
+ServerEvent = rt._ServerEvent
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one connection may do (the server refuses the rest with an ``error`` event)."""
+
+    max_message_bytes: int = 1 << 20
+    """Largest websocket message (1 MiB: 21 s of 24 kHz audio in base64)."""
+    max_buffer_s: float = 60.0
+    """Most audio one turn may hold (committed by hand, turn detection off)."""
+    max_text_chars: int = 8000
+    """Longest typed message."""
+    messages_per_s: float = 100.0
+    """Sustained requests per second (bursts of twice as many pass)."""
+    idle_timeout_s: float = 300.0
+    """A session that sends nothing for this long is closed."""
+    max_sessions: int = 8
+    """Concurrent sessions; more connections are refused politely."""
+    max_outbox_bytes: int = 16 << 20
+    """Unsent server events a client may let pile up (not reading) before it is dropped."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the server's loaded engines can do for a session."""
+
+    listens: bool
+    """A VAD is loaded: server-side turn detection is possible."""
+    transcribes: bool
+    speaks: bool
+    max_output_tokens: int
+    model_name: str = "voicegrok"
+    voice_name: str = "default"
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, eq=False)
+class Hear:
+    """Give microphone audio to the listener (turn detection on)."""
+
+    samples: FloatAudio
+    sample_rate_hz: int
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Start a turn answering ``text``; then call :meth:`SessionCore.asked` with its id."""
+
+    text: str
+
+
+@dataclass(frozen=True, eq=False)
+class Transcribe:
+    """Transcribe a committed buffer; then call :meth:`SessionCore.transcribed`."""
+
+    item_id: str
+    samples: FloatAudio
+    sample_rate_hz: int
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """Make the session's assistant anew (its listener or its voice changed)."""
+
+    listen: bool
+    speak: bool
+    endpointing: EndpointConfig
+
+
+@dataclass(frozen=True)
+class SetInstructions:
+    text: str
+
+
+Command = Hear | Ask | Transcribe | Rebuild | SetInstructions | EndTurn | EditHistory
+Output = ServerEvent | Command
+
+
+class SessionCore:
+    """The protocol state of one session. ``receive(event)`` and ``frame(frame)`` return
+    what to do, in order; refused requests come back as ``error`` events."""
+
+    def __init__(
+        self, capabilities: Capabilities, instructions: str, limits: Limits | None = None
+    ) -> None:
+        self.can = capabilities
+        self.limits = limits or Limits()
+        self.session_id = rt.new_id("sess")
+        self.instructions = instructions
+        self.input_rate_hz = 24000
+        self.output_rate_hz = 24000
+        self.turn_detection: rt.TurnDetection | None = (
+            rt.TurnDetection() if capabilities.listens else None
+        )
+        self.modalities: list[rt.Modality] = ["audio"] if capabilities.speaks else ["text"]
+        self.turns = TurnController(
+            tracks_playback=False, interrupt_on_speech=True, barge_in_reason="turn_detected"
+        )
+        """Owns each turn's life (the client plays the audio, so playback is not tracked:
+        an answer counts as heard until the client truncates it)."""
+        self.encoder = FrameEncoder(self.modalities, self.output_rate_hz)
+        self._sent_audio_s = 0.0
+        """Seconds of answer audio sent (the controller's playback positions)."""
+        self._buffer: list[FloatAudio] = []
+        self._buffered = 0
+        self._pending_text: list[str] = []
+        self._heard_samples = 0
+
+    # ------------------------------------------------------------------ session
+
+    def start(self) -> list[Output]:
+        """The session opens: its assistant is made, the client is told."""
+        return [self._rebuild(), rt.SessionCreated(session=self.describe())]
+
+    def describe(self) -> rt.Session:
+        fmt_in = rt.AudioFormat(rate=self.input_rate_hz)
+        fmt_out = rt.AudioFormat(rate=self.output_rate_hz)
+        return rt.Session(
+            id=self.session_id,
+            object="realtime.session",
+            model=self.can.model_name,
+            instructions=self.instructions,
+            output_modalities=self.modalities,
+            audio=rt.AudioConfig(
+                input=rt.AudioInput(format=fmt_in, turn_detection=self.turn_detection),
+                output=rt.AudioOutput(format=fmt_out, voice=self.can.voice_name),
+            ),
+            max_output_tokens=self.can.max_output_tokens,
+        )
+
+    def _rebuild(self) -> Rebuild:
+        td = self.turn_detection
+        endpointing = EndpointConfig()
+        if td is not None:
+            endpointing = EndpointConfig(
+                threshold=td.threshold if td.threshold is not None else endpointing.threshold,
+                end_silence_ms=td.silence_duration_ms or endpointing.end_silence_ms,
+                preroll_ms=(
+                    td.prefix_padding_ms
+                    if td.prefix_padding_ms is not None
+                    else endpointing.preroll_ms
+                ),
+            )
+        # a new listener's stream positions start again at 0
+        self.encoder.listen_base_ms = round(1000 * self._heard_samples / self.input_rate_hz)
+        self.turns.interrupt_on_speech = td is not None and td.interrupt_response
+        self._configure()
+        return Rebuild(
+            listen=td is not None and self.can.listens,
+            speak="audio" in self.modalities,
+            endpointing=endpointing,
+        )
+
+    def _configure(self) -> None:
+        self.encoder.modalities = self.modalities
+        self.encoder.output_rate_hz = self.output_rate_hz
+
+    def closing(self) -> list[Output]:
+        """The session ends: an answer in progress is cancelled."""
+        reply = self.encoder.reply
+        if reply is None:
+            return []
+        decisions = self.turns.interrupt("client_cancelled", turn_id=reply.turn_id)
+        out = self._decided(decisions)
+        out += self.encoder.finish(reply, "cancelled", reason="client_cancelled")
+        return out
+
+    # ------------------------------------------------------------------ client events
+
+    def receive(self, event: rt.ClientEvent) -> list[Output]:
+        """Serve one client event; a refused request becomes an ``error`` event."""
+        try:
+            return self._dispatch(event)
+        except rt.ProtocolError as e:
+            if e.event_id is None:
+                e.event_id = event.event_id
+            return [rt.ErrorEvent.of(e)]
+
+    def _dispatch(self, event: rt.ClientEvent) -> list[Output]:
+        if isinstance(event, rt.InputAudioBufferAppend):
+            return self._append(event.audio)
+        if isinstance(event, rt.SessionUpdate):
+            return self._update(event.session)
+        if isinstance(event, rt.ConversationItemCreate):
+            return self._add_item(event.item)
+        if isinstance(event, rt.ResponseCreate):
+            return self._respond()
+        if isinstance(event, rt.ResponseCancel):
+            return self._cancel(event.response_id)
+        if isinstance(event, rt.InputAudioBufferCommit):
+            return self._commit()
+        if isinstance(event, rt.InputAudioBufferClear):
+            self._buffer, self._buffered = [], 0
+            return [rt.Cleared()]
+        if isinstance(event, rt.ConversationItemTruncate):
+            return self._truncate(event)
+        return []
+
+    def _update(self, patch: rt.Session) -> list[Output]:
+        audio = patch.audio
+        audio_in = audio.input if audio is not None else None
+        new_td = "turn_detection" in audio_in.model_fields_set if audio_in else False
+        td = audio_in.turn_detection if audio_in is not None else None
+        # Check everything first: a refused update changes nothing.
+        if patch.output_modalities is not None:
+            if "audio" in patch.output_modalities and not self.can.speaks:
+                raise rt.ProtocolError(
+                    "unsupported_modality",
+                    "this server has no voice loaded: use output_modalities ['text']",
+                    param="session.output_modalities",
+                )
+        if new_td and td is not None and not self.can.listens:
+            raise rt.ProtocolError(
+                "unsupported_turn_detection",
+                "this server runs without a VAD: commit the audio buffer yourself",
+                param="session.audio.input.turn_detection",
+            )
+        if new_td and td is not None and not td.create_response:
+            raise rt.ProtocolError(
+                "unsupported_turn_detection",
+                "create_response false is not supported: every turn is answered",
+                param="session.audio.input.turn_detection.create_response",
+            )
+        out: list[Output] = []
+        rebuild = False
+        if patch.instructions is not None:
+            self.instructions = patch.instructions
+            out.append(SetInstructions(patch.instructions))
+        if patch.output_modalities is not None:
+            wanted = list(patch.output_modalities)
+            rebuild |= wanted != self.modalities
+            self.modalities = wanted
+        if audio_in is not None and audio_in.format is not None:
+            self.input_rate_hz = audio_in.format.rate
+        if new_td:
+            rebuild |= td != self.turn_detection
+            self.turn_detection = td
+        if audio is not None and audio.output is not None and audio.output.format is not None:
+            self.output_rate_hz = audio.output.format.rate
+        if rebuild:
+            out += self.closing()
+            out.append(self._rebuild())
+        self._configure()
+        out.append(rt.SessionUpdated(session=self.describe()))
+        return out
+
+    def _append(self, pcm: bytes) -> list[Output]:
+        samples = pcm16_to_float(pcm)
+        if not len(samples):
+            return []
+        if self.turn_detection is not None:
+            self._heard_samples += len(samples)
+            self.encoder.heard_ms = round(1000 * self._heard_samples / self.input_rate_hz)
+            return [Hear(samples, self.input_rate_hz)]
+        limit = int(self.limits.max_buffer_s * self.input_rate_hz)
+        if self._buffered + len(samples) > limit:
+            raise rt.ProtocolError(
+                "input_audio_buffer_full",
+                f"the input audio buffer holds at most {self.limits.max_buffer_s:g} s: "
+                "commit or clear it",
+            )
+        self._buffer.append(samples)
+        self._buffered += len(samples)
+        return []
+
+    def _commit(self) -> list[Output]:
+        if self.turn_detection is not None:
+            raise rt.ProtocolError(
+                "turn_detection_enabled",
+                "with turn detection on the server commits the audio itself; send "
+                "session.update with audio.input.turn_detection null to commit by hand",
+            )
+        if self._buffered < self.input_rate_hz // 10:
+            raise rt.ProtocolError(
+                "input_audio_buffer_commit_empty",
+                "the input audio buffer holds less than 100 ms of audio",
+            )
+        if not self.can.transcribes:
+            raise rt.ProtocolError("unsupported", "this server has no speech-to-text model")
+        audio = np.concatenate(self._buffer)
+        self._buffer, self._buffered = [], 0
+        item_id = rt.new_id("item")
+        # Transcribe now, answer on response.create (the API's order of events).
+        return [rt.Committed(item_id=item_id), Transcribe(item_id, audio, self.input_rate_hz)]
+
+    def transcribed(self, command: Transcribe, text: str) -> list[Output]:
+        """The transcript of a committed buffer."""
+        self._pending_text.append(text)
+        seconds = len(command.samples) / command.sample_rate_hz
+        return [
+            rt.TranscriptionCompleted(
+                item_id=command.item_id,
+                transcript=text,
+                usage=rt.TranscriptionUsage(seconds=seconds),
+            )
+        ]
+
+    def _add_item(self, item: rt.Item) -> list[Output]:
+        if item.role != "user":
+            raise rt.ProtocolError(
+                "unsupported_item",
+                "only user messages can be added (the assistant's come from its answers)",
+                param="item.role",
+            )
+        text = item.text()
+        if not text:
+            raise rt.ProtocolError("invalid_value", "the message has no text", param="item")
+        if len(text) > self.limits.max_text_chars:
+            raise rt.ProtocolError(
+                "text_too_long",
+                f"a message holds at most {self.limits.max_text_chars} characters",
+                param="item.content",
+            )
+        self._pending_text.append(text)
+        return []
+
+    def _respond(self) -> list[Output]:
+        if self.encoder.reply is not None:
+            raise rt.ProtocolError(
+                "conversation_already_has_active_response",
+                f"response {self.encoder.reply.response_id} is still in progress: cancel it first",
+            )
+        text = " ".join(t for t in self._pending_text if t).strip()
+        self._pending_text = []
+        if not text:
+            raise rt.ProtocolError(
+                "no_input", "nothing to answer: add a user message or commit audio first"
+            )
+        return [Ask(text)]
+
+    def asked(self, turn_id: int) -> list[Output]:
+        """The turn made for an :class:`Ask` has id ``turn_id``: its response begins."""
+        return [*self.encoder.begin(turn_id)]
+
+    def _cancel(self, response_id: str | None) -> list[Output]:
+        reply = self.encoder.reply
+        if reply is None or (response_id is not None and response_id != reply.response_id):
+            raise rt.ProtocolError(
+                "response_cancel_not_active", "there is no response in progress to cancel"
+            )
+        return self._decided(self.turns.interrupt("client_cancelled", turn_id=reply.turn_id))
+
+    def _truncate(self, event: rt.ConversationItemTruncate) -> list[Output]:
+        reply = self.encoder.reply_of_item(event.item_id)
+        if reply is None or reply.turn_id != max(self.encoder.replies, default=None):
+            raise rt.ProtocolError(
+                "item_not_found",
+                f"{event.item_id} is not the latest answer (only it can be truncated)",
+                param="item_id",
+            )
+        if event.audio_end_ms > reply.audio_ms + 1:
+            raise rt.ProtocolError(
+                "invalid_value",
+                f"audio_end_ms {event.audio_end_ms} is past the answer's audio "
+                f"({reply.audio_ms:.0f} ms)",
+                param="audio_end_ms",
+            )
+        out = self._decided(self.turns.truncate(reply.turn_id, event.audio_end_ms / 1000))
+        out.append(
+            rt.ItemTruncated(
+                item_id=event.item_id,
+                content_index=event.content_index,
+                audio_end_ms=event.audio_end_ms,
+            )
+        )
+        return out
+
+    # ------------------------------------------------------------------ frames
+
+    def frame(self, frame: Frame) -> list[Output]:
+        """A frame out of the session's assistant."""
+        return self._decided(self.turns.feed(frame))
+
+    def _decided(self, decisions: list[Decision]) -> list[Output]:
+        """The turn controller's decisions as events and commands."""
+        out: list[Output] = []
+        for d in decisions:
+            if isinstance(d, Show):
+                if isinstance(d.frame, TTSAudio):
+                    self._queued(d.frame)
+                out += self.encoder.encode(d.frame)
+            elif isinstance(d, EndTurn):
+                out += self.encoder.ended(d.turn_id, d.reason or "turn_detected")
+                out.append(d)
+            elif isinstance(d, EditHistory):
+                out.append(d)
+            elif isinstance(d, Report):
+                out += self.encoder.metrics(d.turn_id, d.row)
+        return out
+
+    def _queued(self, frame: TTSAudio) -> None:
+        start = self._sent_audio_s
+        self._sent_audio_s += frame.duration_s
+        self.turns.queued(
+            frame.turn_id, frame.clause_index, start, self._sent_audio_s, first_play_s=frame.at_s
+        )
