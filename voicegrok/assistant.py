@@ -166,8 +166,8 @@ def _one_blas_thread() -> None:
     With its default of one thread per core, every small matrix product (whisper's mel
     filter bank, a few milliseconds) wakes a second OpenBLAS thread that then spins about
     a tenth of a second waiting for more work: each transcription burned a second core, and
-    two at once (a partial and the end of a turn) took 115-155 ms instead of 93. The
-    engines have thread counts of their own; NumPy's work here is too small to share.
+    two at once (a partial and the end of a turn) slowed each other down. The engines have
+    thread counts of their own; NumPy's work here is too small to share.
     """
     from threadpoolctl import threadpool_limits
 

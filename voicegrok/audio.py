@@ -18,6 +18,7 @@ import soundfile
 import soxr
 
 from .errors import AudioInputError
+from .rates import DEFAULT_OUTPUT_RATE_HZ, PIPER_RATE_HZ, REALTIME_RATE_HZ, WHISPER_RATE_HZ
 
 __all__ = [
     "DEFAULT_OUTPUT_RATE_HZ",
@@ -44,16 +45,6 @@ FloatAudio = npt.NDArray[np.float32]
 """Mono float32 samples, full scale -1.0 to 1.0."""
 Int16Audio = npt.NDArray[np.int16]
 """Mono signed 16-bit samples."""
-
-WHISPER_RATE_HZ = 16000
-"""Hertz: what whisper (and Silero's VAD beside it) take. The microphone, the echo canceller
-and the listener work at this rate when they can, so speech is not resampled on its way in."""
-REALTIME_RATE_HZ = 24000
-"""Hertz: the OpenAI Realtime API's default ``audio/pcm`` rate (its service takes no other)."""
-PIPER_RATE_HZ = 22050
-"""Hertz: the rate of Piper's medium and high quality voices, the embedded default among them."""
-DEFAULT_OUTPUT_RATE_HZ = PIPER_RATE_HZ
-"""Hertz: the rate to play or write at when no voice is loaded to give its own."""
 
 SILENCE_DBFS = -60.0
 """Recordings quieter than this (RMS, dB full scale) are treated as silent."""

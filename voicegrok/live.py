@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from .audio import WHISPER_RATE_HZ
 from .frames import Frame, TTSAudio
 from .turns import (
     Decision,
@@ -116,7 +117,7 @@ class LiveSession:
         """The microphone is heard as silence (an utterance in progress ends normally)."""
         self.level = 0.0
         """Loudness of the latest microphone chunk (RMS, 0..1), for a level meter."""
-        self.sample_rate_hz = 16000
+        self.sample_rate_hz = WHISPER_RATE_HZ
         self._ptt: list[npt.NDArray[np.float32]] | None = None
 
     @property
@@ -143,7 +144,9 @@ class LiveSession:
         return self._ptt is not None
 
     async def run(
-        self, audio: AsyncIterator[npt.NDArray[np.float32]] | None, sample_rate_hz: int = 16000
+        self,
+        audio: AsyncIterator[npt.NDArray[np.float32]] | None,
+        sample_rate_hz: int = WHISPER_RATE_HZ,
     ) -> None:
         """Listen to ``audio`` (None: typed turns only) and answer until it ends or the task
         is cancelled."""
@@ -268,9 +271,7 @@ class LiveSession:
         first_play_s = time.perf_counter() + self.speaker.buffered_s
         self.speaker.play(frame.pcm)
         end = self._position_s(self.speaker.queued_bytes)
-        self.turns.queued(
-            frame.turn_id, frame.clause_index, start, end, first_play_s=first_play_s
-        )
+        self.turns.queued(frame.turn_id, frame.clause_index, start, end, first_play_s=first_play_s)
 
     def _write_metrics(self, row: dict[str, object]) -> None:
         if self.on_metrics is not None:

@@ -11,8 +11,8 @@ method, ``process(frame)``, that yields what goes downstream. The runner:
   LLM's tokens back: that throttled generation to speaking pace);
 - processes a stage's frames one at a time and in order; a stage that sets ``inline`` (pure
   bookkeeping that never waits, like splitting tokens into clauses) runs inside its worker
-  instead of a task per frame: the LLM's tokens cross such stages at 100 a second, and a
-  task each cost the event loop (and the LLM beside it) a few percent;
+  instead of a task per frame: the LLM's tokens cross such stages one by one, and a task
+  each would cost the event loop (and the LLM beside it) time per token;
 - sends :class:`ControlFrame` s (speech started, interrupt) straight to the output, ahead
   of queued data, so a barge-in is never stuck behind a busy stage;
 - on ``cancel_turn(turn_id)`` cancels the running ``process`` calls of that turn, drops

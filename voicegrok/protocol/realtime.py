@@ -28,6 +28,8 @@ from pydantic import (
     ValidationError,
 )
 
+from ..rates import REALTIME_RATE_HZ
+
 __all__ = [
     "PCM_RATES_HZ",
     "AudioDelta",
@@ -103,7 +105,7 @@ class _Model(BaseModel):
 
 class AudioFormat(_Model):
     type: Literal["audio/pcm", "audio/pcmu", "audio/pcma"] = "audio/pcm"
-    rate: int = 24000
+    rate: int = REALTIME_RATE_HZ
     """Hertz."""
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import FloatAudio, pcm16_to_float
+from ..audio import REALTIME_RATE_HZ, FloatAudio, pcm16_to_float
 from ..endpointing import EndpointConfig
 from ..frames import Frame, TTSAudio
 from ..protocol import realtime as rt
@@ -125,8 +125,8 @@ class SessionCore:
         self.limits = limits or Limits()
         self.session_id = rt.new_id("sess")
         self.instructions = instructions
-        self.input_rate_hz = 24000
-        self.output_rate_hz = 24000
+        self.input_rate_hz = REALTIME_RATE_HZ
+        self.output_rate_hz = REALTIME_RATE_HZ
         self.turn_detection: rt.TurnDetection | None = (
             rt.TurnDetection() if capabilities.listens else None
         )

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..assistant import Engines
+from ..audio import WHISPER_RATE_HZ, float_to_pcm16
 from ..conversation import Message
 from ..frames import Frame
 from ..pipeline import Pipeline, Stage
@@ -41,7 +42,7 @@ class FakeSTT:
 
     texts: list[str] = field(default_factory=lambda: ["hello there"])
     delay_s: float = 0.0
-    sample_rate_hz: int = 16000
+    sample_rate_hz: int = WHISPER_RATE_HZ
     heard: list[int] = field(default_factory=list)
     """Length in samples of each utterance transcribed."""
     gate: threading.Event | None = None
@@ -113,7 +114,7 @@ class FakeChat:
 class FakeTTS:
     """Yields a quiet tone, ``samples_per_char`` samples for each character, one chunk a call."""
 
-    sample_rate_hz: int = 16000
+    sample_rate_hz: int = WHISPER_RATE_HZ
     samples_per_char: int = 160
     delay_s: float = 0.0
     spoken: list[str] = field(default_factory=list)
@@ -127,7 +128,7 @@ class FakeTTS:
             self.urgent.append(text)
         n = len(text) * self.samples_per_char
         wave = 0.1 * np.sin(np.arange(n) * 2 * np.pi * 220 / self.sample_rate_hz)
-        yield (wave * 32767).astype("<i2").tobytes()
+        yield float_to_pcm16(wave.astype(np.float32))
 
 
 @dataclass
@@ -135,7 +136,7 @@ class FakeVAD:
     """Calls a 32 ms window speech when it is louder than ``level`` (RMS): tones are talk."""
 
     level: float = 0.01
-    sample_rate_hz: int = 16000
+    sample_rate_hz: int = WHISPER_RATE_HZ
     window_samples: int = 512
     _pending: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
@@ -213,13 +214,16 @@ class FakeBackend:
         from ..adapters.virtual import VirtualSpeaker, paced_chunks
         from ..ui.backend import Audio
 
-        rate = engines.tts.sample_rate_hz if engines.tts is not None else 16000
+        rate = engines.tts.sample_rate_hz if engines.tts is not None else WHISPER_RATE_HZ
         chunks = None
         if self.mic_audio is not None:
-            silence = np.zeros(16000 * 600, dtype=np.float32)
-            chunks = paced_chunks(np.concatenate([self.mic_audio, silence]), 16000)
+            silence = np.zeros(WHISPER_RATE_HZ * 600, dtype=np.float32)
+            chunks = paced_chunks(np.concatenate([self.mic_audio, silence]), WHISPER_RATE_HZ)
         return Audio(
-            chunks=chunks, sample_rate_hz=16000, speaker=VirtualSpeaker(rate), close=lambda: None
+            chunks=chunks,
+            sample_rate_hz=WHISPER_RATE_HZ,
+            speaker=VirtualSpeaker(rate),
+            close=lambda: None,
         )
 
     def assistant(
