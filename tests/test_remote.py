@@ -19,22 +19,9 @@ from voicegrok.live import LiveSession
 from voicegrok.remote import RATE_HZ, RemoteAssistant, RemoteError, realtime_url
 from voicegrok.server.app import RealtimeServer, ServerOptions
 
-from .conftest import DEMO, engines_with_vad
+from .conftest import DEMO, wait_for
 
 RATE = 16000
-
-
-@pytest.fixture(scope="module")
-def listening(engines: Engines) -> Engines:
-    return engines_with_vad(engines)
-
-
-async def wait_for(condition: object, timeout_s: float = 60) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if condition():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 async def test_a_spoken_then_a_typed_question_through_the_server(

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import dataclasses
 import json
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,36 +18,28 @@ from websockets.exceptions import InvalidStatus
 
 from voicegrok.assistant import Engines
 from voicegrok.audio import load_audio
-from voicegrok.config import Settings
-from voicegrok.server.app import RealtimeServer, ServerOptions
+from voicegrok.server.app import RealtimeServer
 from voicegrok.server.session import Limits
 
-from .conftest import DEMO, engines_with_vad, words
+from .conftest import (
+    DEMO,
+    ask_item,
+    no_sessions,
+    pcm16,
+    raw,
+    rss_mb,
+    serve,
+    typed_turn,
+    wait_for,
+    words,
+)
 from .test_vad import voiced_span
 
 RATE = 24000
 
 
-@pytest.fixture(scope="module")
-def listening(engines: Engines) -> Engines:
-    return engines_with_vad(engines)
-
-
-def serve(engines: Engines, **options: Any) -> RealtimeServer:
-    limits = options.pop("limits", Limits())
-    return RealtimeServer(engines, Settings(), ServerOptions(port=0, limits=limits, **options))
-
-
 def sdk(server: RealtimeServer, token: str = "unused") -> AsyncOpenAI:
     return AsyncOpenAI(api_key=token, websocket_base_url=f"ws://127.0.0.1:{server.port}/v1")
-
-
-def pcm16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-
-
-def ask_item(text: str) -> dict[str, Any]:
-    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
 
 
 async def until_done(conn: Any, timeout_s: float = 90) -> list[Any]:
@@ -176,57 +165,6 @@ async def test_response_cancel_stops_the_deltas(listening: Engines) -> None:
 # ------------------------------------------------------------------------ abuse
 
 
-@dataclasses.dataclass
-class Raw:
-    """A plain websocket client: send anything, read events."""
-
-    ws: Any
-
-    async def send(self, message: str | dict[str, Any]) -> None:
-        await self.ws.send(message if isinstance(message, str) else json.dumps(message))
-
-    async def next(self, kind: str, timeout_s: float = 60) -> dict[str, Any]:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                event: dict[str, Any] = json.loads(await self.ws.recv())
-                if event["type"] == kind:
-                    return event
-
-    async def errors(self, n: int, timeout_s: float = 30) -> list[dict[str, Any]]:
-        out = []
-        async with asyncio.timeout(timeout_s):
-            while len(out) < n:
-                event = json.loads(await self.ws.recv())
-                if event["type"] == "error":
-                    out.append(event["error"])
-        return out
-
-
-@contextlib.asynccontextmanager
-async def raw(server: RealtimeServer, query: str = "", **kw: Any) -> AsyncIterator[Raw]:
-    async with connect(f"ws://127.0.0.1:{server.port}/v1/realtime{query}", **kw) as ws:
-        client = Raw(ws)
-        await client.next("session.created")
-        yield client
-
-
-async def no_sessions(server: RealtimeServer) -> None:
-    """Wait (briefly) until the server has ended every session."""
-    for _ in range(100):
-        if not server.sessions:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{len(server.sessions)} sessions still open")
-
-
-async def typed_turn(server: RealtimeServer, text: str = "Say hello.") -> dict[str, Any]:
-    """A well-behaved session: one typed turn, its response.done."""
-    async with raw(server) as client:
-        await client.send({"type": "conversation.item.create", "item": ask_item(text)})
-        await client.send({"type": "response.create"})
-        return await client.next("response.done", timeout_s=120)
-
-
 async def test_bad_messages_get_error_events_and_the_session_survives(listening: Engines) -> None:
     """Malformed JSON, unknown types, bad base64, a wrong format, an oversize message, a
     binary frame: one error event each, with a code; then a normal turn still works."""
@@ -334,26 +272,37 @@ async def test_foreign_web_pages_are_refused(listening: Engines) -> None:
 
 
 async def test_a_flood_of_connections_is_refused_politely(listening: Engines) -> None:
-    """60 connections at once with room for 4 sessions: the extra ones get a server_busy
-    error and a close; a session already running completes its turn."""
-    async with serve(listening, limits=Limits(max_sessions=4)) as server:
+    """60 connections at once with room for 4 sessions, one of them taken: exactly 3 get
+    in, the other 57 get a server_busy error and a close (1013); the session that was
+    there first is still served, and once the flood has left a newcomer gets in again."""
+    async with serve(listening, limits=Limits(max_sessions=4)) as server, raw(server) as first:
         url = f"ws://127.0.0.1:{server.port}/v1/realtime"
+        n = 60
+        answered = asyncio.Event()
+        firsts: list[str] = []
 
-        async def intruder() -> str:
+        async def intruder() -> tuple[str, int | None]:
             async with connect(url) as ws:
-                first = json.loads(await ws.recv())
-                if first["type"] == "error":
-                    return str(first["error"]["code"])
-                await asyncio.sleep(2)
-                return first["type"]
+                event = json.loads(await ws.recv())
+                firsts.append(event["type"])
+                if len(firsts) == n:
+                    answered.set()
+                if event["type"] == "error":
+                    await ws.wait_closed()
+                    return str(event["error"]["code"]), ws.close_code
+                await answered.wait()  # every admitted one holds its place through the flood
+                return str(event["type"]), None
 
-        turn = asyncio.create_task(typed_turn(server))
-        await asyncio.sleep(0.5)
-        outcomes = await asyncio.gather(*(intruder() for _ in range(60)))
-        admitted = outcomes.count("session.created")
-        assert admitted <= 3 or (admitted == 4 and turn.done()), outcomes
-        assert outcomes.count("server_busy") == 60 - admitted, outcomes
-        assert (await turn)["response"]["status"] == "completed"
+        outcomes = await asyncio.wait_for(asyncio.gather(*(intruder() for _ in range(n))), 60)
+        kinds = [kind for kind, _ in outcomes]
+        assert kinds.count("session.created") == 3, kinds
+        assert kinds.count("server_busy") == n - 3, kinds
+        assert {code for kind, code in outcomes if kind == "server_busy"} == {1013}
+        await first.ask("Say hello.")
+        assert (await first.next("response.done", 120))["response"]["status"] == "completed"
+        await wait_for(lambda: len(server.sessions) == 1, 10)
+        async with raw(server):
+            pass
 
 
 async def test_an_idle_session_is_closed_with_an_error(listening: Engines) -> None:
@@ -405,15 +354,13 @@ async def test_twenty_concurrent_sessions_all_complete_on_one_copy_of_the_models
 ) -> None:
     """20 typed sessions at once: every one completes, and memory grows by a few MB per
     session (the models are shared, not copied: one LLM copy alone would be ~100 MB)."""
-    from voicegrok.bench import _rss_mb
-
     async with serve(listening, limits=Limits(max_sessions=20)) as server:
         await typed_turn(server)  # first-use allocations are not per-session memory
-        before = _rss_mb()
+        before = rss_mb()
         questions = ["What is the capital of France?", "Name a fruit.", "Say hello."]
         turns = [typed_turn(server, questions[i % 3]) for i in range(20)]
         done = await asyncio.gather(*turns)
-        grown = _rss_mb() - before
+        grown = rss_mb() - before
     assert [d["response"]["status"] for d in done] == ["completed"] * 20
     assert grown / 20 < 15, f"{grown:.0f} MB for 20 sessions"
 
