@@ -30,6 +30,7 @@ __all__ = [
     "TurnStarted",
     "UserAudio",
     "UserText",
+    "decode_rate",
 ]
 
 FloatAudio = npt.NDArray[np.float32]
@@ -37,6 +38,13 @@ FloatAudio = npt.NDArray[np.float32]
 
 def _now() -> float:
     return time.perf_counter()
+
+
+def decode_rate(n_tokens: int, first_token_s: float, last_token_s: float) -> float:
+    """Tokens per second after the first token (the prompt evaluation is not counted);
+    0.0 when there is no span to measure. The one formula behind every tokens/s shown."""
+    span = last_token_s - first_token_s
+    return (n_tokens - 1) / span if n_tokens > 1 and span > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,9 +155,8 @@ class LLMDone(Frame):
 
     @property
     def tokens_per_s(self) -> float:
-        """Decode speed after the first token (the prompt evaluation is not counted)."""
-        span = self.last_token_s - self.first_token_s
-        return (self.n_tokens - 1) / span if self.n_tokens > 1 and span > 0 else 0.0
+        """Decode speed after the first token (see :func:`decode_rate`)."""
+        return decode_rate(self.n_tokens, self.first_token_s, self.last_token_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from ..config import Settings
 from ..conversation import Conversation, Message
 from ..engines.llama import REPEAT_PENALTY, TOP_P
+from ..frames import decode_rate
 
 __all__ = [
     "alone_on_each_turn",
@@ -54,7 +55,7 @@ def timed(
                 first = now
             last = now
             n += 1
-    tps = (n - 1) / (last - first) if n > 1 and last > first else 0.0
+    tps = decode_rate(n, first, last)
     return {
         "tokens_per_s": round(tps, 1),
         "first_token_ms": round((first - start) * 1000, 1),

@@ -17,7 +17,7 @@ from textual.css.query import NoMatches
 from textual.events import Mount
 from textual.widgets import Markdown, Static
 
-from ..frames import LLMToken
+from ..frames import LLMToken, decode_rate
 
 __all__ = ["ChatView", "ShownTurn"]
 
@@ -40,10 +40,9 @@ class ShownTurn:
 
     @property
     def tokens_per_s(self) -> float | None:
-        if self.first_token_s is None or self.last_token_s is None or self.n_tokens < 2:
+        if self.first_token_s is None or self.last_token_s is None:
             return None
-        span = self.last_token_s - self.first_token_s
-        return (self.n_tokens - 1) / span if span > 0 else None
+        return decode_rate(self.n_tokens, self.first_token_s, self.last_token_s) or None
 
 
 class ChatView(VerticalScroll):
