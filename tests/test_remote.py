@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from voicegrok.adapters.console import ConsoleView
@@ -18,8 +21,9 @@ from voicegrok.config import Settings
 from voicegrok.live import LiveSession
 from voicegrok.remote import RATE_HZ, RemoteAssistant, RemoteError, realtime_url
 from voicegrok.server.app import RealtimeServer, ServerOptions
+from voicegrok.testing import FakeChat, FakeSTT, FakeTTS, FakeVAD, fake_engines
 
-from .conftest import DEMO, wait_for
+from .conftest import DEMO, silence, tone, wait_for
 
 RATE = 16000
 
@@ -56,6 +60,102 @@ async def test_a_spoken_then_a_typed_question_through_the_server(
     rows = (tmp_path / "m.jsonl").read_text().splitlines()
     assert len(rows) == 2 and '"tokens_per_s"' in rows[0], rows
     assert not remote.errors, remote.errors
+
+
+async def microphone(
+    speaker: VirtualSpeaker, barge_in_after_s: float
+) -> AsyncIterator[npt.NDArray[np.float32]]:
+    """A one-second question (a tone: speech to ``FakeVAD``), silence until
+    ``barge_in_after_s`` of the answer have been played, a second question (1.5 s) over it,
+    then silence; 20 ms chunks at real-time pace."""
+    step = RATE // 50
+    start = time.perf_counter()
+    sent = 0
+
+    async def paced(audio: npt.NDArray[np.float32]) -> AsyncIterator[npt.NDArray[np.float32]]:
+        nonlocal sent
+        for i in range(0, len(audio), step):
+            sent += step
+            await asyncio.sleep(max(0.0, start + sent / RATE - time.perf_counter()))
+            yield audio[i : i + step]
+
+    async for chunk in paced(np.concatenate([silence(0.5), tone(1.0)])):
+        yield chunk
+    while speaker.played_bytes < 2 * speaker.sample_rate_hz * barge_in_after_s:
+        async for chunk in paced(silence(0.02)):
+            yield chunk
+    async for chunk in paced(np.concatenate([tone(1.5), silence(60.0)])):
+        yield chunk
+
+
+def listening_fakes(chat: FakeChat) -> Engines:
+    """Scripted engines with a VAD: the first question (1 s) says "Tell me a story.", the
+    second (1.5 s) "Stop."."""
+    stt = FakeSTT(by_length=[(1.6, "Tell me a story."), (60.0, "Stop.")])
+    engines = fake_engines(stt=stt, llm=chat, tts=FakeTTS())
+    engines.vad = FakeVAD()
+    return engines
+
+
+async def test_speaking_over_an_answer_through_the_server_stops_it() -> None:
+    """``connect``'s live loop: a question is answered by the server and played here; a
+    second question spoken over the answer stops its playback here and its generation on
+    the server, the interruption is marked (in the view and in the turn's metrics), and
+    the second question is answered."""
+    clauses = " ".join(f"This is sentence number {i} of a long story." for i in range(40))
+    chat = FakeChat([clauses, "Stopped."], token_delay_s=0.05)
+    engines = listening_fakes(chat)
+    story_s = len(clauses) * 0.01  # FakeTTS: 10 ms a character (about 17 s)
+    out = io.StringIO()
+    rows: list[dict[str, object]] = []
+    async with (
+        RealtimeServer(engines, Settings(), ServerOptions(port=0)) as server,
+        RemoteAssistant(f"ws://127.0.0.1:{server.port}") as remote,
+    ):
+        speaker = VirtualSpeaker(RATE_HZ)
+        session = LiveSession(remote, speaker, ConsoleView(out), on_metrics=rows.append)
+        run = asyncio.create_task(session.run(microphone(speaker, 0.5), RATE))
+        try:
+            await wait_for(lambda: session.interruptions == 1, 30)
+            await wait_for(lambda: speaker.buffered_s == 0, 0.5)  # playback stopped
+            await wait_for(lambda: len(rows) == 2, 30)  # the second question answered
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+    assert chat.stopped_early == 1, "the answer's generation stopped on the server"
+    assert [row["interrupted"] for row in rows] == [True, False], rows
+    text = out.getvalue()
+    assert text.count("(interrupted)") == 1 and "Stopped." in text, text
+    assert text.index("(interrupted)") < text.index("you: Stop."), text
+    played_s = len(speaker.recording) / 2 / RATE_HZ
+    assert played_s < story_s / 4, f"{played_s:.1f} s of a {story_s:.0f} s answer played"
+    assert not remote.errors, remote.errors
+
+
+async def test_the_server_remembers_what_was_played_here_of_an_interrupted_answer() -> None:
+    """Interrupted during its second clause, the answer is remembered by the server as far
+    as it was played here (its first clause, "Sure,"): the next prompt holds that, not the
+    rest the server had made."""
+    rest = " ".join(f"word{i}" for i in range(60))  # no comma: a clause of about 4 s
+    chat = FakeChat([f"Sure, {rest} end. And more after that.", "Stopped."])
+    async with (
+        RealtimeServer(listening_fakes(chat), Settings(), ServerOptions(port=0)) as server,
+        RemoteAssistant(f"ws://127.0.0.1:{server.port}") as remote,
+    ):
+        speaker = VirtualSpeaker(RATE_HZ)
+        session = LiveSession(remote, speaker)
+        run = asyncio.create_task(session.run(microphone(speaker, 0.5), RATE))
+        try:
+            await wait_for(lambda: len(chat.prompts) == 2, 30)
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+    assert session.interruptions == 1
+    assert chat.prompts[1][1:] == [
+        {"role": "user", "content": "Tell me a story."},
+        {"role": "assistant", "content": "Sure,"},
+        {"role": "user", "content": "Stop."},
+    ]
 
 
 async def test_new_conversation_starts_a_fresh_server_session(listening: Engines) -> None:
