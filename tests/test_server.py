@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -216,27 +218,37 @@ async def test_bad_messages_get_error_events_and_the_session_survives(listening:
 async def test_a_thousand_garbage_messages_do_not_disturb_another_session(
     listening: Engines,
 ) -> None:
-    """One client sends 1,000 garbage messages as fast as it can: it gets errors (or is
-    rate limited), while a well-behaved session's turn completes."""
+    """One client sends 1,000 garbage messages as fast as it can: the first 200 (a burst at
+    100 a second) are refused one by one, in order; the rest beyond the rate are dropped
+    with a ``rate_limited`` notice a second, not one each; meanwhile a well-behaved
+    session's turn completes."""
     async with serve(listening) as server:
 
-        async def garbage() -> int:
-            errors = 0
+        async def garbage() -> tuple[list[str], float]:
+            codes: list[str] = []
             async with raw(server) as c:
+                start = time.monotonic()
                 for i in range(1000):
                     await c.send("{garbage" if i % 2 else {"type": f"junk.{i}"})
-                try:
+                last = start
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(5):
                         while True:
                             event = json.loads(await c.ws.recv())
-                            errors += event["type"] == "error"
-                except TimeoutError:
-                    pass
-            return errors
+                            last = time.monotonic()
+                            if event["type"] == "error":
+                                codes.append(event["error"]["code"])
+            return codes, last - start
 
-        errors, done = await asyncio.gather(garbage(), typed_turn(server))
+        (codes, span_s), done = await asyncio.gather(garbage(), typed_turn(server))
         assert done["response"]["status"] == "completed"
-        assert errors > 100  # refused one by one (then rate limited, one notice a second)
+        assert codes[:200] == ["invalid_json" if i % 2 else "unknown_event" for i in range(200)]
+        refused = [c for c in codes[200:] if c != "rate_limited"]
+        notices = len(codes) - 200 - len(refused)
+        assert set(refused) <= {"invalid_json", "unknown_event"}, refused
+        # the bucket refills at 100 a second: that many more are refused one by one
+        assert len(refused) <= 100 * span_s + 1, (len(refused), span_s)
+        assert 1 <= notices <= 1 + span_s, (notices, span_s)
 
 
 async def test_off_loopback_a_token_is_required(listening: Engines) -> None:

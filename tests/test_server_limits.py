@@ -49,7 +49,7 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_are_served() ->
 
         reader = asyncio.create_task(reads_everything())
         # a small receive buffer: what waits for this client waits on the server
-        async with raw(server, rcvbuf=16 << 10, max_queue=1) as idle:
+        async with raw(server, rcvbuf=16 << 10, max_queue=1, close_timeout=1) as idle:
             await idle.ask("Talk.")
             audio_b64, status = await asyncio.wait_for(reader, 120)
             assert status == "completed"
@@ -81,7 +81,7 @@ async def test_a_client_that_stops_reading_is_dropped_promptly() -> None:
     15 s after its question, which keepalive alone cannot do."""
     engines, settings = chatty_engines(120)
     async with serve(engines, settings, limits=Limits(max_outbox_bytes=1 << 20)) as server:
-        async with raw(server, rcvbuf=16 << 10, max_queue=1) as idle:
+        async with raw(server, rcvbuf=16 << 10, max_queue=1, close_timeout=1) as idle:
             await idle.ask("Talk.")
             await wait_for(lambda: not server.sessions, 15)
 
