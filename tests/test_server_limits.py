@@ -68,13 +68,6 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_are_served() ->
         assert done["response"]["status"] == "completed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/app.py's send() awaits ws.close(1008) for a client that does not read: "
-    "websockets drains the socket first, with no timeout, so the close hangs until the "
-    "next keepalive ping (every 20 s from the connection) aborts the connection; until "
-    "then the session keeps its slot and its answer stays stuck",
-)
 async def test_a_client_that_stops_reading_is_dropped_promptly() -> None:
     """The drop happens when the answer's backlog passes the limit (within a second here),
     not at the next keepalive ping 20 s after the connection opened: this client is gone

@@ -211,8 +211,13 @@ class RealtimeServer:
             text = rt.encode(event)
             pending[0] += len(text)
             if pending[0] > limits.max_outbox_bytes:
-                # the client does not read: drop it rather than hold the answer in memory
-                await ws.close(1008, "client too slow")
+                # The client does not read: drop it now rather than hold the answer in
+                # memory. Not ws.close(): a closing handshake waits for the socket to drain,
+                # which a client that does not read never lets happen (nor could it read
+                # the close frame); it hung until the next keepalive ping.
+                if not ws.transport.is_closing():
+                    log.info("dropping a client that does not read (%d bytes wait)", pending[0])
+                    ws.transport.abort()
                 return
             outbox.put_nowait(text)
 
