@@ -294,7 +294,7 @@ def test_a_spoken_question_is_answered_out_loud(
     rec.stop()
     assert "you: Please add a column with the approximate cost of each event." in out, err
     answer = out.split("voicegrok: ", 1)[1].split("\n[", 1)[0]
-    assert rows[0]["first_audio_device_ms"] is not None and rows[0]["interrupted"] is False
+    assert rows[0]["first_audio_device_ms"] is not None and rows[0]["interrupted"] is False, rows
     heard = subprocess.run(
         [
             sys.executable,

@@ -356,6 +356,8 @@ class TurnController:
             turn.metrics = frame
             turn.phase = Phase.ANSWERED
             self.turns_done += 1
+            if self.tracks_playback:  # reported by played(): the owner may not have queued
+                return [Show(frame)]  # this batch's audio yet (a held turn comes all at once)
             return [Show(frame), *self._report_if_heard(turn)]
         elif isinstance(frame, TurnFailed):
             if turn.phase is not Phase.INTERRUPTED:
