@@ -67,10 +67,9 @@ def test_a_follow_up_reuses_the_cached_conversation_and_answers_as_a_fresh_model
 ):
     """The second turn evaluates only what follows the first one's prompt, and the cache
     it starts from (the stale end of the first answer, cut by a barge-in, removed) gives
-    the answer of a fresh
-    model fed the same tokens in the same batches. (Not in one batch: logits computed in
-    batches of other sizes differ in their last bits, and greedy decoding parts at the
-    first near tie; on some CPUs that comes within 48 tokens.)"""
+    the answer of a fresh model fed the same tokens in the same batches. (Not in one
+    batch: logits computed in batches of other sizes differ in their last bits, and greedy
+    decoding parts at the first near tie; on some CPUs that comes within 48 tokens.)"""
     engine = LlamaEngine(models.resolve("llm"), threads=2)
     batches: list[list[int]] = []
     decode = engine._decoder._decode_array
