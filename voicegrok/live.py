@@ -14,7 +14,15 @@ import numpy as np
 import numpy.typing as npt
 
 from .audio import WHISPER_RATE_HZ
-from .frames import Frame, TTSAudio
+from .frames import (
+    Frame,
+    Interrupt,
+    SpeechStarted,
+    TTSAudio,
+    TurnConfirmed,
+    TurnRetracted,
+    TurnStarted,
+)
 from .turns import (
     Decision,
     EditHistory,
@@ -80,6 +88,9 @@ class AudioOutput(Protocol):
     @property
     def buffered_s(self) -> float: ...
 
+
+_NEEDS_PLAYBACK = (SpeechStarted, TurnStarted, TurnRetracted, TurnConfirmed, Interrupt)
+"""Frames whose decision depends on where playback stands (is an answer still heard?)."""
 
 View = Callable[[Frame], None]
 """Something that shows a conversation: it gets every frame of the current turn, the
@@ -248,7 +259,8 @@ class LiveSession:
 
     async def handle(self, frame: Frame) -> None:
         """A frame out of the assistant: the turn controller decides, this loop acts."""
-        self._played()
+        if isinstance(frame, _NEEDS_PLAYBACK):  # the rest come by the hundred a second
+            self._played()  # (the playback watcher keeps it current meanwhile)
         await self._carry_out(self.turns.feed(frame))
 
     async def _carry_out(self, decisions: list[Decision]) -> None:

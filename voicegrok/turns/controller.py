@@ -1,32 +1,10 @@
-"""The life of a turn, in one place: :class:`TurnController` (sans-I/O).
-
-A turn is one question and its answer. It starts when the person has finished speaking
-(or typed), possibly *tentatively*, at a pause: its answer is then prepared but held back
-until the silence goes on (``TurnConfirmed``) or dropped unheard when the person goes on
-speaking (``TurnRetracted``). Once released it is answered and played; it ends completed,
-interrupted (a barge-in, a typed question, Esc, ``response.cancel``), retracted or failed.
-What the person actually heard of it is what the history keeps.
-
-The controller is fed the frames that come out of a pipeline (:meth:`TurnController.feed`),
-where the playback stands (:meth:`~TurnController.queued`, :meth:`~TurnController.played`)
-and commands (:meth:`~TurnController.interrupt`, :meth:`~TurnController.truncate`). It
-touches no pipeline, device, socket or history: it returns :data:`Decision` s, which its
-owner carries out in order. The live loop (``talk``, the terminal UI, ``connect``) and each
-server session own one.
-
-Ordering between the two lanes is handled here: ``TurnConfirmed`` and ``TurnRetracted``
-travel on the control lane and can overtake the ``TurnStarted`` they refer to, which still
-has to cross every stage. A decision about a turn not seen yet is remembered and applied
-when the turn arrives.
-"""
+"""The turn controller: see :mod:`voicegrok.turns`."""
 
 from __future__ import annotations
 
-import enum
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
-from .frames import (
+from ..frames import (
     Frame,
     Interrupt,
     LLMToken,
@@ -39,146 +17,25 @@ from .frames import (
     TurnStarted,
     UserText,
 )
+from .model import (
+    Decision,
+    EditHistory,
+    EndTurn,
+    Forget,
+    KeepHeard,
+    Phase,
+    Report,
+    Show,
+    StopPlayback,
+    Turn,
+)
 
-__all__ = [
-    "Decision",
-    "EditHistory",
-    "EndTurn",
-    "Forget",
-    "KeepHeard",
-    "Phase",
-    "Report",
-    "Show",
-    "StopPlayback",
-    "Turn",
-    "TurnController",
-]
+__all__ = ["TurnController"]
 
 _KEEP_TURNS = 16
 """Ended turns remembered (their late frames are recognised as stale)."""
 _MAX_AHEAD = 4096
 """Frames kept for a turn that has not started yet (a whole answer's tokens and audio)."""
-
-
-class Phase(enum.Enum):
-    HELD = "held"
-    """Started at a pause: prepared, not shown or played until confirmed."""
-    ANSWERING = "answering"
-    """Released: the answer is being made (and played as it comes)."""
-    ANSWERED = "answered"
-    """The answer is complete; it may still be playing."""
-    INTERRUPTED = "interrupted"
-    RETRACTED = "retracted"
-    FAILED = "failed"
-
-
-# ---------------------------------------------------------------------------- decisions
-
-
-@dataclass(frozen=True, slots=True)
-class Show:
-    """Hand ``frame`` to the face: a view, the speaker (``TTSAudio``), a protocol encoder."""
-
-    frame: Frame
-
-
-@dataclass(frozen=True, slots=True)
-class StopPlayback:
-    """Silence the speaker now: drop whatever of ``turn_id`` is queued for playback."""
-
-    turn_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class EndTurn:
-    """Stop the turn's work (generation, synthesis) and wait until it has stopped.
-
-    ``reason`` is what the turn's ``Interrupt`` frame says; empty: it ends silently."""
-
-    turn_id: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class KeepHeard:
-    """The history keeps only ``text`` of the turn's answer, what the person heard;
-    nothing heard: the answer is dropped and the question stays."""
-
-    text: str
-    heard_s: float | None
-    """Seconds of the answer's audio that were played (None: not known here)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Forget:
-    """The turn never happened: its question and answer leave the history."""
-
-
-@dataclass(frozen=True, slots=True)
-class EditHistory:
-    """Change the history of ``turn_id`` (after its work has stopped: see ``EndTurn``)."""
-
-    turn_id: int
-    edit: KeepHeard | Forget
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """The turn's metrics row (one per answered turn), ready to be written or sent."""
-
-    turn_id: int
-    row: dict[str, object]
-
-
-Decision = Show | StopPlayback | EndTurn | EditHistory | Report
-
-
-# ---------------------------------------------------------------------------- turns
-
-
-@dataclass
-class Turn:
-    """What is known of one turn."""
-
-    turn_id: int
-    phase: Phase
-    source: str = "speech"
-    speech_end_s: float = 0.0
-    """``perf_counter()`` time the person stopped speaking (or typed)."""
-    user_text: str | None = None
-    held: list[Frame] = field(default_factory=list)
-    """Frames of a held turn, in order, released when it is confirmed."""
-    answer: list[str] = field(default_factory=list)
-    """The answer's pieces as generated."""
-    clause_text: dict[int, str] = field(default_factory=dict)
-    clause_end: dict[int, float] = field(default_factory=dict)
-    """Clause index -> playback position (seconds of the output stream) where it ends."""
-    audio_start: float | None = None
-    """Playback position where the turn's first audio starts."""
-    audio_end: float = 0.0
-    """Playback position after the turn's last audio queued so far."""
-    first_play_s: float | None = None
-    """``perf_counter()`` time the turn's first sample reaches the listener."""
-    metrics: TurnMetrics | None = None
-    reported: bool = False
-
-    @property
-    def released(self) -> bool:
-        return self.phase is not Phase.HELD
-
-    @property
-    def ended(self) -> bool:
-        return self.phase in (Phase.INTERRUPTED, Phase.RETRACTED, Phase.FAILED)
-
-    def heard(self, played: float) -> KeepHeard:
-        """What the person heard once playback reached ``played``: the clauses whose
-        audio has been played completely."""
-        done = [i for i, end in sorted(self.clause_end.items()) if end <= played]
-        text = " ".join(self.clause_text[i] for i in done if i in self.clause_text).strip()
-        if self.audio_start is None:
-            return KeepHeard(text, 0.0)
-        heard_s = min(max(0.0, played - self.audio_start), self.audio_end - self.audio_start)
-        return KeepHeard(text, heard_s)
 
 
 # ---------------------------------------------------------------------------- controller
@@ -240,6 +97,11 @@ class TurnController:
 
     def feed(self, frame: Frame) -> list[Decision]:
         """A frame out of the pipeline: what to do about it."""
+        if type(frame) is LLMToken:  # the common case, a hundred a second: straight through
+            turn = self._turns.get(frame.turn_id)
+            if turn is not None and turn.phase is Phase.ANSWERING:
+                turn.answer.append(frame.text)
+                return [Show(frame)]
         if isinstance(frame, SpeechStarted):
             out: list[Decision] = [Show(frame)]
             if self.interrupt_on_speech and self.answering and self.current is not None:
