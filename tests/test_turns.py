@@ -170,6 +170,18 @@ def test_an_answer_is_reported_once_it_has_been_played_out() -> None:
 # ------------------------------------------------------------------ bug 1: lanes
 
 
+async def started_session(engines: Any) -> tuple[RealtimeSession, list[Any]]:
+    """A server session with no socket: what it sends is collected in a list."""
+    events: list[Any] = []
+
+    async def send(event: Any) -> None:
+        events.append(event)
+
+    session = RealtimeSession(engines, Settings(), send)
+    await session.start()
+    return session, events
+
+
 async def speak(session: RealtimeSession, audio16k: np.ndarray, pace: bool = False) -> None:
     """Append 16 kHz audio to a session as 24 kHz PCM, 20 ms a message."""
     pcm = float_to_pcm16(resample(audio16k, RATE, 24000))
@@ -190,13 +202,7 @@ async def test_a_turn_confirmed_while_an_answer_is_still_being_spoken_is_answere
         tts=FakeTTS(delay_s=0.3),
     )
     engines.vad = FakeVAD()
-    events: list[Any] = []
-
-    async def send(event: Any) -> None:
-        events.append(event)
-
-    session = RealtimeSession(engines, Settings(), send)
-    await session.start()
+    session, events = await started_session(engines)
     try:
         td = rt.TurnDetection(interrupt_response=False)
         no_barge_in = rt.Session(audio=rt.AudioConfig(input=rt.AudioInput(turn_detection=td)))
@@ -227,13 +233,7 @@ async def test_a_confirmed_turn_withdrawn_by_the_server_leaves_no_history() -> N
         llm=FakeChat(["Sure.", "Done: a table for two at eight."]),
     )
     engines.vad = FakeVAD()
-    events: list[Any] = []
-
-    async def send(event: Any) -> None:
-        events.append(event)
-
-    session = RealtimeSession(engines, Settings(), send)
-    await session.start()
+    session, events = await started_session(engines)
     try:
         audio = np.concatenate([tone(1.0), silence(0.45), tone(0.8), silence(1.0)])
         await speak(session, audio, pace=True)

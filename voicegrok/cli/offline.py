@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ..adapters.output import AudioOut
 from ..adapters.speaker import default_output_device
-from ..adapters.terminal import append_metrics, render_turn, report
+from ..adapters.terminal import TurnResult, append_metrics, render_turn, report
 from ..assistant import Assistant
-from ..audio import DEFAULT_OUTPUT_RATE_HZ, WHISPER_RATE_HZ, load_audio
+from ..audio import DEFAULT_OUTPUT_RATE_HZ, WHISPER_RATE_HZ, FloatAudio, load_audio
 from ..config import Settings
 from ..demo import demo_dir, demo_recordings
 from ..errors import UsageError
@@ -18,6 +18,17 @@ from ..frames import TTSAudio
 from .common import check_text, load
 
 __all__ = ["cmd_ask", "cmd_demo", "cmd_reply", "cmd_say", "cmd_transcribe"]
+
+
+async def _spoken_reply(
+    assistant: Assistant, samples: FloatAudio, audio: AudioOut
+) -> tuple[TurnResult, str | None]:
+    """Answer one recorded question, printed as it streams and spoken to ``audio``; the
+    second value is what became of the audio (None when the turn failed)."""
+    result = await render_turn(
+        assistant.reply(samples, WHISPER_RATE_HZ), sys.stdout, feed=audio.feed, prefix="voicegrok: "
+    )
+    return result, (await audio.finish() if not result.failed else None)
 
 
 async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -46,13 +57,7 @@ async def cmd_reply(args: argparse.Namespace, settings: Settings) -> int:
     audio = AudioOut(out, True, DEFAULT_OUTPUT_RATE_HZ)
     try:
         async with Assistant(engines, settings) as assistant:
-            result = await render_turn(
-                assistant.reply(samples, WHISPER_RATE_HZ),
-                sys.stdout,
-                feed=audio.feed,
-                prefix="voicegrok: ",
-            )
-            done = await audio.finish() if not result.failed else None
+            result, done = await _spoken_reply(assistant, samples, audio)
     finally:
         engines.close()
     return report(result, sys.stderr, notes=(done,), metrics=args.metrics)
@@ -115,13 +120,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 rate = engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ
                 audio = AudioOut(wav, True, rate)
                 try:
-                    result = await render_turn(
-                        assistant.reply(samples, WHISPER_RATE_HZ),
-                        sys.stdout,
-                        feed=audio.feed,
-                        prefix="voicegrok: ",
-                    )
-                    done = await audio.finish() if not result.failed else None
+                    result, done = await _spoken_reply(assistant, samples, audio)
                 finally:
                     audio.close()
                 if result.failed:
