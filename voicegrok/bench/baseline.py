@@ -7,6 +7,7 @@ prompt, sampling settings and threads of the pipeline: llama-cpp-python's own
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -83,14 +84,17 @@ def _bare_llama(settings: Settings) -> Any:
     from llama_cpp import Llama
 
     from .. import models
+    from ..engines.llama_check import extra_buffers_ok, plain_cpu_kernels
 
-    return Llama(
-        model_path=str(models.resolve("llm", settings.llm_model)),
-        n_ctx=settings.n_ctx,
-        n_threads=settings.threads,
-        seed=settings.seed,
-        verbose=False,
-    )
+    path = models.resolve("llm", settings.llm_model)
+    with contextlib.nullcontext() if extra_buffers_ok(path) else plain_cpu_kernels():
+        return Llama(
+            model_path=str(path),
+            n_ctx=settings.n_ctx,
+            n_threads=settings.threads,
+            seed=settings.seed,
+            verbose=False,
+        )
 
 
 def _bare_answer(llm: Any, settings: Settings, messages: list[Message]) -> dict[str, float]:

@@ -11,6 +11,7 @@ also time holding the GIL beside the event loop.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 from ..conversation import Message
 from ..errors import ModelError, first_line
 from ..threads import CoreShare
+from .llama_check import extra_buffers_ok, plain_cpu_kernels
 
 __all__ = ["LlamaEngine"]
 
@@ -53,15 +55,18 @@ class LlamaEngine:
     ) -> None:
         from llama_cpp import Llama
 
+        # llama.cpp built with native flags can die on this CPU (see llama_check)
+        extra = not model_path.is_file() or extra_buffers_ok(model_path)
         try:
-            self._llm: Any = Llama(
-                model_path=str(model_path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=seed,
-                verbose=False,
-            )
+            with contextlib.nullcontext() if extra else plain_cpu_kernels():
+                self._llm: Any = Llama(
+                    model_path=str(model_path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    seed=seed,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelError(
                 f"{model_path}: cannot load the GGUF model ({first_line(e)}); "
