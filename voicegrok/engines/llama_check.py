@@ -138,7 +138,9 @@ def _signal_name(code: int) -> str:
 def plain_cpu_kernels() -> Iterator[None]:
     """Within this block, llama-cpp-python loads models with llama.cpp's extra buffer
     types off (no AMX, no weight repacking). ``Llama()`` takes no option for it: it
-    builds its model parameters from ``llama_model_default_params()``, patched here."""
+    builds its model parameters from ``llama_model_default_params()``, patched here for
+    the whole process, so load nothing else with llama-cpp-python meanwhile (models are
+    loaded one at a time, on their engine threads)."""
     import llama_cpp.llama_cpp as c
 
     default = c.llama_model_default_params
