@@ -36,18 +36,18 @@ def test_old_exchanges_are_dropped_to_fit_and_the_newest_message_stays() -> None
     assert len(msgs) > 2
 
 
-def test_replace_last_assistant_keeps_only_what_was_spoken() -> None:
+def test_keep_heard_keeps_only_what_was_spoken() -> None:
     """After a barge-in only the spoken part of the answer stays in the history."""
     c = Conversation()
-    c.add_user("tell me a story")
-    c.add_assistant("Once upon a time there was a very long story.")
-    c.replace_last_assistant("Once upon a time")
+    c.add_user("tell me a story", turn_id=1)
+    c.add_assistant("Once upon a time there was a very long story.", turn_id=1)
+    c.keep_heard(1, "Once upon a time")
     assert c.turns[-1] == {"role": "assistant", "content": "Once upon a time"}
 
 
 def test_an_answer_interrupted_before_a_word_was_heard_is_dropped() -> None:
     c = Conversation()
-    c.add_user("tell me a story")
-    c.add_assistant("Once upon a time.")
-    c.replace_last_assistant("")
+    c.add_user("tell me a story", turn_id=1)
+    c.add_assistant("Once upon a time.", turn_id=1)
+    c.keep_heard(1, "")
     assert c.turns == [{"role": "user", "content": "tell me a story"}]

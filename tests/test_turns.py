@@ -86,6 +86,17 @@ def test_a_retraction_that_overtakes_its_turn_stops_it_and_drops_it_when_it_come
     assert ctl.feed(UserText(turn_id=4, text="Book a table.")) == []
 
 
+def test_turns_withdrawn_before_they_started_are_not_remembered_for_ever() -> None:
+    """A turn retracted before its TurnStarted came never starts (the runner drops it):
+    once a newer turn starts, nothing is kept for it, and it is stale if it ever comes."""
+    ctl = TurnController()
+    for turn_id in range(1, 200, 2):
+        ctl.feed(TurnRetracted(turn_id=turn_id))
+        ctl.feed(TurnStarted(turn_id=turn_id + 1, speech_end_s=0.0))
+    assert len(ctl._early) == 0 and len(ctl._ahead) == 0
+    assert ctl.feed(TurnStarted(turn_id=5, speech_end_s=0.0)) == []
+
+
 def test_a_held_turn_shows_nothing_until_confirmed_then_everything_in_order() -> None:
     ctl = TurnController()
     held = [

@@ -53,13 +53,6 @@ class Conversation:
     def add_assistant(self, text: str, turn_id: int = 0) -> None:
         self._add("assistant", text, turn_id)
 
-    def pop(self) -> None:
-        """Drop the newest message."""
-        self._sync()
-        if self.turns:
-            self.turns.pop()
-            self.turn_ids.pop()
-
     def snapshot(self) -> Conversation:
         """A copy, for work queued on another thread (this one may change meanwhile)."""
         self._sync()
@@ -87,16 +80,6 @@ class Conversation:
         """Turn ``turn_id`` never happened: its question and answer leave the history."""
         for i in reversed(self._indexes(turn_id)):
             del self.turns[i], self.turn_ids[i]
-
-    def replace_last_assistant(self, text: str) -> None:
-        """:meth:`keep_heard` for the answer that ends the history, whatever its turn.
-        Does nothing when the history does not end with an answer."""
-        self._sync()
-        if self.turns and self.turns[-1]["role"] == "assistant":
-            if text.strip():
-                self.turns[-1] = {"role": "assistant", "content": text}
-            else:
-                self.pop()
 
     def reset(self) -> None:
         self.turns.clear()

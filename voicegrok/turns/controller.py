@@ -36,6 +36,8 @@ _KEEP_TURNS = 16
 """Ended turns remembered (their late frames are recognised as stale)."""
 _MAX_AHEAD = 4096
 """Frames kept for a turn that has not started yet (a whole answer's tokens and audio)."""
+_STOPPED = (TurnRetracted, Interrupt)
+"""What in ``_early`` means the turn was stopped before its ``TurnStarted`` came."""
 
 
 # ---------------------------------------------------------------------------- controller
@@ -63,7 +65,8 @@ class TurnController:
         """What the ``Interrupt`` of a turn spoken over says."""
         self._turns: OrderedDict[int, Turn] = OrderedDict()
         self._early: dict[int, type[Frame]] = {}
-        """Turn id -> TurnConfirmed / TurnRetracted that came before its TurnStarted."""
+        """Turn id -> TurnConfirmed, TurnRetracted or Interrupt (a cancelled response) that
+        came before its TurnStarted."""
         self._ahead: dict[int, list[Frame]] = {}
         """Frames of turns not started yet: the LLM's tokens pass a TTS stage busy with an
         earlier answer, so they can come out before their own ``TurnStarted``."""
@@ -77,9 +80,6 @@ class TurnController:
         self.turns_done = 0
 
     # ------------------------------------------------------------------ state
-
-    def turn(self, turn_id: int) -> Turn | None:
-        return self._turns.get(turn_id)
 
     @property
     def playing(self) -> bool:
@@ -104,7 +104,7 @@ class TurnController:
                 return [Show(frame)]
         if isinstance(frame, SpeechStarted):
             out: list[Decision] = [Show(frame)]
-            if self.interrupt_on_speech and self.answering and self.current is not None:
+            if self.interrupt_on_speech and self.current is not None:
                 out += self._interrupt(self.current, self.barge_in_reason)
             return out
         if isinstance(frame, TurnConfirmed):
@@ -119,7 +119,7 @@ class TurnController:
         if turn is None:
             if isinstance(frame, TurnFailed) and frame.turn_id == 0:
                 return [Show(frame)]  # the listener's own trouble: it goes on
-            if frame.turn_id > self._newest and frame.turn_id not in self._dropped():
+            if frame.turn_id > self._newest and self._early.get(frame.turn_id) not in _STOPPED:
                 ahead = self._ahead.setdefault(frame.turn_id, [])
                 if len(ahead) < _MAX_AHEAD:
                     ahead.append(frame)  # given to the turn when it starts
@@ -127,8 +127,6 @@ class TurnController:
             return []  # a stale frame of a turn long gone
         if turn.phase is Phase.HELD:
             turn.held.append(frame)
-            if isinstance(frame, UserText):
-                turn.user_text = frame.text
             if isinstance(frame, TurnFailed):  # nothing to hold back: say it now
                 return self._release(turn)
             return []
@@ -137,15 +135,20 @@ class TurnController:
     def _started(self, frame: TurnStarted) -> list[Decision]:
         out = self._start(frame)
         ahead = self._ahead.pop(frame.turn_id, [])
+        # TurnStarted frames come in order: an older turn that has not started never will
+        # (it was cancelled, and the runner dropped it), so what waits for it goes
         self._ahead = {k: v for k, v in self._ahead.items() if k > frame.turn_id}
+        self._early = {k: v for k, v in self._early.items() if k > frame.turn_id}
         for early_frame in ahead:
             out += self.feed(early_frame)
         return out
 
     def _start(self, frame: TurnStarted) -> list[Decision]:
         early = self._early.pop(frame.turn_id, None)
-        self._newest = max(self._newest, frame.turn_id)
-        if early in (TurnRetracted, Interrupt) or frame.turn_id in self._turns:
+        if frame.turn_id < self._newest:
+            return []  # older than a turn already started: stale (turns start in order)
+        self._newest = frame.turn_id
+        if early in _STOPPED or frame.turn_id in self._turns:
             return []  # withdrawn or stopped already (its work was stopped then), or a duplicate
         turn = Turn(
             frame.turn_id,
@@ -208,9 +211,7 @@ class TurnController:
     def _released_frame(self, turn: Turn, frame: Frame) -> list[Decision]:
         if turn.ended and not isinstance(frame, (Interrupt, TurnFailed)):
             return []  # stale: made before the turn's work stopped
-        if isinstance(frame, UserText):
-            turn.user_text = frame.text
-        elif isinstance(frame, LLMToken):
+        if isinstance(frame, LLMToken):
             turn.answer.append(frame.text)
         elif isinstance(frame, SpokenClause):
             turn.clause_text[frame.index] = frame.text
@@ -270,9 +271,7 @@ class TurnController:
                 EditHistory(turn_id, KeepHeard("", None)),
             ]
         turn = self.current if turn_id is None else self._turns[turn_id]
-        if turn is None or not (turn.phase is Phase.ANSWERING or self.playing):
-            return []
-        return self._interrupt(turn, reason)
+        return [] if turn is None else self._interrupt(turn, reason)
 
     def truncate(self, turn_id: int, heard_s: float) -> list[Decision]:
         """The client played ``heard_s`` seconds of the turn's answer audio (the Realtime
@@ -322,10 +321,6 @@ class TurnController:
         return out
 
     # ------------------------------------------------------------------ metrics
-
-    def _dropped(self) -> set[int]:
-        """Turns stopped before their first frame came out."""
-        return {t for t, kind in self._early.items() if kind is not TurnConfirmed}
 
     def _report_if_heard(self, turn: Turn) -> list[Decision]:
         if turn.reported or turn.metrics is None:

@@ -110,7 +110,6 @@ class Turn:
     source: str = "speech"
     speech_end_s: float = 0.0
     """``perf_counter()`` time the person stopped speaking (or typed)."""
-    user_text: str | None = None
     held: list[Frame] = field(default_factory=list)
     """Frames of a held turn, in order, released when it is confirmed."""
     answer: list[str] = field(default_factory=list)
@@ -126,10 +125,6 @@ class Turn:
     """``perf_counter()`` time the turn's first sample reaches the listener."""
     metrics: TurnMetrics | None = None
     reported: bool = False
-
-    @property
-    def released(self) -> bool:
-        return self.phase is not Phase.HELD
 
     @property
     def ended(self) -> bool:
