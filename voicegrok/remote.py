@@ -228,8 +228,6 @@ class RemoteAssistant:
                     except rt.ProtocolError as e:
                         log.warning("unreadable server event: %s", e.message)
                         continue
-                    if isinstance(event, rt.ErrorEvent):
-                        log.warning("server error %s: %s", event.error.code, event.error.message)
                     for frame in self._decoder.frames_of(event):
                         yield frame
             except ConnectionClosed:

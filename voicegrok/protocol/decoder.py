@@ -9,6 +9,7 @@ event type, found in a table; events with no frame counterpart give nothing.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,8 @@ from ..frames import (
 from . import realtime as rt
 
 __all__ = ["EventDecoder"]
+
+log = logging.getLogger(__name__)
 
 
 class EventDecoder:
@@ -183,4 +186,5 @@ class EventDecoder:
         info = event.error
         if info.code != "response_cancel_not_active":  # a cancel that crossed the end
             self.errors.append(info.message)
+            log.warning("server error %s: %s", info.code, info.message)
         return []
