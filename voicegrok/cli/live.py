@@ -118,6 +118,7 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
         config,
         config_path=path,
         backend=LocalBackend(echo_cancel=args.echo_cancel),
+        metrics_path=args.metrics,
     )
     # ALSA reports underruns on stderr, where Textual draws the screen: log them instead.
     quiet_alsa()

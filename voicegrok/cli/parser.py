@@ -158,6 +158,7 @@ def _live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ui", help="the terminal UI (also: voicegrok with no command)")
     _all_models(p)
     _devices(p)
+    _metrics(p)
     _messages(p, quiet=False)  # the UI shows the loading itself
     p.set_defaults(run=cmd_ui)
 

@@ -82,12 +82,15 @@ class VoicegrokApp(App[None]):
         *,
         config_path: Path | None = None,
         backend: Backend | None = None,
+        metrics_path: Path | None = None,
     ) -> None:
         super().__init__()
         self.base_settings = settings or Settings()
         self.config = config or UserConfig()
         self.config_path = config_path
         self.backend: Backend = backend or LocalBackend()
+        self.metrics_path = metrics_path
+        """Where each turn's metrics are appended as a JSON line (``--metrics``)."""
         self.session: LiveSession | None = None
         self.conversation = Conversation(self.base_settings.system_prompt)
         """Kept across restarts (new settings): the assistant remembers the conversation."""
@@ -177,7 +180,11 @@ class VoicegrokApp(App[None]):
                 engines, settings, self.conversation, endpointing
             ) as assistant:
                 session = LiveSession(
-                    assistant, audio.speaker, view=self.show, on_metrics=self._device_metrics
+                    assistant,
+                    audio.speaker,
+                    view=self.show,
+                    metrics_path=self.metrics_path,
+                    on_metrics=self._device_metrics,
                 )
                 self.session = session
                 self.state = "listening" if audio.chunks is not None else "typing"
