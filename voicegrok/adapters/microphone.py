@@ -12,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio import WHISPER_RATE_HZ
-from ..errors import AudioDeviceError, first_line
+from ..errors import AudioDeviceError
+from .device_errors import device_problem
 from .speaker import sounddevice_module
 
 __all__ = ["Microphone", "list_devices"]
@@ -31,10 +32,7 @@ class Microphone:
         try:
             info = sd.query_devices(device, "input")
         except Exception as e:
-            raise AudioDeviceError(
-                f"no input device {device if device is not None else '(default)'}: "
-                f"{first_line(e)}; voicegrok devices lists them"
-            ) from None
+            raise AudioDeviceError(device_problem("input", device, e, sd)) from None
         rate = WHISPER_RATE_HZ
         channels = 1
         try:
@@ -62,10 +60,7 @@ class Microphone:
             )
             self._stream.start()
         except Exception as e:
-            raise AudioDeviceError(
-                f"cannot open input device {self.name!r} ({first_line(e)}); it may be busy: "
-                "close other programs using it or pick another with --input-device"
-            ) from None
+            raise AudioDeviceError(device_problem("input", self.name, e, sd)) from None
 
     def _callback(self, indata: Any, _frames: int, _time: Any, status: Any) -> None:
         if self.on_capture is not None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..audio import StreamResampler
 from ..errors import AudioDeviceError, first_line
+from .device_errors import device_problem
 
 __all__ = [
     "Speaker",
@@ -112,9 +113,7 @@ class Speaker:
             try:
                 rate = int(sd.query_devices(device, "output")["default_samplerate"])
             except Exception as e:
-                raise AudioDeviceError(
-                    f"no usable output device {device!r}: {first_line(e)}"
-                ) from None
+                raise AudioDeviceError(device_problem("output", device, e, sd)) from None
         self._resampler = StreamResampler(rate, np.int16)
         self.sample_rate_hz = rate
         try:
@@ -128,10 +127,7 @@ class Speaker:
             )
             self._stream.start()
         except Exception as e:
-            raise AudioDeviceError(
-                f"cannot open output device {device if device is not None else '(default)'}: "
-                f"{first_line(e)}; pick another with --output-device (voicegrok devices lists them)"
-            ) from None
+            raise AudioDeviceError(device_problem("output", device, e, sd)) from None
 
     def _callback(self, outdata: Any, frames: int, _time: Any, _status: Any) -> None:
         n = len(outdata)

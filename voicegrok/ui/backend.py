@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..adapters.device_errors import device_problem
 from ..adapters.speaker import parse_device
 from ..adapters.virtual import VirtualSpeaker
 from ..assistant import Assistant, Engines, load_engines
@@ -105,13 +106,11 @@ class LocalBackend:
             probe.problems.append(str(e))
             return probe
         for kind, spec in (("input", config.input_device), ("output", config.output_device)):
-            what = "microphone" if kind == "input" else "speaker"
             try:
                 info = sd.query_devices(parse_device(spec), kind)
                 name = str(info["name"])
             except Exception as e:  # PortAudioError / ValueError: no such device
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                probe.problems.append(f"no {what} ({reason})")
+                probe.problems.append(device_problem(kind, parse_device(spec), e, sd))
                 continue
             if kind == "input":
                 probe.mic = name
