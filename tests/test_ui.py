@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from voicegrok.frames import (
 )
 from voicegrok.testing import FakeBackend, FakeChat, FakeSTT, FakeTTS, fake_engines
 from voicegrok.ui import VoicegrokApp
+from voicegrok.ui.chat import ChatView
 from voicegrok.ui.screens import HelpScreen, SettingsScreen
 from voicegrok.userconfig import UserConfig, load_user_config
 
@@ -59,10 +61,7 @@ def text_of(app: VoicegrokApp, selector: str) -> str:
 
 
 def chat_text(app: VoicegrokApp) -> str:
-    parts = []
-    for w in app.query("#chat > *"):
-        parts.append(w.source if isinstance(w, Markdown) else str(w.content))  # type: ignore[attr-defined]
-    return "\n".join(parts)
+    return app.query_one("#chat", ChatView).text
 
 
 async def ready(pilot: Pilot[None]) -> VoicegrokApp:
@@ -95,9 +94,10 @@ async def test_a_typed_question_streams_with_live_tokens_per_second() -> None:
         final = text_of(app, "#speed")
         assert "tokens/s" in final and "streaming" not in final
         assert "you: Plan two days in New York" in chat_text(app)
-        answer = app.query_one("#chat Markdown", Markdown)
-        await until(pilot, lambda: "Enjoy your trip!" in answer.source)
-        assert answer.query("MarkdownTable"), "the Markdown table is rendered as a table"
+        chat = app.query_one("#chat", ChatView)
+        await until(pilot, lambda: "Enjoy your trip!" in chat.rendered)
+        assert "|" in chat.text and "|" not in chat.rendered, "the table is drawn, not its pipes"
+        assert "**" not in chat.rendered, "Markdown emphasis is drawn, not its stars"
         assert "LLM first token" in text_of(app, "#stages")
 
 
@@ -156,7 +156,7 @@ async def test_new_conversation_forgets_the_history() -> None:
         await pilot.press(*"hello", "enter")
         await until(pilot, lambda: app.query_one("#turns", DataTable).row_count == 1)
         await pilot.press("ctrl+n")
-        await until(pilot, lambda: not app.query("#chat > *"))
+        await until(pilot, lambda: not chat_text(app))
         assert app.session is not None
         assert app.session.assistant.conversation.turns == []
 
@@ -298,6 +298,45 @@ async def test_help_lists_the_keys() -> None:
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
 
 
+async def test_a_long_conversation_stays_cheap_to_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After 300 turns, a streamed answer renders only the Markdown it completes (each unit
+    once, plus the unit being written at each flush), and draws only the lines on screen."""
+    import voicegrok.ui.chat as chat_module
+
+    rendered: list[str] = []
+    real = chat_module.render_unit
+
+    def counting(console: object, unit: str, width: int) -> object:
+        rendered.append(unit)
+        return real(console, unit, width)  # type: ignore[arg-type]
+
+    app, _ = app_with()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        for turn in range(1, 301):
+            frames = answering_with_a_table()[:-2]  # without the partial transcript after it
+            for frame in frames:
+                app.show(replace(frame, turn_id=turn))  # type: ignore[type-var]
+        await until(pilot, lambda: app.settled)
+        chat = app.query_one("#chat", ChatView)
+        assert chat.virtual_size.height > 300 * 8
+        monkeypatch.setattr(chat_module, "render_unit", counting)
+        lines_drawn: list[int] = []
+        real_line = chat.render_line
+        monkeypatch.setattr(chat, "render_line", lambda y: lines_drawn.append(y) or real_line(y))
+        for frame in answering_with_a_table()[:-2]:
+            app.show(replace(frame, turn_id=301))  # type: ignore[type-var]
+            await pilot.pause(0.01)
+        await until(pilot, lambda: app.settled)
+        await pilot.pause(0.2)
+        units = [u for u in rendered if u.strip()]
+        streamed = "".join(f.text for f in answering_with_a_table() if isinstance(f, LLMToken))
+        assert all(u in streamed or u in TABLE_ANSWER for u in units)
+        assert len(units) < 60, units  # this answer's units and its pending tails, not 300 turns'
+        assert "Enjoy your trip!" in chat.rendered.splitlines()[-1]
+        assert lines_drawn and max(lines_drawn) < SIZE[1]  # the screen's lines, no others
+
+
 # ---------------------------------------------------------------- snapshots
 
 Before = Callable[[Pilot[None]], Awaitable[None]]
@@ -314,13 +353,6 @@ def scripted(*frames_of: Callable[[], list[object]]) -> Before:
             for frame in make():
                 app.show(frame)  # type: ignore[arg-type]
         await until(pilot, lambda: app.settled)
-        # ... and laid out: under load the Markdown blocks were mounted but not yet sized
-        await until(
-            pilot,
-            lambda: all(
-                md.children and md.size.height > 0 for md in app.query(".answer").results()
-            ),
-        )
         await pilot.pause(0.3)
 
     return run_before

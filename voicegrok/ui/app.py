@@ -48,7 +48,7 @@ from ..frames import (
 from ..live import LiveSession
 from ..userconfig import UserConfig, save_user_config
 from .backend import Backend, LocalBackend, Probe
-from .chat import ChatView
+from .chat import ChatView, ShownTurn
 from .panel import SidePanel
 from .screens import HelpScreen, SettingsScreen
 
@@ -96,6 +96,8 @@ class VoicegrokApp(App[None]):
         """Kept across restarts (new settings): the assistant remembers the conversation."""
         self.probe = Probe()
         self._state_until = 0.0
+        self._streaming: ShownTurn | None = None
+        """The answer being streamed: the panel shows its speed at each tick."""
         self._exit_started = False
 
     # ------------------------------------------------------------------ layout
@@ -242,13 +244,14 @@ class VoicegrokApp(App[None]):
         elif isinstance(frame, LLMToken):
             shown = chat.add_token(frame)
             if shown is not None:
-                self._panel.show_speed(shown.tokens_per_s, shown.n_tokens, live=True)
+                self._streaming = shown  # its speed is shown at the next tick
         elif isinstance(frame, TTSAudio):
             if self.state in ("thinking", "listening", "typing"):
                 self.state = "speaking"
         elif isinstance(frame, LLMDone):
             chat.finish_answer(frame.turn_id, frame.text)
         elif isinstance(frame, TurnMetrics):
+            self._streaming = None
             self._panel.show_metrics(frame)
             if self.session is None or not self.session.speaking:
                 self._idle()
@@ -297,6 +300,8 @@ class VoicegrokApp(App[None]):
         if session is None:
             return
         self._panel.show_level(session.level)
+        if (shown := self._streaming) is not None:
+            self._panel.show_speed(shown.tokens_per_s, shown.n_tokens, live=True)
         now = asyncio.get_running_loop().time()
         if session.recording:
             self.state = "recording"

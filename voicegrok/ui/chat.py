@@ -1,39 +1,82 @@
 """The conversation view (``#chat``): what was said, and the answers as they stream in.
 
-:class:`ChatView` owns the widgets of every turn (the transcript so far while someone
-speaks, the question, the answer's Markdown) and the notices in between. Streamed tokens
-are batched: a few Markdown updates a second, then the whole answer once it is done. The
-app tells it what happened; it keeps no state of the conversation beyond its widgets.
+:class:`ChatView` is one scrolling widget that draws lines (Textual's line API), not a tree
+of widgets: on two cores, laying out and re-parsing a growing Markdown tree at every update
+took most of a CPU away from the LLM. Each entry (a question, a notice, an answer) keeps
+its rendered lines. Streamed tokens are batched a few times a second; an update renders
+only the Markdown units the new text completed and the one still being written
+(:mod:`.stream_markdown`), and draws only the lines on screen. The app tells the view what
+happened; it keeps no state of the conversation beyond what it shows.
 """
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
 
+from rich.text import Text
 from textual import on
-from textual.containers import VerticalScroll
-from textual.css.query import NoMatches
-from textual.events import Mount
-from textual.widgets import Markdown, Static
+from textual.events import Mount, Resize
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from ..frames import LLMToken, decode_rate
+from .stream_markdown import MarkdownSplitter, render_text, render_unit
 
 __all__ = ["ChatView", "ShownTurn"]
 
-TOKEN_FLUSH_S = 0.08  # seconds between token batches: each Markdown update re-parses the answer
+TOKEN_FLUSH_S = 0.08  # seconds between token batches: ~12 screen updates a second
+FALLBACK_WIDTH = 80  # cells to lay out at before the view has a size
+
+E = TypeVar("E", "_Entry", "_Answer")
+
+
+@dataclass(eq=False)
+class _Entry:
+    """A question, a notice or the words heard so far: plain text, styled by its kind."""
+
+    kind: str
+    text: str
+    lines: list[Strip] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return self.text
+
+
+@dataclass(eq=False)
+class _Answer:
+    """An answer: the Markdown units completed so far, rendered once each, and the unit
+    still being written, rendered again at each update."""
+
+    kind: str = "answer"
+    units: list[str] = field(default_factory=list)
+    body: list[Strip] = field(default_factory=list)
+    tail: list[Strip] = field(default_factory=list)
+    splitter: MarkdownSplitter = field(default_factory=MarkdownSplitter)
+
+    @property
+    def lines(self) -> list[Strip]:
+        return self.body + self.tail
+
+    @property
+    def source(self) -> str:
+        return "\n".join(self.units + ([self.splitter.pending] if self.splitter.pending else []))
 
 
 @dataclass
 class ShownTurn:
-    """The widgets of one turn in the conversation, and its answer's streaming figures."""
+    """The entries of one turn in the conversation, and its answer's streaming figures."""
 
-    user: Static | None = None
-    answer: Markdown | None = None
+    user: _Entry | None = None
+    answer: _Answer | None = None
     pending: str = ""
-    """Tokens not yet handed to the Markdown widget (flushed a few times a second)."""
+    """Tokens not yet shown (flushed a few times a second)."""
+    streamed: list[str] = field(default_factory=list)
+    """Every token's text, to tell whether the final answer says something else."""
     final: str | None = None
-    """The whole answer, once done: replaces the streamed text (one clean parse)."""
+    """The whole answer, once done: shown in place of the streamed text if they differ."""
     n_tokens: int = 0
     first_token_s: float | None = None
     last_token_s: float | None = None
@@ -45,16 +88,34 @@ class ShownTurn:
         return decode_rate(self.n_tokens, self.first_token_s, self.last_token_s) or None
 
 
-class ChatView(VerticalScroll):
-    """The conversation, scrolled to its end as it grows."""
+class ChatView(ScrollView, can_focus=False):
+    """The conversation, scrolled to its end as it grows (unless scrolled back to read)."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "chat--user",
+        "chat--partial",
+        "chat--notice",
+        "chat--error",
+    }
+    DEFAULT_CSS = """
+    ChatView { scrollbar-gutter: stable; }
+    """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._turns: dict[int, ShownTurn] = {}
-        self._partial: Static | None = None
+        self._streaming: set[int] = set()
+        """Turns with tokens (or a final text) not yet shown."""
+        self._entries: list[_Entry | _Answer] = []
+        self._partial: _Entry | None = None
         """The words heard so far, before the turn's transcript replaces them."""
-        self._flushing = False
-        """Tokens taken from a turn are being rendered (``settled`` waits for that)."""
+        self._lines: list[Strip] = []
+        """Every entry's lines, in order."""
+        self._starts: list[int] = []
+        """Where each entry's lines start in ``_lines``, for the entries laid out so far."""
+        self._dirty_from: int | None = None
+        """The first entry whose lines changed since the last layout."""
+        self._width = 0
 
     @on(Mount)
     def _start_flushing(self) -> None:
@@ -65,17 +126,16 @@ class ChatView(VerticalScroll):
     def hearing(self) -> None:
         """Someone started speaking: a placeholder until words are heard."""
         if self._partial is None:
-            self._partial = Static("…", classes="partial")
-            self.mount(self._partial)
-            self.scroll_end(animate=False)
+            self._partial = self._add(_Entry("partial", "…"))
+            self._layout()
 
     def show_partial(self, text: str) -> None:
         """The words heard so far (a transcript that may still change)."""
         if self._partial is None:
-            self._partial = Static("", classes="partial")
-            self.mount(self._partial)
-        self._partial.update(f"… {text}")
-        self.scroll_end(animate=False)
+            self._partial = self._add(_Entry("partial", ""))
+        self._partial.text = f"… {text}"
+        self._draw(self._partial)
+        self._layout()
 
     def start_turn(self, turn_id: int) -> None:
         self._turns[turn_id] = ShownTurn()
@@ -83,32 +143,46 @@ class ChatView(VerticalScroll):
     def retract(self, turn_id: int) -> None:
         """The turn was not one after all (the person went on speaking): it goes."""
         shown = self._turns.pop(turn_id, None)
+        self._streaming.discard(turn_id)
         if shown is not None:
-            for widget in (shown.user, shown.answer):
-                if widget is not None:
-                    widget.remove()
+            for entry in (shown.user, shown.answer):
+                if entry is not None:
+                    self._remove(entry)
+            self._layout()
 
     def show_question(self, turn_id: int, text: str) -> None:
         """The turn's final transcript (or typed question), with an empty answer below it."""
         shown = self._turns.setdefault(turn_id, ShownTurn())
         if self._partial is not None:
-            self._partial.remove()
+            self._remove(self._partial)
             self._partial = None
-        shown.user = Static(f"you: {text}", classes="user")
-        shown.answer = Markdown("", classes="answer")
-        self.mount(shown.user, shown.answer)
-        self.scroll_end(animate=False)
+        shown.user = self._add(_Entry("user", f"you: {text}"))
+        shown.answer = self._add(_Answer())
+        self._layout()
 
     def notice(self, text: str, kind: str) -> None:
-        """A line between the turns; ``kind`` is its class (``notice`` or ``error``)."""
-        self.mount(Static(text, classes=kind, markup=False))
-        self.scroll_end(animate=False)
+        """A line between the turns; ``kind`` is ``notice`` or ``error``."""
+        self._add(_Entry(kind, text))
+        self._layout()
 
     async def clear(self) -> None:
         """A new conversation: every turn and notice goes."""
-        await self.remove_children()
         self._turns.clear()
+        self._streaming.clear()
+        self._entries.clear()
         self._partial = None
+        self._dirty_from = 0
+        self._layout()
+
+    @property
+    def text(self) -> str:
+        """What the conversation says, entry by entry (answers as their Markdown source)."""
+        return "\n".join(e.source for e in self._entries)
+
+    @property
+    def rendered(self) -> str:
+        """The conversation as drawn: every line, scrolled into view or not."""
+        return "\n".join(line.text.rstrip() for line in self._lines)
 
     # ------------------------------------------------------------------ the answers
 
@@ -117,44 +191,133 @@ class ChatView(VerticalScroll):
         shown = self._turns.get(frame.turn_id)
         if shown is not None:
             shown.pending += frame.text
+            shown.streamed.append(frame.text)
             shown.n_tokens += 1
             shown.last_token_s = frame.at_s
             if shown.first_token_s is None:
                 shown.first_token_s = frame.at_s
+            self._streaming.add(frame.turn_id)
         return shown
 
     def finish_answer(self, turn_id: int, text: str) -> None:
-        """The whole answer: shown at the next flush, in place of the streamed tokens."""
+        """The whole answer: shown at the next flush."""
         shown = self._turns.get(turn_id)
         if shown is not None:
             shown.final = text
+            self._streaming.add(turn_id)
 
     @property
     def settled(self) -> bool:
-        """Every streamed token is on the screen: none waits for the next flush, and no
-        Markdown update is still being rendered."""
-        return not self._flushing and all(
-            not t.pending and t.final is None for t in self._turns.values()
-        )
+        """Every streamed token is on the screen: none waits for the next flush."""
+        return not self._streaming
 
-    async def _flush_tokens(self) -> None:
-        self._flushing = True
-        try:
-            with contextlib.suppress(NoMatches):  # the app is closing
-                await self._append_tokens()
-        finally:
-            self._flushing = False
-
-    async def _append_tokens(self) -> None:
-        for shown in list(self._turns.values()):
-            if shown.answer is None or not (shown.pending or shown.final is not None):
-                continue
-            if not shown.answer.is_mounted:
-                continue  # mounting is not awaited: an update before it was lost for good
+    def _flush_tokens(self) -> None:
+        for turn_id in list(self._streaming):
+            shown = self._turns.get(turn_id)
+            answer = shown.answer if shown is not None else None
+            if shown is None or answer is None:
+                continue  # tokens before the question is shown wait for it
+            self._streaming.discard(turn_id)
+            text, shown.pending = shown.pending, ""
+            self._append(answer, answer.splitter.feed(text))
             if shown.final is not None:
-                final, shown.final, shown.pending = shown.final, None, ""
-                await shown.answer.update(final)
-            else:
-                text, shown.pending = shown.pending, ""
-                await shown.answer.append(text)
-            self.scroll_end(animate=False)
+                final, shown.final = shown.final, None
+                if final.strip() != "".join(shown.streamed).strip():  # e.g. cleaned up
+                    answer.units, answer.body, answer.splitter = [], [], MarkdownSplitter()
+                    self._append(answer, answer.splitter.feed(final))
+                self._append(answer, answer.splitter.close())
+            answer.tail = self._tail(answer)
+            self._changed(answer)
+        self._layout()
+
+    def _append(self, answer: _Answer, units: list[str]) -> None:
+        """Completed units: rendered once, a run of blank lines shown as one."""
+        for unit in units:
+            blank = not unit.strip()
+            if blank and (not answer.units or not answer.units[-1].strip()):
+                continue
+            answer.units.append(unit)
+            answer.body += render_unit(self.app.console, unit, self._render_width)
+
+    def _tail(self, answer: _Answer) -> list[Strip]:
+        pending = answer.splitter.pending
+        if not pending.strip():
+            return []
+        return render_unit(self.app.console, pending.rstrip("\n"), self._render_width)
+
+    # ------------------------------------------------------------------ lines
+
+    @property
+    def _render_width(self) -> int:
+        return self._width or FALLBACK_WIDTH
+
+    def _add(self, entry: E) -> E:
+        self._entries.append(entry)
+        self._draw(entry)
+        self._changed(entry)
+        return entry
+
+    def _remove(self, entry: _Entry | _Answer) -> None:
+        if entry in self._entries:
+            self._changed(entry)
+            self._entries.remove(entry)
+
+    def _changed(self, entry: _Entry | _Answer) -> None:
+        i = self._entries.index(entry) if entry in self._entries else len(self._entries)
+        self._dirty_from = i if self._dirty_from is None else min(self._dirty_from, i)
+
+    def _draw(self, entry: _Entry | _Answer) -> None:
+        console, width = self.app.console, self._render_width
+        if isinstance(entry, _Answer):
+            units, entry.units, entry.body = entry.units, [], []
+            self._append(entry, units)
+            entry.tail = self._tail(entry)
+            return
+        style = self.get_component_rich_style(f"chat--{entry.kind}", partial=True)
+        lines = render_text(console, Text(entry.text, style=style), width)
+        entry.lines = ([Strip.blank(0)] if entry.kind in ("user", "partial") else []) + lines
+
+    def _layout(self) -> None:
+        """The lines of the entries that changed (and of those after them) replace theirs."""
+        k = self._dirty_from
+        if k is None:
+            return
+        self._dirty_from = None
+        at_end = self.scroll_y >= self.max_scroll_y - 1
+        del self._lines[self._starts[k] if k < len(self._starts) else len(self._lines) :]
+        del self._starts[k:]
+        for entry in self._entries[k:]:
+            self._starts.append(len(self._lines))
+            self._lines += entry.lines
+        self.virtual_size = Size(self._render_width, len(self._lines))
+        self.refresh()
+        if at_end:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
+
+    @on(Resize)
+    def _resized(self) -> None:
+        width = self.scrollable_content_region.width
+        if width > 0 and width != self._width:
+            self._width = width
+            for entry in self._entries:
+                self._draw(entry)
+            self._dirty_from = 0
+            self._layout()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        for entry in self._entries:
+            if not isinstance(entry, _Answer):
+                self._draw(entry)
+        self._dirty_from = 0 if self._entries else None
+        if self.is_mounted:
+            self._layout()
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        index = scroll_y + y
+        if index >= len(self._lines):
+            return Strip.blank(width, self.rich_style)
+        line = self._lines[index].crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        return line.apply_style(self.rich_style)

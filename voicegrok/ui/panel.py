@@ -67,6 +67,8 @@ class SidePanel(Vertical):
         super().__init__(id=id)
         self._first_audio: deque[float] = deque(maxlen=SPARK_TURNS)
         self._stages_text = ""
+        self._shown: dict[str, str] = {}
+        """What each one-line figure shows now."""
         """The last turn's stage latencies (the device's figure comes later, added below)."""
 
     def compose(self) -> ComposeResult:
@@ -94,13 +96,19 @@ class SidePanel(Vertical):
 
     def show_level(self, level: float) -> None:
         """The microphone's RMS ``level`` (1.0 is full scale) on the meter."""
-        self.query_one("#meter", Static).update(_meter(level))
+        self._update_line("#meter", _meter(level))
 
     def show_speed(self, tps: float | None, n: int, *, live: bool) -> None:
         """Tokens per second over ``n`` tokens; ``live`` while the answer still streams."""
         rate = "–" if tps is None else f"{tps:.0f}"
         suffix = " (streaming)" if live else ""
-        self.query_one("#speed", Static).update(f"{rate} tokens/s · {n} tokens{suffix}")
+        self._update_line("#speed", f"{rate} tokens/s · {n} tokens{suffix}")
+
+    def _update_line(self, selector: str, text: str) -> None:
+        """A one-line figure, redrawn only when it changes (and never laid out again)."""
+        if self._shown.get(selector) != text:
+            self._shown[selector] = text
+            self.query_one(selector, Static).update(text, layout=False)
 
     def show_metrics(self, m: TurnMetrics) -> None:
         """A finished turn: its final speed, stage latencies, sparkline point and table row."""
