@@ -277,26 +277,7 @@ class RealtimeServer:
                         )
                     )
                 continue
-            if isinstance(message, bytes):
-                await session.refuse(
-                    rt.ProtocolError("invalid_json", "binary messages are not supported")
-                )
-                continue
-            if len(message) > limits.max_message_bytes:
-                await session.refuse(
-                    rt.ProtocolError(
-                        "message_too_large",
-                        f"a message may hold at most {limits.max_message_bytes} bytes: "
-                        "send audio in smaller pieces",
-                    )
-                )
-                continue
-            try:
-                event = rt.parse_client_event(message)
-            except rt.ProtocolError as e:
-                await session.refuse(e)
-                continue
-            await session.handle(event)
+            await session.handle_message(message)
 
 
 def _text(status: HTTPStatus, message: str) -> Response:

@@ -205,6 +205,24 @@ class SessionCore:
 
     # ------------------------------------------------------------------ client events
 
+    def receive_message(self, message: str | bytes) -> list[Output]:
+        """Serve one websocket message as it came: one that is no client event this server
+        takes (binary, too large, not JSON, an unknown type, an invalid field) becomes an
+        ``error`` event, as a refused request does."""
+        try:
+            if isinstance(message, bytes):
+                raise rt.ProtocolError("invalid_json", "binary messages are not supported")
+            if len(message) > self.limits.max_message_bytes:
+                raise rt.ProtocolError(
+                    "message_too_large",
+                    f"a message may hold at most {self.limits.max_message_bytes} bytes: "
+                    "send audio in smaller pieces",
+                )
+            event = rt.parse_client_event(message)
+        except rt.ProtocolError as e:
+            return [rt.ErrorEvent.of(e)]
+        return self.receive(event)
+
     def receive(self, event: rt.ClientEvent) -> list[Output]:
         """Serve one client event; a refused request becomes an ``error`` event."""
         try:

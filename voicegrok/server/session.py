@@ -41,8 +41,8 @@ Send = Callable[[rt._ServerEvent], Awaitable[None]]
 
 
 class RealtimeSession:
-    """Serve one client. Call :meth:`start`, then :meth:`handle` for each message's event
-    (or :meth:`refuse` for a message that could not be parsed), and :meth:`close`."""
+    """Serve one client. Call :meth:`start`, then :meth:`handle_message` for each message
+    (:meth:`refuse` for one dropped unread), and :meth:`close`."""
 
     def __init__(
         self,
@@ -121,6 +121,10 @@ class RealtimeSession:
 
     async def refuse(self, error: rt.ProtocolError) -> None:
         await self._send(rt.ErrorEvent.of(error))
+
+    async def handle_message(self, message: str | bytes) -> None:
+        """Serve one websocket message (a bad one is answered with an ``error`` event)."""
+        await self._do(self.core.receive_message(message))
 
     async def handle(self, event: rt.ClientEvent) -> None:
         """Serve one client event; a refused request becomes an ``error`` event."""
