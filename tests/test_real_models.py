@@ -167,6 +167,21 @@ def test_ask_streams_text_and_reports_tokens_per_second(cli: object, tmp_path: P
     assert soundfile.info(str(out)).duration > 0.3
 
 
+def test_ask_with_no_speaker_makes_no_speech(
+    cli: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No sound device and no --out: the answer is shown, and no speech is synthesized for
+    nobody to hear (the metrics have no text-to-speech figure)."""
+    monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent/pulse")  # no sound server either
+    metrics = tmp_path / "m.jsonl"
+    r = cli("ask", "What is the capital of France?", "--metrics", str(metrics))  # type: ignore[operator]
+    assert r.code == 0, r.err
+    assert r.out.strip()
+    assert "no audio output device: the answer is not spoken" in r.err
+    row = json.loads(metrics.read_text().splitlines()[-1])
+    assert row["n_tokens"] > 0 and row["tts_first_audio_ms"] is None and row["audio_s"] == 0
+
+
 def test_say_speaks_text_to_a_wav_that_whisper_understands(cli: object, tmp_path: Path) -> None:
     out = tmp_path / "s.wav"
     r = cli("say", "**Good morning**, New York!", "--out", str(out))  # type: ignore[operator]

@@ -122,6 +122,43 @@ async def test_escape_interrupts_the_answer() -> None:
         ]
 
 
+async def test_no_speech_without_a_speaker_and_spoken_again_when_one_appears(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no speaker nothing is synthesized; when a speaker is plugged in, the app finds
+    it while idle, starts again with it (saying so), keeps the conversation, and speaks."""
+    import voicegrok.ui.app as app_module
+
+    monkeypatch.setattr(app_module, "DEVICE_WATCH_S", 0.2)
+    chat = FakeChat(["Sure, here it is.", "Yes, again."], token_delay_s=0.005)
+    tts = FakeTTS()
+    backend = FakeBackend(make_engines=lambda: fake_engines(llm=chat, tts=tts))
+    app = VoicegrokApp(backend=backend, config_path=Path("/nonexistent/voicegrok.toml"))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.click("#prompt")
+        await pilot.press(*"first", "enter")
+        await until(pilot, lambda: app.query_one("#turns", DataTable).row_count == 1)
+        await pilot.pause(0.5)  # looked for devices meanwhile: still none
+        assert backend.rescans >= 1 and backend.loads == 1
+        assert tts.spoken == []  # nothing to play it on: nothing synthesized
+        backend.speaker = True  # plugged in
+        await until(pilot, lambda: "speaker found" in chat_text(app))
+        await until(pilot, lambda: backend.loads == 2 and app.session is not None)
+        assert app.probe.speaker == "fake speaker"
+        await pilot.click("#prompt")
+        await pilot.press(*"second", "enter")
+        await until(pilot, lambda: app.query_one("#turns", DataTable).row_count == 2)
+        assert tts.spoken  # spoken again
+        assert app.session is not None
+        assert [m["content"] for m in app.session.assistant.conversation.turns] == [
+            "first",
+            "Sure, here it is.",
+            "second",
+            "Yes, again.",
+        ]
+
+
 async def test_escape_keeps_in_the_history_only_the_clauses_heard() -> None:
     """With a speaker, Esc during the second clause: the history keeps the first clause,
     the one played to the end, and nothing of the clause cut off or of the unspoken rest."""

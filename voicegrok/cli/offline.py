@@ -34,7 +34,9 @@ async def _spoken_reply(
 async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     text = check_text(args.text, "the question")
     speak = not args.no_speak
-    engines = load(settings, args, stt=False, tts=speak)
+    # with nowhere for the speech to go, none is made (AudioOut's note says why)
+    heard = args.out is not None or (speak and default_output_device() is not None)
+    engines = load(settings, args, stt=False, tts=heard)
     audio = AudioOut(
         args.out, speak, engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ
     )

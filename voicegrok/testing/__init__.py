@@ -174,6 +174,7 @@ class FakeBackend:
     load_error: str | None = None
     """Loading fails with this message (as a missing model would)."""
     loads: int = 0
+    rescans: int = 0
 
     def probe(self, config: Any) -> Any:
         from ..ui.backend import Probe
@@ -187,6 +188,13 @@ class FakeBackend:
         if probe.speaker is None:
             probe.problems.append("no speaker (test)")
         return probe
+
+    def forget_devices(self) -> None:
+        pass
+
+    def rescan(self, config: Any) -> Any:
+        self.rescans += 1
+        return self.probe(config)
 
     def devices(self, kind: str) -> list[tuple[str, str]]:
         name = "Test Microphone" if kind == "input" else "Test Speaker"

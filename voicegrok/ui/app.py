@@ -56,6 +56,7 @@ __all__ = ["VoicegrokApp"]
 
 STATUS_TICK_S = 0.1  # seconds between meter and state refreshes: smooth, and cheap
 INTERRUPTED_SHOWN_S = 1.5  # seconds "interrupted" stays up: long enough to be read
+DEVICE_WATCH_S = 5.0  # seconds between looks for a missing microphone or speaker, when idle
 
 
 class VoicegrokApp(App[None]):
@@ -96,6 +97,11 @@ class VoicegrokApp(App[None]):
         """Kept across restarts (new settings): the assistant remembers the conversation."""
         self.probe = Probe()
         self._state_until = 0.0
+        self._audio_closed = asyncio.Event()
+        """Set while no session holds the sound devices open."""
+        self._audio_closed.set()
+        self._devices_changed = False
+        """A rescan found a new device: forget the old list before the next probe."""
         self._streaming: ShownTurn | None = None
         """The answer being streamed: the panel shows its speed at each tick."""
         self._exit_started = False
@@ -114,6 +120,7 @@ class VoicegrokApp(App[None]):
     def on_mount(self) -> None:
         self._main.query_one("#banner").display = False
         self.set_interval(STATUS_TICK_S, self._tick)
+        self.set_interval(DEVICE_WATCH_S, self._watch_devices)
         self._main.query_one("#prompt", Input).focus()
         self.start_session()
 
@@ -152,6 +159,10 @@ class VoicegrokApp(App[None]):
         self.session = None
         self.state = "loading"
         settings = self.effective_settings()
+        await self._audio_closed.wait()  # the session this one replaces has let go of them
+        if self._devices_changed:  # a device was plugged in: this process must see it too
+            self._devices_changed = False
+            await asyncio.to_thread(self.backend.forget_devices)
         self.probe = probe = await asyncio.to_thread(self.backend.probe, self.config)
         listen, speak = probe.mic is not None, probe.speaker is not None
 
@@ -168,6 +179,7 @@ class VoicegrokApp(App[None]):
             self._banner([str(e)])
             return
         audio = self.backend.open_audio(self.config, probe, engines)
+        self._audio_closed.clear()
         self._banner(probe.problems + audio.problems, typed_only=audio.chunks is None)
         self._panel.show_info(
             settings,
@@ -198,6 +210,7 @@ class VoicegrokApp(App[None]):
         finally:
             self.session = None
             audio.close()
+            self._audio_closed.set()
             engines.close()
 
     def on_unmount(self) -> None:
@@ -313,6 +326,35 @@ class VoicegrokApp(App[None]):
             self._idle()
         elif self.state == "interrupted" and now > self._state_until:
             self._idle()
+
+    def _watch_devices(self) -> None:
+        """While a device is missing and nothing is being answered, look for it again."""
+        session = self.session
+        if self._leaving or session is None or session.answering or session.recording:
+            return
+        if self.probe.mic is None or self.probe.speaker is None:
+            self.rescan_devices()
+
+    @work(exclusive=True, group="devices")
+    async def rescan_devices(self) -> None:
+        """A microphone or speaker that was missing is there: the session starts again with
+        it (the conversation goes on; the answers are spoken again once a speaker is back)."""
+        before = self.probe
+        now = await asyncio.to_thread(self.backend.rescan, self.config)
+        found = [
+            what
+            for what, was, is_ in (
+                ("microphone", before.mic, now.mic),
+                ("speaker", before.speaker, now.speaker),
+            )
+            if was is None and is_ is not None
+        ]
+        session = self.session
+        if not found or session is None or session.answering or self.probe is not before:
+            return
+        self._chat.notice(f"{' and '.join(found)} found: starting again with it", "notice")
+        self._devices_changed = True
+        self.start_session()
 
     # ------------------------------------------------------------------ commands
 

@@ -14,14 +14,12 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ..adapters.device_errors import device_problem
-from ..adapters.speaker import parse_device
 from ..adapters.virtual import VirtualSpeaker
 from ..assistant import Assistant, Engines, load_engines
 from ..config import Settings
 from ..conversation import Conversation
 from ..endpointing import EndpointConfig
-from ..errors import AudioDeviceError, VoicegrokError
+from ..errors import VoicegrokError
 from ..live import AudioOutput, LiveAssistant
 from ..userconfig import UserConfig
 
@@ -55,6 +53,15 @@ class Audio:
 
 class Backend(Protocol):
     def probe(self, config: UserConfig) -> Probe: ...
+
+    def forget_devices(self) -> None:
+        """Read the list of devices again at the next probe (none may be open: blocking)."""
+        ...
+
+    def rescan(self, config: UserConfig) -> Probe:
+        """Which devices exist now, including any plugged in since the app started
+        (blocking: called on a worker thread)."""
+        ...
 
     def devices(self, kind: str) -> list[tuple[str, str]]:
         """The ``"input"`` or ``"output"`` devices to choose from: (label, name) pairs."""
@@ -97,26 +104,21 @@ class LocalBackend:
         self.echo_cancel = echo_cancel
 
     def probe(self, config: UserConfig) -> Probe:
-        from ..adapters.speaker import sounddevice_module
+        from ..adapters.probe import find_devices
 
-        probe = Probe()
-        try:
-            sd = sounddevice_module()
-        except AudioDeviceError as e:
-            probe.problems.append(str(e))
-            return probe
-        for kind, spec in (("input", config.input_device), ("output", config.output_device)):
-            try:
-                info = sd.query_devices(parse_device(spec), kind)
-                name = str(info["name"])
-            except Exception as e:  # PortAudioError / ValueError: no such device
-                probe.problems.append(device_problem(kind, parse_device(spec), e, sd))
-                continue
-            if kind == "input":
-                probe.mic = name
-            else:
-                probe.speaker = name
-        return probe
+        found = find_devices(config.input_device, config.output_device)
+        return Probe(found.mic, found.speaker, found.problems)
+
+    def forget_devices(self) -> None:
+        from ..adapters.probe import forget_devices
+
+        forget_devices()
+
+    def rescan(self, config: UserConfig) -> Probe:
+        from ..adapters.probe import find_devices_afresh
+
+        found = find_devices_afresh(config.input_device, config.output_device)
+        return Probe(found.mic, found.speaker, found.problems)
 
     def devices(self, kind: str) -> list[tuple[str, str]]:
         from ..adapters.microphone import list_devices

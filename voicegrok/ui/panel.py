@@ -133,8 +133,7 @@ class SidePanel(Vertical):
             _ms(m.llm_first_token_ms),
             _ms(m.first_audio_ms),
             f"{m.tokens_per_s:.0f}",
-            key=str(m.turn_id),
-        )
+        )  # no key: turn ids start again with each session (new settings, a new device)
         while table.row_count > RECENT_TURNS:
             table.remove_row(next(iter(table.rows)))
         table.scroll_end(animate=False)
