@@ -3,11 +3,9 @@ the microphone and a null sink as the speaker (its monitor records what voicegro
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -15,15 +13,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import soundfile
 
 from voicegrok.audio import load_audio
+from voicegrok.bench import rig
+from voicegrok.bench.rig import VirtualAudio
 
 from .conftest import DEMO, words
 
@@ -33,185 +30,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class Loopback(threading.Thread):
-    """Writes the speaker's sound into the microphone, 20 ms at a time as it is played,
-    plus whatever the person says meanwhile (one writer: a FIFO does not mix)."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], fifo: Path, mix: queue.Queue[bytes]):
-        super().__init__(daemon=True)
-        self.proc, self.fifo, self.mix = proc, fifo, mix
-
-    def run(self) -> None:
-        assert self.proc.stdout is not None
-        with self.fifo.open("wb", buffering=0) as f:
-            while block := self.proc.stdout.read(640):
-                echo = np.frombuffer(block, dtype="<i2").astype(np.int32)
-                try:
-                    voice = np.frombuffer(self.mix.get_nowait(), dtype="<i2")
-                    echo[: len(voice)] += voice[: len(echo)]
-                except queue.Empty:
-                    pass
-                f.write(np.clip(echo, -32768, 32767).astype("<i2").tobytes())
-
-    def terminate(self) -> None:
-        self.proc.terminate()
-
-    def wait(self, timeout: float) -> None:
-        self.proc.wait(timeout)
-        self.join(timeout)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-@dataclass
-class VirtualAudio:
-    env: dict[str, str]
-    fifo: Path
-    folder: Path
-    procs: list[subprocess.Popen[Any]] = field(default_factory=list)
-    """Processes to kill when the test ends, however it ends (a failed test must not leave
-    an LLM running that slows every test after it)."""
-    mix: queue.Queue[bytes] | None = None
-    """While a loopback runs, what ``speak`` says goes here, to be mixed with the echo."""
-
-    def speak(
-        self, *parts: str | float, rate: int = 16000, stop: threading.Event | None = None
-    ) -> None:
-        """Write recordings (paths) and silences (seconds) into the microphone in real time."""
-        chunk = rate // 50
-        start = time.perf_counter()
-        sent = 0
-        mix = self.mix
-        with contextlib.nullcontext(None) if mix else self.fifo.open("wb", buffering=0) as f:
-            for part in parts:
-                audio = (
-                    np.zeros(int(part * rate), dtype=np.float32)
-                    if isinstance(part, float)
-                    else load_audio(part, rate)
-                )
-                pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-                for i in range(0, len(pcm), chunk * 2):
-                    if stop is not None and stop.is_set():
-                        return
-                    if mix is not None:
-                        assert rate == 16000, "the loopback mixes at 16 kHz"
-                        mix.put(pcm[i : i + chunk * 2])
-                    else:
-                        f.write(pcm[i : i + chunk * 2])
-                    sent += chunk
-                    delay = start + sent / rate - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-
-    def loopback(self) -> Loopback:
-        """Feed what the speaker plays back into the microphone, at the same level, in real
-        time, mixed with what ``speak`` says: a loudspeaker next to the microphone."""
-        cmd = [
-            "parec",
-            "--device=vg_speaker.monitor",
-            "--rate=16000",
-            "--channels=1",
-            "--format=s16le",
-            "--raw",
-            "--latency-msec=20",
-        ]
-        proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE)
-        self.procs.append(proc)
-        self.mix = queue.Queue()
-        loop = Loopback(proc, self.fifo, self.mix)
-        loop.start()
-        return loop
-
-    def record(self, path: Path) -> Recording:
-        """Record what the speaker plays (raw 16-bit mono), with a clock: how much of it has
-        been written so far."""
-        cmd = (
-            f"parec --device=vg_speaker.monitor --rate={Recording.RATE} --channels=1 "
-            "--format=s16le --raw --latency-msec=20"
-        )
-        proc = subprocess.Popen(["sh", "-c", f'exec {cmd} > "{path}"'], env=self.env)
-        self.procs.append(proc)
-        return Recording(path, proc)
-
-
-@dataclass
-class Recording:
-    path: Path
-    proc: subprocess.Popen[bytes]
-    RATE = 22050
-
-    def audio(self) -> np.ndarray:
-        data = self.path.read_bytes() if self.path.exists() else b""
-        return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float32) / 32768
-
-    def now_s(self) -> float:
-        """Position of the sound the speaker is playing now, in the recording."""
-        return (self.path.stat().st_size if self.path.exists() else 0) / 2 / self.RATE
-
-    def loudness(self, t0: float, t1: float) -> float:
-        seg = self.audio()[max(0, int(t0 * self.RATE)) : int(t1 * self.RATE)]
-        return float(np.sqrt(np.mean(seg**2))) if len(seg) else 0.0
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-    def save_wav(self, path: Path) -> Path:
-        soundfile.write(str(path), self.audio(), self.RATE)
-        return path
-
-
 @pytest.fixture
 def virtual_audio(tmp_path: Path) -> Iterator[VirtualAudio]:
-    folder = tmp_path / "pulse"
-    folder.mkdir()
-    fifo = folder / "mic.fifo"
-    socket = folder / "native"
-    (folder / "default.pa").write_text(
-        "load-module module-null-sink sink_name=vg_speaker rate=22050 channels=1\n"
-        f"load-module module-pipe-source source_name=vg_mic file={fifo} format=s16le "
-        "rate=16000 channels=1\n"
-        "set-default-sink vg_speaker\nset-default-source vg_mic\n"
-        f"load-module module-native-protocol-unix auth-anonymous=1 socket={socket}\n"
-    )
-    env = dict(
-        os.environ,
-        PULSE_SERVER=f"unix:{socket}",
-        HOME=str(folder),
-        XDG_RUNTIME_DIR=str(folder),
-        VOICEGROK_MODELS_DIR=str(tmp_path / "models"),
-    )
-    daemon = subprocess.Popen(
-        [
-            "pulseaudio",
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--system=false",
-            "--disallow-exit",
-            "-F",
-            str(folder / "default.pa"),
-            "--log-target=stderr",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        if socket.exists() and fifo.exists():
-            break
-        time.sleep(0.05)
-    else:
-        daemon.kill()
-        pytest.fail("PulseAudio did not start")
-    audio = VirtualAudio(env, fifo, folder)
-    yield audio
-    for proc in audio.procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
-    daemon.terminate()
-    daemon.wait(10)
+    """A private PulseAudio daemon (:func:`voicegrok.bench.rig.virtual_audio`); the
+    processes a test adds to ``procs`` are killed when it ends."""
+    env = dict(os.environ, VOICEGROK_MODELS_DIR=str(tmp_path / "models"))
+    with rig.virtual_audio(tmp_path / "pulse", env) as audio:
+        yield audio
 
 
 def start_talk(va: VirtualAudio, tmp_path: Path, *command: str) -> subprocess.Popen[str]:
@@ -277,7 +102,7 @@ def test_a_spoken_question_is_answered_out_loud(
     virtual_audio: VirtualAudio, tmp_path: Path
 ) -> None:
     """Speech into the virtual microphone; the answer voicegrok prints comes out of the speaker."""
-    rec = virtual_audio.record(tmp_path / "out.raw")
+    rec = virtual_audio.record()
     talk = start_talk(virtual_audio, tmp_path)
     ready(talk)
     virtual_audio.speak(0.5, str(DEMO / "turn3.wav"), 0.5)
@@ -320,7 +145,7 @@ def test_speaking_over_the_answer_stops_it_and_starts_a_new_turn(
     """Barge-in: playback falls silent while the person talks; their new question is answered."""
     talk = start_talk(virtual_audio, tmp_path)
     ready(talk)
-    rec = virtual_audio.record(tmp_path / "out.raw")
+    rec = virtual_audio.record()
     # the itinerary question gets a long answer; 2.5 s into its playback (past the echo
     # canceller's first second, which is half duplex), ask something else
     virtual_audio.speak(0.5, str(DEMO / "turn1.wav"), 0.6)
@@ -408,7 +233,7 @@ def test_connect_talks_to_a_server_through_the_local_devices(
         line = server.stderr.readline()
         assert "serving on" in line, line
         address = line.split("and ", 1)[1].split()[0]  # ws://127.0.0.1:PORT/v1/realtime
-        rec = virtual_audio.record(tmp_path / "out.raw")
+        rec = virtual_audio.record()
         client = start_talk(virtual_audio, tmp_path, "connect", address, "--console")
         ready(client)
         virtual_audio.speak(0.5, str(DEMO / "turn3.wav"), 0.5)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -13,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from voicegrok.bench.rig import VirtualAudio
+from voicegrok.bench.terminal import Terminal, voicegrok_terminal
+
 from .conftest import DEMO
-from .test_live_devices import VirtualAudio, virtual_audio
+from .test_live_devices import virtual_audio
 
 __all__ = ["virtual_audio"]  # the fixture, shared with the live-device tests
 
@@ -24,54 +25,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class Terminal:
-    """``voicegrok`` (no arguments) running in a detached tmux session."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        self.name = f"vg{os.getpid()}{int(time.time() * 1000) % 100000}"
-        env = dict(env, VOICEGROK_CONFIG=str(tmp_path / "config.toml"), TERM="xterm-256color")
-        keep = ("PATH", "HOME", "PULSE_SERVER", "XDG_RUNTIME_DIR", "VOICEGROK_")
-        assignments = " ".join(
-            f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(keep)
-        )
-        command = f"env {assignments} {shlex.quote(sys.executable)} -m voicegrok"
-        subprocess.run(
-            ["tmux", "new-session", "-d", "-s", self.name, "-x", "150", "-y", "45", command],
-            check=True,
-            cwd=tmp_path,
-        )
-
-    def screen(self) -> str:
-        return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-
-    def wait_for(self, *texts: str, timeout_s: float = 120) -> str:
-        deadline = time.monotonic() + timeout_s
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if all(t in screen for t in texts):
-                return screen
-            time.sleep(0.3)
-        raise AssertionError(f"{texts} not on the screen:\n{screen}")
-
-    def type(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
-
-    def alive(self) -> bool:
-        return (
-            subprocess.run(
-                ["tmux", "has-session", "-t", self.name], capture_output=True, check=False
-            ).returncode
-            == 0
-        )
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True, check=False)
+def start(tmp_path: Path, env: dict[str, str]) -> Terminal:
+    """``voicegrok`` (no arguments) in a 150x45 terminal, with a few of ``env``'s variables."""
+    keep = ("PATH", "HOME", "PULSE_SERVER", "XDG_RUNTIME_DIR", "VOICEGROK_")
+    env = {k: v for k, v in env.items() if k.startswith(keep)}
+    return voicegrok_terminal(
+        [], env=env, folder=tmp_path, python=sys.executable, width=150, height=45
+    )
 
 
 @pytest.fixture
@@ -79,7 +39,7 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
     env = dict(os.environ, VOICEGROK_MODELS_DIR=str(tmp_path / "models"))
     # no sound server: PortAudio finds no usable device, the UI becomes a typed chat
     env.pop("PULSE_SERVER", None)
-    term = Terminal(tmp_path, env)
+    term = start(tmp_path, env)
     yield term
     term.close()
 
@@ -106,7 +66,7 @@ def test_typed_question_in_a_real_terminal(terminal: Terminal) -> None:
 def test_spoken_question_appears_in_the_ui(virtual_audio: VirtualAudio, tmp_path: Path) -> None:
     """With the virtual microphone and speaker, a spoken question is transcribed on screen
     and answered."""
-    term = Terminal(tmp_path, virtual_audio.env)
+    term = start(tmp_path, virtual_audio.env)
     try:
         term.wait_for("listening", timeout_s=120)
         virtual_audio.speak(0.5, str(DEMO / "turn2.wav"), 2.0)
