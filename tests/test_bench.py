@@ -1,8 +1,12 @@
-"""The bench's pure parts, without models: statistics, timing, the reports' shapes, memory."""
+"""The bench's pure parts, without models: statistics, timing, the reports' shapes, memory;
+and a short ``voicegrok bench ui`` in real processes, on the real models."""
 
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -11,10 +15,12 @@ from typing import Any
 
 import pytest
 
-from voicegrok.bench import baseline, latency, memory, server
+from voicegrok.bench import baseline, commands, heard, latency, memory, server, ui
 from voicegrok.bench.stats import percentiles, ratios
 from voicegrok.config import Settings
 from voicegrok.conversation import Conversation
+
+from .conftest import Run
 
 
 def test_percentiles_of_a_known_list() -> None:
@@ -212,3 +218,125 @@ async def test_the_scripted_person_asks_each_question_then_speaks_over_an_answer
     assert spoken == [0.1, 0.2, 0.3, 0.4, 0.2, 0.4]
     assert len(heard[0]) == 8000 + 800 and not heard[0][:8000].any()
     assert speaker.onset_s is not None and speaker.onset_s - start >= 1.5
+
+
+def _pair(run: int, prompt: int, ask: float, ui_tps: float, n_ui: int = 10) -> dict[str, Any]:
+    return {
+        "run": run,
+        "prompt": prompt,
+        "ask": {"tokens_per_s": ask, "n_tokens": 10},
+        "ui": {"tokens_per_s": ui_tps, "n_tokens": n_ui},
+        "same_answer": n_ui == 10,
+    }
+
+
+def test_typed_report_sets_each_ui_turn_against_ask_on_the_same_prompt() -> None:
+    """ui/ask per pair (each, p50, min, per prompt); the answers are the same only when
+    every pair gave as many tokens."""
+    pairs = [_pair(1, 1, 100.0, 90.0), _pair(1, 2, 100.0, 50.0, n_ui=9), _pair(2, 1, 80.0, 80.0)]
+    report = ui.typed_report("text", ["a", "b"], 2, pairs)
+    assert report["ui_vs_ask"]["each"] == [0.9, 0.5, 1.0]
+    assert report["ui_vs_ask"]["p50"] == 0.9 and report["ui_vs_ask"]["min"] == 0.5
+    assert report["ui_vs_ask"]["per_prompt_p50"] == {"1": 0.95, "2": 0.5}
+    assert report["ask_tokens_per_s"]["n"] == 3 and report["ui_tokens_per_s"]["min"] == 50
+    assert report["same_answer"] is False
+    first, second = report["per_prompt"]
+    assert first["text"] == "a" and first["same_answer"] and not second["same_answer"]
+    assert first["n_tokens"] == {"ask": [10, 10], "ui": [10, 10]}
+    assert first["ui_vs_ask"]["each"] == [0.9, 1.0]
+
+
+def test_heard_report_sets_the_ui_against_talk_by_their_medians() -> None:
+    """p50/p90 of each, the UI's p50 minus talk's; turns where nothing was heard are
+    counted, not averaged."""
+    turns = [
+        {"who": "talk", "heard_ms": 500.0, "first_audio_device_ms": 400.0},
+        {"who": "talk", "heard_ms": 700.0, "first_audio_device_ms": 600.0},
+        {"who": "ui", "heard_ms": 640.0, "first_audio_device_ms": 500.0},
+        {"who": "ui", "heard_ms": None, "first_audio_device_ms": None},
+    ]
+    report = heard.heard_report(["turn2.wav"], 1, turns)
+    assert report["talk_ms"]["p50"] == 600 and report["ui_ms"]["p50"] == 640
+    assert report["ui_minus_talk_p50_ms"] == 40 and report["not_heard"] == 1
+    assert report["reported_first_audio_device_ms"]["ui"]["n"] == 1
+    assert heard.heard_report([], 1, [])["ui_minus_talk_p50_ms"] is None
+
+
+def test_ui_report_says_which_targets_are_met_and_keeps_skipped_modes() -> None:
+    """Each target with its p50 and whether it is met; a mode skipped or not run has
+    neither."""
+    text = ui.typed_report("text", ["a"], 1, [_pair(1, 1, 100.0, 96.0)])
+    report = ui.ui_report(
+        Settings(threads=2),
+        1,
+        {
+            "text": text,
+            "speech": {"skipped": "no PulseAudio"},
+            "heard": {"ui_minus_talk_p50_ms": 25.0},
+        },
+    )
+    assert report["speech"] == {"skipped": "no PulseAudio"}
+    assert report["targets"] == {
+        "text_ui_vs_ask": {"target": ">= 0.95", "p50": 0.96, "met": True},
+        "speech_ui_vs_ask": {"target": ">= 0.95", "p50": None, "met": None},
+        "heard_ui_minus_talk_ms": {"target": "<= 20", "p50": 25.0, "met": False},
+    }
+
+
+def test_sound_starts_and_ends_where_a_sample_passes_the_level() -> None:
+    """The first loud sample from a point on, and the last loud sample (the end of the words)."""
+    import numpy as np
+
+    audio = np.zeros(100, dtype=np.float32)
+    audio[[10, 40, 41]] = [0.5, -0.2, 0.011]
+    assert heard.first_above(audio) == 10 and heard.first_above(audio, 11) == 40
+    assert heard.first_above(audio, 42) is None and heard.last_above(audio) == 41
+
+
+def test_commands_get_the_model_options_that_differ_from_the_defaults() -> None:
+    """Only options changed from the defaults are passed on, as command-line flags."""
+    settings = Settings(max_tokens=16, llm_model="m.gguf", threads=Settings().threads)
+    assert commands.settings_flags(settings) == ["--llm-model", "m.gguf", "--max-tokens", "16"]
+
+
+needs_tmux = pytest.mark.skipif(
+    shutil.which("tmux") is None and not os.environ.get("CI"),
+    reason="needs tmux (installed by .ci/run)",
+)
+
+
+@needs_tmux
+def test_bench_ui_that_fails_says_why_in_one_line(cli: Any) -> None:
+    """A UI that cannot start is one error line, not a traceback, and leaves no process."""
+    r: Run = cli("bench", "ui", "--modes", "text", "--llm-model", "/nowhere.gguf")
+    assert r.code == 1, r.err
+    assert r.err.startswith("voicegrok: error: bench ui, text:") and "/nowhere.gguf" in r.err
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+
+
+@needs_tmux
+@pytest.mark.models
+def test_a_short_bench_ui_measures_every_mode(cli: Any, tmp_path: Any) -> None:
+    """One run of each mode with short answers: the JSON has every part, with real
+    figures (the speeds themselves are the bench's business, not the test's)."""
+    out = tmp_path / "ui.json"
+    r: Run = cli("bench", "ui", "--runs", "1", "--max-tokens", "8", "--out", str(out), "-q")
+    assert r.code == 0, r.err
+    report = json.loads(out.read_text())
+    assert report == json.loads(r.out)
+    modes = ["text", "speech", "heard"]
+    assert list(report) == ["benchmark", "what", "runs", "settings", *modes, "targets"]
+    for mode, prompts in (("text", len(ui.PROMPTS)), ("speech", len(ui.SPEECH_PROMPTS))):
+        part = report[mode]
+        assert len(part["pairs"]) == prompts, (mode, part)
+        for pair in part["pairs"]:
+            for who in ("ask", "ui"):
+                assert pair[who]["tokens_per_s"] > 0 and pair[who]["n_tokens"] > 0, pair
+        assert part["ui_vs_ask"]["n"] == prompts and part["ui_vs_ask"]["p50"] > 0
+    for pair in report["speech"]["pairs"]:  # spoken, and the UI's sound reached the speaker
+        assert pair["ask"]["audio_s"] > 0 and pair["ui"]["first_audio_device_ms"] > 0, pair
+    part = report["heard"]
+    assert part["not_heard"] == 0 and len(part["turns"]) == 2 * len(heard.HEARD_QUESTIONS)
+    assert all(0 < t["heard_ms"] < 10_000 for t in part["turns"]), part["turns"]
+    assert isinstance(part["ui_minus_talk_p50_ms"], float)
+    assert all(isinstance(t["met"], bool) for t in report["targets"].values())

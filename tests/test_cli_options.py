@@ -34,7 +34,7 @@ USED = {
     "transcribe": ["a.wav", "b.wav", *STT, "-q", "-v"],
     "say": ["hi", "--out", "s.wav", *VOICE, "-q", "-v"],
     "demo": ["--out-dir", "d", "--no-speaker", "--questions", "q", *MODELS, *METRICS, "-q"],
-    "ui": [*MODELS, *DEVICES, "-v"],
+    "ui": [*MODELS, *DEVICES, *METRICS, "-v"],
     "talk": [*MODELS, *DEVICES, *METRICS, "--end-silence-ms", "600", "--pause-ms", "200", "-q"],
     "serve": [
         *("--host", "0.0.0.0", "--port", "0", "--token", "t", "--allow-origin", "*"),
@@ -44,7 +44,10 @@ USED = {
     "connect": ["ws://box:8765", "--token", "t", "--console", *DEVICES, *METRICS, "-v"],
     "devices": ["--json"],
     "models": ["--json"],
-    "bench": ["server", "--sessions", "1", "4", "--runs", "2", "--out", "b.json", *MODELS, "-q"],
+    "bench": [
+        *("server", "--sessions", "1", "4", "--runs", "2", "--modes", "text", "heard"),
+        *("--out", "b.json", *MODELS, "-q"),
+    ],
 }
 """Every option each command uses, all at once."""
 
@@ -84,7 +87,6 @@ def test_every_option_a_command_uses_is_accepted(command: str) -> None:
         ["connect", "ws://box:8765", "--threads", "2"],
         ["connect", "ws://box:8765", "-q"],
         # no per-turn metrics written
-        ["ui", "--metrics", "m.jsonl"],
         ["serve", "--metrics", "m.jsonl"],
         ["say", "hi", "--metrics", "m.jsonl"],
         ["transcribe", "a.wav", "--metrics", "m.jsonl"],

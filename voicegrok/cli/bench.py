@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 
 from ..config import Settings
 
@@ -11,9 +12,19 @@ __all__ = ["cmd_bench"]
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from ..bench import run_latency_bench, run_reply_bench, run_server_bench
+    from ..bench import run_latency_bench, run_reply_bench, run_server_bench, run_ui_bench
 
-    if args.kind == "server":
+    if args.kind == "ui":
+        # it only waits for other processes: run here, with Ctrl+C interrupting it at once
+        # (the event loop's handler would wait for it to end), its cleanup then done
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            report = run_ui_bench(
+                settings, runs=args.runs, modes=args.modes, progress=not args.quiet
+            )
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    elif args.kind == "server":
         report = await run_server_bench(
             settings, sessions=tuple(args.sessions), runs=args.runs, progress=not args.quiet
         )

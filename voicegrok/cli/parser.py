@@ -252,10 +252,10 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "kind",
         nargs="?",
-        choices=("latency", "reply", "server"),
+        choices=("latency", "reply", "server", "ui"),
         default="latency",
         help="latency: the live loop at real-time pace (default); reply: whole recordings; "
-        "server: concurrent websocket sessions",
+        "server: concurrent websocket sessions; ui: the terminal UI against ask and talk",
     )
     p.add_argument(
         "--sessions",
@@ -265,7 +265,20 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="server bench: concurrent sessions to try (default 1 20)",
     )
-    p.add_argument("--runs", type=_positive, default=3, metavar="N", help="runs of the demo turns")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("text", "speech", "heard"),
+        default=["text", "speech", "heard"],
+        help="ui bench: typed prompts without and with speech, heard latency (default: all)",
+    )
+    p.add_argument(
+        "--runs",
+        type=_positive,
+        default=3,
+        metavar="N",
+        help="runs of the demo turns (ui bench: of each prompt and question)",
+    )
     p.add_argument("--out", type=Path, metavar="FILE.json", help="also write the JSON here")
     _all_models(p)
     _messages(p)

@@ -1,0 +1,140 @@
+"""``voicegrok bench ui``, mode ``heard``: how long after the end of a spoken question the
+answer is heard, with ``voicegrok talk`` and with the UI.
+
+The demo's short questions are spoken into the virtual microphone at real-time pace (after
+half a second of a quiet room, which goes on meanwhile); the speaker's monitor is recorded.
+The delay runs from the moment the last voiced sample of the question was due at the
+microphone to the first sample of the answer in the recording, both on this process's
+clock (:meth:`.rig.Recording.time_of`). Each answer is heard to its end (its metrics line)
+before the next question. Each run is one fresh ``talk`` and one fresh UI, in turns, asked
+the same questions in the same order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..audio import FloatAudio
+from ..demo import demo_dir, demo_recordings
+from .commands import MetricsFile, Voicegrok
+from .rig import MIC_RATE_HZ, Microphone, Recording, VirtualAudio
+from .stats import percentiles
+
+__all__ = ["HEARD_QUESTIONS", "LEVEL", "first_above", "heard_report", "last_above", "run_heard"]
+
+HEARD_QUESTIONS = (2, 3)
+"""The demo questions asked (``turn2.wav``, ``turn3.wav``: short ones)."""
+LEVEL = 0.01
+"""Amplitude (-40 dBFS) above which a sample is sound: voiced in a question, heard in an
+answer (the virtual devices add no noise)."""
+LEAD_IN_S = 0.5
+SETTLE_S = 1.0
+"""Quiet after an answer's metrics line, before the next question."""
+
+
+def first_above(audio: FloatAudio, start: int = 0, level: float = LEVEL) -> int | None:
+    """Index of the first sample from ``start`` on louder than ``level`` (None: none)."""
+    loud = np.flatnonzero(np.abs(audio[max(0, start) :]) > level)
+    return int(loud[0]) + max(0, start) if len(loud) else None
+
+
+def last_above(audio: FloatAudio, level: float = LEVEL) -> int:
+    """Index of the last sample louder than ``level`` (the end of the words)."""
+    loud = np.flatnonzero(np.abs(audio) > level)
+    return int(loud[-1]) if len(loud) else len(audio) - 1
+
+
+def _running(vg: Voicegrok, who: str, metrics: MetricsFile) -> Any:
+    """``talk`` or the UI, running: yields a function that tells whether it still runs."""
+    if who == "talk":
+        return vg.talk(metrics)
+
+    @contextlib.contextmanager
+    def ui() -> Iterator[Callable[[], bool]]:
+        with vg.ui(metrics) as term:
+            yield term.alive
+
+    return ui()
+
+
+def _ask_aloud(
+    mic: Microphone,
+    rec: Recording,
+    question: FloatAudio,
+    metrics: MetricsFile,
+    alive: Callable[[], bool],
+    who: str,
+) -> dict[str, Any]:
+    """Speak ``question``, wait for its answer to be played out; the answer's metrics
+    figures and ``heard_ms`` (None when nothing was heard)."""
+    n = len(metrics.rows())
+    lead_in = np.zeros(int(LEAD_IN_S * MIC_RATE_HZ), dtype=np.float32)
+    end_s = mic.say(np.concatenate([lead_in, question]), len(lead_in) + last_above(question))
+    row = metrics.wait(n + 1, timeout_s=300, alive=alive, what=f"voicegrok {who}")
+    time.sleep(SETTLE_S)  # the answer's last sound reaches the recording meanwhile
+    start = rec.position_of(end_s)
+    sound = first_above(rec.audio(), round(start * rec.RATE))
+    heard_ms = None if sound is None else round((sound / rec.RATE - start) * 1000, 1)
+    keep = ("stt_ms", "first_audio_ms", "first_audio_device_ms", "tokens_per_s", "n_tokens")
+    return {"heard_ms": heard_ms, **{k: row.get(k) for k in keep}}
+
+
+def run_heard(
+    vg: Voicegrok, audio: VirtualAudio, runs: int, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """The ``heard`` mode's part of the JSON (:func:`heard_report`)."""
+    recordings = demo_recordings(demo_dir())
+    questions = [(i, recordings[i - 1]) for i in HEARD_QUESTIONS if i <= len(recordings)]
+    mic = audio.microphone()
+    rec = audio.record()
+    turns: list[dict[str, Any]] = []
+    try:
+        for run in range(1, runs + 1):
+            for who in ("talk", "ui") if run % 2 else ("ui", "talk"):
+                here = vg.with_env(vg.env, vg.folder / f"{who}-{run}")
+                metrics = MetricsFile(here.folder / "metrics.jsonl")
+                with _running(here, who, metrics) as alive:
+                    for q, (_, samples) in questions:
+                        turn = _ask_aloud(mic, rec, samples, metrics, alive, who)
+                        turns.append({"run": run, "who": who, "question": q, **turn})
+                        heard = turn["heard_ms"]
+                        progress(f"heard: run {run}/{runs}, {who}, question {q}: {heard} ms")
+    finally:
+        mic.close()
+        rec.stop()
+    return heard_report([f"turn{q}.wav" for q, _ in questions], runs, turns)
+
+
+def heard_report(
+    questions: Sequence[str], runs: int, turns: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The ``heard`` part of the JSON from each turn (``who``, ``heard_ms``, and the
+    command's own ``first_audio_device_ms``...)."""
+
+    def of(who: str, key: str) -> list[float]:
+        return [float(t[key]) for t in turns if t["who"] == who and t.get(key) is not None]
+
+    talk, ui = percentiles(of("talk", "heard_ms")), percentiles(of("ui", "heard_ms"))
+    return {
+        "what": "last voiced sample of a spoken question written to the microphone -> first "
+        "sound of the answer recorded from the speaker (virtual devices, real-time pace), "
+        "voicegrok talk vs voicegrok ui",
+        "questions": list(questions),
+        "runs": runs,
+        "talk_ms": talk,
+        "ui_ms": ui,
+        "ui_minus_talk_p50_ms": round(ui["p50"] - talk["p50"], 1) if talk and ui else None,
+        "not_heard": sum(1 for t in turns if t.get("heard_ms") is None),
+        "reported_first_audio_device_ms": {
+            "what": "each command's own figure: end of speech (as its VAD found it) -> first "
+            "reply sample handed to the device",
+            "talk": percentiles(of("talk", "first_audio_device_ms")),
+            "ui": percentiles(of("ui", "first_audio_device_ms")),
+        },
+        "turns": list(turns),
+    }
