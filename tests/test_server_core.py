@@ -19,7 +19,15 @@ from voicegrok.frames import (
     UserText,
 )
 from voicegrok.protocol import realtime as rt
-from voicegrok.server.core import Capabilities, Hear, Rebuild, SessionCore, Transcribe
+from voicegrok.server.core import (
+    Ask,
+    Capabilities,
+    Hear,
+    Limits,
+    Rebuild,
+    SessionCore,
+    Transcribe,
+)
 from voicegrok.turns import EditHistory, EndTurn, Forget, KeepHeard
 
 CAN = Capabilities(listens=True, transcribes=True, speaks=True, max_output_tokens=400)
@@ -206,3 +214,31 @@ def test_a_refused_update_changes_nothing() -> None:
     (error,) = core.receive(rt.SessionUpdate(session=bad))
     assert isinstance(error, rt.ErrorEvent) and error.error.code == "unsupported_turn_detection"
     assert core.describe() == before
+
+
+def test_a_typed_message_is_acknowledged_with_conversation_item_created() -> None:
+    """The message comes back as a completed user item with an id (the client's, or one
+    made for it), as the API answers ``conversation.item.create``."""
+    core = SessionCore(CAN, "")
+    content = [rt.ContentPart(type="input_text", text="Hello.")]
+    (created,) = core.receive(rt.ConversationItemCreate(item=rt.Item(content=content)))
+    assert isinstance(created, rt.ItemCreated)
+    assert created.item.id and created.item.status == "completed"
+    assert (created.item.role, created.item.text()) == ("user", "Hello.")
+    mine = rt.Item(id="item_mine", content=content)
+    (created,) = core.receive(rt.ConversationItemCreate(item=mine))
+    assert isinstance(created, rt.ItemCreated) and created.item.id == "item_mine"
+
+
+def test_typed_messages_waiting_for_an_answer_are_limited_in_length_together() -> None:
+    """Messages added without response.create pile up only to ``max_text_chars``: the one
+    that would pass it is refused, and what waits is answered as one question."""
+    core = SessionCore(CAN, "", Limits(max_text_chars=100))
+    part = rt.Item(content=[rt.ContentPart(type="input_text", text="x" * 40)])
+    for _ in range(2):
+        (created,) = core.receive(rt.ConversationItemCreate(item=part))
+        assert isinstance(created, rt.ItemCreated)
+    (error,) = core.receive(rt.ConversationItemCreate(item=part))
+    assert isinstance(error, rt.ErrorEvent) and error.error.code == "text_too_long"
+    (ask,) = core.receive(rt.ResponseCreate())
+    assert isinstance(ask, Ask) and ask.text == "x" * 40 + " " + "x" * 40

@@ -45,7 +45,7 @@ class Limits:
     max_buffer_s: float = 60.0
     """Most audio one turn may hold (committed by hand, turn detection off)."""
     max_text_chars: int = 8000
-    """Longest typed message."""
+    """Longest typed message, and most text waiting for ``response.create``."""
     messages_per_s: float = 100.0
     """Sustained requests per second (bursts of twice as many pass)."""
     idle_timeout_s: float = 300.0
@@ -367,8 +367,21 @@ class SessionCore:
                 f"a message holds at most {self.limits.max_text_chars} characters",
                 param="item.content",
             )
+        waiting = sum(len(t) for t in self._pending_text)
+        if waiting + len(text) > self.limits.max_text_chars:
+            raise rt.ProtocolError(
+                "text_too_long",
+                f"the messages waiting for response.create hold at most "
+                f"{self.limits.max_text_chars} characters: ask for a response first",
+                param="item.content",
+            )
         self._pending_text.append(text)
-        return []
+        made = {
+            "id": item.id or rt.new_id("item"),
+            "object": "realtime.item",
+            "status": "completed",
+        }
+        return [rt.ItemCreated(item=item.model_copy(update=made))]
 
     def _respond(self) -> list[Output]:
         if self.encoder.reply is not None:
