@@ -12,7 +12,6 @@ Audio is base64 PCM16 little-endian mono at the session's rate (24 kHz by defaul
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -38,6 +37,7 @@ from .types import (
     _Model,
     new_id,
 )
+from .wire import has_lone_surrogate, is_unicode, load_object, shown
 
 __all__ = [
     "PCM_RATES_HZ",
@@ -377,16 +377,6 @@ def encode(event: BaseModel) -> str:
     return event.model_dump_json(exclude_unset=isinstance(event, _ClientEvent))
 
 
-def _load(message: str | bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(message)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ProtocolError("invalid_json", f"the message is not JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("invalid_json", "an event must be a JSON object")
-    return data
-
-
 def _first_error(e: ValidationError, event_id: str | None) -> ProtocolError:
     err = e.errors(include_url=False)[0]
     where = ".".join(str(p) for p in err["loc"][1:])  # [0] is the union's tag
@@ -403,13 +393,23 @@ def parse_client_event(message: str | bytes) -> ClientEvent:
     Raises :class:`ProtocolError` for malformed JSON, an unknown ``type``, a missing or
     invalid field, bad base64 or an unsupported audio format: send ``ErrorEvent.of(e)``.
     """
-    data = _load(message)
+    data = load_object(message)
     kind = data.get("type")
-    event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
-    if kind not in CLIENT_EVENT_TYPES:
-        shown = kind if isinstance(kind, str) and len(kind) <= 80 else "(missing)"
+    event_id = data.get("event_id")
+    if not isinstance(event_id, str) or not is_unicode(event_id):
+        event_id = None  # an id that cannot be sent back is not echoed
+    if not isinstance(kind, str) or kind not in CLIENT_EVENT_TYPES:
         raise ProtocolError(
-            "unknown_event", f"unknown or unsupported event type {shown}", event_id=event_id
+            "unknown_event",
+            f"unknown or unsupported event type {shown(kind)}",
+            event_id=event_id,
+        )
+    if has_lone_surrogate(message, data):
+        raise ProtocolError(
+            "invalid_value",
+            "a string in the event holds a lone UTF-16 surrogate (such as \\ud800): "
+            "text must be Unicode",
+            event_id=event_id,
         )
     try:
         event = _client_adapter.validate_python(data)
@@ -447,7 +447,7 @@ def _check_formats(session: Session, event_id: str | None) -> None:
 def parse_server_event(message: str | bytes) -> ServerEvent | None:
     """One message from the server as a typed event; None for event types this client
     does not know (newer servers may send more)."""
-    data = _load(message)
+    data = load_object(message)
     try:
         return _server_adapter.validate_python(data)
     except ValidationError as e:
