@@ -299,6 +299,23 @@ def test_commands_get_the_model_options_that_differ_from_the_defaults() -> None:
     assert commands.settings_flags(settings) == ["--llm-model", "m.gguf", "--max-tokens", "16"]
 
 
+def test_bench_ui_skips_the_modes_this_machine_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without tmux every mode is skipped with the reason, without PulseAudio those that
+    speak; nothing is started for them."""
+    monkeypatch.setattr(ui.rig, "missing", lambda: "pulseaudio not installed")
+    monkeypatch.setattr(ui.terminal, "missing", lambda: "tmux not installed")
+    report = ui.run_ui_bench(Settings(), runs=1, modes=["speech", "heard"], progress=False)
+    assert (
+        report["speech"]
+        == report["heard"]
+        == {"skipped": "tmux not installed; pulseaudio not installed"}
+    )
+    assert "text" not in report and report["targets"]["speech_ui_vs_ask"]["met"] is None
+    monkeypatch.setattr(ui.terminal, "missing", lambda: None)
+    report = ui.run_ui_bench(Settings(), runs=1, modes=["heard"], progress=False)
+    assert report["heard"] == {"skipped": "pulseaudio not installed"}
+
+
 needs_tmux = pytest.mark.skipif(
     shutil.which("tmux") is None and not os.environ.get("CI"),
     reason="needs tmux (installed by .ci/run)",

@@ -38,7 +38,7 @@ PROMPTS = (
     "I'd like to visit New York City for two days with things that are not touristy. "
     "Can you make an itinerary?",
     "Explain step by step how to bake bread at home.",
-    "List ten things to pack for a beach holiday, with one sentence about each.",
+    "Give me ten tips for learning a new language, one per line.",
 )
 """The typed prompts: the one of the issue, and two more with long answers."""
 SPEECH_PROMPTS = PROMPTS[:1]
