@@ -22,12 +22,16 @@ from .rates import DEFAULT_OUTPUT_RATE_HZ, PIPER_RATE_HZ, REALTIME_RATE_HZ, WHIS
 
 __all__ = [
     "DEFAULT_OUTPUT_RATE_HZ",
+    "MAX_RATE_HZ",
+    "MIN_RATE_HZ",
     "PIPER_RATE_HZ",
     "REALTIME_RATE_HZ",
     "WHISPER_RATE_HZ",
     "FloatAudio",
     "Int16Audio",
     "StreamResampler",
+    "check_finite",
+    "check_rate",
     "float_to_int16",
     "float_to_pcm16",
     "int16_to_float",
@@ -53,6 +57,27 @@ _PCM16_SCALE = 32768.0
 _QUIET_PCM16 = 328
 """Peak (16-bit) at or below which :func:`trim_pcm16` counts a sample as silence: 1% of full
 scale."""
+MIN_RATE_HZ = 1_000
+"""Hertz: the lowest sample rate taken (resampling from 1 Hz makes 16,000 samples of each)."""
+MAX_RATE_HZ = 768_000
+"""Hertz: the highest sample rate taken (the fastest sound cards')."""
+
+
+def check_rate(rate_hz: float) -> None:
+    """Raise :class:`AudioInputError` unless ``rate_hz`` is a sample rate audio can have,
+    ``MIN_RATE_HZ`` to ``MAX_RATE_HZ`` (soxr loops for ever on NaN, infinite or huge rates,
+    and upsampling from a few hertz makes gigabytes)."""
+    if not MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ:
+        raise AudioInputError(
+            f"invalid sample rate: {rate_hz} Hz (audio runs at {MIN_RATE_HZ} to {MAX_RATE_HZ} Hz)"
+        )
+
+
+def check_finite(samples: npt.NDArray[Any]) -> None:
+    """Raise :class:`AudioInputError` when float audio holds NaN or infinite samples (no
+    conversion can make sound of them; resampling spreads them over their neighbours)."""
+    if samples.dtype.kind == "f" and not np.isfinite(samples).all():
+        raise AudioInputError("the audio holds invalid samples (NaN or infinite)")
 
 
 def to_mono(samples: npt.NDArray[np.floating]) -> FloatAudio:
@@ -66,9 +91,13 @@ def to_mono(samples: npt.NDArray[np.floating]) -> FloatAudio:
 
 
 def resample(samples: FloatAudio, from_hz: int, to_hz: int) -> FloatAudio:
-    """Resample mono float32 audio (soxr, high quality). Returns the input when rates match."""
-    if from_hz <= 0 or to_hz <= 0:
-        raise AudioInputError(f"invalid sample rate: {from_hz} Hz -> {to_hz} Hz")
+    """Resample mono float32 audio (soxr, high quality). Returns the input when rates match.
+
+    Raises :class:`AudioInputError` for a rate outside ``check_rate``'s range or samples
+    that are NaN or infinite."""
+    check_rate(from_hz)
+    check_rate(to_hz)
+    check_finite(samples)
     if from_hz == to_hz or len(samples) == 0:
         return samples
     return np.asarray(soxr.resample(samples, from_hz, to_hz), dtype=np.float32)
@@ -93,12 +122,16 @@ def int16_to_float(samples: Int16Audio) -> FloatAudio:
 
 def float_to_int16(samples: FloatAudio) -> Int16Audio:
     """Float samples as 16-bit: multiplied by 32768, rounded to the nearest integer (halves
-    to even), clipped to -32768..32767 (so 1.0 and above become 32767).
+    to even), clipped to -32768..32767 (so 1.0 and above, infinity too, become 32767).
 
     The inverse of :func:`int16_to_float`: 16-bit samples survive the round trip exactly,
-    float ones come back within half a step (1 / 65536)."""
-    scaled = np.rint(np.asarray(samples, dtype=np.float32) * np.float32(_PCM16_SCALE))
-    out: Int16Audio = np.clip(scaled, -32768, 32767).astype(np.int16)
+    float ones come back within half a step (1 / 65536). NaN has no 16-bit value (the cast
+    made full-scale clicks of it): :class:`AudioInputError`."""
+    full_scale = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)  # no overflow
+    if np.isnan(full_scale).any():
+        raise AudioInputError("the audio holds NaN samples: they have no 16-bit value")
+    scaled = np.rint(full_scale * np.float32(_PCM16_SCALE))
+    out: Int16Audio = np.minimum(scaled, 32767).astype(np.int16)
     return out
 
 
@@ -127,8 +160,7 @@ class StreamResampler(Generic[S]):
 
     def __init__(self, to_hz: int, dtype: type[S], *, quality: str = "HQ") -> None:
         """``quality``: soxr's recipe ("QQ" quick, "LQ", "MQ", "HQ", "VHQ")."""
-        if to_hz <= 0:
-            raise ValueError(f"invalid sample rate: {to_hz} Hz")
+        check_rate(to_hz)
         self.to_hz = to_hz
         self._dtype: np.dtype[S] = np.dtype(dtype)
         self._quality = quality
@@ -137,12 +169,17 @@ class StreamResampler(Generic[S]):
 
     def __call__(self, samples: npt.NDArray[S], from_hz: int) -> npt.NDArray[S]:
         """``samples`` (at ``from_hz``) at ``to_hz``. soxr holds back the end of a chunk (its
-        filter's length) until the next one comes, so a chunk may even come out empty."""
+        filter's length) until the next one comes, so a chunk may even come out empty.
+
+        Raises :class:`AudioInputError` for a rate outside ``check_rate``'s range, float
+        samples that are NaN or infinite, or samples of another type than ``dtype``."""
+        check_finite(samples)
         if from_hz == self.to_hz:
             return samples
+        if samples.dtype != self._dtype:
+            raise AudioInputError(f"{samples.dtype} samples given to a {self._dtype} resampler")
         if self._stream is None or from_hz != self._from_hz:
-            if from_hz <= 0:
-                raise ValueError(f"invalid sample rate: {from_hz} Hz")
+            check_rate(from_hz)
             self._stream = soxr.ResampleStream(
                 from_hz, self.to_hz, 1, dtype=self._dtype.name, quality=self._quality
             )
@@ -163,14 +200,15 @@ def rms_dbfs(samples: FloatAudio) -> float:
     if len(samples) == 0:
         return float("-inf")
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
+    return 20.0 * np.log10(rms) if rms != 0 else float("-inf")  # NaN stays NaN, not silence
 
 
 def load_audio(path: str | Path, sample_rate_hz: int = WHISPER_RATE_HZ) -> FloatAudio:
     """Read any audio file libsndfile knows (WAV, FLAC, OGG, MP3...) as mono float32.
 
     Raises :class:`AudioInputError` with a one-line message for a missing file, a file that
-    is not audio, an empty recording or a silent one.
+    is not audio, an empty recording, a silent one, or one with a sample rate no audio has
+    or invalid (NaN, infinite) samples.
     """
     p = Path(path)
     if not p.exists():
@@ -188,7 +226,10 @@ def load_audio(path: str | Path, sample_rate_hz: int = WHISPER_RATE_HZ) -> Float
         raise AudioInputError(f"{p}: the recording is empty")
     if rms_dbfs(mono) < SILENCE_DBFS:
         raise AudioInputError(f"{p}: the recording is silent (no speech to answer)")
-    return resample(mono, int(rate), sample_rate_hz)
+    try:
+        return resample(mono, int(rate), sample_rate_hz)
+    except AudioInputError as e:  # a rate no audio has, NaN or infinite samples
+        raise AudioInputError(f"{p}: {e}") from None
 
 
 def write_wav(path: str | Path, pcm: bytes, sample_rate_hz: int) -> None:
@@ -212,6 +253,9 @@ def trim_pcm16(pcm: bytes, sample_rate_hz: int, *, lead_ms: float, tail_ms: floa
 
     Silence is anything below 1% of full scale. Audio with no sound at all is returned as is.
     """
+    check_rate(sample_rate_hz)
+    if not (lead_ms >= 0 and tail_ms >= 0):
+        raise ValueError(f"silences to keep must be 0 ms or more, not {lead_ms}, {tail_ms}")
     samples = pcm16_samples(pcm)
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _QUIET_PCM16)
     if len(loud) == 0:
