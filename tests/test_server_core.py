@@ -242,3 +242,18 @@ def test_typed_messages_waiting_for_an_answer_are_limited_in_length_together() -
     assert isinstance(error, rt.ErrorEvent) and error.error.code == "text_too_long"
     (ask,) = core.receive(rt.ResponseCreate())
     assert isinstance(ask, Ask) and ask.text == "x" * 40 + " " + "x" * 40
+
+
+def test_an_answer_goes_on_at_the_output_rate_the_client_switches_to() -> None:
+    """``session.update`` with a new output rate mid-answer: the rest of the answer comes at
+    that rate (it came at the old one, played too slow or too fast)."""
+    core = SessionCore(CAN, "")
+    typed_answer(core)  # its clauses are 24 kHz audio: sent as they are
+    fmt = rt.AudioFormat(rate=16000)
+    update = rt.Session(audio=rt.AudioConfig(output=rt.AudioOutput(format=fmt)))
+    assert names(core.receive(rt.SessionUpdate(session=update))) == ["SessionUpdated"]
+    out: list[Any] = []
+    for frame in clause(7, 2, "three.", 0.5):
+        out += core.frame(frame)
+    pcm = b"".join(o.delta for o in out if isinstance(o, rt.AudioDelta))
+    assert 7000 < len(pcm) // 2 <= 8000  # half a second at 16 kHz (soxr holds its tail back)

@@ -245,6 +245,8 @@ class FrameEncoder:
 
     def _audio(self, reply: Reply, frame: TTSAudio) -> list[ServerEvent]:
         out = self._started(reply)
+        if self._resampler.to_hz != self.output_rate_hz:  # the client switched mid-answer
+            self._resampler = StreamResampler(self.output_rate_hz, np.int16)
         pcm = self._resampler.pcm16(frame.pcm, frame.sample_rate_hz)
         reply.audio_ms += 1000 * frame.duration_s
         if pcm:
