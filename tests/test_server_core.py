@@ -257,3 +257,29 @@ def test_an_answer_goes_on_at_the_output_rate_the_client_switches_to() -> None:
         out += core.frame(frame)
     pcm = b"".join(o.delta for o in out if isinstance(o, rt.AudioDelta))
     assert 7000 < len(pcm) // 2 <= 8000  # half a second at 16 kHz (soxr holds its tail back)
+
+
+def test_audio_sent_before_and_after_an_input_rate_change_keeps_its_duration() -> None:
+    """Audio already buffered when the client switches its input rate is converted, so a
+    commit holds both parts at the new rate; with turn detection the stream's clock counts
+    each part at its own rate (both were counted at the new one: slowed, or hurried)."""
+    to_16k = rt.Session(
+        audio=rt.AudioConfig(input=rt.AudioInput(format=rt.AudioFormat(rate=16000)))
+    )
+    half_s_24k = np.full(12000, 1000, dtype="<i2").tobytes()
+    half_s_16k = np.full(8000, 1000, dtype="<i2").tobytes()
+    core = SessionCore(CAN, "")
+    core.receive(rt.InputAudioBufferAppend(audio=half_s_24k))
+    core.receive(rt.SessionUpdate(session=to_16k))
+    core.receive(rt.InputAudioBufferAppend(audio=half_s_16k))
+    assert core.encoder.heard_ms == 1000
+
+    manual = SessionCore(CAN, "")
+    off = rt.AudioConfig(input=rt.AudioInput(turn_detection=None))
+    manual.receive(rt.SessionUpdate(session=rt.Session(audio=off)))
+    manual.receive(rt.InputAudioBufferAppend(audio=half_s_24k))
+    manual.receive(rt.SessionUpdate(session=to_16k))
+    manual.receive(rt.InputAudioBufferAppend(audio=half_s_16k))
+    _, job = manual.receive(rt.InputAudioBufferCommit())
+    assert isinstance(job, Transcribe) and job.sample_rate_hz == 16000
+    assert abs(len(job.samples) - 16000) <= 1

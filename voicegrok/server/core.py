@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import REALTIME_RATE_HZ, FloatAudio, pcm16_to_float
+from ..audio import REALTIME_RATE_HZ, FloatAudio, pcm16_to_float, resample
 from ..endpointing import EndpointConfig
 from ..frames import Frame, TTSAudio
 from ..protocol import realtime as rt
@@ -142,7 +142,8 @@ class SessionCore:
         self._buffer: list[FloatAudio] = []
         self._buffered = 0
         self._pending_text: list[str] = []
-        self._heard_samples = 0
+        self._heard_s = 0.0
+        """Seconds of audio given to the listener (each part at the rate it came at)."""
 
     # ------------------------------------------------------------------ session
 
@@ -180,7 +181,7 @@ class SessionCore:
                 ),
             )
         # a new listener's stream positions start again at 0
-        self.encoder.listen_base_ms = round(1000 * self._heard_samples / self.input_rate_hz)
+        self.encoder.listen_base_ms = round(1000 * self._heard_s)
         self.turns.interrupt_on_speech = td is not None and td.interrupt_response
         self._configure()
         return Rebuild(
@@ -287,7 +288,11 @@ class SessionCore:
             rebuild |= wanted != self.modalities
             self.modalities = wanted
         if audio_in is not None and audio_in.format is not None:
-            self.input_rate_hz = audio_in.format.rate
+            rate = audio_in.format.rate
+            if rate != self.input_rate_hz and self._buffer:  # what waits goes to the new rate
+                kept = resample(np.concatenate(self._buffer), self.input_rate_hz, rate)
+                self._buffer, self._buffered = [kept], len(kept)
+            self.input_rate_hz = rate
         if new_td:
             rebuild |= td != self.turn_detection
             self.turn_detection = td
@@ -305,8 +310,8 @@ class SessionCore:
         if not len(samples):
             return []
         if self.turn_detection is not None:
-            self._heard_samples += len(samples)
-            self.encoder.heard_ms = round(1000 * self._heard_samples / self.input_rate_hz)
+            self._heard_s += len(samples) / self.input_rate_hz
+            self.encoder.heard_ms = round(1000 * self._heard_s)
             return [Hear(samples, self.input_rate_hz)]
         limit = int(self.limits.max_buffer_s * self.input_rate_hz)
         if self._buffered + len(samples) > limit:
