@@ -33,6 +33,20 @@ DATA = Path(__file__).parent / "data"
 DEMO = ROOT / "assets" / "demo"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Conversations kept by the commands the tests run (and their children) go to a
+    folder of the test session's, never to the user's own history."""
+    folder = tmp_path_factory.mktemp("voicegrok-data")
+    before = os.environ.get("VOICEGROK_DATA_DIR")
+    os.environ["VOICEGROK_DATA_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("VOICEGROK_DATA_DIR", None)
+    else:
+        os.environ["VOICEGROK_DATA_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def engines() -> Iterator[Engines]:
     """The real default models, loaded and warmed once for the whole session."""

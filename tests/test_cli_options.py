@@ -139,8 +139,9 @@ def _reads(function: object) -> set[str]:
 HELPERS = {
     "load(": {"quiet"},
     "user_config(": {"config", "input_device", "output_device"},
+    "kept_conversation(": {"resume", "no_history"},
 }
-"""What the shared helpers read of ``args`` (cli/common.py)."""
+"""What the shared helpers read of ``args`` (cli/common.py, cli/history.py)."""
 
 
 @pytest.mark.parametrize("command", sorted(USED))

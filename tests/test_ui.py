@@ -14,6 +14,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Markdown, Select, Static
 
+from voicegrok.conversation import Conversation
 from voicegrok.frames import (
     LLMDone,
     LLMToken,
@@ -25,7 +26,7 @@ from voicegrok.frames import (
 from voicegrok.testing import FakeBackend, FakeChat, FakeSTT, FakeTTS, fake_engines
 from voicegrok.ui import VoicegrokApp
 from voicegrok.ui.chat import ChatView
-from voicegrok.ui.screens import HelpScreen, SettingsScreen
+from voicegrok.ui.screens import HelpScreen, PastScreen, SettingsScreen
 from voicegrok.userconfig import UserConfig, load_user_config
 
 from .conftest import silence, tone
@@ -157,6 +158,52 @@ async def test_no_speech_without_a_speaker_and_spoken_again_when_one_appears(
             "second",
             "Yes, again.",
         ]
+
+
+async def test_past_conversations_are_listed_opened_and_go_on(tmp_path: Path) -> None:
+    """F5 lists the kept conversations; opening one shows its turns, puts them back in the
+    LLM's context, and the next turn is kept with them."""
+    from voicegrok.history import History
+
+    history = History(tmp_path / "h.sqlite3")
+    old = history.record("ui", {})
+    c = Conversation(journal=old)
+    c.add_user("Plan a day in Queens.", 1)
+    c.add_assistant("Start at **Flushing**.", 1)
+    old.flush()
+    kept = old.conversation
+    recorder = history.record("ui", {})
+    chat = FakeChat(["Then Astoria."], token_delay_s=0.001)
+    backend = FakeBackend(make_engines=lambda: fake_engines(llm=chat))
+    app = VoicegrokApp(
+        backend=backend,
+        config_path=Path("/nonexistent/voicegrok.toml"),
+        conversation=Conversation(journal=recorder),
+        recorder=recorder,
+    )
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot)
+            await pilot.press("f5")
+            await until(pilot, lambda: isinstance(app.screen, PastScreen))
+            await pilot.press("enter")
+            await until(pilot, lambda: "Plan a day in Queens." in chat_text(app))
+            assert "Start at Flushing." in app.query_one("#chat", ChatView).rendered
+            await pilot.click("#prompt")
+            await pilot.press(*"And after?", "enter")
+            await until(pilot, lambda: app.query_one("#turns", DataTable).row_count == 1)
+            assert chat.prompts[-1][1:] == [
+                {"role": "user", "content": "Plan a day in Queens."},
+                {"role": "assistant", "content": "Start at **Flushing**."},
+                {"role": "user", "content": "And after?"},
+            ]
+        recorder.flush()
+        assert [t.question for t in history.turns(kept or 0)] == [
+            "Plan a day in Queens.",
+            "And after?",
+        ]
+    finally:
+        history.close()
 
 
 async def test_escape_keeps_in_the_history_only_the_clauses_heard() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "Conversation", "Message"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "Conversation", "Journal", "Message"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are voicegrok, a friendly voice assistant. Your answers are read aloud, so answer "
@@ -18,6 +18,22 @@ DEFAULT_SYSTEM_PROMPT = (
 class Message(TypedDict):
     role: str
     content: str
+
+
+class Journal(Protocol):
+    """Told of every change of a conversation, as it happens (e.g. to keep it on disk)."""
+
+    def user(self, turn_id: int, text: str) -> None: ...
+
+    def assistant(self, turn_id: int, text: str) -> None: ...
+
+    def heard(self, turn_id: int, text: str) -> None:
+        """Only ``text`` of the answer was heard (it was interrupted)."""
+        ...
+
+    def forget(self, turn_id: int) -> None: ...
+
+    def reset(self) -> None: ...
 
 
 @dataclass
@@ -36,6 +52,8 @@ class Conversation:
     turns: list[Message] = field(default_factory=list)
     turn_ids: list[int] = field(default_factory=list)
     """The turn id of each message in ``turns`` (0: added without one)."""
+    journal: Journal | None = field(default=None, repr=False, compare=False)
+    """Told of each change made through the methods below (copies have none)."""
 
     def _add(self, role: str, text: str, turn_id: int) -> None:
         self._sync()
@@ -49,9 +67,13 @@ class Conversation:
 
     def add_user(self, text: str, turn_id: int = 0) -> None:
         self._add("user", text, turn_id)
+        if self.journal is not None:
+            self.journal.user(turn_id, text)
 
     def add_assistant(self, text: str, turn_id: int = 0) -> None:
         self._add("assistant", text, turn_id)
+        if self.journal is not None:
+            self.journal.assistant(turn_id, text)
 
     def snapshot(self) -> Conversation:
         """A copy, for work queued on another thread (this one may change meanwhile)."""
@@ -75,15 +97,21 @@ class Conversation:
                 self.turns[i] = {"role": "assistant", "content": text.strip()}
             else:
                 del self.turns[i], self.turn_ids[i]
+        if self.journal is not None:
+            self.journal.heard(turn_id, text.strip())
 
     def forget_turn(self, turn_id: int) -> None:
         """Turn ``turn_id`` never happened: its question and answer leave the history."""
         for i in reversed(self._indexes(turn_id)):
             del self.turns[i], self.turn_ids[i]
+        if self.journal is not None:
+            self.journal.forget(turn_id)
 
     def reset(self) -> None:
         self.turns.clear()
         self.turn_ids.clear()
+        if self.journal is not None:
+            self.journal.reset()
 
     def messages(
         self, count_tokens: Callable[[list[Message]], int] | None = None, budget: int = 0

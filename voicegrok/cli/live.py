@@ -22,6 +22,7 @@ from ..errors import VoicegrokError
 from ..live import LiveAssistant, LiveSession
 from ..userconfig import UserConfig
 from .common import load, user_config
+from .history import kept_conversation
 
 __all__ = ["cmd_talk", "cmd_ui", "live_console"]
 
@@ -36,19 +37,25 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
         voice=settings.voice or config.voice,
         stt_model=settings.stt_model or config.stt_model,
     )
-    engines = load(settings, args, vad=True)
-    end_silence_ms = args.end_silence_ms or config.end_silence_ms
-    endpointing = EndpointConfig(end_silence_ms=end_silence_ms, pause_ms=args.pause_ms)
+    conversation, recorder = kept_conversation(args, settings, "talk")
     try:
-        return await live_console(
-            config,
-            lambda: Assistant(engines, settings, endpointing=endpointing, realtime=True),
-            engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ,
-            echo_cancel=args.echo_cancel,
-            metrics=args.metrics,
-        )
+        engines = load(settings, args, vad=True)
+        end_silence_ms = args.end_silence_ms or config.end_silence_ms
+        endpointing = EndpointConfig(end_silence_ms=end_silence_ms, pause_ms=args.pause_ms)
+        try:
+            return await live_console(
+                config,
+                lambda: Assistant(engines, settings, conversation, endpointing, realtime=True),
+                engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ,
+                echo_cancel=args.echo_cancel,
+                metrics=args.metrics,
+                on_metrics=recorder.metrics if recorder is not None else None,
+            )
+        finally:
+            engines.close()
     finally:
-        engines.close()
+        if recorder is not None:
+            recorder.history.close()
 
 
 async def live_console(
@@ -58,6 +65,7 @@ async def live_console(
     *,
     echo_cancel: bool,
     metrics: Path | None,
+    on_metrics: Callable[[dict[str, object]], None] | None = None,
 ) -> int:
     """The live loop in a terminal (``talk``, ``connect --console``): microphone in,
     speaker out, the conversation printed, until Ctrl+C. A device that cannot be opened is
@@ -90,7 +98,9 @@ async def live_console(
                 file=sys.stderr,
                 flush=True,
             )
-            session = LiveSession(live, devices.speaker, ConsoleView(sys.stdout), metrics)
+            session = LiveSession(
+                live, devices.speaker, ConsoleView(sys.stdout), metrics, on_metrics
+            )
             running = asyncio.create_task(session.run(devices.chunks, devices.sample_rate_hz))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -113,14 +123,21 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from ..ui import LocalBackend, VoicegrokApp
 
     config, path = user_config(args)
+    conversation, recorder = kept_conversation(args, settings, "ui")
     app = VoicegrokApp(
         settings,
         config,
         config_path=path,
         backend=LocalBackend(echo_cancel=args.echo_cancel),
         metrics_path=args.metrics,
+        conversation=conversation,
+        recorder=recorder,
     )
     # ALSA reports underruns on stderr, where Textual draws the screen: log them instead.
     quiet_alsa()
-    await app.run_async()
+    try:
+        await app.run_async()
+    finally:
+        if recorder is not None:
+            recorder.history.close()
     return 0

@@ -16,6 +16,7 @@ from ..demo import demo_dir, demo_recordings
 from ..errors import UsageError
 from ..frames import TTSAudio
 from .common import check_text, load
+from .history import kept_conversation
 
 __all__ = ["cmd_ask", "cmd_demo", "cmd_reply", "cmd_say", "cmd_transcribe"]
 
@@ -32,7 +33,10 @@ async def _spoken_reply(
 
 
 async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    text = check_text(args.text, "the question")
+    if args.text is None and isinstance(args.resume, str):  # ask --resume "question"
+        args.text, args.resume = args.resume, "latest"
+    text = check_text(args.text or "", "the question")
+    conversation, recorder = kept_conversation(args, settings, "ask")
     speak = not args.no_speak
     # with nowhere for the speech to go, none is made (AudioOut's note says why)
     heard = args.out is not None or (speak and default_output_device() is not None)
@@ -41,14 +45,18 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         args.out, speak, engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ
     )
     try:
-        async with Assistant(engines, settings) as assistant:
+        async with Assistant(engines, settings, conversation) as assistant:
             result = await render_turn(
                 assistant.ask(text), sys.stdout, feed=audio.feed, show_user=False
             )
             done = await audio.finish()
+        if recorder is not None and result.metrics is not None:
+            recorder.metrics(result.metrics.as_dict())
     finally:
         audio.close()
         engines.close()
+        if recorder is not None:
+            recorder.history.close()
     return report(result, sys.stderr, notes=(done, audio.note), metrics=args.metrics)
 
 

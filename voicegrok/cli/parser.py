@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import __version__
 from ..config import Settings
 from .bench import cmd_bench
+from .history import cmd_history
 from .info import cmd_devices, cmd_models
 from .live import cmd_talk, cmd_ui
 from .offline import cmd_ask, cmd_demo, cmd_reply, cmd_say, cmd_transcribe
@@ -83,6 +84,33 @@ def _messages(p: argparse.ArgumentParser, *, quiet: bool = True) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
 
 
+def _conversation_id(value: str) -> int:
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"not a conversation id: {value!r} (voicegrok history)")
+
+
+def _resume_id(value: str) -> int | str:
+    """A conversation id, or (``ask --resume "question"``) the text that follows."""
+    return int(value) if value.isdigit() and int(value) > 0 else value
+
+
+def _history(p: argparse.ArgumentParser) -> None:
+    """Kept conversations: ``--resume [ID]``, ``--no-history``."""
+    g = p.add_argument_group("conversation history")
+    g.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        type=_resume_id,
+        metavar="ID",
+        help="continue the most recent kept conversation, or conversation ID",
+    )
+    g.add_argument(
+        "--no-history", action="store_true", help="keep nothing of this conversation on disk"
+    )
+
+
 def _devices(p: argparse.ArgumentParser) -> None:
     """The live commands' sound devices and saved settings."""
     g = p.add_argument_group("devices and settings")
@@ -104,10 +132,11 @@ def _devices(p: argparse.ArgumentParser) -> None:
 
 def _offline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ask", help="answer a typed question, streamed and spoken")
-    p.add_argument("text", metavar="TEXT")
+    p.add_argument("text", metavar="TEXT", nargs="?")  # after --resume, it may be taken as ID
     p.add_argument("--out", type=Path, metavar="FILE.wav", help="write the spoken answer here")
     p.add_argument("--no-speak", action="store_true", help="text only, no speech")
     _models(p, stt=False, llm=True, voice=True)
+    _history(p)
     _metrics(p)
     _messages(p)
     p.set_defaults(run=cmd_ask)
@@ -158,6 +187,7 @@ def _live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ui", help="the terminal UI (also: voicegrok with no command)")
     _all_models(p)
     _devices(p)
+    _history(p)
     _metrics(p)
     _messages(p, quiet=False)  # the UI shows the loading itself
     p.set_defaults(run=cmd_ui)
@@ -179,6 +209,7 @@ def _live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _all_models(p)
     _devices(p)
+    _history(p)
     _metrics(p)
     _messages(p)
     p.set_defaults(run=cmd_talk)
@@ -239,6 +270,20 @@ def _remote(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(run=cmd_connect)
 
 
+def _kept(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "history",
+        help="kept conversations: list them, print one, or forget them all",
+        description="Conversations of ask, talk and the UI are kept in a SQLite database in "
+        "your data folder (serve keeps them only with --history). --no-history keeps one out.",
+    )
+    p.add_argument("id", nargs="?", type=_conversation_id, metavar="ID", help="print this one")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.add_argument("--limit", type=_positive, default=20, metavar="N", help="list N (20)")
+    p.add_argument("--clear", action="store_true", help="forget every kept conversation")
+    p.set_defaults(run=cmd_history)
+
+
 def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("devices", help="list sound input and output devices")
     p.add_argument("--json", action="store_true")
@@ -296,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     _offline(sub)
     _live(sub)
     _remote(sub)
+    _kept(sub)
     _info(sub)
     return parser
 

@@ -45,12 +45,13 @@ from ..frames import (
     TurnStarted,
     UserText,
 )
+from ..history import Recorder
 from ..live import LiveSession
 from ..userconfig import UserConfig, save_user_config
 from .backend import Backend, LocalBackend, Probe
 from .chat import ChatView, ShownTurn
 from .panel import SidePanel
-from .screens import HelpScreen, SettingsScreen
+from .screens import HelpScreen, PastScreen, SettingsScreen
 
 __all__ = ["VoicegrokApp"]
 
@@ -70,6 +71,7 @@ class VoicegrokApp(App[None]):
         Binding("f2", "settings", "Settings"),
         Binding("f3", "mute", "Mute mic"),
         Binding("f4", "push_to_talk", "Push to talk"),
+        Binding("f5", "past", "Past chats"),
         Binding("ctrl+n", "new_conversation", "New chat"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -84,6 +86,8 @@ class VoicegrokApp(App[None]):
         config_path: Path | None = None,
         backend: Backend | None = None,
         metrics_path: Path | None = None,
+        conversation: Conversation | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         super().__init__()
         self.base_settings = settings or Settings()
@@ -93,8 +97,10 @@ class VoicegrokApp(App[None]):
         self.metrics_path = metrics_path
         """Where each turn's metrics are appended as a JSON line (``--metrics``)."""
         self.session: LiveSession | None = None
-        self.conversation = Conversation(self.base_settings.system_prompt)
+        self.conversation = conversation or Conversation(self.base_settings.system_prompt)
         """Kept across restarts (new settings): the assistant remembers the conversation."""
+        self.recorder = recorder
+        """Keeps the conversation on disk (None: ``--no-history``, or in tests)."""
         self.probe = Probe()
         self._state_until = 0.0
         self._audio_closed = asyncio.Event()
@@ -122,7 +128,17 @@ class VoicegrokApp(App[None]):
         self.set_interval(STATUS_TICK_S, self._tick)
         self.set_interval(DEVICE_WATCH_S, self._watch_devices)
         self._main.query_one("#prompt", Input).focus()
+        self._show_kept()
         self.start_session()
+
+    def _show_kept(self, which: int | None = None) -> None:
+        """A resumed conversation: its turns, and a line saying which one it is."""
+        if which is None and self.recorder is not None:
+            which = self.recorder.conversation
+        if self.conversation.turns:
+            self._chat.show_past(self.conversation.turns)
+            n = sum(1 for m in self.conversation.turns if m["role"] == "user")
+            self._chat.notice(f"(conversation {which}: {n} turns back, it goes on)", "notice")
 
     @property
     def _leaving(self) -> bool:
@@ -283,6 +299,8 @@ class VoicegrokApp(App[None]):
 
     def _device_metrics(self, row: dict[str, object]) -> None:
         """The live loop's per-turn row: adds when the first sample reached the device."""
+        if self.recorder is not None:
+            self.recorder.metrics(row)
         if self._leaving:
             return
         device = row.get("first_audio_device_ms")
@@ -396,6 +414,29 @@ class VoicegrokApp(App[None]):
             self.state = "recording"
         elif not await session.stop_push_to_talk():
             self._idle()
+
+    def action_past(self) -> None:
+        if self.recorder is None:
+            self.notify("No history is kept in this session (--no-history).", severity="warning")
+            return
+        self.push_screen(PastScreen(self.recorder.history.conversations(50)), self._open_past)
+
+    async def _open_past(self, conversation: int | None) -> None:
+        """Go on with a kept conversation: its turns back in the chat and in the context."""
+        if conversation is None or self.recorder is None:
+            return
+        try:
+            _, messages = self.recorder.history.messages(conversation)
+        except VoicegrokError as e:
+            self.notify(str(e), severity="error")
+            return
+        if self.session is not None:
+            await self.session.new_conversation()  # stops any answer; the journal resets
+        self.conversation.reset()
+        self.conversation.turns = list(messages)
+        self.recorder.reset(conversation)
+        await self._chat.clear()
+        self._show_kept(conversation)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -21,6 +21,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ..conversation import Message
 from ..frames import LLMToken, decode_rate
 from .stream_markdown import MarkdownSplitter, render_text, render_unit
 
@@ -158,6 +159,18 @@ class ChatView(ScrollView, can_focus=False):
             self._partial = None
         shown.user = self._add(_Entry("user", f"you: {text}"))
         shown.answer = self._add(_Answer())
+        self._layout()
+
+    def show_past(self, messages: list[Message]) -> None:
+        """Turns of a kept conversation, shown as they were (each answer rendered once)."""
+        for message in messages:
+            if message["role"] == "user":
+                self._add(_Entry("user", f"you: {message['content']}"))
+            else:
+                answer = _Answer()
+                self._append(answer, answer.splitter.feed(message["content"]))
+                self._append(answer, answer.splitter.close())
+                self._add(answer)
         self._layout()
 
     def notice(self, text: str, kind: str) -> None:

@@ -1,4 +1,4 @@
-"""The help and settings screens of the terminal UI."""
+"""The help, settings and past-conversations screens of the terminal UI."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Markdown, Select
+from textual.widgets import Button, Label, Markdown, OptionList, Select
+from textual.widgets.option_list import Option
 
 from .. import models
+from ..history import SavedConversation
 from ..userconfig import SENSITIVITY_SILENCE_MS, UserConfig
 
-__all__ = ["HelpScreen", "SettingsScreen"]
+__all__ = ["HelpScreen", "PastScreen", "SettingsScreen"]
 
 HELP = """\
 # voicegrok
@@ -30,6 +32,7 @@ clause by clause; speak (or press **Esc**) to interrupt it.
 | F2 | settings: devices, voice, model, end-of-turn sensitivity |
 | F3 | mute / unmute the microphone |
 | F4 | push-to-talk: press to record, press again to send (no waiting for silence) |
+| F5 | past conversations: open one to go on with it |
 | Ctrl+N | new conversation (forget the history) |
 | Ctrl+Q | quit |
 
@@ -52,6 +55,40 @@ class HelpScreen(ModalScreen[None]):
     @on(Button.Pressed, "#close")
     def close(self) -> None:
         self.dismiss()
+
+
+class PastScreen(ModalScreen[int | None]):
+    """The kept conversations, newest first; choosing one returns its id."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("f5", "dismiss", "Close"),
+    ]
+
+    def __init__(self, found: list[SavedConversation]) -> None:
+        super().__init__()
+        self.found = found
+
+    def compose(self) -> ComposeResult:
+        import time
+
+        with Vertical(id="past-box"):
+            yield Label("Past conversations: Enter opens one, Esc closes", id="past-title")
+            options = [
+                Option(
+                    f"{time.strftime('%b %d %H:%M', time.localtime(c.started))}  "
+                    f"{c.turns:>3} turns  {c.first_question[:70]}",
+                    id=str(c.id),
+                )
+                for c in self.found
+            ]
+            if not options:
+                yield Label("No conversation kept yet.")
+            yield OptionList(*options, id="past")
+
+    @on(OptionList.OptionSelected, "#past")
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(int(event.option_id) if event.option_id else None)
 
 
 def _catalog(kind: str) -> list[tuple[str, str]]:
