@@ -46,6 +46,8 @@ class Microphone:
         self._queue: asyncio.Queue[npt.NDArray[np.float32]] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self.overflows = 0
+        self.last_block_s = time.perf_counter()
+        """When the last block was captured (``perf_counter``; the start until one is)."""
         self.on_capture: Callable[[float], None] | None = None
         """Called from the audio thread with ``time.perf_counter()`` for each block as it
         is captured, before it is queued (the echo canceller's clock)."""
@@ -63,8 +65,9 @@ class Microphone:
             raise AudioDeviceError(device_problem("input", self.name, e, sd)) from None
 
     def _callback(self, indata: Any, _frames: int, _time: Any, status: Any) -> None:
+        self.last_block_s = now = time.perf_counter()
         if self.on_capture is not None:
-            self.on_capture(time.perf_counter())
+            self.on_capture(now)
         if status and status.input_overflow:
             self.overflows += 1
         mono = indata.mean(axis=1) if self._channels > 1 else indata[:, 0]
@@ -74,6 +77,11 @@ class Microphone:
     @property
     def latency_s(self) -> float:
         return float(self._stream.latency)
+
+    def alive(self, stall_s: float) -> bool:
+        """The stream runs and has captured a block in the last ``stall_s`` seconds (a
+        device unplugged stops the stream; a stalled one stops delivering)."""
+        return bool(self._stream.active) and time.perf_counter() - self.last_block_s < stall_s
 
     async def chunks(self) -> AsyncIterator[npt.NDArray[np.float32]]:
         while True:

@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import logging
 import threading
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -106,6 +107,8 @@ class Speaker:
         self.queued_bytes = 0
         """Bytes given to ``play`` so far (after resampling): a position in the output stream."""
         self._in_rate = sample_rate_hz
+        self.last_block_s = time.perf_counter()
+        """When the device last asked for a block (``perf_counter``)."""
         rate = sample_rate_hz
         try:
             sd.check_output_settings(device=device, samplerate=rate, channels=1, dtype="int16")
@@ -130,6 +133,7 @@ class Speaker:
             raise AudioDeviceError(device_problem("output", device, e, sd)) from None
 
     def _callback(self, outdata: Any, frames: int, _time: Any, _status: Any) -> None:
+        self.last_block_s = time.perf_counter()
         n = len(outdata)
         with self._lock:
             chunk = bytes(self._buf[:n])
@@ -170,6 +174,11 @@ class Speaker:
     @property
     def latency_s(self) -> float:
         return float(self._stream.latency)
+
+    def alive(self, stall_s: float) -> bool:
+        """The stream runs and the device asked for audio in the last ``stall_s`` seconds
+        (it asks all the time, silence included, while it plays)."""
+        return bool(self._stream.active) and time.perf_counter() - self.last_block_s < stall_s
 
     def close(self) -> None:
         self.clear()

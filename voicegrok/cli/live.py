@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..adapters.console import ConsoleView
 from ..adapters.devices import open_devices
+from ..adapters.keeper import DeviceKeeper
 from ..adapters.speaker import quiet_alsa
 from ..assistant import Assistant
 from ..audio import DEFAULT_OUTPUT_RATE_HZ
@@ -86,7 +87,17 @@ async def live_console(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
                 loop.add_signal_handler(sig, stop.set)
+        keeper = DeviceKeeper(
+            devices,
+            listen=True,
+            speaker_rate_hz=speaker_rate_hz,
+            input_device=config.input_device,
+            output_device=config.output_device,
+            echo_cancel=echo_cancel,
+            notify=lambda line: print(f"({line})", flush=True),
+        )
         try:
+            keeper.start()
             assert devices.mic and devices.speaker and devices.chunks is not None
             print(
                 f"voicegrok is listening on {devices.mic.name!r} (Ctrl+C to stop). "
@@ -99,9 +110,9 @@ async def live_console(
                 flush=True,
             )
             session = LiveSession(
-                live, devices.speaker, ConsoleView(sys.stdout), metrics, on_metrics
+                live, keeper.speaker, ConsoleView(sys.stdout), metrics, on_metrics
             )
-            running = asyncio.create_task(session.run(devices.chunks, devices.sample_rate_hz))
+            running = asyncio.create_task(session.run(keeper.chunks(), keeper.sample_rate_hz))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
             for task in (running, stopping):
@@ -115,7 +126,7 @@ async def live_console(
                 if isinstance(result, VoicegrokError):
                     raise result
         finally:
-            devices.close()
+            keeper.close()
     return 0
 
 

@@ -218,7 +218,7 @@ class FakeBackend:
             engines.tts = None
         return engines
 
-    def open_audio(self, config: Any, probe: Any, engines: Engines) -> Any:
+    def open_audio(self, config: Any, probe: Any, engines: Engines, notify: Any = None) -> Any:
         from ..adapters.virtual import VirtualSpeaker, paced_chunks
         from ..ui.backend import Audio
 

@@ -28,6 +28,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from ..adapters.keeper import DeviceKeeper
 from ..config import Settings
 from ..conversation import Conversation
 from ..endpointing import EndpointConfig
@@ -109,6 +110,8 @@ class VoicegrokApp(App[None]):
         self._devices_changed = False
         """A rescan found a new device: forget the old list before the next probe."""
         self._streaming: ShownTurn | None = None
+        self._keeper: DeviceKeeper | None = None
+        """Watches the session's devices (None: none opened)."""
         """The answer being streamed: the panel shows its speed at each tick."""
         self._exit_started = False
 
@@ -194,7 +197,8 @@ class VoicegrokApp(App[None]):
             self._chat.notice(f"error: {e}", "error")
             self._banner([str(e)])
             return
-        audio = self.backend.open_audio(self.config, probe, engines)
+        audio = self.backend.open_audio(self.config, probe, engines, self._device_notice)
+        self._keeper = audio.keeper
         self._audio_closed.clear()
         self._banner(probe.problems + audio.problems, typed_only=audio.chunks is None)
         self._panel.show_info(
@@ -307,8 +311,21 @@ class VoicegrokApp(App[None]):
         if isinstance(device, (int, float)):
             self._panel.show_device_latency(device)
 
+    def _device_notice(self, line: str) -> None:
+        """A device was lost or is back: said in the conversation; while the microphone
+        is gone the banner says the chat is typed."""
+        if self._leaving:
+            return
+        self._chat.notice(f"({line})", "notice")
+        lost = self._keeper.lost if self._keeper is not None else None
+        problems = self.probe.problems + ([f"{lost} lost: waiting for it"] if lost else [])
+        self._banner(problems, typed_only=bool(lost) or self.probe.mic is None)
+        if self.state in ("listening", "typing", "muted"):
+            self._idle()
+
     def _idle(self) -> None:
-        listening = self.session is not None and self.probe.mic is not None
+        mic_lost = self._keeper is not None and "microphone" in (self._keeper.lost or "")
+        listening = self.session is not None and self.probe.mic is not None and not mic_lost
         self.state = "listening" if listening else "typing"
 
     # ------------------------------------------------------------------ status

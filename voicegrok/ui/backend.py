@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..adapters.keeper import DeviceKeeper
 from ..adapters.virtual import VirtualSpeaker
 from ..assistant import Assistant, Engines, load_engines
 from ..config import Settings
@@ -49,6 +50,8 @@ class Audio:
     close: Callable[[], None]
     problems: list[str] = field(default_factory=list)
     echo_cancel: bool = False
+    keeper: DeviceKeeper | None = None
+    """Watches the devices opened (one lost is reopened when it is back)."""
 
 
 class Backend(Protocol):
@@ -78,8 +81,15 @@ class Backend(Protocol):
         """Load and warm the models (blocking: called on a worker thread)."""
         ...
 
-    def open_audio(self, config: UserConfig, probe: Probe, engines: Engines) -> Audio:
-        """Open the devices (on the event loop)."""
+    def open_audio(
+        self,
+        config: UserConfig,
+        probe: Probe,
+        engines: Engines,
+        notify: Callable[[str], None] = lambda _line: None,
+    ) -> Audio:
+        """Open the devices (on the event loop); ``notify`` is told when one is lost or
+        back."""
         ...
 
     def assistant(
@@ -158,8 +168,15 @@ class LocalBackend:
     ) -> AbstractAsyncContextManager[LiveAssistant]:
         return Assistant(engines, settings, conversation, endpointing, realtime=True)
 
-    def open_audio(self, config: UserConfig, probe: Probe, engines: Engines) -> Audio:
+    def open_audio(
+        self,
+        config: UserConfig,
+        probe: Probe,
+        engines: Engines,
+        notify: Callable[[str], None] = lambda _line: None,
+    ) -> Audio:
         from ..adapters.devices import open_devices
+        from ..adapters.keeper import DeviceKeeper
 
         rate_out = self.speaker_rate_hz(engines)
         devices = open_devices(
@@ -169,13 +186,32 @@ class LocalBackend:
             output_device=config.output_device,
             echo_cancel=self.echo_cancel,
         )
+        if devices.mic is None and devices.speaker is None:
+            return Audio(
+                chunks=None,
+                sample_rate_hz=devices.sample_rate_hz,
+                speaker=_silent_sink(rate_out),
+                close=devices.close,
+                problems=devices.problems,
+            )
+        keeper = DeviceKeeper(
+            devices,
+            listen=devices.mic is not None,
+            speaker_rate_hz=rate_out,
+            input_device=config.input_device,
+            output_device=config.output_device,
+            echo_cancel=self.echo_cancel,
+            notify=notify,
+        )
+        keeper.start()
         return Audio(
-            chunks=devices.chunks,
-            sample_rate_hz=devices.sample_rate_hz,
-            speaker=devices.speaker or _silent_sink(rate_out),
-            close=devices.close,
+            chunks=keeper.chunks() if devices.mic is not None else None,
+            sample_rate_hz=keeper.sample_rate_hz,
+            speaker=keeper.speaker,
+            close=keeper.close,
             problems=devices.problems,
             echo_cancel=devices.canceller is not None,
+            keeper=keeper,
         )
 
 
