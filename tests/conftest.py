@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from voicegrok import models
 from voicegrok.assistant import Engines, load_engines
 from voicegrok.config import Settings
+from voicegrok.history import History
 from voicegrok.server.app import RealtimeServer, ServerOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,9 +151,15 @@ def float_audio(pcm: bytes) -> FloatAudio:
 # ------------------------------------------------------------------------ the server
 
 
-def serve(engines: Engines, settings: Settings | None = None, **options: Any) -> RealtimeServer:
+def serve(
+    engines: Engines,
+    settings: Settings | None = None,
+    history: History | None = None,
+    **options: Any,
+) -> RealtimeServer:
     """A ``RealtimeServer`` on a free loopback port (``async with``; then ``server.port``)."""
-    return RealtimeServer(engines, settings or Settings(), ServerOptions(port=0, **options))
+    server_options = ServerOptions(port=0, **options)
+    return RealtimeServer(engines, settings or Settings(), server_options, history=history)
 
 
 def ask_item(text: str) -> dict[str, Any]:

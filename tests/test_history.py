@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 
-from voicegrok.assistant import Assistant, load_engines
+from voicegrok.assistant import Assistant, Engines, load_engines
 from voicegrok.config import Settings
 from voicegrok.conversation import Conversation
 from voicegrok.frames import LLMDone, TurnFailed
 from voicegrok.history import History
 from voicegrok.testing import collect
+
+from .conftest import no_sessions, serve, typed_turn
 
 
 @pytest.fixture
@@ -158,3 +160,21 @@ async def test_a_long_conversation_in_a_small_context_never_fails(history: Histo
         assert len(history.turns(recorder.conversation)) == 7
     finally:
         small.close()
+
+
+async def test_serve_keeps_conversations_only_when_asked(engines: Engines, tmp_path: Path) -> None:
+    """serve --history keeps each session's turns with their metrics; by default nothing."""
+    history = History(tmp_path / "h.sqlite3")
+    try:
+        async with serve(engines, history=history) as server:
+            done = await typed_turn(server, "What is the capital of France?")
+            assert done["response"]["status"] == "completed"
+            await no_sessions(server)
+        async with serve(engines) as server:
+            await typed_turn(server, "Not kept.")
+        [kept] = history.conversations()
+        [turn] = history.turns(kept.id)
+        assert (kept.source, turn.question) == ("serve", "What is the capital of France?")
+        assert turn.answer and turn.metrics and turn.metrics["n_tokens"] > 0
+    finally:
+        history.close()

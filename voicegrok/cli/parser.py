@@ -244,6 +244,11 @@ def _remote(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="close sessions silent this long (300 s)",
     )
     p.add_argument(
+        "--history",
+        action="store_true",
+        help="keep every session's conversation (voicegrok history); off by default",
+    )
+    p.add_argument(
         "--max-message-kb",
         type=_positive,
         default=1024,

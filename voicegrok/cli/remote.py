@@ -12,6 +12,7 @@ import sys
 from ..adapters.speaker import quiet_alsa
 from ..config import Settings
 from ..errors import UsageError
+from ..history import History
 from .common import load, user_config
 from .live import live_console
 
@@ -47,6 +48,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         keyfile=str(args.keyfile) if args.keyfile else None,
         limits=limits,
     )
+    history = History() if args.history else None
     engines = load(settings, args, vad=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -55,7 +57,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             loop.add_signal_handler(sig, stop.set)
     try:
         try:
-            server = RealtimeServer(engines, settings, options)
+            server = RealtimeServer(engines, settings, options, history=history)
             await server.__aenter__()
         except OSError as e:
             raise UsageError(
@@ -77,6 +79,8 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             await server.__aexit__(None, None, None)
     finally:
         engines.close()
+        if history is not None:
+            history.close()
     return 0
 
 

@@ -29,6 +29,7 @@ from websockets.http11 import Request, Response
 
 from ..assistant import Engines
 from ..config import Settings
+from ..history import History
 from ..protocol import realtime as rt
 from .core import Limits
 from .session import RealtimeSession
@@ -93,9 +94,12 @@ class RealtimeServer:
         *,
         model_name: str = "voicegrok",
         voice_name: str = "default",
+        history: History | None = None,
     ) -> None:
+        """``history``: keep every session's conversation there (``serve --history``)."""
         self.engines = engines
         self.settings = settings
+        self.history = history
         self.options = options or ServerOptions()
         if not is_loopback(self.options.host) and not self.options.token:
             raise ValueError(
@@ -233,6 +237,7 @@ class RealtimeServer:
             limits=limits,
             model_name=self.model_name,
             voice_name=self.voice_name,
+            history=self.history,
         )
         self.sessions.add(session)
         write_task = asyncio.create_task(writer())

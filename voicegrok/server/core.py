@@ -11,6 +11,7 @@ events through its :class:`~voicegrok.server.encoder.FrameEncoder`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +125,8 @@ class SessionCore:
         self.can = capabilities
         self.limits = limits or Limits()
         self.session_id = rt.new_id("sess")
+        self.on_report: Callable[[dict[str, object]], None] | None = None
+        """Told each turn's metrics row (the server's history keeps it)."""
         self.instructions = instructions
         self.input_rate_hz = REALTIME_RATE_HZ
         self.output_rate_hz = REALTIME_RATE_HZ
@@ -460,6 +463,8 @@ class SessionCore:
                 out.append(d)
             elif isinstance(d, Report):
                 out += self.encoder.metrics(d.turn_id, d.row)
+                if self.on_report is not None:
+                    self.on_report(d.row)
         return out
 
     def _queued(self, frame: TTSAudio) -> None:

@@ -21,6 +21,7 @@ from ..assistant import Assistant, Engines
 from ..audio import resample
 from ..config import Settings
 from ..conversation import Conversation
+from ..history import History
 from ..protocol import realtime as rt
 from ..turns import EditHistory, EndTurn
 from .core import (
@@ -53,6 +54,7 @@ class RealtimeSession:
         limits: Limits | None = None,
         model_name: str = "voicegrok",
         voice_name: str = "default",
+        history: History | None = None,
     ) -> None:
         self.engines = engines
         self.settings = settings
@@ -68,6 +70,10 @@ class RealtimeSession:
         self.core = SessionCore(can, settings.system_prompt, limits)
         """The protocol's state: what each event and frame means."""
         self.conversation = Conversation(settings.system_prompt)
+        if history is not None:  # serve --history: every turn kept, like the local loop's
+            recorder = history.record("serve", {"llm": model_name, "tts": voice_name})
+            self.conversation.journal = recorder
+            self.core.on_report = recorder.metrics
         self._assistant: Assistant | None = None
         self._pump: asyncio.Task[None] | None = None
 
