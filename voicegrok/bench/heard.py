@@ -21,6 +21,7 @@ import numpy as np
 
 from ..audio import FloatAudio
 from ..demo import demo_dir, demo_recordings
+from ..errors import VoicegrokError
 from .commands import MetricsFile, Voicegrok
 from .rig import MIC_RATE_HZ, Microphone, Recording, VirtualAudio
 from .stats import percentiles
@@ -34,7 +35,7 @@ LEVEL = 0.01
 answer (the virtual devices add no noise)."""
 LEAD_IN_S = 0.5
 SETTLE_S = 1.0
-"""Quiet after an answer's metrics line, before the next question."""
+"""Quiet after an answer (and after the command is ready) before the next question."""
 
 
 def first_above(audio: FloatAudio, start: int = 0, level: float = LEVEL) -> int | None:
@@ -62,6 +63,26 @@ def _running(vg: Voicegrok, who: str, metrics: MetricsFile) -> Any:
     return ui()
 
 
+def _quiet(
+    rec: Recording, metrics: MetricsFile, alive: Callable[[], bool], who: str, timeout_s: float
+) -> None:
+    """Wait until the speaker has been silent for :data:`SETTLE_S` with no new metrics
+    line meanwhile (an answer let out at a pause inside the question and then withdrawn
+    has a line of its own, before the answer to the whole question)."""
+    deadline = time.monotonic() + timeout_s
+    rows = len(metrics.rows())
+    since = time.monotonic()
+    while time.monotonic() - since < SETTLE_S:
+        if not alive():
+            raise VoicegrokError(f"voicegrok {who} ended while answering")
+        if time.monotonic() > deadline:
+            raise VoicegrokError(f"voicegrok {who} was still answering after {timeout_s:g} s")
+        now = rec.now_s()
+        if rec.loudness(now - 0.1, now) > LEVEL / 10 or len(metrics.rows()) != rows:
+            rows, since = len(metrics.rows()), time.monotonic()
+        time.sleep(0.05)
+
+
 def _ask_aloud(
     mic: Microphone,
     rec: Recording,
@@ -70,18 +91,25 @@ def _ask_aloud(
     alive: Callable[[], bool],
     who: str,
 ) -> dict[str, Any]:
-    """Speak ``question``, wait for its answer to be played out; the answer's metrics
-    figures and ``heard_ms`` (None when nothing was heard)."""
+    """Speak ``question``, wait for its answer to be played out; the figures of its last
+    metrics line and ``heard_ms`` (None when nothing was heard, or sound was already
+    playing when the words ended)."""
     n = len(metrics.rows())
     lead_in = np.zeros(int(LEAD_IN_S * MIC_RATE_HZ), dtype=np.float32)
     end_s = mic.say(np.concatenate([lead_in, question]), len(lead_in) + last_above(question))
-    row = metrics.wait(n + 1, timeout_s=300, alive=alive, what=f"voicegrok {who}")
-    time.sleep(SETTLE_S)  # the answer's last sound reaches the recording meanwhile
-    start = rec.position_of(end_s)
-    sound = first_above(rec.audio(), round(start * rec.RATE))
-    heard_ms = None if sound is None else round((sound / rec.RATE - start) * 1000, 1)
+    metrics.wait(n + 1, timeout_s=300, alive=alive, what=f"voicegrok {who}")
+    _quiet(rec, metrics, alive, who, timeout_s=300)
+    rows = metrics.rows()[n:]
+    sound = first_above(rec.audio(rec.position_of(end_s)))  # from the end of the words on
+    sounding = sound == 0
+    heard_ms = None if sound is None or sounding else round(sound / rec.RATE * 1000, 1)
     keep = ("stt_ms", "first_audio_ms", "first_audio_device_ms", "tokens_per_s", "n_tokens")
-    return {"heard_ms": heard_ms, **{k: row.get(k) for k in keep}}
+    return {
+        "heard_ms": heard_ms,
+        **{k: rows[-1].get(k) for k in keep},
+        **({"metrics_lines": len(rows)} if len(rows) > 1 else {}),
+        **({"sounding_when_the_words_ended": True} if sounding else {}),
+    }
 
 
 def run_heard(
@@ -99,6 +127,7 @@ def run_heard(
                 here = vg.with_env(vg.env, vg.folder / f"{who}-{run}")
                 metrics = MetricsFile(here.folder / "metrics.jsonl")
                 with _running(here, who, metrics) as alive:
+                    time.sleep(SETTLE_S)  # a person does not speak the instant it is ready
                     for q, (_, samples) in questions:
                         turn = _ask_aloud(mic, rec, samples, metrics, alive, who)
                         turns.append({"run": run, "who": who, "question": q, **turn})

@@ -177,7 +177,8 @@ class Recording:
         )
         self._data = bytearray()
         self._lock = threading.Lock()
-        self._start_s = float("inf")
+        self._arrivals: list[tuple[float, float]] = []
+        """(when a block arrived, when sample 0 played if that block came at once)"""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -188,13 +189,14 @@ class Recording:
             now = time.perf_counter()
             with self._lock:
                 self._data += block
-                # a block arrives after its last sample was played: the earliest arrival
-                # for its length bounds (and with many blocks, finds) when sample 0 played
-                self._start_s = min(self._start_s, now - len(self._data) // 2 / self.RATE)
+                self._arrivals.append((now, now - len(self._data) // 2 / self.RATE))
 
-    def audio(self) -> FloatAudio:
+    def audio(self, t0: float = 0.0, t1: float | None = None) -> FloatAudio:
+        """The recording so far, or its part from ``t0`` to ``t1`` (seconds)."""
+        first = max(0, int(t0 * self.RATE))
         with self._lock:
-            data = bytes(self._data[: len(self._data) // 2 * 2])
+            last = len(self._data) // 2 if t1 is None else max(first, int(t1 * self.RATE))
+            data = bytes(self._data[first * 2 : last * 2])
         return np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768)
 
     def now_s(self) -> float:
@@ -202,18 +204,26 @@ class Recording:
         with self._lock:
             return len(self._data) / 2 / self.RATE
 
+    def _start_s(self, near_s: float) -> float:
+        """When sample 0 played, judged from the blocks that arrived within 5 s of
+        ``near_s`` (all of them if none did). A block arrives after its last sample was
+        played, so each bounds that moment from above; the least delayed block gives it.
+        (Judged near the time asked about: a stall that lost samples shifts it.)"""
+        with self._lock:
+            near = [s for t, s in self._arrivals if abs(t - near_s) < 5]
+            return min(near or [s for _, s in self._arrivals] or [near_s])
+
     def time_of(self, position_s: float) -> float:
         """When (``perf_counter``) the sound at ``position_s`` in the recording played."""
-        with self._lock:
-            return self._start_s + position_s
+        start = self._start_s(time.perf_counter())
+        return self._start_s(start + position_s) + position_s
 
     def position_of(self, t_s: float) -> float:
         """Where in the recording the sound played at ``t_s`` (``perf_counter``) is."""
-        with self._lock:
-            return t_s - self._start_s
+        return t_s - self._start_s(t_s)
 
     def loudness(self, t0: float, t1: float) -> float:
-        seg = self.audio()[max(0, int(t0 * self.RATE)) : int(t1 * self.RATE)]
+        seg = self.audio(t0, t1)
         return float(np.sqrt(np.mean(seg**2))) if len(seg) else 0.0
 
     def stop(self) -> None:
