@@ -57,6 +57,7 @@ _FIGURES = (
     "first_audio_ms",
     "first_audio_device_ms",
     "audio_s",
+    "interrupted",
 )
 """What each turn's row keeps of a metrics line."""
 
@@ -69,12 +70,28 @@ def _figures(row: dict[str, object]) -> dict[str, object]:
     return {k: row[k] for k in _FIGURES if row.get(k) is not None}
 
 
+def _type_prompt(term: terminal.Terminal, prompt: str) -> None:
+    """Type ``prompt`` into the UI's input, and make sure all of it got there (the screen
+    shows it whole, or at least its end: then the keys are pressed once more) before
+    Enter sends it."""
+    shown = prompt if len(prompt) < 120 else prompt[-60:]  # (a 140-column input line)
+    for attempt in range(2):
+        term.type_text(prompt)
+        try:
+            term.wait_for(shown, timeout_s=10)
+            break
+        except terminal.TerminalError:
+            if attempt or not term.alive():
+                raise
+            term.type("C-u")  # clear the input, then again
+    term.type("Enter")
+
+
 def _ui_turn(term: terminal.Terminal, metrics: MetricsFile, prompt: str) -> dict[str, object]:
     """Type ``prompt`` into the UI and wait for its turn's metrics; then Ctrl+N, and wait
     until the conversation is gone from the screen."""
     n = len(metrics.rows())
-    term.type_text(prompt)
-    term.type("Enter")
+    _type_prompt(term, prompt)
     row = metrics.wait(n + 1, timeout_s=600, alive=term.alive, what="voicegrok ui")
     term.type("C-n")
     deadline = time.monotonic() + 30
