@@ -10,17 +10,23 @@ escapes, and the session, and every other one, goes on working."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from voicegrok.audio import PIPER_RATE_HZ, WHISPER_RATE_HZ, float_to_pcm16, resample
+from voicegrok.config import Settings
 from voicegrok.frames import (
     Frame,
     LLMToken,
@@ -31,11 +37,13 @@ from voicegrok.frames import (
     UserText,
 )
 from voicegrok.protocol import realtime as rt
+from voicegrok.server.app import RealtimeServer
 from voicegrok.server.core import Ask, Capabilities, Hear, SessionCore, Transcribe
-from voicegrok.testing import FakeSTT
+from voicegrok.server.session import RealtimeSession
+from voicegrok.testing import FakeChat, FakeSTT, FakeVAD, fake_engines
 from voicegrok.turns import EndTurn
 
-from .conftest import ask_item
+from .conftest import ask_item, no_sessions, raw, serve, typed_turn, wait_for
 from .fuzz_strategies import (
     EVENTS,
     LATEST_ITEM,
@@ -207,13 +215,20 @@ def client_event_id(message: str | bytes) -> str | None:
     return event_id
 
 
-def check_answered(message: str | bytes, events: list[rt._ServerEvent]) -> None:
-    """``message`` got its answer or a well-formed error."""
-    errors = [e for e in events if isinstance(e, rt.ErrorEvent)]
-    if errors:
-        assert len(events) == 1, "a refused request does nothing else"
+def check_answered(
+    message: str | bytes, events: list[rt._ServerEvent], *, alone: bool = True
+) -> None:
+    """``message`` got its answer or a well-formed error (``alone``: and nothing else came
+    meanwhile; a live session's own turns go on beside it)."""
+    errors = [
+        e
+        for e in events
+        if isinstance(e, rt.ErrorEvent) and e.error.type == "invalid_request_error"
+    ]
+    if errors or (alone and any(isinstance(e, rt.ErrorEvent) for e in events)):
+        assert len(errors) == 1 and not (alone and len(events) > 1), kinds(events)
         info = errors[0].error
-        assert info.code and info.message and info.type == "invalid_request_error"
+        assert info.code and info.message
         assert info.event_id == client_event_id(message)
         return
     data = json.loads(message)
@@ -299,3 +314,157 @@ def test_messages_that_once_broke_a_session_are_answered(message: str) -> None:
     h = Harness(CAPABILITIES[0])
     check_answered(message, h.send(message))
     check_typed_turn(h)
+
+
+# ---------------------------------------------------------------- through a real server
+
+
+LIVE_REPLY = "Hello there. How are you?"
+
+
+@dataclass
+class Live:
+    """A ``voicegrok serve`` on fake engines (a VAD among them: turn detection is on), in a
+    thread with an event loop of its own, for the whole module; what it logs at ERROR or
+    above (a session's handler that failed, a task that died) is kept in ``failures``."""
+
+    server: RealtimeServer
+    thread: threading.Thread
+    failures: list[logging.LogRecord]
+
+
+class _Keep(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.ERROR)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() != "opening handshake failed":  # a client left mid-handshake
+            self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[Live]:
+    engines = fake_engines(llm=FakeChat([LIVE_REPLY], token_delay_s=0.002))
+    engines.vad = FakeVAD()
+    failures: list[logging.LogRecord] = []
+    keep = _Keep(failures)
+    logging.getLogger().addHandler(keep)
+    started: list[tuple[RealtimeServer, asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        async with serve(engines) as server:
+            started.append((server, asyncio.get_running_loop(), stop))
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), name="fuzzed server")
+    thread.start()
+    for _ in range(200):
+        if started:
+            break
+        time.sleep(0.05)
+    server, loop, stop = started[0]
+    yield Live(server, thread, failures)
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(30)
+    logging.getLogger().removeHandler(keep)
+    engines.close()
+
+
+async def hostile_session(server: RealtimeServer, steps: list[str | bytes | int]) -> None:
+    """Send each message, then a marker (an unknown event whose error echoes its id): what
+    comes before the marker's error answers the message. An int: wait that many 10 ms.
+    Then a typed question is answered in full."""
+    latest: dict[str, str] = {}
+    async with raw(server, max_size=None) as c:
+        for i, step in enumerate(steps):
+            if isinstance(step, int):
+                await asyncio.sleep(step / 100)
+                continue
+            message = step
+            if isinstance(message, str):
+                message = message.replace(LATEST_ITEM, latest.get("item", LATEST_ITEM))
+                message = message.replace(LATEST_RESPONSE, latest.get("resp", LATEST_RESPONSE))
+            await c.ws.send(message)
+            await c.send({"type": "fuzz.marker", "event_id": f"marker_{i}"})
+            events: list[rt._ServerEvent] = []
+            while True:
+                event = rt.parse_server_event(await c.ws.recv())
+                assert event is not None
+                if isinstance(event, rt.ErrorEvent) and event.error.event_id == f"marker_{i}":
+                    break
+                events.append(event)
+                if isinstance(event, rt.ResponseCreated):
+                    latest["resp"] = event.response.id
+                elif isinstance(event, rt.OutputItemAdded) and event.item.id:
+                    latest["item"] = event.item.id
+            check_answered(message, events, alone=False)
+        # then, turn detection off (a noise might start a turn), a typed question
+        off = {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}
+        await c.send(off)
+        await c.next("session.updated")
+        await c.ask("Hello?")
+        done = rt.parse_server_event(json.dumps(await c.next("response.done")))
+        assert isinstance(done, rt.ResponseDone) and done.response.status == "completed"
+        assert [item.text() for item in done.response.output] == [LIVE_REPLY]
+
+
+ASK = [
+    json.dumps({"type": "conversation.item.create", "item": ask_item("Count.")}),
+    '{"type": "response.create"}',
+]
+
+
+@settings(FUZZ, max_examples=50)
+@given(steps=st.lists(st.one_of(messages, exchanges), min_size=1, max_size=10))
+@example(steps=[ASK])  # then the answer is cancelled by turning detection off: see below
+def test_a_hostile_session_neither_stops_the_server_nor_disturbs_another(
+    live: Live, steps: list[str | bytes | list[str | int]]
+) -> None:
+    """Messages on one connection each get their answer or an error (the connection
+    stays open) and then its typed question is answered in full; meanwhile another
+    session's typed turn is answered; nothing fails in the server, and both sessions end
+    when their clients leave."""
+    flat = [each for step in steps for each in (step if isinstance(step, list) else [step])]
+    live.failures.clear()
+
+    async def both() -> dict[str, Any]:
+        async with asyncio.timeout(60):
+            _, done = await asyncio.gather(
+                hostile_session(live.server, flat), typed_turn(live.server, "Hello?")
+            )
+            await no_sessions(live.server, 10)
+        return done
+
+    done = asyncio.run(both())
+    assert done["response"]["status"] == "completed"
+    assert live.thread.is_alive() and not live.failures, live.failures
+
+
+async def test_a_new_assistant_goes_on_with_the_turn_ids_of_the_last() -> None:
+    """Found through the server: a question, then at once a ``session.update`` that makes
+    the session's assistant anew (its answer cancelled), then another question. The new
+    assistant numbered its turn 1 again, the cancelled turn's id, and the session's turn
+    controller took it for that one: the answer was cancelled too, or never ended."""
+    engines = fake_engines(llm=FakeChat([LIVE_REPLY]))
+    engines.vad = FakeVAD()
+    events: list[rt._ServerEvent] = []
+
+    async def send(event: rt._ServerEvent) -> None:
+        events.append(event)
+
+    session = RealtimeSession(engines, Settings(), send)
+    await session.start()
+    off = {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}
+    try:
+        for message in [*ASK, json.dumps(off), *ASK]:
+            await session.handle_message(message)
+        await wait_for(lambda: len([e for e in events if isinstance(e, rt.ResponseDone)]) == 2, 10)
+    finally:
+        await session.close()
+        engines.close()
+    first, second = [e.response for e in events if isinstance(e, rt.ResponseDone)]
+    assert first.status == "cancelled"
+    assert second.status == "completed"
+    assert [item.text() for item in second.output] == [LIVE_REPLY]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -185,15 +185,19 @@ class Assistant:
         endpointing: EndpointConfig | None = None,
         *,
         realtime: bool = False,
+        turn_ids: Iterator[int] | None = None,
     ) -> None:
         """``realtime``: the answer is played as it is made (a speaker, a client), so speech
-        is synthesized only a little ahead of playback, leaving the CPU to the LLM."""
+        is synthesized only a little ahead of playback, leaving the CPU to the LLM.
+        ``turn_ids``: where its turns' ids come from (1, 2, 3... by default); an assistant
+        made anew for the same turn controller must go on from the last one's (a controller
+        takes a reused id for a turn it already ended)."""
         settings = settings or Settings()
         if engines.llm is None:
             raise ValueError("an assistant needs an LLM engine")
         self.settings = settings
         self.conversation = conversation or Conversation(settings.system_prompt)
-        self._ids = itertools.count(1)
+        self._ids = turn_ids if turn_ids is not None else itertools.count(1)
         stages: list[Stage] = []
         background = Background()
         if engines.vad is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -74,6 +75,9 @@ class RealtimeSession:
             recorder = history.record("serve", {"llm": model_name, "tts": voice_name})
             self.conversation.journal = recorder
             self.core.on_report = recorder.metrics
+        self._turn_ids = itertools.count(1)
+        """Turn ids across the assistants a session makes (the core's controller outlives
+        them: a second assistant's turn 1 was taken for the first one's, cancelled)."""
         self._assistant: Assistant | None = None
         self._pump: asyncio.Task[None] | None = None
 
@@ -108,7 +112,12 @@ class RealtimeSession:
         if not how.speak:
             engines = replace(engines, tts=None)
         self._assistant = Assistant(
-            engines, self.settings, self.conversation, how.endpointing, realtime=True
+            engines,
+            self.settings,
+            self.conversation,
+            how.endpointing,
+            realtime=True,
+            turn_ids=self._turn_ids,
         )
         await self._assistant.__aenter__()
         self._pump = asyncio.create_task(self._run(self._assistant))
