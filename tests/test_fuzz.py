@@ -1,5 +1,6 @@
-"""Property-based fuzzing (hypothesis) of what a client can send ``voicegrok serve`` and of
-the audio path behind it.
+"""Property-based fuzzing (hypothesis) of what a client can send ``voicegrok serve``: on
+the sans-I/O session core (many examples), then through a real server beside a second
+session (fewer). The audio path behind it: ``test_fuzz_audio.py``.
 
 Every client event type the server takes is generated valid, then mutated (wrong JSON
 types, missing and extra fields, huge strings and arrays, odd unicode and lone
@@ -11,6 +12,7 @@ escapes, and the session, and every other one, goes on working."""
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import itertools
 import json
 import logging
@@ -89,12 +91,12 @@ def answer_frames(turn_id: int, question: str) -> list[Frame]:
         UserText(turn_id=turn_id, text=question, source="text"),
     ]
     n = itertools.count()
-    tone = 0.1 * np.sin(np.arange(int(CLAUSE_S * PIPER_RATE_HZ)) * 2 * np.pi * 220 / 22050)
+    times_s = np.arange(int(CLAUSE_S * PIPER_RATE_HZ)) / PIPER_RATE_HZ
+    pcm = float_to_pcm16((0.1 * np.sin(2 * np.pi * 220 * times_s)).astype(np.float32))
     for index, tokens in enumerate(REPLY):
         frames += [LLMToken(turn_id=turn_id, text=t, index=next(n)) for t in tokens]
         text = "".join(tokens).strip()
         frames.append(SpokenClause(turn_id=turn_id, index=index, text=text, spoken=text))
-        pcm = float_to_pcm16(tone.astype(np.float32))
         frames.append(
             TTSAudio(turn_id=turn_id, pcm=pcm, sample_rate_hz=PIPER_RATE_HZ, clause_index=index)
         )
@@ -258,6 +260,14 @@ def check_typed_turn(h: Harness) -> None:
     else:
         said = [e.delta for e in events if isinstance(e, rt.TextDelta)]
     assert "".join(said) == words
+
+
+@pytest.fixture(autouse=True)
+def no_hang() -> Iterator[None]:
+    """A call that never returns ends the run with a traceback instead of hanging it."""
+    faulthandler.dump_traceback_later(300, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 def test_every_event_type_the_server_takes_is_generated() -> None:
