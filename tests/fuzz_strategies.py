@@ -10,6 +10,7 @@ import copy
 import json
 from typing import Any
 
+import numpy as np
 from hypothesis import strategies as st
 
 from voicegrok.protocol.realtime import PCM_RATES_HZ
@@ -321,6 +322,19 @@ def _speak(seconds: float) -> list[str]:
     ]
 
 
+def _talk(speech_s: float) -> list[str | int]:
+    """Speech then a second of silence (24 kHz), 100 ms a message, 10 ms apart: a spoken
+    turn to a server that detects turns."""
+    chunk = 2400
+    tone = np.sin(np.arange(int(speech_s * 24000)) * 2 * np.pi * 220 / 24000) * 8000
+    pcm = np.concatenate([tone, np.zeros(24000)]).astype("<i2").tobytes()
+    out: list[str | int] = []
+    for i in range(0, len(pcm), 2 * chunk):
+        audio = b64(pcm[i : i + 2 * chunk])
+        out += [json.dumps({"type": "input_audio_buffer.append", "audio": audio}), 1]
+    return out
+
+
 def _truncate(audio_end_ms: int) -> list[str]:
     event = {"item_id": LATEST_ITEM, "content_index": 0, "audio_end_ms": audio_end_ms}
     return [json.dumps({"type": "conversation.item.truncate", **event})]
@@ -329,6 +343,7 @@ def _truncate(audio_end_ms: int) -> list[str]:
 exchanges: st.SearchStrategy[list[str | int]] = st.one_of(
     st.builds(_ask, words),
     st.builds(_speak, st.sampled_from([0.05, 0.3])),
+    st.builds(_talk, st.sampled_from([0.2, 0.8])),
     st.just([json.dumps({"type": "response.cancel", "response_id": LATEST_RESPONSE})]),
     st.builds(_truncate, st.integers(0, 700)),
     st.builds(
@@ -338,7 +353,8 @@ exchanges: st.SearchStrategy[list[str | int]] = st.one_of(
         st.integers(0, 700),
     ),
 )
-"""Well-formed exchanges: a typed question and response.create, audio and a commit, the
-latest response cancelled or its answer truncated (any may still be refused: nothing to
-answer, an answer under way or over, turn detection on). An int: the assistant puts out
-that many frames of the answer under way."""
+"""Well-formed exchanges: a typed question and response.create, audio and a commit, a
+spoken turn, the latest response cancelled or its answer truncated (any may still be
+refused: nothing to answer, an answer under way or over, turn detection on). An int: the
+assistant puts out that many frames of the answer under way (through a server: wait that
+many 10 ms)."""
