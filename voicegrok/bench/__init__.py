@@ -9,6 +9,9 @@
 - ``ui`` (:mod:`.ui`, :mod:`.heard`): the terminal UI against ``ask`` and ``talk``, each in
   its own process, the UI in a real terminal (:mod:`.terminal`), with virtual sound devices
   (:mod:`.rig`).
+- ``soak`` (:mod:`.soak`, :mod:`.soak_report`): one UI for many minutes of scripted
+  conversation, spoken and typed, with interruptions: failed turns, memory growth and
+  latency drift.
 
 Each returns its report as a JSON-ready dict; :mod:`.stats` summarizes the figures and
 :mod:`.memory` measures memory wherever the platform allows.
@@ -20,6 +23,7 @@ from .latency import run_latency_bench
 from .memory import peak_rss_mb, rss_mb
 from .reply import run_reply_bench
 from .server import run_server_bench
+from .soak import run_soak_bench
 from .ui import run_ui_bench
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "run_latency_bench",
     "run_reply_bench",
     "run_server_bench",
+    "run_soak_bench",
     "run_ui_bench",
 ]
 

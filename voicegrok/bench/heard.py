@@ -26,7 +26,15 @@ from .commands import MetricsFile, Voicegrok
 from .rig import MIC_RATE_HZ, Microphone, Recording, VirtualAudio
 from .stats import percentiles
 
-__all__ = ["HEARD_QUESTIONS", "LEVEL", "first_above", "heard_report", "last_above", "run_heard"]
+__all__ = [
+    "HEARD_QUESTIONS",
+    "LEVEL",
+    "first_above",
+    "heard_report",
+    "last_above",
+    "run_heard",
+    "wait_quiet",
+]
 
 HEARD_QUESTIONS = (2, 3)
 """The demo questions asked (``turn2.wav``, ``turn3.wav``: short ones)."""
@@ -63,7 +71,7 @@ def _running(vg: Voicegrok, who: str, metrics: MetricsFile) -> Any:
     return ui()
 
 
-def _quiet(
+def wait_quiet(
     rec: Recording, metrics: MetricsFile, alive: Callable[[], bool], who: str, timeout_s: float
 ) -> None:
     """Wait until the speaker has been silent for :data:`SETTLE_S` with no new metrics
@@ -98,7 +106,7 @@ def _ask_aloud(
     lead_in = np.zeros(int(LEAD_IN_S * MIC_RATE_HZ), dtype=np.float32)
     end_s = mic.say(np.concatenate([lead_in, question]), len(lead_in) + last_above(question))
     metrics.wait(n + 1, timeout_s=300, alive=alive, what=f"voicegrok {who}")
-    _quiet(rec, metrics, alive, who, timeout_s=300)
+    wait_quiet(rec, metrics, alive, who, timeout_s=300)
     rows = metrics.rows()[n:]
     sound = first_above(rec.audio(rec.position_of(end_s)))  # from the end of the words on
     sounding = sound == 0

@@ -20,7 +20,7 @@ try:
 except ImportError:  # Windows
     resource = None  # type: ignore[assignment]
 
-__all__ = ["peak_rss_field", "peak_rss_mb", "rss_mb"]
+__all__ = ["peak_rss_field", "peak_rss_mb", "process_rss_mb", "rss_mb"]
 
 _MIB = 2**20
 _MB = 10**6
@@ -42,6 +42,13 @@ def rss_mb() -> float | None:
         now = _windows_bytes()[0]
     if now is None:
         now = _peak_bytes()
+    return None if now is None else now / _MB
+
+
+def process_rss_mb(pid: int) -> float | None:
+    """The resident memory of another process now (MB), from ``/proc`` (Linux); None where
+    it cannot be read (another platform, or the process has ended)."""
+    now = _proc_status_bytes("VmRSS", pid)
     return None if now is None else now / _MB
 
 
@@ -74,10 +81,10 @@ def _proc_statm_bytes() -> float | None:
         return None
 
 
-def _proc_status_bytes(field: str) -> float | None:
-    """Linux: a ``kB`` field of ``/proc/self/status`` (``VmHWM``: the peak resident set)."""
+def _proc_status_bytes(field: str, pid: int | str = "self") -> float | None:
+    """Linux: a ``kB`` field of ``/proc/PID/status`` (``VmHWM``: the peak resident set)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             name, _, value = line.partition(":")
             if name == field:
                 return float(int(value.split()[0]) * 1024)

@@ -31,7 +31,15 @@ from .commands import NO_DEVICE, MetricsFile, Voicegrok, failure
 from .heard import run_heard
 from .stats import percentiles, ratios
 
-__all__ = ["MODES", "PROMPTS", "TARGETS", "run_ui_bench", "typed_report", "ui_report"]
+__all__ = [
+    "MODES",
+    "PROMPTS",
+    "TARGETS",
+    "run_ui_bench",
+    "type_prompt",
+    "typed_report",
+    "ui_report",
+]
 
 MODES = ("text", "speech", "heard")
 PROMPTS = (
@@ -70,7 +78,7 @@ def _figures(row: dict[str, object]) -> dict[str, object]:
     return {k: row[k] for k in _FIGURES if row.get(k) is not None}
 
 
-def _type_prompt(term: terminal.Terminal, prompt: str) -> None:
+def type_prompt(term: terminal.Terminal, prompt: str) -> None:
     """Type ``prompt`` into the UI's input, and make sure all of it got there (the screen
     shows it whole, or at least its end: then the keys are pressed once more) before
     Enter sends it."""
@@ -91,7 +99,7 @@ def _ui_turn(term: terminal.Terminal, metrics: MetricsFile, prompt: str) -> dict
     """Type ``prompt`` into the UI and wait for its turn's metrics; then Ctrl+N, and wait
     until the conversation is gone from the screen."""
     n = len(metrics.rows())
-    _type_prompt(term, prompt)
+    type_prompt(term, prompt)
     row = metrics.wait(n + 1, timeout_s=600, alive=term.alive, what="voicegrok ui")
     term.type("C-n")
     deadline = time.monotonic() + 30

@@ -12,16 +12,25 @@ __all__ = ["cmd_bench"]
 
 
 async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from ..bench import run_latency_bench, run_reply_bench, run_server_bench, run_ui_bench
+    from ..bench import (
+        run_latency_bench,
+        run_reply_bench,
+        run_server_bench,
+        run_soak_bench,
+        run_ui_bench,
+    )
 
-    if args.kind == "ui":
+    if args.kind in ("ui", "soak"):
         # it only waits for other processes: run here, with Ctrl+C interrupting it at once
         # (the event loop's handler would wait for it to end), its cleanup then done
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            report = run_ui_bench(
-                settings, runs=args.runs, modes=args.modes, progress=not args.quiet
-            )
+            if args.kind == "ui":
+                report = run_ui_bench(
+                    settings, runs=args.runs, modes=args.modes, progress=not args.quiet
+                )
+            else:
+                report = run_soak_bench(settings, minutes=args.minutes, progress=not args.quiet)
         finally:
             signal.signal(signal.SIGINT, previous)
     elif args.kind == "server":

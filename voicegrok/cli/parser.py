@@ -4,6 +4,7 @@ argparse's usual "unrecognized arguments" error, exit 2)."""
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,6 +39,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of minutes")
     return value
 
 
@@ -302,10 +313,18 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "kind",
         nargs="?",
-        choices=("latency", "reply", "server", "ui"),
+        choices=("latency", "reply", "server", "ui", "soak"),
         default="latency",
         help="latency: the live loop at real-time pace (default); reply: whole recordings; "
-        "server: concurrent websocket sessions; ui: the terminal UI against ask and talk",
+        "server: concurrent websocket sessions; ui: the terminal UI against ask and talk; "
+        "soak: a long scripted conversation with the UI (failures, memory, latency drift)",
+    )
+    p.add_argument(
+        "--minutes",
+        type=_minutes,
+        default=60.0,
+        metavar="N",
+        help="soak bench: how long to talk, in minutes (default 60; fractions allowed)",
     )
     p.add_argument(
         "--sessions",
