@@ -1,7 +1,8 @@
 """Hypothesis strategies for what a client may send ``voicegrok serve``: every client event
 the server takes, valid, then mutated (wrong JSON types, missing and extra fields, huge
 strings and arrays, odd unicode), and messages that are no event at all (non-objects,
-broken JSON, binary, oversized, nested without end). Used by ``tests/test_fuzz.py``."""
+broken JSON, binary, oversized, nested without end). Used by ``tests/test_fuzz.py`` and
+``tests/test_fuzz_audio.py``."""
 
 from __future__ import annotations
 
