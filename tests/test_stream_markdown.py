@@ -52,6 +52,12 @@ def test_the_unit_being_written_is_pending() -> None:
     assert splitter.close() == ["Next"]
 
 
+def test_a_table_whose_rows_leave_out_their_outer_pipes_stays_one_unit() -> None:
+    splitter = MarkdownSplitter()
+    units = splitter.feed("| Day | Cost |\n|---|---|\nOne | $5\nTwo | $9 |\nEnjoy!\n")
+    assert units == ["| Day | Cost |\n|---|---|\nOne | $5\nTwo | $9 |", "Enjoy!"]
+
+
 def test_units_render_as_markdown_not_as_their_source() -> None:
     console = Console(width=60, color_system=None)
 

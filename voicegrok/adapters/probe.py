@@ -51,6 +51,12 @@ def find_devices(input_device: str | None, output_device: str | None) -> Found:
             found.mic = name
         else:
             found.speaker = name
+    if [p.split(":")[0] for p in found.problems] == ["no microphone found", "no speaker found"]:
+        found.problems = [  # one line says it for both
+            "no microphone or speaker found: this machine has no sound device that PortAudio "
+            "can use (connect one, or start PulseAudio/PipeWire; voicegrok devices lists what "
+            "is seen)"
+        ]
     return found
 
 

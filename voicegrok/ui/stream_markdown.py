@@ -52,7 +52,7 @@ class MarkdownSplitter:
                 if closing.startswith(fence) and not closing.strip(fence[0]):
                     units.append(p[start:nl])
                     start, fence = nl + 1, ""
-            elif table and not _TABLE_ROW.match(line):
+            elif table and "|" not in line:  # rows may leave out their outer pipes
                 units.append(p[start : i - 1])  # the table ends before this line...
                 start, table = i, False
                 continue  # ... which is cut on its own
