@@ -40,7 +40,10 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     speak = not args.no_speak
     # with nowhere for the speech to go, none is made (AudioOut's note says why)
     heard = args.out is not None or (speak and default_output_device() is not None)
-    engines = load(settings, args, stt=False, tts=heard)
+    check_voice = speak and not heard and settings.voice is not None
+    engines = load(settings, args, stt=False, tts=heard or check_voice)
+    if check_voice:  # the voice asked for is loaded (a broken one says so), then not used
+        engines.tts = None
     audio = AudioOut(
         args.out, speak, engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ
     )
