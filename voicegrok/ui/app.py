@@ -127,6 +127,7 @@ class VoicegrokApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._chat.on_flush = self._show_speed
         self._main.query_one("#banner").display = False
         self.set_interval(STATUS_TICK_S, self._tick)
         self.set_interval(DEVICE_WATCH_S, self._watch_devices)
@@ -277,7 +278,7 @@ class VoicegrokApp(App[None]):
         elif isinstance(frame, LLMToken):
             shown = chat.add_token(frame)
             if shown is not None:
-                self._streaming = shown  # its speed is shown at the next tick
+                self._streaming = shown  # its speed is shown with its tokens
         elif isinstance(frame, TTSAudio):
             if self.state in ("thinking", "listening", "typing"):
                 self.state = "speaking"
@@ -343,13 +344,15 @@ class VoicegrokApp(App[None]):
         with contextlib.suppress(NoMatches):  # the app is closing
             self._update_status()
 
+    def _show_speed(self) -> None:
+        if (shown := self._streaming) is not None:
+            self._panel.show_speed(shown.tokens_per_s, shown.n_tokens, live=True)
+
     def _update_status(self) -> None:
         session = self.session
         if session is None:
             return
         self._panel.show_level(session.level)
-        if (shown := self._streaming) is not None:
-            self._panel.show_speed(shown.tokens_per_s, shown.n_tokens, live=True)
         now = asyncio.get_running_loop().time()
         if session.recording:
             self.state = "recording"

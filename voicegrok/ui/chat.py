@@ -11,6 +11,7 @@ happened; it keeps no state of the conversation beyond what it shows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, TypeVar
 
@@ -27,7 +28,8 @@ from .stream_markdown import MarkdownSplitter, render_text, render_unit
 
 __all__ = ["ChatView", "ShownTurn"]
 
-TOKEN_FLUSH_S = 0.08  # seconds between token batches: ~12 screen updates a second
+TOKEN_FLUSH_S = 0.15  # seconds between token batches: each is a screen update, and on two
+# cores every update is taken from the LLM; ~7 a second still reads as a smooth stream
 FALLBACK_WIDTH = 80  # cells to lay out at before the view has a size
 
 E = TypeVar("E", "_Entry", "_Answer")
@@ -117,6 +119,8 @@ class ChatView(ScrollView, can_focus=False):
         self._dirty_from: int | None = None
         """The first entry whose lines changed since the last layout."""
         self._width = 0
+        self.on_flush: Callable[[], None] | None = None
+        """Called when streamed tokens are about to be shown (the speed goes with them)."""
 
     @on(Mount)
     def _start_flushing(self) -> None:
@@ -225,6 +229,8 @@ class ChatView(ScrollView, can_focus=False):
         return not self._streaming
 
     def _flush_tokens(self) -> None:
+        if self._streaming and self.on_flush is not None:
+            self.on_flush()  # in the same screen update as the tokens
         for turn_id in list(self._streaming):
             shown = self._turns.get(turn_id)
             answer = shown.answer if shown is not None else None
