@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -48,10 +49,6 @@ class SwappableOutput:
         """Positions when the current output was attached (this output's bytes)."""
         self._out_played0 = self._out_queued0 = 0
         """The current output's own positions then."""
-
-    @property
-    def output(self) -> object:
-        return self._out
 
     def _scaled(self, n: int) -> int:
         rate = self._out.sample_rate_hz
@@ -106,13 +103,16 @@ class DeviceKeeper:
         notify: Callable[[str], None],
     ) -> None:
         self.devices: Devices | None = devices
-        self._open_args = dict(
+        self._open_again = functools.partial(
+            open_devices,
             listen=listen and devices.mic is not None,
             speaker_rate_hz=speaker_rate_hz if devices.speaker is not None else None,
             input_device=input_device,
             output_device=output_device,
             echo_cancel=echo_cancel,
+            required=True,
         )
+        """Opens the same devices as were opened at first (the ones lost must come back)."""
         self.notify = notify
         self.sample_rate_hz = devices.sample_rate_hz
         self.speaker = SwappableOutput(
@@ -123,7 +123,6 @@ class DeviceKeeper:
         self._tasks: list[asyncio.Task[None]] = []
         self.lost: str | None = None
         """What is missing now ("microphone", "speaker", "microphone and speaker")."""
-        self.losses = 0
 
     async def __aenter__(self) -> DeviceKeeper:
         self.start()
@@ -173,7 +172,6 @@ class DeviceKeeper:
 
     async def _lose(self, devices: Devices, what: str) -> None:
         self.lost, self.devices = what, None
-        self.losses += 1
         for task in self._tasks[1:]:  # the pump; this task (the watch) goes on
             task.cancel()
         del self._tasks[1:]
@@ -189,7 +187,7 @@ class DeviceKeeper:
             await asyncio.sleep(RETRY_S)
             try:
                 await asyncio.to_thread(forget_devices)  # nothing is open: PortAudio may
-                devices = open_devices(required=True, **self._open_args)  # type: ignore[arg-type]
+                devices = self._open_again()
             except VoicegrokError as e:
                 log.debug("devices not back yet: %s", e)
                 continue
