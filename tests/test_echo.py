@@ -82,3 +82,54 @@ def pytest_approx(n: float) -> object:
     import pytest
 
     return pytest.approx(n, abs=RATE * 0.06)
+
+
+def timed(aec: EchoCanceller, at_s: float) -> None:
+    """A 20 ms microphone block handed over at ``at_s`` (its capture timestamp)."""
+    aec.captured(at_s)
+    aec.process(np.zeros(320, np.float32))
+
+
+def test_microphone_blocks_held_up_and_then_handed_over_at_once_keep_its_clock() -> None:
+    """A busy process gets 100 ms of microphone blocks late, in a burst: the sound was
+    captured on time, so the clock stays (moved, every later frame waited that much longer
+    for its far end: a soak heard answers later and later)."""
+    aec = EchoCanceller(RATE, RATE)
+    for i in range(50):
+        timed(aec, 100.0 + (i + 1) * 0.02)
+    anchored = aec._near_t0
+    assert anchored == pytest_approx_s(100.0)
+    for _ in range(50, 55):  # held up: handed over together, 100 ms after the last was due
+        timed(aec, 100.0 + 55 * 0.02 + 0.1)
+    for i in range(55, 300):
+        timed(aec, 100.0 + (i + 1) * 0.02)
+    assert aec._near_t0 == pytest_approx_s(anchored)
+    aec.close()
+
+
+def test_microphone_samples_really_lost_move_its_clock() -> None:
+    """100 ms never delivered (an overrun): the sound after it is that much later than its
+    sample count says, and the clock follows once the loss is seen to last."""
+    aec = EchoCanceller(RATE, RATE)
+    for i in range(50):
+        timed(aec, 100.0 + (i + 1) * 0.02)
+    for i in range(55, 300):  # blocks 50..54 lost
+        timed(aec, 100.0 + (i + 1) * 0.02)
+    assert aec._near_t0 == pytest_approx_s(100.1)
+    aec.close()
+
+
+def test_a_microphone_frame_is_never_paired_with_sound_rendered_after_it() -> None:
+    """With devices whose latencies add up to less than the lead AEC3 is given, the far
+    frame for a microphone frame was once the one rendered 50 ms after it: each frame
+    waited for it, and the person heard every answer 50 ms later."""
+    aec = EchoCanceller(RATE, RATE, delay_ms=50)  # lead_ms 100
+    aec._far_t0 = aec._near_t0 = 100.0
+    assert aec._far_start(16000) is not None and aec._far_start(16000) <= 16000
+    aec.close()
+
+
+def pytest_approx_s(t: float) -> object:
+    import pytest
+
+    return pytest.approx(t, abs=0.005)

@@ -37,11 +37,37 @@ _ACTIVE_POW = 100.0**2
 """Far-end power (16-bit, smoothed) above which the speaker counts as playing."""
 _NO_ECHO_DB = -30.0
 """Coupling floor under which the speaker is not heard in the microphone."""
-_WAIT_S = 0.25
-"""Longest wait for the far-end frame a microphone frame is paired with."""
+_HOLD_S = 0.1
+"""Longest a microphone frame is held, past the moment it was captured, waiting for the
+far-end frame it is paired with: the most the canceller can add to what a person hears."""
 _GAP_S = 0.05
-"""A stream this late against its sample clock lost time (the process was starved: the
-device played silence we never rendered, or captured sound we never got)."""
+"""A speaker callback this late against the far end's sample clock lost time (the process
+was starved: the device played silence we never rendered)."""
+_CLOCK_WINDOW_S = 2.0
+"""The microphone's sample clock is the earliest anchor of the blocks of this long."""
+
+
+class _SampleClock:
+    """When sample 0 of a stream was captured, judged from the blocks of the last
+    :data:`_CLOCK_WINDOW_S`: a block is handed over after its last sample was captured,
+    so each bounds that moment from above, and the least delayed one gives it. Blocks held
+    up and then handed over in a burst (a busy process) do not move it; samples really
+    lost move it once the window has passed them."""
+
+    def __init__(self) -> None:
+        self._anchors: deque[tuple[float, float]] = deque()
+        """(when a block came, sample 0 by it), the anchors increasing: a sliding minimum."""
+
+    def update(self, at_s: float, samples_s: float) -> float:
+        """A block came at ``at_s`` with ``samples_s`` seconds of the stream in all so far;
+        returns the moment sample 0 was captured."""
+        anchor = at_s - samples_s
+        while self._anchors and self._anchors[-1][1] >= anchor:
+            self._anchors.pop()
+        self._anchors.append((at_s, anchor))
+        while self._anchors[0][0] < at_s - _CLOCK_WINDOW_S:
+            self._anchors.popleft()
+        return self._anchors[0][1]
 
 
 class EchoCanceller:
@@ -55,10 +81,19 @@ class EchoCanceller:
     10 ms microphone frame is paired with the far-end frame played ``delay_ms``
     before it, taken ``lead_ms`` earlier still: AEC3 finds the rest of the delay itself.
 
-    Both clocks are re-anchored when a stream falls behind by more than 50 ms (with a CPU
+    The pairing never reaches past the moment a microphone frame was captured (were the
+    devices' latencies under ``lead_ms``, every frame would wait for sound not yet
+    rendered, and that wait is heard as latency), and a frame waits at most
+    :data:`_HOLD_S` past its capture for its far-end frame: what the canceller adds to the
+    time a person waits for an answer is bounded, and does not grow.
+
+    The far end is re-anchored when the speaker falls behind by more than 50 ms (with a CPU
     hog, a starved process missed seconds of speaker callbacks, and its far end then ran as
-    far behind the echo, beyond what AEC3 can find): the far end gets the silence the
-    device played meanwhile, the microphone's sample clock jumps forward.
+    far behind the echo, beyond what AEC3 can find): it gets the silence the device played
+    meanwhile. The microphone's clock (:class:`_SampleClock`) follows samples lost, but
+    not blocks merely held up: moved forward for each late burst, it once made every later
+    frame wait that much longer for its far end, and a one-hour soak heard answers 125 ms
+    later at its end than at its start.
 
     With no echo at all (a headset), AEC3 never learns an echo path and keeps suppressing
     the microphone whenever the speaker plays (a person talking over the answer was
@@ -93,7 +128,7 @@ class EchoCanceller:
             echo_cancellation=True, noise_suppression=True, high_pass_filter=True
         )
         self._apm.set_stream_delay_ms(lead_ms)
-        self._delay_s = (delay_ms - lead_ms) / 1000
+        self._delay_s = max(0.0, (delay_ms - lead_ms) / 1000)
         self._far: deque[tuple[float, bytes]] = deque()
         self._far_lock = threading.Lock()
         self._far_rate = speaker_rate_hz
@@ -108,7 +143,9 @@ class EchoCanceller:
         self._far_base = 0
         """Far-end sample index (16 kHz) of ``_far_buf[0]``."""
         self._mic_resampler = StreamResampler(RATE, np.float32)
+        self._near_clock = _SampleClock()
         self._near_t0: float | None = None
+        """When the microphone's first sample was captured (perf_counter)."""
         self._mic_rate = mic_rate_hz
         self._captured: deque[float] = deque()
         """When each microphone block not yet processed was captured (perf_counter)."""
@@ -184,12 +221,13 @@ class EchoCanceller:
         return near_index + round((self._near_t0 - self._far_t0 - self._delay_s) * RATE)
 
     def _wait_for_far(self, near_index: int) -> None:
-        """The far frame paired with a microphone frame is rendered up to ``lead_ms`` minus
-        the echo delay after that frame was captured: wait for it (blocking this thread,
-        at most ``_WAIT_S``) rather than pair the frame with silence. A starved process
-        got its microphone blocks before the speaker's, and AEC3 then heard no far end at
-        all (seen with a CPU hog)."""
-        deadline = time.perf_counter() + _WAIT_S
+        """A starved process gets its microphone blocks before the speaker's, and AEC3
+        then heard no far end at all (seen with a CPU hog): wait for the far frame paired
+        with a microphone frame (blocking this thread) rather than pair the frame with
+        silence, until :data:`_HOLD_S` after the frame was captured."""
+        if self._near_t0 is None:
+            return
+        deadline = self._near_t0 + (near_index + FRAME) / RATE + _HOLD_S
         while True:
             start = self._far_start(near_index)
             if start is None or start + FRAME <= self._far_base + len(self._far_buf):
@@ -217,14 +255,10 @@ class EchoCanceller:
         """Remove the speaker's echo from a microphone chunk just captured (blocking)."""
         with self._far_lock:
             captured = self._captured.popleft() if self._captured else None
-        if self._near_t0 is None:
-            at_s = captured if captured is not None else time.perf_counter()
-            self._near_t0 = at_s - len(mic) / self._mic_rate
-        elif captured is not None:
-            late = captured - (self._near_t0 + (self._mic_in + len(mic)) / self._mic_rate)
-            if late > _GAP_S:  # samples were lost or held up: the sound is this much later
-                self._near_t0 += late
         self._mic_in += len(mic)
+        if captured is not None or self._near_t0 is None:  # untimed: one stream from here
+            at_s = captured if captured is not None else time.perf_counter()
+            self._near_t0 = self._near_clock.update(at_s, self._mic_in / self._mic_rate)
         self._take_far()
         near = float_to_int16(self._mic_resampler(mic, self._mic_rate))
         audio = np.concatenate([self._near_pending, near])
