@@ -385,3 +385,28 @@ async def test_background_work_of_a_cancelled_turn_is_cancelled_by_the_runner() 
     await asyncio.wait([other], timeout=1)
     assert other.cancelled(), "nothing outlives the pipeline"
     assert len(background) == 0
+
+
+async def test_housekeeping_runs_off_the_loop_once_each_turn_is_heard() -> None:
+    """``after_turn`` (the UI and talk give freed memory back to the system there) runs on
+    a thread of its own, once per turn, after the turn's metrics are written."""
+    rows: list[dict[str, object]] = []
+    chores: list[tuple[str, int]] = []
+
+    def after_turn() -> None:
+        chores.append((threading.current_thread().name, len(rows)))
+
+    async with Assistant(fake_engines(llm=FakeChat(["Fine, thanks."])), Settings()) as assistant:
+        session = LiveSession(
+            assistant, VirtualSpeaker(22050), on_metrics=rows.append, after_turn=after_turn
+        )
+        run = asyncio.create_task(session.run(None))
+        try:
+            for n in (1, 2):
+                await session.ask("How are you?")
+                await wait_for(lambda n=n: len(chores) == n, timeout_s=20)  # type: ignore[misc]
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+    assert [written for _, written in chores] == [1, 2]
+    assert all(name != threading.main_thread().name for name, _ in chores)

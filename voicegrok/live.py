@@ -116,12 +116,17 @@ class LiveSession:
         view: View | None = None,
         metrics_path: Path | None = None,
         on_metrics: Callable[[dict[str, object]], None] | None = None,
+        after_turn: Callable[[], object] | None = None,
     ) -> None:
         self.assistant = assistant
         self.speaker = speaker
         self.view: View = view or (lambda _frame: None)
         self.metrics_path = metrics_path
         self.on_metrics = on_metrics
+        self.after_turn = after_turn
+        """Run on a thread of its own once a turn has been heard (and its metrics written):
+        housekeeping, e.g. giving freed memory back to the system."""
+        self._chores: set[asyncio.Future[object]] = set()
         self.turns = TurnController()
         """Owns each turn's life; this loop carries out its decisions."""
         self.muted = False
@@ -291,3 +296,7 @@ class LiveSession:
         if self.metrics_path is not None:
             with self.metrics_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
+        if self.after_turn is not None:
+            chore = asyncio.get_running_loop().run_in_executor(None, self.after_turn)
+            self._chores.add(chore)
+            chore.add_done_callback(self._chores.discard)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..adapters.console import ConsoleView
 from ..adapters.devices import open_devices
+from ..adapters.heap import release_free_memory
 from ..adapters.keeper import DeviceKeeper
 from ..adapters.speaker import quiet_alsa
 from ..assistant import Assistant
@@ -110,7 +111,12 @@ async def live_console(
                 flush=True,
             )
             session = LiveSession(
-                live, keeper.speaker, ConsoleView(sys.stdout), metrics, on_metrics
+                live,
+                keeper.speaker,
+                ConsoleView(sys.stdout),
+                metrics,
+                on_metrics,
+                after_turn=release_free_memory,
             )
             running = asyncio.create_task(session.run(keeper.chunks(), keeper.sample_rate_hz))
             stopping = asyncio.create_task(stop.wait())
