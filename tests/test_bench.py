@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -362,3 +363,19 @@ def test_a_short_bench_ui_measures_every_mode(cli: Any, tmp_path: Any) -> None:
     assert all(0 < ms < 10_000 for ms in heard_ms), turns
     assert isinstance(part["ui_minus_talk_p50_ms"], float)
     assert all(isinstance(t["met"], bool) for t in report["targets"].values())
+
+
+def test_a_metrics_file_is_read_as_it_grows(tmp_path: pathlib.Path) -> None:
+    """A running command appends a line per turn: each look reads what was added, and a
+    line still being written waits for its end."""
+    path = tmp_path / "m.jsonl"
+    metrics = commands.MetricsFile(path)
+    assert metrics.rows() == []
+    with path.open("a") as f:
+        f.write('{"turn_id": 1}\n{"turn_id": 2, "tok')
+    assert metrics.rows() == [{"turn_id": 1}]
+    with path.open("a") as f:
+        f.write('ens_per_s": 99.5}\n')
+    assert metrics.rows() == [{"turn_id": 1}, {"turn_id": 2, "tokens_per_s": 99.5}]
+    path.write_text('{"turn_id": 7}\n')  # written anew
+    assert metrics.rows() == [{"turn_id": 7}]

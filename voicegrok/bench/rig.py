@@ -8,6 +8,7 @@ plugin), and nothing of the machine's own sound setup is touched.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import queue
@@ -177,8 +178,10 @@ class Recording:
         )
         self._data = bytearray()
         self._lock = threading.Lock()
-        self._arrivals: list[tuple[float, float]] = []
-        """(when a block arrived, when sample 0 played if that block came at once)"""
+        self._arrived: list[float] = []
+        """When each block arrived (in order)..."""
+        self._starts: list[float] = []
+        """... and when sample 0 played if that block came at once."""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -189,7 +192,8 @@ class Recording:
             now = time.perf_counter()
             with self._lock:
                 self._data += block
-                self._arrivals.append((now, now - len(self._data) // 2 / self.RATE))
+                self._arrived.append(now)
+                self._starts.append(now - len(self._data) // 2 / self.RATE)
 
     def audio(self, t0: float = 0.0, t1: float | None = None) -> FloatAudio:
         """The recording so far, or its part from ``t0`` to ``t1`` (seconds)."""
@@ -210,8 +214,9 @@ class Recording:
         played, so each bounds that moment from above; the least delayed block gives it.
         (Judged near the time asked about: a stall that lost samples shifts it.)"""
         with self._lock:
-            near = [s for t, s in self._arrivals if abs(t - near_s) < 5]
-            return min(near or [s for _, s in self._arrivals] or [near_s])
+            lo = bisect.bisect_left(self._arrived, near_s - 5)
+            hi = bisect.bisect_right(self._arrived, near_s + 5)
+            return min(self._starts[lo:hi] or self._starts or [near_s])
 
     def time_of(self, position_s: float) -> float:
         """When (``perf_counter``) the sound at ``position_s`` in the recording played."""
