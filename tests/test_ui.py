@@ -421,6 +421,43 @@ async def test_a_long_conversation_stays_cheap_to_update(monkeypatch: pytest.Mon
         assert lines_drawn and max(lines_drawn) < SIZE[1]  # the screen's lines, no others
 
 
+async def test_a_long_answer_is_followed_in_steps_and_draws_only_its_new_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Streaming an answer three screens long: its newest line is always on screen, the
+    view moves up a third of a screen at a time (not a line at a time: each move draws the
+    whole view again), and between moves an update draws only the lines that changed (a
+    few at each update, against the whole view before)."""
+    reply = "\n".join(f"Step {n}." for n in range(1, 91))  # 180 tokens
+    app, _ = app_with(reply, delay_s=0.02)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        chat = app.query_one("#chat", ChatView)
+        drawn: list[int] = []
+        real_line = chat.render_line
+        monkeypatch.setattr(chat, "render_line", lambda y: drawn.append(y) or real_line(y))
+        await pilot.press(*"go", "enter")
+        tops: list[int] = []
+        updates: list[int] = []
+        for _ in range(500):  # 10 s at most
+            if chat.text.endswith("Step 90.") and app.settled:
+                break
+            before = len(drawn)
+            await pilot.pause(0.02)
+            view = chat.scrollable_content_region.height
+            shown = [i for i, line in enumerate(chat._lines) if line.text.strip()]
+            top = round(chat.scroll_y)
+            assert top <= shown[-1] < top + view, "the newest line is on screen"
+            if not tops or tops[-1] != top:
+                tops.append(top)
+            elif len(drawn) > before:
+                updates.append(len(drawn) - before)
+        view = chat.scrollable_content_region.height
+        assert 90 > view * 2  # three screens or so
+        assert 3 <= len(tops) <= 90 // (view // 3) + 2, tops
+        assert updates and sorted(updates)[len(updates) // 2] <= view // 4, (updates, tops)
+
+
 # ---------------------------------------------------------------- snapshots
 
 Before = Callable[[Pilot[None]], Awaitable[None]]

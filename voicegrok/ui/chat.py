@@ -18,7 +18,7 @@ from typing import ClassVar, TypeVar
 from rich.text import Text
 from textual import on
 from textual.events import Mount, Resize
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -109,6 +109,9 @@ class ChatView(ScrollView, can_focus=False):
         self._turns: dict[int, ShownTurn] = {}
         self._streaming: set[int] = set()
         """Turns with tokens (or a final text) not yet shown."""
+        self._open: set[int] = set()
+        """Turns whose answer has begun and not ended: while one runs, the view follows it
+        in steps (:meth:`_layout`)."""
         self._entries: list[_Entry | _Answer] = []
         self._partial: _Entry | None = None
         """The words heard so far, before the turn's transcript replaces them."""
@@ -149,6 +152,7 @@ class ChatView(ScrollView, can_focus=False):
         """The turn was not one after all (the person went on speaking): it goes."""
         shown = self._turns.pop(turn_id, None)
         self._streaming.discard(turn_id)
+        self._open.discard(turn_id)
         if shown is not None:
             for entry in (shown.user, shown.answer):
                 if entry is not None:
@@ -161,6 +165,7 @@ class ChatView(ScrollView, can_focus=False):
         if self._partial is not None:
             self._remove(self._partial)
             self._partial = None
+        self._open.clear()  # an answer cut short never ends: the next question ends it
         shown.user = self._add(_Entry("user", f"you: {text}"))
         shown.answer = self._add(_Answer())
         self._layout()
@@ -186,6 +191,7 @@ class ChatView(ScrollView, can_focus=False):
         """A new conversation: every turn and notice goes."""
         self._turns.clear()
         self._streaming.clear()
+        self._open.clear()
         self._entries.clear()
         self._partial = None
         self._dirty_from = 0
@@ -214,6 +220,7 @@ class ChatView(ScrollView, can_focus=False):
             if shown.first_token_s is None:
                 shown.first_token_s = frame.at_s
             self._streaming.add(frame.turn_id)
+            self._open.add(frame.turn_id)
         return shown
 
     def finish_answer(self, turn_id: int, text: str) -> None:
@@ -245,6 +252,7 @@ class ChatView(ScrollView, can_focus=False):
                     answer.units, answer.body, answer.splitter = [], [], MarkdownSplitter()
                     self._append(answer, answer.splitter.feed(final))
                 self._append(answer, answer.splitter.close())
+                self._open.discard(turn_id)
             answer.tail = self._tail(answer)
             self._changed(answer)
         self._layout()
@@ -297,21 +305,53 @@ class ChatView(ScrollView, can_focus=False):
         entry.lines = ([Strip.blank(0)] if entry.kind in ("user", "partial") else []) + lines
 
     def _layout(self) -> None:
-        """The lines of the entries that changed (and of those after them) replace theirs."""
+        """The lines of the entries that changed (and of those after them) replace theirs;
+        only those are drawn again.
+
+        While the view shows the end of the conversation it keeps doing so; an answer
+        streaming there is followed in steps: when its last line goes past the bottom,
+        the view moves up by a third of its height, and the lines that follow fill the
+        space left below (left there when the answer ends: nothing jumps). A new line then
+        changes nothing else on the screen; the view moving for each line meant drawing
+        all of it again, and growing the scrolled height for each line meant laying out
+        the whole screen again (on two cores, both were taken from the LLM)."""
         k = self._dirty_from
         if k is None:
             return
         self._dirty_from = None
-        at_end = self.scroll_y >= self.max_scroll_y - 1
-        del self._lines[self._starts[k] if k < len(self._starts) else len(self._lines) :]
+        following = self.scroll_y >= self.max_scroll_y - 1
+        first = self._starts[k] if k < len(self._starts) else len(self._lines)
+        old, was_n = self._lines[first:], len(self._lines)
+        del self._lines[first:]
         del self._starts[k:]
         for entry in self._entries[k:]:
             self._starts.append(len(self._lines))
             self._lines += entry.lines
-        self.virtual_size = Size(self._render_width, len(self._lines))
-        self.refresh()
-        if at_end:
-            self.scroll_end(animate=False, immediate=False, x_axis=False)
+        for was, now in zip(old, self._lines[first:], strict=False):  # rendered once: same
+            if was is not now:
+                break
+            first += 1
+        n, view, top = len(self._lines), self.scrollable_content_region.height, None
+        height = n
+        if following and view > 0:
+            top = round(self.scroll_y)
+            if n > top + view:  # past the bottom: a step up while an answer streams
+                top = n - view + (max(1, view // 3) if self._open else 0)
+            elif n <= top:  # what was shown is gone (a new conversation)
+                top = max(0, n - view)
+            height = max(n, top + view) if top else n
+        size = Size(self._render_width, height)
+        if size != self.virtual_size:
+            self.virtual_size = size
+        if top is None:
+            self.refresh()
+        elif top != round(self.scroll_y):
+            self.scroll_to(y=top, animate=False, immediate=True, force=True)
+            self.refresh()
+        else:  # only the lines that changed, or were there and are gone
+            y, end = max(0, first - top), min(self.size.height, max(n, was_n) - top)
+            if end > y:
+                self.refresh(Region(0, y, self.size.width, end - y))
 
     @on(Resize)
     def _resized(self) -> None:
