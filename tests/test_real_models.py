@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jiwer
@@ -12,6 +13,7 @@ import soundfile
 
 from voicegrok.assistant import Assistant, Engines
 from voicegrok.audio import load_audio
+from voicegrok.engines.piper import PiperEngine
 from voicegrok.frames import LLMDone, LLMToken, TTSAudio, TurnMetrics, UserText
 from voicegrok.testing import collect
 from voicegrok.text import speakable
@@ -282,3 +284,30 @@ def test_models_lists_the_catalog_with_the_defaults_present(cli: object) -> None
     ]:
         assert rows[name]["kind"] == kind and rows[name]["present"] and rows[name]["default"]
         assert rows[name]["size_bytes"] > 100_000
+
+
+def test_the_voice_gives_back_between_turns_what_its_longest_clause_took(
+    engines: Engines,
+) -> None:
+    """onnxruntime's arena keeps the most any run took: after a long clause, the voice held
+    hundreds of MB for the rest of the session. Between turns it gives that back and keeps
+    what a first clause needs, and it speaks the same afterwards."""
+    from voicegrok.bench.memory import process_rss_mb
+
+    tts = engines.tts
+    assert isinstance(tts, PiperEngine)
+    short = b"".join(tts.synthesize("Sure, here it is."))
+    tts.rest()
+    engines.between_turns()
+    rested = process_rss_mb(os.getpid())
+    long_clause = " ".join(["the quick brown fox jumps over the lazy dog"] * 12) + "."
+    for _ in tts.synthesize(long_clause):
+        pass
+    grown = process_rss_mb(os.getpid())
+    engines.between_turns()
+    back = process_rss_mb(os.getpid())
+    assert rested is not None and grown is not None and back is not None
+    assert grown - rested > 100, (rested, grown)  # what the long clause took
+    assert back - rested < 30, (rested, grown, back)
+    again = b"".join(tts.synthesize("Sure, here it is."))
+    assert abs(len(again) - len(short)) < 0.2 * len(short)  # it speaks as before

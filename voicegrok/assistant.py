@@ -57,6 +57,19 @@ class Engines:
         }
     )
 
+    def between_turns(self) -> None:
+        """Housekeeping once a turn has been heard (blocking: run it off the event loop).
+        The engines that can give back the memory their longest inputs took do so (the
+        voice), then the process gives its freed memory back to the system; without it
+        a conversation of an hour held 100 MB more at its end than after its first
+        minutes."""
+        from .adapters.heap import release_free_memory
+
+        rest = getattr(self.tts, "rest", None)
+        if callable(rest):
+            rest()
+        release_free_memory()
+
     def close(self, *, wait: bool = False) -> None:
         """Stop the engine threads (``wait``: until their work in progress is over)."""
         for t in self.threads.values():

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ..adapters.console import ConsoleView
 from ..adapters.devices import open_devices
-from ..adapters.heap import release_free_memory
 from ..adapters.keeper import DeviceKeeper
 from ..adapters.speaker import quiet_alsa
 from ..assistant import Assistant
@@ -52,6 +51,7 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
                 echo_cancel=args.echo_cancel,
                 metrics=args.metrics,
                 on_metrics=recorder.metrics if recorder is not None else None,
+                after_turn=engines.between_turns,
             )
         finally:
             engines.close()
@@ -68,6 +68,7 @@ async def live_console(
     echo_cancel: bool,
     metrics: Path | None,
     on_metrics: Callable[[dict[str, object]], None] | None = None,
+    after_turn: Callable[[], object] | None = None,
 ) -> int:
     """The live loop in a terminal (``talk``, ``connect --console``): microphone in,
     speaker out, the conversation printed, until Ctrl+C. A device that cannot be opened is
@@ -116,7 +117,7 @@ async def live_console(
                 ConsoleView(sys.stdout),
                 metrics,
                 on_metrics,
-                after_turn=release_free_memory,
+                after_turn=after_turn,
             )
             running = asyncio.create_task(session.run(keeper.chunks(), keeper.sample_rate_hz))
             stopping = asyncio.create_task(stop.wait())

@@ -15,6 +15,9 @@ from .onnx import cpu_session
 
 __all__ = ["PiperEngine"]
 
+_WARM_TEXT = "Sure, here is what I found for you."
+"""A first clause of the usual length (the clause splitter lets out at most 8 words)."""
+
 
 class PiperEngine:
     """Blocking synthesis: one PCM chunk per sentence, produced lazily.
@@ -61,6 +64,7 @@ class PiperEngine:
                 threads=n,
                 what="Piper voice",
                 fix="pass --voice a valid Piper .onnx file",
+                shrinkable=True,
             )
             return PiperVoice(config=config, session=session)
 
@@ -71,6 +75,21 @@ class PiperEngine:
         self.path = model_path
         self._lock = threading.Lock()
         self._cores = cores or CoreShare(1)
+
+    def rest(self) -> None:
+        """Between turns (blocking): the voices give back the memory their longest clauses
+        took, then the voice of first clauses takes again what a usual first clause needs
+        (given back too, that clause took 20 ms longer to synthesize: it is the one
+        a person waits for). What stays held between turns no longer grows with the
+        longest clause ever spoken."""
+        voices = {id(v): v for v in (self._voice, self._urgent_voice)}.values()
+        with self._lock:
+            for voice in voices:
+                voice.session.shrink_next = True
+                for _ in voice.synthesize("Ok.", syn_config=self._syn):
+                    pass
+            for _ in self._urgent_voice.synthesize(_WARM_TEXT, syn_config=self._syn):
+                pass
 
     def synthesize(self, text: str, *, urgent: bool = False) -> Iterator[bytes]:
         if urgent and self._urgent_voice is not self._voice:

@@ -28,7 +28,6 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
-from ..adapters.heap import release_free_memory
 from ..adapters.keeper import DeviceKeeper
 from ..config import Settings
 from ..conversation import Conversation
@@ -221,7 +220,7 @@ class VoicegrokApp(App[None]):
                     view=self.show,
                     metrics_path=self.metrics_path,
                     on_metrics=self._device_metrics,
-                    after_turn=release_free_memory,
+                    after_turn=engines.between_turns,
                 )
                 self.session = session
                 self.state = "listening" if audio.chunks is not None else "typing"
