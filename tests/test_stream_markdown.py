@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 
 from voicegrok.ui.stream_markdown import MarkdownSplitter, render_unit
@@ -73,3 +74,27 @@ def test_units_render_as_markdown_not_as_their_source() -> None:
     wrapped = text("- " + "word " * 20, width=30)
     assert len(wrapped) > 1 and all(line.startswith("  ") for line in wrapped[1:])  # hanging
     assert all(len(line) <= 30 for line in wrapped)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "A **bold** plan with `code`, ~~no~~ and a [link](https://example.com).",
+        "| Day | Place | Cost |\n| --- | --- | --- |\n| 1 | High Line | free |",
+        "```python\nprint('hi')\n```",
+        "### A heading",
+    ],
+)
+def test_the_parser_made_once_renders_as_rich_does(unit: str) -> None:
+    """Rich made a new parser for each Markdown (most of the UI's work while an answer
+    streamed); the one made once must draw the same."""
+    from rich.markdown import Markdown
+
+    from voicegrok.ui.stream_markdown import _lines, _Markdown
+
+    console = Console(width=80, color_system="truecolor")
+    ours = _lines(console, _Markdown(unit), 80)
+    rich = _lines(console, Markdown(unit), 80)
+    assert [s.text for s in ours] == [s.text for s in rich]
+    assert [list(s) for s in ours] == [list(s) for s in rich]
+    assert [t.type for t in _Markdown(unit).parsed] == [t.type for t in Markdown(unit).parsed]
