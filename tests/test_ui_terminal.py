@@ -50,9 +50,18 @@ def test_typed_question_in_a_real_terminal(terminal: Terminal) -> None:
     terminal.wait_for("type a question", timeout_s=120)
     terminal.type("What is the capital of France?", "Enter")
     screen = terminal.wait_for("you: What is the capital of France?", "tokens/s", "1st tok")
-    # a number of tokens per second (not the dash placeholder) and an answer under the question
-    speed_line = next(line for line in screen.splitlines() if "tokens/s" in line)
-    assert any(ch.isdigit() for ch in speed_line.split("tokens/s")[0][-8:]), screen
+
+    def speed_shown(screen: str) -> bool:  # a number, not the dash placeholder
+        line = next((line for line in screen.splitlines() if "tokens/s" in line), "")
+        return any(ch.isdigit() for ch in line.split("tokens/s")[0][-8:])
+
+    # the panel shows its placeholders at once: wait for the answer's own speed (a busy
+    # machine takes a while to answer)
+    deadline = time.monotonic() + 60
+    while not speed_shown(screen) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        screen = terminal.screen()
+    assert speed_shown(screen), screen
     after = screen.split("you: What is the capital of France?", 1)[1]
     assert any(line.strip() for line in after.splitlines()[:3]), screen
     terminal.type("C-q")
