@@ -119,16 +119,6 @@ def test_microphone_samples_really_lost_move_its_clock() -> None:
     aec.close()
 
 
-def test_a_microphone_frame_is_never_paired_with_sound_rendered_after_it() -> None:
-    """With devices whose latencies add up to less than the lead AEC3 is given, the far
-    frame for a microphone frame was once the one rendered 50 ms after it: each frame
-    waited for it, and the person heard every answer 50 ms later."""
-    aec = EchoCanceller(RATE, RATE, delay_ms=50)  # lead_ms 100
-    aec._far_t0 = aec._near_t0 = 100.0
-    assert aec._far_start(16000) is not None and aec._far_start(16000) <= 16000
-    aec.close()
-
-
 def pytest_approx_s(t: float) -> object:
     import pytest
 
