@@ -133,6 +133,7 @@ def test_float_audio_becomes_16_bit_or_is_refused(samples: np.ndarray) -> None:
 @example(samples=np.zeros(1600, np.float32), from_hz=2**70, to_hz=24000)  # hung
 @example(samples=np.zeros(1600, np.float32), from_hz=1, to_hz=16000)  # 25 M samples
 @example(samples=np.array([0.5, np.nan], np.float32), from_hz=24000, to_hz=16000)
+@example(samples=np.array([0.0, 5.6919033e37], np.float32), from_hz=1000, to_hz=22050)  # NaN
 def test_resampling_gives_audio_at_the_new_rate_or_a_clear_error(
     samples: np.ndarray, from_hz: float, to_hz: float
 ) -> None:

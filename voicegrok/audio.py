@@ -94,13 +94,15 @@ def resample(samples: FloatAudio, from_hz: int, to_hz: int) -> FloatAudio:
     """Resample mono float32 audio (soxr, high quality). Returns the input when rates match.
 
     Raises :class:`AudioInputError` for a rate outside ``check_rate``'s range or samples
-    that are NaN or infinite."""
+    that are NaN or infinite. Samples beyond full scale are clipped to it first (any device
+    would): a finite 5.7e37 overflowed soxr's filter into NaN (found by hypothesis)."""
     check_rate(from_hz)
     check_rate(to_hz)
     check_finite(samples)
     if from_hz == to_hz or len(samples) == 0:
         return samples
-    return np.asarray(soxr.resample(samples, from_hz, to_hz), dtype=np.float32)
+    clipped = np.clip(samples, -1.0, 1.0)
+    return np.asarray(soxr.resample(clipped, from_hz, to_hz), dtype=np.float32)
 
 
 def pcm16_samples(pcm: bytes) -> Int16Audio:
