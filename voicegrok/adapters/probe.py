@@ -65,9 +65,9 @@ def find_devices_afresh(input_device: str | None, output_device: str | None) -> 
     """:func:`find_devices` in a new process: devices that appeared since this one started
     are seen too. Blocks (a fraction of a second); nothing found if the child fails.
 
-    The child runs at the lowest priority: it starts a Python and PortAudio (half a second
-    of CPU), and the UI looks every few seconds while a device is missing; on two cores a
-    look that began just before a question was typed took that time from the LLM."""
+    The child runs at the lowest priority: it starts a Python and PortAudio (0.22 s of CPU
+    measured), and the UI looks every few seconds while a device is missing; on two cores
+    a look that began just before a question was typed took that time from the LLM."""
     command = [sys.executable, "-m", __name__, input_device or "", output_device or ""]
     if nice := shutil.which("nice"):
         command = [nice, "-n", "19", *command]

@@ -83,7 +83,7 @@ class PiperEngine:
         a person waits for). What stays held between turns no longer grows with the
         longest clause ever spoken."""
         voices = {id(v): v for v in (self._voice, self._urgent_voice)}.values()
-        with self._lock:
+        with self._lock, self._cores.working():  # a core, as any synthesis takes
             for voice in voices:
                 voice.session.shrink_next = True
                 for _ in voice.synthesize("Ok.", syn_config=self._syn):
