@@ -74,8 +74,9 @@ async def ready(pilot: Pilot[None]) -> VoicegrokApp:
 
 async def test_a_typed_question_streams_with_live_tokens_per_second() -> None:
     """The answer streams in as Markdown (the table is a table) while the tokens/s figure
-    changes during the stream; the turn's timings land in the table of recent turns."""
-    app, _ = app_with(delay_s=0.03)
+    changes during the stream (every half second: a stream of two seconds); the turn's
+    timings land in the table of recent turns."""
+    app, _ = app_with(delay_s=0.05)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         seen: list[str] = []

@@ -59,6 +59,10 @@ __all__ = ["VoicegrokApp"]
 STATUS_TICK_S = 0.1  # seconds between meter and state refreshes: smooth, and cheap
 INTERRUPTED_SHOWN_S = 1.5  # seconds "interrupted" stays up: long enough to be read
 DEVICE_WATCH_S = 5.0  # seconds between looks for a missing microphone or speaker, when idle
+SPEED_EVERY_S = 0.5  # seconds between live speed figures: readable, and each is drawn
+STILL_CURSOR = frozenset({"thinking", "speaking"})
+"""States in which the input's cursor does not blink: on two cores every redraw is taken
+from the LLM, and a blink redraws a box from the input to any other change on the screen."""
 
 
 class VoicegrokApp(App[None]):
@@ -110,6 +114,7 @@ class VoicegrokApp(App[None]):
         self._devices_changed = False
         """A rescan found a new device: forget the old list before the next probe."""
         self._streaming: ShownTurn | None = None
+        self._speed_due = 0.0
         self._keeper: DeviceKeeper | None = None
         """Watches the session's devices (None: none opened)."""
         """The answer being streamed: the panel shows its speed at each tick."""
@@ -338,6 +343,7 @@ class VoicegrokApp(App[None]):
     def watch_state(self, state: str) -> None:
         with contextlib.suppress(Exception):  # before compose
             self._panel.state = state
+            self.query_one("#prompt", Input).cursor_blink = state not in STILL_CURSOR
 
     def _tick(self) -> None:
         if self._leaving:
@@ -346,7 +352,9 @@ class VoicegrokApp(App[None]):
             self._update_status()
 
     def _show_speed(self) -> None:
-        if (shown := self._streaming) is not None:
+        now = asyncio.get_running_loop().time()
+        if (shown := self._streaming) is not None and now >= self._speed_due:
+            self._speed_due = now + SPEED_EVERY_S
             self._panel.show_speed(shown.tokens_per_s, shown.n_tokens, live=True)
 
     def _update_status(self) -> None:

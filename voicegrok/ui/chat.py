@@ -28,7 +28,7 @@ from .stream_markdown import MarkdownSplitter, render_text, render_unit
 
 __all__ = ["ChatView", "ShownTurn"]
 
-TOKEN_FLUSH_S = 0.15  # seconds between token batches: each is a screen update, and on two
+TOKEN_FLUSH_S = 0.25  # seconds between token batches: each is a screen update, and on two
 # cores every update is taken from the LLM; ~7 a second still reads as a smooth stream
 FALLBACK_WIDTH = 80  # cells to lay out at before the view has a size
 
@@ -314,7 +314,8 @@ class ChatView(ScrollView, can_focus=False):
         space left below (left there when the answer ends: nothing jumps). A new line then
         changes nothing else on the screen; the view moving for each line meant drawing
         all of it again, and growing the scrolled height for each line meant laying out
-        the whole screen again (on two cores, both were taken from the LLM)."""
+        the whole screen again (on two cores, both were taken from the LLM). So the
+        scrolled height too grows in steps of a third of the view."""
         k = self._dirty_from
         if k is None:
             return
@@ -332,14 +333,17 @@ class ChatView(ScrollView, can_focus=False):
                 break
             first += 1
         n, view, top = len(self._lines), self.scrollable_content_region.height, None
-        height = n
+        step, height = max(1, view // 3), self.virtual_size.height
         if following and view > 0:
             top = round(self.scroll_y)
             if n > top + view:  # past the bottom: a step up while an answer streams
-                top = n - view + (max(1, view // 3) if self._open else 0)
+                top = n - view + (step if self._open else 0)
             elif n <= top:  # what was shown is gone (a new conversation)
                 top = max(0, n - view)
-            height = max(n, top + view) if top else n
+            # (on the first screen: its lines, in steps, never more than a screen)
+            height = max(n, top + view) if top else min(view, -(-n // step) * step)
+        elif n > height or n < height - step:  # grown past its end, or much shorter
+            height = n + (step if self._open else 0)
         size = Size(self._render_width, height)
         if size != self.virtual_size:
             self.virtual_size = size
@@ -361,7 +365,9 @@ class ChatView(ScrollView, can_focus=False):
             for entry in self._entries:
                 self._draw(entry)
             self._dirty_from = 0
-            self._layout()
+        elif self._dirty_from is None:  # the same lines; the scrolled height follows the view
+            self._dirty_from = len(self._entries)
+        self._layout()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
