@@ -90,6 +90,9 @@ def load_engines(
     Raises :class:`~voicegrok.errors.ModelError` with a one-line message on any model problem.
     """
     _one_blas_thread()
+    from .adapters.heap import unpool_large_blocks
+
+    unpool_large_blocks()  # before the engines allocate: see its module
     # Resolve every path first: a wrong --voice fails at once, not after the LLM has loaded.
     paths = {
         kind: models.resolve(kind, spec)
