@@ -151,6 +151,12 @@ def soak_report(
             "seconds throughout",
             **percentiles([mb for _, mb in rss_samples]),
         },
+        "rss_mb_idle_after_warmup": {
+            "what": "the same quiet figures after the warm-up, which swing by tens of MB from "
+            "one turn to the next: p50 of their first and of their last tenth (the trend "
+            "rather than two single readings)",
+            **_drift([mb for s, mb in idle_rss if s >= warmup_s]),
+        },
         "heard_latency_ms": {
             "what": "last voiced sample of a spoken question written to the microphone -> "
             "first sound of the answer recorded; tenths of the spoken turns, in order",
