@@ -115,6 +115,8 @@ class VoicegrokApp(App[None]):
         """A rescan found a new device: forget the old list before the next probe."""
         self._streaming: ShownTurn | None = None
         self._speed_due = 0.0
+        self._blinks = True
+        """Whether the input's cursor blinked before the answer stilled it."""
         self._keeper: DeviceKeeper | None = None
         """Watches the session's devices (None: none opened)."""
         """The answer being streamed: the panel shows its speed at each tick."""
@@ -340,10 +342,14 @@ class VoicegrokApp(App[None]):
     def _set_state_text(self, text: str) -> None:
         self._panel.show_state_text(text)
 
-    def watch_state(self, state: str) -> None:
+    def watch_state(self, old: str, state: str) -> None:
         with contextlib.suppress(Exception):  # before compose
             self._panel.state = state
-            self.query_one("#prompt", Input).cursor_blink = state not in STILL_CURSOR
+            prompt = self.query_one("#prompt", Input)
+            if state in STILL_CURSOR and old not in STILL_CURSOR:
+                self._blinks, prompt.cursor_blink = prompt.cursor_blink, False
+            elif old in STILL_CURSOR and state not in STILL_CURSOR:
+                prompt.cursor_blink = self._blinks  # as it was
 
     def _tick(self) -> None:
         if self._leaving:
