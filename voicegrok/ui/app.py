@@ -114,12 +114,13 @@ class VoicegrokApp(App[None]):
         self._devices_changed = False
         """A rescan found a new device: forget the old list before the next probe."""
         self._streaming: ShownTurn | None = None
+        """The answer being streamed: the panel shows its speed with its tokens."""
         self._speed_due = 0.0
+        """Loop time from which the next live speed figure may be shown."""
         self._blinks = True
         """Whether the input's cursor blinked before the answer stilled it."""
         self._keeper: DeviceKeeper | None = None
         """Watches the session's devices (None: none opened)."""
-        """The answer being streamed: the panel shows its speed at each tick."""
         self._exit_started = False
 
     # ------------------------------------------------------------------ layout

@@ -29,7 +29,7 @@ from .stream_markdown import MarkdownSplitter, render_text, render_unit
 __all__ = ["ChatView", "ShownTurn"]
 
 TOKEN_FLUSH_S = 0.25  # seconds between token batches: each is a screen update, and on two
-# cores every update is taken from the LLM; ~7 a second still reads as a smooth stream
+# cores every update is taken from the LLM; 4 a second still reads as a stream
 FALLBACK_WIDTH = 80  # cells to lay out at before the view has a size
 
 E = TypeVar("E", "_Entry", "_Answer")
