@@ -309,7 +309,8 @@ async def test_mute_makes_the_microphone_deaf(muted: bool) -> None:
     stt = FakeSTT(["can you hear me"])
     backend = FakeBackend(
         make_engines=lambda: fake_engines(stt=stt),
-        mic_audio=np.concatenate([silence(1.5), tone(1.0)]),
+        # 3 s of quiet first: on a slow host the app took over 1.5 s to be ready
+        mic_audio=np.concatenate([silence(3.0), tone(1.0)]),
     )
     app = VoicegrokApp(backend=backend)
     async with app.run_test(size=SIZE) as pilot:
