@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from voicegrok.cli import build_parser, settings_from
+from voicegrok.cli import build_parser, settings_from, ui_by_default
 from voicegrok.cli.parser import SETTINGS_OPTIONS
 from voicegrok.config import Settings
 
@@ -162,6 +162,13 @@ def test_a_command_reads_what_it_accepts_and_accepts_what_it_reads(command: str)
 
 def test_settings_from_leaves_out_what_is_not_given() -> None:
     assert settings_from(parse(["say", "hi"])) == Settings()
+
+
+def test_options_with_no_command_are_the_terminal_uis() -> None:
+    args = parse(ui_by_default(["--no-history", "--max-tokens", "600"]))
+    assert args.command == "ui" and args.no_history and args.max_tokens == 600
+    for own in (["--version"], ["-h"], ["--help"], [], ["talk", "--no-history"]):
+        assert ui_by_default(own) == own
 
 
 def test_the_command_line_rejects_an_unused_option_in_one_line(cli: object) -> None:

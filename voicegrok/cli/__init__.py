@@ -17,13 +17,22 @@ from collections.abc import Sequence
 from ..errors import VoicegrokError
 from .parser import build_parser, settings_from
 
-__all__ = ["build_parser", "main", "settings_from"]
+__all__ = ["build_parser", "main", "settings_from", "ui_by_default"]
+
+
+def ui_by_default(argv: Sequence[str]) -> list[str]:
+    """``voicegrok --resume`` is ``voicegrok ui --resume``: options with no command before
+    them are the terminal UI's (help and the version stay the program's)."""
+    args = list(argv)
+    if args and args[0].startswith("-") and args[0] not in ("-h", "--help", "--version"):
+        return ["ui", *args]
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``voicegrok ARGV``; returns the exit code (2: a usage error from argparse)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(ui_by_default(sys.argv[1:] if argv is None else argv))
     if args.command is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             parser.print_help()
