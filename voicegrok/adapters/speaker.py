@@ -30,7 +30,8 @@ _alsa_handler: object = None
 
 
 def sounddevice_module() -> ModuleType:
-    """Import sounddevice, or raise AudioDeviceError when PortAudio itself is missing."""
+    """Import sounddevice, or raise AudioDeviceError when PortAudio itself is missing. The
+    ALSA library's own messages go to the log from then on (:func:`quiet_alsa`)."""
     try:
         import sounddevice
     except OSError as e:  # the PortAudio library is not installed
@@ -38,6 +39,7 @@ def sounddevice_module() -> ModuleType:
             f"PortAudio is not available ({first_line(e)}); install it: "
             "apt-get install libportaudio2 (Debian/Ubuntu), brew install portaudio (macOS)"
         ) from None
+    quiet_alsa()
     module: ModuleType = sounddevice
     return module
 
@@ -52,7 +54,8 @@ def parse_device(spec: str | None) -> int | str | None:
 
 def quiet_alsa() -> None:
     """Send the ALSA library's messages ("underrun occurred") to the log instead of stderr,
-    where a full-screen terminal UI draws. Does nothing where there is no ALSA."""
+    where they would land in the middle of the conversation (and of the terminal UI's
+    screen). Does nothing where there is no ALSA."""
     global _alsa_handler
     if _alsa_handler is not None:
         return

@@ -15,7 +15,6 @@ from pathlib import Path
 from ..adapters.console import ConsoleView
 from ..adapters.devices import open_devices
 from ..adapters.keeper import DeviceKeeper
-from ..adapters.speaker import quiet_alsa
 from ..assistant import Assistant
 from ..audio import DEFAULT_OUTPUT_RATE_HZ
 from ..config import Settings
@@ -151,8 +150,6 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
         conversation=conversation,
         recorder=recorder,
     )
-    # ALSA reports underruns on stderr, where Textual draws the screen: log them instead.
-    quiet_alsa()
     try:
         await app.run_async()
     finally:

@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 
-from ..adapters.speaker import quiet_alsa
 from ..config import Settings
 from ..errors import UsageError
 from ..history import History
@@ -106,6 +105,5 @@ async def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
         config_path=path,
         backend=RemoteBackend(url, token, echo_cancel=args.echo_cancel),
     )
-    quiet_alsa()
     await app.run_async()
     return 0
