@@ -123,3 +123,24 @@ def pytest_approx_s(t: float) -> object:
     import pytest
 
     return pytest.approx(t, abs=0.005)
+
+
+def test_a_frame_waits_for_its_far_end_only_while_the_speaker_plays() -> None:
+    """A microphone frame is paired with far-end sound rendered ~50 ms after its capture.
+    While the speaker plays (audio queued, or sound rendered lately) the frame waits for
+    it; while the speaker is idle that far end will be silence, so the frame goes on at
+    once (the end of a person's turn is not found 50 ms late)."""
+    for queued, last_render, waits in (
+        (False, np.zeros(320, np.float32), False),
+        (True, np.zeros(320, np.float32), True),
+        (False, speech(0.02), True),  # the tail of an answer: its echo is still coming
+    ):
+        aec = EchoCanceller(RATE, RATE, speaker_busy=lambda q=queued: q)
+        now = time.perf_counter()
+        aec._far.append((now, pcm(last_render)))  # the speaker has rendered up to now
+        aec.captured(now)
+        t = time.perf_counter()
+        aec.process(np.zeros(320, np.float32))
+        elapsed = time.perf_counter() - t
+        aec.close()
+        assert (elapsed > 0.1) is waits, (queued, waits, elapsed)

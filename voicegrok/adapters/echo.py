@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,6 +42,9 @@ _WAIT_S = 0.25
 _GAP_S = 0.05
 """A speaker callback this late against the far end's sample clock lost time (the process
 was starved: the device played silence we never rendered)."""
+_IDLE_S = 0.3
+"""The speaker is idle once it has rendered no sound for this long and has nothing queued:
+a microphone frame then need not wait for its far end, which will be silence."""
 _CLOCK_WINDOW_S = 2.0
 """The microphone's sample clock is the earliest anchor of the blocks of this long."""
 
@@ -115,7 +118,10 @@ class EchoCanceller:
         *,
         lead_ms: int = 100,
         warm_up_ms: int = 1000,
+        speaker_busy: Callable[[], bool] | None = None,
     ) -> None:
+        """``speaker_busy``: whether the speaker has audio queued (from any thread); with it,
+        microphone frames skip the wait for their far end while the speaker is idle."""
         try:
             from livekit import rtc
         except ImportError as e:
@@ -137,6 +143,9 @@ class EchoCanceller:
         """When the far end's first sample was rendered (perf_counter)."""
         self._far_last = 0.0
         """When the latest far-end block was rendered (perf_counter)."""
+        self._far_sound_s = -_IDLE_S
+        """When the latest far-end block with sound in it was rendered (perf_counter)."""
+        self._speaker_busy = speaker_busy
         self._far_rendered = 0
         """Far-end samples (speaker rate) on the far clock so far, gaps filled included."""
         self._far_buf = np.zeros(0, dtype=np.int16)
@@ -180,7 +189,12 @@ class EchoCanceller:
         renders; pass the microphone through :meth:`cancel`. The echo delay hint is the
         two devices' latencies."""
         delay_ms = round(1000 * (speaker.latency_s + mic.latency_s))
-        canceller = cls(speaker.sample_rate_hz, mic.sample_rate_hz, delay_ms)
+        canceller = cls(
+            speaker.sample_rate_hz,
+            mic.sample_rate_hz,
+            delay_ms,
+            speaker_busy=lambda: speaker.buffered_s > 0,
+        )
         speaker.on_render = canceller.far_end
         mic.on_capture = canceller.captured
         return canceller
@@ -203,6 +217,8 @@ class EchoCanceller:
         parts = []
         for at_s, block in blocks:
             n = len(block) // 2
+            if np.abs(np.frombuffer(block, dtype=np.int16)).max(initial=0) > _SOUND:
+                self._far_sound_s = at_s
             late = at_s - (self._far_t0 + (self._far_rendered + n) / self._far_rate)
             if late > _GAP_S:  # the device played silence while we were not called
                 gap = round(late * self._far_rate)
@@ -224,7 +240,16 @@ class EchoCanceller:
         """A starved process gets its microphone blocks before the speaker's, and AEC3
         then heard no far end at all (seen with a CPU hog): wait for the far frame paired
         with a microphone frame (blocking this thread, at most :data:`_WAIT_S`) rather
-        than pair the frame with silence."""
+        than pair the frame with silence.
+
+        While the speaker is idle (nothing queued, no sound rendered for :data:`_IDLE_S`)
+        the far frame will be silence: the frame goes on at once. Most of the time this is
+        when a person stops speaking, so the end of their turn is found ~50 ms sooner. An
+        answer that starts playing within the lead (~50 ms) of such a frame's capture
+        has at most its first 50 ms missing from AEC3's far end; the wait is kept
+        whenever the speaker plays."""
+        if self._idle():
+            return
         deadline = time.perf_counter() + _WAIT_S
         while True:
             start = self._far_start(near_index)
@@ -234,6 +259,11 @@ class EchoCanceller:
                 return  # the speaker is not rendering: nothing to wait for
             time.sleep(0.005)
             self._take_far()
+
+    def _idle(self) -> bool:
+        if self._speaker_busy is None or self._speaker_busy():
+            return False
+        return time.perf_counter() - self._far_sound_s > _IDLE_S
 
     def _far_frame(self, near_index: int) -> npt.NDArray[np.int16]:
         """The far-end frame to pair with the microphone frame starting at ``near_index``
