@@ -263,6 +263,26 @@ def test_heard_report_sets_the_ui_against_talk_by_their_medians() -> None:
     assert heard.heard_report([], 1, [])["ui_minus_talk_p50_ms"] is None
 
 
+def test_heard_time_is_accounted_for_from_the_words_end_to_the_sound() -> None:
+    """The command's end of speech (its clock is the machine's monotonic one) against the
+    moment the last voiced sample was due; what is left after its own figure is the
+    output path. Each step's p50 per command."""
+    row = {"speech_end_at_s": 100.05, "first_audio_device_ms": 400.0, "stt_ms": 200.0}
+    assert heard._accounted(100.0, 460.0, row) == {
+        "end_detected_ms": 50.0,
+        "after_handoff_ms": 10.0,
+    }
+    assert heard._accounted(100.0, None, row) == {"end_detected_ms": 50.0}
+    assert heard._accounted(100.0, 460.0, {}) == {}  # an older command: no clock
+    turns = [
+        {"who": "talk", "heard_ms": 460.0, "end_detected_ms": 50.0, "stt_ms": 200.0},
+        {"who": "talk", "heard_ms": 500.0, "end_detected_ms": 70.0, "stt_ms": 220.0},
+    ]
+    where = heard.heard_report(["turn2.wav"], 1, turns)["where_the_time_went_ms"]
+    assert where["talk"]["end_detected_ms"]["p50"] == 60 and where["talk"]["stt_ms"]["n"] == 2
+    assert "ui" not in where  # not run
+
+
 def test_ui_report_says_which_targets_are_met_and_keeps_skipped_modes() -> None:
     """Each target with its p50 and whether it is met; a mode skipped or not run has
     neither."""
@@ -362,6 +382,10 @@ def test_a_short_bench_ui_measures_every_mode(cli: Any, tmp_path: Any) -> None:
     heard_ms = [t["heard_ms"] for t in part["turns"] if t["heard_ms"] is not None]
     assert all(0 < ms < 10_000 for ms in heard_ms), turns
     assert isinstance(part["ui_minus_talk_p50_ms"], float)
+    for t in part["turns"]:  # both processes' clocks agree: each step is where it can be
+        if t["heard_ms"] is not None:
+            assert -30 < t["end_detected_ms"] < 1000 and -30 < t["after_handoff_ms"] < 500, t
+    assert set(part["where_the_time_went_ms"]) == {"what", "talk", "ui"}
     assert all(isinstance(t["met"], bool) for t in report["targets"].values())
 
 

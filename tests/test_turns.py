@@ -144,13 +144,15 @@ def test_a_held_turn_released_at_once_is_reported_with_the_time_its_audio_was_he
     ctl.feed(TurnStarted(turn_id=1, speech_end_s=10.0, tentative=True))
     ctl.feed(TTSAudio(turn_id=1, pcm=b"\0\0" * 100, sample_rate_hz=100, clause_index=0))
     ctl.feed(TurnMetrics.from_dict({"n_tokens": 3}, turn_id=1))
-    batch = ctl.feed(TurnConfirmed(turn_id=1))
+    batch = ctl.feed(TurnConfirmed(turn_id=1, at_s=10.32))  # 320 ms of silence confirmed it
     assert shown(batch) == ["TurnStarted", "TTSAudio", "TurnMetrics"]
     assert not any(isinstance(d, Report) for d in batch)
     ctl.queued(1, 0, 0.0, 1.0, first_play_s=10.4)  # the owner plays the batch's audio
     assert ctl.played(0.5) == []
     (report,) = ctl.played(1.0)
     assert isinstance(report, Report) and report.row["first_audio_device_ms"] == 400.0
+    # when it was let out, and the end of speech on the clock a benchmark can read
+    assert report.row["released_ms"] == 320.0 and report.row["speech_end_at_s"] == 10.0
 
 
 def test_an_answer_is_reported_once_it_has_been_played_out() -> None:

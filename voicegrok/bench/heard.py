@@ -13,23 +13,29 @@ the same questions in the same order.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..audio import FloatAudio
+from ..config import Settings
 from ..demo import demo_dir, demo_recordings
 from ..errors import VoicegrokError
 from .commands import MetricsFile, Voicegrok
-from .rig import MIC_RATE_HZ, Microphone, Recording, VirtualAudio
+from .rig import MIC_RATE_HZ, Microphone, Recording, VirtualAudio, missing, virtual_audio
 from .stats import percentiles
 
 __all__ = [
     "HEARD_QUESTIONS",
     "LEVEL",
     "first_above",
+    "heard_of_talk",
     "heard_report",
     "last_above",
     "run_heard",
@@ -111,19 +117,66 @@ def _ask_aloud(
     sound = first_above(rec.audio(rec.position_of(end_s)))  # from the end of the words on
     sounding = sound == 0
     heard_ms = None if sound is None or sounding else round(sound / rec.RATE * 1000, 1)
-    keep = ("stt_ms", "first_audio_ms", "first_audio_device_ms", "tokens_per_s", "n_tokens")
+    row = rows[-1]
     return {
         "heard_ms": heard_ms,
-        **{k: rows[-1].get(k) for k in keep},
+        **{k: row.get(k) for k in KEPT},
+        **_accounted(end_s, heard_ms, row),
         **({"metrics_lines": len(rows)} if len(rows) > 1 else {}),
         **({"sounding_when_the_words_ended": True} if sounding else {}),
     }
 
 
+KEPT = (
+    "stt_ms",
+    "llm_first_token_ms",
+    "tts_first_audio_ms",
+    "first_audio_ms",
+    "released_ms",
+    "first_audio_device_ms",
+    "tokens_per_s",
+    "n_tokens",
+)
+"""The command's own figures kept with each turn (from its end of speech)."""
+
+
+ACCOUNTED = (
+    "end_detected_ms",
+    "stt_ms",
+    "llm_first_token_ms",
+    "tts_first_audio_ms",
+    "first_audio_ms",
+    "released_ms",
+    "first_audio_device_ms",
+    "after_handoff_ms",
+    "heard_ms",
+)
+
+
+def _accounted(end_s: float, heard_ms: float | None, row: dict[str, Any]) -> dict[str, float]:
+    """Where the heard time went that the command's own figures do not show: from the last
+    voiced sample to the end of speech as the command found it (the input path and the
+    VAD's decision), and from the hand-over of the first answer sample to its sound (the
+    output path). Both clocks are the machine's monotonic clock."""
+    at, device = row.get("speech_end_at_s"), row.get("first_audio_device_ms")
+    if not isinstance(at, (int, float)):
+        return {}
+    detected_ms = round((at - end_s) * 1000, 1)
+    out = {"end_detected_ms": detected_ms}
+    if heard_ms is not None and isinstance(device, (int, float)):
+        out["after_handoff_ms"] = round(heard_ms - detected_ms - device, 1)
+    return out
+
+
 def run_heard(
-    vg: Voicegrok, audio: VirtualAudio, runs: int, progress: Callable[[str], None]
+    vg: Voicegrok,
+    audio: VirtualAudio,
+    runs: int,
+    progress: Callable[[str], None],
+    commands: Sequence[str] = ("talk", "ui"),
 ) -> dict[str, Any]:
-    """The ``heard`` mode's part of the JSON (:func:`heard_report`)."""
+    """The ``heard`` JSON (:func:`heard_report`): each run starts each of ``commands`` in
+    turn (the order reversed every other run) and asks it the questions."""
     recordings = demo_recordings(demo_dir())
     questions = [(i, recordings[i - 1]) for i in HEARD_QUESTIONS if i <= len(recordings)]
     mic = audio.microphone()
@@ -131,7 +184,7 @@ def run_heard(
     turns: list[dict[str, Any]] = []
     try:
         for run in range(1, runs + 1):
-            for who in ("talk", "ui") if run % 2 else ("ui", "talk"):
+            for who in commands if run % 2 else commands[::-1]:
                 here = vg.with_env(vg.env, vg.folder / f"{who}-{run}")
                 metrics = MetricsFile(here.folder / "metrics.jsonl")
                 with _running(here, who, metrics) as alive:
@@ -147,6 +200,22 @@ def run_heard(
     return heard_report([f"turn{q}.wav" for q, _ in questions], runs, turns)
 
 
+def heard_of_talk(
+    settings: Settings, runs: int, progress: Callable[[str], None], python: str = sys.executable
+) -> dict[str, Any]:
+    """``voicegrok talk`` in a process of its own on virtual devices (a private PulseAudio
+    daemon), asked the heard questions ``runs`` times: :func:`heard_report`, or
+    ``{"skipped": why}`` where PulseAudio is missing."""
+    if reason := missing():
+        return {"skipped": reason}
+    with (
+        tempfile.TemporaryDirectory(prefix="voicegrok-bench-heard-") as tmp,
+        virtual_audio(Path(tmp) / "pulse", dict(os.environ)) as audio,
+    ):
+        vg = Voicegrok(python, settings, dict(audio.env), Path(tmp))
+        return run_heard(vg, audio, runs, progress, commands=("talk",))
+
+
 def heard_report(
     questions: Sequence[str], runs: int, turns: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -157,6 +226,11 @@ def heard_report(
         return [float(t[key]) for t in turns if t["who"] == who and t.get(key) is not None]
 
     talk, ui = percentiles(of("talk", "heard_ms")), percentiles(of("ui", "heard_ms"))
+    where = {
+        who: {k: percentiles(of(who, k)) for k in ACCOUNTED}
+        for who in ("talk", "ui")
+        if any(t["who"] == who for t in turns)
+    }
     return {
         "what": "last voiced sample of a spoken question written to the microphone -> first "
         "sound of the answer recorded from the speaker (virtual devices, real-time pace), "
@@ -172,6 +246,12 @@ def heard_report(
             "reply sample handed to the device",
             "talk": percentiles(of("talk", "first_audio_device_ms")),
             "ui": percentiles(of("ui", "first_audio_device_ms")),
+        },
+        "where_the_time_went_ms": {
+            "what": "p50/p90 of each step, each from the last voiced sample (end_detected) "
+            "or from the end of speech as the command found it (the rest); after_handoff: "
+            "first sample handed to the device -> heard",
+            **where,
         },
         "turns": list(turns),
     }

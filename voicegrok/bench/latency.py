@@ -1,4 +1,7 @@
-"""``voicegrok bench latency``: the live loop (VAD, end of turn, speech-to-text, LLM, clause
+"""``voicegrok bench latency``: what a person hears (``heard``: :func:`.heard.heard_of_talk`,
+``voicegrok talk`` on virtual PulseAudio devices, from the last voiced sample written to
+the microphone to the first sound of the answer on the speaker, with where the time went);
+and, in this process, the live loop (VAD, end of turn, speech-to-text, LLM, clause
 TTS, playback) hearing the recorded demo questions from a microphone that plays them at
 real-time pace, and answering through a speaker that plays at real-time pace; the person
 waits for each answer to finish before asking the next question, then interrupts one.
@@ -7,6 +10,7 @@ Afterwards the LLM answers each turn's prompt again with nothing else running
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +21,7 @@ from ..config import Settings
 from ..conversation import Conversation
 from ..demo import demo_dir, demo_recordings
 from .baseline import alone_on_each_turn, in_a_fresh_process
+from .heard import heard_of_talk
 from .memory import peak_rss_field
 from .scripted import RATE_HZ, TimedSpeaker, person
 from .stats import percentiles, ratios
@@ -33,6 +38,8 @@ LIVE_METRICS = (
 """The live loop's per-turn metrics the bench summarizes."""
 
 TARGETS = {
+    "heard_p50_ms": 400,
+    "heard_p90_ms": 600,
     "first_audio_to_device_p50_ms": 500,
     "in_pipeline_vs_bare": 0.95,
     "barge_in_ms": 150,
@@ -86,7 +93,14 @@ async def run_latency_bench(
         engines.close(wait=True)
     # llama-cpp-python and voicegrok's engine alone, on the same prompt as each live turn
     alone = in_a_fresh_process(alone_on_each_turn, settings, [c for _, _, c in asked])
-    return latency_report(
+
+    def say(message: str) -> None:
+        if progress:
+            print(f"… {message}", file=sys.stderr, flush=True)
+
+    # what a person hears: voicegrok talk in its own process, on virtual sound devices
+    heard = await asyncio.to_thread(heard_of_talk, settings, runs, say)
+    report = latency_report(
         settings,
         runs=runs,
         load_s=load_s,
@@ -96,6 +110,7 @@ async def run_latency_bench(
         asked=[(run, question) for run, question, _ in asked],
         alone=alone,
     )
+    return {**report, "heard": heard}
 
 
 def latency_report(

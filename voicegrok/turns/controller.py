@@ -161,6 +161,7 @@ class TurnController:
             turn.held.append(frame)
             return []
         turn.phase = Phase.ANSWERING
+        turn.released_s = frame.at_s
         return self._begin(turn, frame)
 
     def _begin(self, turn: Turn, frame: TurnStarted) -> list[Decision]:
@@ -176,6 +177,7 @@ class TurnController:
             return []
         if turn.phase is not Phase.HELD:
             return []  # released already
+        turn.released_s = frame.at_s
         return self._release(turn)
 
     def _release(self, turn: Turn) -> list[Decision]:
@@ -344,10 +346,18 @@ class TurnController:
         m = turn.metrics
         row: dict[str, object] = m.as_dict() if m is not None else {"turn_id": turn.turn_id}
         row["interrupted"] = interrupted
-        first = turn.first_play_s
-        row["first_audio_device_ms"] = (
-            None if first is None else round((first - turn.speech_end_s) * 1000, 1)
-        )
+        end = turn.speech_end_s
+
+        def since_end(t: float | None) -> float | None:
+            return None if t is None else round((t - end) * 1000, 1)
+
+        row["first_audio_device_ms"] = since_end(turn.first_play_s)
+        # when the answer was let out: at once, or when the silence confirmed a turn begun
+        # at a pause
+        row["released_ms"] = since_end(turn.released_s)
+        # the end of speech on this machine's monotonic clock (perf_counter), so that a
+        # benchmark in another process can set it against the sound it played
+        row["speech_end_at_s"] = round(end, 4)
         return row
 
     def _remember(self, turn: Turn) -> None:

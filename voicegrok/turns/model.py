@@ -123,6 +123,8 @@ class Turn:
     """Playback position after the turn's last audio queued so far."""
     first_play_s: float | None = None
     """``perf_counter()`` time the turn's first sample reaches the listener."""
+    released_s: float | None = None
+    """``perf_counter()`` time the answer was let out (a held turn: when it was confirmed)."""
     metrics: TurnMetrics | None = None
     reported: bool = False
 
