@@ -365,3 +365,13 @@ async def test_going_on_after_a_question_merges_it_with_the_rest(engines: Engine
     assert [t["role"] for t in turns] == ["user", "assistant"], turns
     said = words(turns[0]["content"])
     assert "table" in said and "column" in said
+
+
+async def test_no_partial_starts_in_the_silence_that_ends_a_turn() -> None:
+    """A partial falling due just after the person stopped would run beside the transcript
+    that ends the turn (the same words twice, on the same cores): only that one is made."""
+    stt = FakeSTT(["What time is it?"], delay_s=0.01)
+    stage = make_stage(stt, partial_every_ms=1400)  # due 40 ms into the silence
+    frames = await listen(stage, np.concatenate([tone(1.36), silence(1.0)]), pace=0.002)
+    assert stt.started == 1, stt.heard
+    assert [f.text for _, f in frames if isinstance(f, UserText)] == ["What time is it?"]
