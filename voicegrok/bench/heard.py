@@ -127,30 +127,20 @@ def _ask_aloud(
     }
 
 
-KEPT = (
+STEPS = (
     "stt_ms",
     "llm_first_token_ms",
     "tts_first_audio_ms",
     "first_audio_ms",
     "released_ms",
     "first_audio_device_ms",
-    "tokens_per_s",
-    "n_tokens",
 )
-"""The command's own figures kept with each turn (from its end of speech)."""
+"""The command's own figures of each step, from its end of speech."""
+KEPT = (*STEPS, "tokens_per_s", "n_tokens")
+"""What is kept of the command's metrics line with each turn."""
 
 
-ACCOUNTED = (
-    "end_detected_ms",
-    "stt_ms",
-    "llm_first_token_ms",
-    "tts_first_audio_ms",
-    "first_audio_ms",
-    "released_ms",
-    "first_audio_device_ms",
-    "after_handoff_ms",
-    "heard_ms",
-)
+ACCOUNTED = ("end_detected_ms", *STEPS, "after_handoff_ms", "heard_ms")
 
 
 def _accounted(end_s: float, heard_ms: float | None, row: dict[str, Any]) -> dict[str, float]:
