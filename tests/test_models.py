@@ -67,6 +67,24 @@ def test_a_catalog_entry_resolves_by_name(isolated_catalog: Path) -> None:
     assert "mine" in names and "smollm2-135m" in names
 
 
+def test_the_shipped_catalog_is_found_from_any_folder_and_a_users_entry_replaces_it(
+    isolated_catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Qwen entries come with the package, whatever the current folder; an entry of
+    the same name in the user's catalog.toml wins."""
+    monkeypatch.chdir(tmp_path)  # no models/ here
+    shipped = {e.name: e for e in models.catalog()}
+    assert {"qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"} <= set(shipped)
+    assert shipped["qwen2.5-coder-1.5b"].origin == "voicegrok's catalog"
+    assert shipped["qwen2.5-coder-1.5b"].sha256 and shipped["qwen2.5-coder-1.5b"].parts
+    (isolated_catalog / "qwen.gguf").write_bytes(b"GGUF")
+    (isolated_catalog / "catalog.toml").write_text(
+        '[[model]]\nname = "qwen2.5-coder-1.5b"\nkind = "llm"\npath = "qwen.gguf"\n'
+    )
+    mine = [e for e in models.catalog() if e.name == "qwen2.5-coder-1.5b"]
+    assert len(mine) == 1 and mine[0].file == isolated_catalog / "qwen.gguf"
+
+
 def test_an_unknown_name_lists_what_the_catalog_has(isolated_catalog: Path) -> None:
     with pytest.raises(ModelError, match="smollm2-135m"):
         models.resolve("llm", "gpt-17")

@@ -135,14 +135,20 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("voicegrok"))
 
 
+SHIPPED_CATALOG = Path(__file__).with_name("catalog.toml")
+"""The catalog that ships inside the package: found from any folder."""
+
+
 def catalog(folder: Path | None = None) -> list[ModelEntry]:
-    """The defaults followed by the entries of ``catalog.toml`` in ``folder``."""
-    entries = list(DEFAULTS.values())
+    """The defaults, the shipped catalog's entries, then those of ``catalog.toml`` in
+    ``folder`` (default :func:`models_dir`); an entry of the user's replaces one of the
+    same name."""
+    entries = {e.name: e for e in DEFAULTS.values()}
     folder = models_dir() if folder is None else folder
-    path = folder / "catalog.toml"
-    if path.is_file():
-        entries += _read_catalog(path)
-    return entries
+    for path in (SHIPPED_CATALOG, folder / "catalog.toml"):
+        if path.is_file():
+            entries.update((e.name, e) for e in _read_catalog(path))
+    return list(entries.values())
 
 
 def _read_catalog(path: Path) -> list[ModelEntry]:
@@ -181,7 +187,7 @@ def _read_catalog(path: Path) -> list[ModelEntry]:
                 kind=kind,
                 description=str(raw.get("description", "")),
                 locate=_assembled(target, parts, sha, hint) if parts else _fixed(target),
-                origin=f"catalog {path}",
+                origin="voicegrok's catalog" if path == SHIPPED_CATALOG else f"catalog {path}",
                 install_hint=hint,
                 sha256=sha if isinstance(sha, str) else None,
                 parts=parts,
