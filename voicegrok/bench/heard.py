@@ -13,7 +13,6 @@ the same questions in the same order.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import tempfile
 import time
@@ -200,7 +199,7 @@ def heard_of_talk(
         return {"skipped": reason}
     with (
         tempfile.TemporaryDirectory(prefix="voicegrok-bench-heard-") as tmp,
-        virtual_audio(Path(tmp) / "pulse", dict(os.environ)) as audio,
+        virtual_audio(Path(tmp) / "pulse") as audio,
     ):
         vg = Voicegrok(python, settings, dict(audio.env), Path(tmp))
         return run_heard(vg, audio, runs, progress, commands=("talk",))

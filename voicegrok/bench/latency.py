@@ -63,6 +63,10 @@ async def run_latency_bench(
     """The demo's questions spoken into the live loop ``runs`` times (a new conversation each)."""
     from ..live import LiveSession
 
+    def say(message: str) -> None:
+        if progress:
+            print(f"… {message}", file=sys.stderr, flush=True)
+
     recordings = [audio for _, audio in demo_recordings(demo_dir())]
     n = len(recordings)
     t = time.perf_counter()
@@ -87,17 +91,11 @@ async def run_latency_bench(
                 if speaker.stopped_s is not None and speaker.onset_s is not None:
                     barge_in_ms.append((speaker.stopped_s - speaker.onset_s) * 1000)
                 barge_in_turns += sum(1 for r in done[n:] if r.get("interrupted"))
-            if progress:
-                print(f"… run {run + 1}/{runs} done", file=sys.stderr, flush=True)
+            say(f"run {run + 1}/{runs} done")
     finally:
         engines.close(wait=True)
     # llama-cpp-python and voicegrok's engine alone, on the same prompt as each live turn
     alone = in_a_fresh_process(alone_on_each_turn, settings, [c for _, _, c in asked])
-
-    def say(message: str) -> None:
-        if progress:
-            print(f"… {message}", file=sys.stderr, flush=True)
-
     # what a person hears: voicegrok talk in its own process, on virtual sound devices
     heard = await asyncio.to_thread(heard_of_talk, settings, runs, say)
     report = latency_report(
