@@ -98,7 +98,7 @@ def load_engines(
         kind: models.resolve(kind, spec)
         for kind, spec, wanted in (
             ("stt", settings.stt_model, stt),
-            ("llm", settings.llm_model, llm),
+            ("llm", settings.llm_model, llm and not settings.llm_url),
             ("tts", settings.voice, tts),
             ("vad", None, vad),
         )
@@ -126,7 +126,22 @@ def load_engines(
 
         engines.stt = engines.threads["stt"].run(load_whisper)
         engines.load_s["stt"] = time.perf_counter() - t
-    if "llm" in paths:
+    if llm and settings.llm_url:
+        from .engines.remote_llm import RemoteChatModel
+
+        say(f"connecting to the LLM server {settings.llm_url}")
+        t = time.perf_counter()
+        engines.llm = engines.threads["llm"].run(
+            lambda: RemoteChatModel(
+                settings.llm_url or "",
+                model=settings.llm_model,
+                api_key=settings.llm_api_key,
+                n_ctx=settings.n_ctx,
+                seed=settings.seed,
+            )
+        )
+        engines.load_s["llm"] = time.perf_counter() - t
+    elif "llm" in paths:
         from .engines.llama import LlamaEngine
 
         say(f"loading LLM {paths['llm']}")

@@ -21,6 +21,12 @@ class Settings:
     stt_model: str | None = None
     """Path or catalog name; None for the embedded default."""
     llm_model: str | None = None
+    """GGUF path or catalog name; with ``llm_url``, the name of the server's model (None:
+    the first it lists)."""
+    llm_url: str | None = None
+    """An OpenAI-compatible server that answers instead of a local GGUF."""
+    llm_api_key: str | None = None
+    """The server's key (None: ``$VOICEGROK_LLM_API_KEY``, or no key)."""
     voice: str | None = None
     threads: int = field(default_factory=_cores)
     """CPU threads for the LLM."""

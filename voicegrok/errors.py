@@ -6,6 +6,7 @@ __all__ = [
     "AudioDeviceError",
     "AudioInputError",
     "ModelError",
+    "ServiceError",
     "UsageError",
     "VoicegrokError",
     "first_line",
@@ -18,6 +19,10 @@ class VoicegrokError(Exception):
 
 class ModelError(VoicegrokError):
     """A model is missing, unknown or cannot be loaded."""
+
+
+class ServiceError(VoicegrokError):
+    """A server voicegrok relies on (``--llm-url``) is unreachable or failed a request."""
 
 
 class AudioInputError(VoicegrokError):

@@ -25,7 +25,16 @@ UI_FAILED = "✖ error"
 """What its status shows when it could not start (e.g. a model that cannot be loaded)."""
 NO_DEVICE = "voicegrok-bench: no such device"
 """A sound device name that matches none: the UI then has no microphone or speaker."""
-_ASK_OPTIONS = ("llm_model", "voice", "threads", "max_tokens", "temperature", "system_prompt")
+_ASK_OPTIONS = (
+    "llm_model",
+    "llm_url",
+    "llm_api_key",
+    "voice",
+    "threads",
+    "max_tokens",
+    "temperature",
+    "system_prompt",
+)
 """The settings ``ask`` takes as options (``talk`` and ``ui`` take them all)."""
 _OPTIONS = (*_ASK_OPTIONS, "stt_model", "stt_threads")
 

@@ -95,7 +95,12 @@ async def run_latency_bench(
     finally:
         engines.close(wait=True)
     # llama-cpp-python and voicegrok's engine alone, on the same prompt as each live turn
-    alone = in_a_fresh_process(alone_on_each_turn, settings, [c for _, _, c in asked])
+    # (nothing to compare with when the LLM is another machine's: --llm-url)
+    if settings.llm_url:
+        asked = []
+    alone = (
+        in_a_fresh_process(alone_on_each_turn, settings, [c for _, _, c in asked]) if asked else []
+    )
     # what a person hears: voicegrok talk in its own process, on virtual sound devices
     heard = await asyncio.to_thread(heard_of_talk, settings, runs, say)
     report = latency_report(

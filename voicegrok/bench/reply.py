@@ -71,7 +71,11 @@ async def run_reply_bench(
                 print(f"… run {run + 1}/{runs} done", file=sys.stderr, flush=True)
     finally:
         engines.close(wait=True)
-    bare = in_a_fresh_process(bare_tokens_per_s, settings, transcript) if transcript else {}
+    bare = (
+        in_a_fresh_process(bare_tokens_per_s, settings, transcript)
+        if transcript and not settings.llm_url
+        else {}
+    )
     pipe_tps = statistics.median(in_pipeline_tps) if in_pipeline_tps else 0.0
     return {
         "benchmark": "reply",
@@ -87,7 +91,8 @@ async def run_reply_bench(
         },
         "models": {
             "stt": str(settings.stt_model),
-            "llm": str(settings.llm_model),
+            "llm": str(settings.llm_model)
+            + (f" at {settings.llm_url}" if settings.llm_url else ""),
             "tts": str(settings.voice),
         },
         "load_s": round(load_s, 2),

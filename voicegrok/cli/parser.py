@@ -22,6 +22,8 @@ __all__ = ["build_parser", "settings_from"]
 SETTINGS_OPTIONS = (
     "stt_model",
     "llm_model",
+    "llm_url",
+    "llm_api_key",
     "voice",
     "threads",
     "stt_threads",
@@ -60,7 +62,22 @@ def _models(p: argparse.ArgumentParser, *, stt: bool, llm: bool, voice: bool) ->
             "--stt-model", metavar="PATH|NAME", help="CTranslate2 whisper folder or catalog name"
         )
     if llm:
-        g.add_argument("--llm-model", metavar="PATH|NAME", help="GGUF file or catalog name")
+        g.add_argument(
+            "--llm-model",
+            metavar="PATH|NAME",
+            help="GGUF file or catalog name (with --llm-url: the server's model name)",
+        )
+        g.add_argument(
+            "--llm-url",
+            metavar="URL",
+            help="answer with an OpenAI-compatible server instead (llama-server, vLLM, ...), "
+            "e.g. http://gpu-box:8080/v1",
+        )
+        g.add_argument(
+            "--llm-api-key",
+            metavar="KEY",
+            help="the --llm-url server's API key (or set VOICEGROK_LLM_API_KEY)",
+        )
     if voice:
         g.add_argument("--voice", metavar="PATH|NAME", help="Piper .onnx voice or catalog name")
     if llm:

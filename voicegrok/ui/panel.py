@@ -166,7 +166,9 @@ class SidePanel(Vertical):
             [f"server {server}"]
             if server
             else [
-                f"LLM    {name('llm', settings.llm_model)}",
+                f"LLM    {settings.llm_model or 'served'} at {settings.llm_url}"
+                if settings.llm_url
+                else f"LLM    {name('llm', settings.llm_model)}",
                 f"STT    {name('stt', settings.stt_model)}" if "stt" in load_s else "STT    –",
                 f"voice  {name('tts', settings.voice)}" if "tts" in load_s else "voice  –",
             ]
