@@ -134,15 +134,20 @@ def test_sessions_report_times_each_batch_by_its_slowest_response() -> None:
     """Aggregate speed is all tokens over the sum of each batch's slowest response;
     memory per session is the growth over the models' memory, shared by the sessions."""
     rows: list[server.Row] = [
-        {"status": "completed", "first_audio_ms": 100.0, "done_ms": 1000.0, "tokens": 10},
-        {"status": "completed", "first_audio_ms": 300.0, "done_ms": 2000.0, "tokens": 20},
-        {"status": "cancelled", "first_audio_ms": 200.0, "done_ms": 3000.0, "tokens": 30},
-        {"status": "completed", "first_audio_ms": 200.0, "done_ms": 500.0, "tokens": 0},
-    ]
+        {"status": "completed", "first_audio_ms": 100.0, "written_ms": 500.0,
+         "done_ms": 1000.0, "tokens": 10},
+        {"status": "completed", "first_audio_ms": 300.0, "written_ms": 1000.0,
+         "done_ms": 2000.0, "tokens": 20},
+        {"status": "cancelled", "first_audio_ms": 200.0, "written_ms": 1000.0,
+         "done_ms": 3000.0, "tokens": 30},
+        {"status": "completed", "first_audio_ms": 200.0, "written_ms": 200.0,
+         "done_ms": 500.0, "tokens": 0},
+    ]  # fmt: skip
     report = server.sessions_report(2, 2, rows, peak_mb=520.0, loaded_mb=500.0)
     assert report["completed"] == 3
     assert report["first_audio_ms"]["p50"] == 200
     assert report["aggregate_tokens_per_s"] == 12.0  # 60 tokens in 2 s + 3 s
+    assert report["aggregate_decode_tokens_per_s"] == 30.0  # written in 1 s + 1 s
     assert report["rss_peak_mb"] == 520.0 and report["rss_per_session_mb"] == 10.0
     unmeasured = server.sessions_report(2, 2, rows, peak_mb=None, loaded_mb=None)
     assert unmeasured["rss_peak_mb"] is None and unmeasured["rss_per_session_mb"] is None

@@ -74,6 +74,9 @@ class Engines:
         """Stop the engine threads (``wait``: until their work in progress is over)."""
         for t in self.threads.values():
             t.close(wait=wait)
+        close = getattr(self.llm, "close", None)
+        if callable(close):
+            close()  # the batching engine's scheduler thread
 
 
 def load_engines(
@@ -83,9 +86,12 @@ def load_engines(
     llm: bool = True,
     tts: bool = True,
     vad: bool = False,
+    sessions: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> Engines:
     """Resolve, load and warm up the requested engines (blocking; seconds, not minutes).
+    ``sessions``: conversations answered at once (more than one: a local LLM batches them,
+    see :mod:`.engines.llama_batch`).
 
     Raises :class:`~voicegrok.errors.ModelError` with a one-line message on any model problem.
     """
@@ -143,18 +149,30 @@ def load_engines(
         engines.load_s["llm"] = time.perf_counter() - t
     elif "llm" in paths:
         from .engines.llama import LlamaEngine
+        from .engines.llama_batch import BatchedLlamaEngine
 
         say(f"loading LLM {paths['llm']}")
         t = time.perf_counter()
 
-        def load_llama() -> LlamaEngine:
-            llama = LlamaEngine(
-                paths["llm"],
-                n_ctx=settings.n_ctx,
-                threads=settings.threads,
-                seed=settings.seed,
-                cores=cores,
-            )
+        def load_llama() -> LlamaEngine | BatchedLlamaEngine:
+            llama: LlamaEngine | BatchedLlamaEngine
+            if sessions > 1:
+                llama = BatchedLlamaEngine(
+                    paths["llm"],
+                    slots=sessions,
+                    n_ctx=settings.n_ctx,
+                    threads=settings.threads,
+                    seed=settings.seed,
+                    cores=cores,
+                )
+            else:
+                llama = LlamaEngine(
+                    paths["llm"],
+                    n_ctx=settings.n_ctx,
+                    threads=settings.threads,
+                    seed=settings.seed,
+                    cores=cores,
+                )
             # Puts the system prompt in the KV cache: the first turn only evaluates its question.
             llama.warm_up(Conversation(settings.system_prompt).messages())
             return llama
@@ -248,13 +266,17 @@ class Assistant:
             )
         if engines.stt is not None:
             stages.append(STTStage(engines.stt, engines.threads["stt"]))
+        # an engine that batches conversations is waited on by each from a thread of its own
+        self._own_llm_thread = (
+            EngineThread("llm-conversation") if getattr(engines.llm, "concurrent", False) else None
+        )
         stages.append(
             LLMStage(
                 engines.llm,
                 self.conversation,
                 max_tokens=settings.max_tokens,
                 temperature=settings.temperature,
-                thread=engines.threads["llm"],
+                thread=self._own_llm_thread or engines.threads["llm"],
             )
         )
         stages.append(ClauseStage(first_min_words=settings.first_clause_words))
@@ -274,6 +296,8 @@ class Assistant:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.pipeline.abort()
+        if self._own_llm_thread is not None:
+            self._own_llm_thread.close()
 
     def _text_turn(self, text: str) -> tuple[Frame, Frame]:
         turn_id = next(self._ids)

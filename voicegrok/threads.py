@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -32,14 +34,24 @@ class EngineThread:
     def __init__(self, name: str) -> None:
         self._name = name
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"voicegrok-{name}")
+        self._urgent: list[tuple[int, int, Callable[[], None]]] = []
+        """Streams waiting for the thread, by priority (see :meth:`stream`)."""
+        self._order = itertools.count()
+        self._lock = threading.Lock()
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` on the thread and return its result."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
-    async def stream(self, make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
-        """Iterate ``make()`` on the thread; yields each item on the loop as it is produced."""
+    async def stream(
+        self, make: Callable[[], Iterator[T]], *, priority: int = 1
+    ) -> AsyncIterator[T]:
+        """Iterate ``make()`` on the thread; yields each item on the loop as it is produced.
+
+        Streams waiting for the thread start in ``priority`` order (lower first; the same
+        priority in the order they came): with many conversations on one engine, the first
+        clause of an answer someone is waiting for goes ahead of later clauses of others."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         stop = threading.Event()
@@ -49,6 +61,8 @@ class EngineThread:
                 loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
 
         def drain() -> None:
+            if stop.is_set():  # its consumer went while it waited (a barge-in)
+                return
             try:
                 iterator = make()
                 try:
@@ -65,7 +79,7 @@ class EngineThread:
             else:
                 send(_END, None)
 
-        future = loop.run_in_executor(self._pool, drain)
+        future = loop.run_in_executor(self._pool, self._next_by_priority(priority, drain))
         try:
             while True:
                 kind, value = await queue.get()
@@ -79,6 +93,19 @@ class EngineThread:
             stop.set()
             if future.done():
                 future.result()
+
+    def _next_by_priority(self, priority: int, job: Callable[[], None]) -> Callable[[], None]:
+        """A task for the pool that runs the most urgent stream waiting when it starts
+        (each task runs one, so every stream runs once)."""
+        with self._lock:
+            heapq.heappush(self._urgent, (priority, next(self._order), job))
+
+        def run_next() -> None:
+            with self._lock:
+                _, _, chosen = heapq.heappop(self._urgent)
+            chosen()
+
+        return run_next
 
     def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the thread and wait for it (blocking: for loading, before any loop).

@@ -18,11 +18,13 @@ MAX_TEXT_CHARS = 8000
 """Longest text accepted by ``ask`` and ``say``."""
 
 
-def load(settings: Settings, args: argparse.Namespace, **kinds: bool) -> Engines:
+def load(
+    settings: Settings, args: argparse.Namespace, *, sessions: int = 1, **kinds: bool
+) -> Engines:
     """The engines ``kinds`` asks for (see ``load_engines``), with progress on stderr
     unless ``-q``."""
     progress = None if args.quiet else (lambda m: print(f"… {m}", file=sys.stderr, flush=True))
-    return load_engines(settings, progress=progress, **kinds)
+    return load_engines(settings, progress=progress, sessions=sessions, **kinds)
 
 
 def check_text(text: str, what: str) -> str:

@@ -48,7 +48,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         limits=limits,
     )
     history = History() if args.history else None
-    engines = load(settings, args, vad=True)
+    engines = load(settings, args, vad=True, sessions=args.max_sessions)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

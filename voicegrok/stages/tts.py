@@ -128,7 +128,9 @@ class TTSStage:
         tail_ms = pause_after(text)
         started_s = time.perf_counter()
         made_s = took_s = 0.0
-        async for raw in self._thread.stream(lambda: self._engine.synthesize(text, urgent=urgent)):
+        async for raw in self._thread.stream(
+            lambda: self._engine.synthesize(text, urgent=urgent), priority=0 if urgent else 1
+        ):
             made_s += len(raw) / 2 / rate
             took_s = time.perf_counter() - started_s
             pcm = trim_pcm16(raw, rate, lead_ms=LEAD_SILENCE_MS, tail_ms=tail_ms)

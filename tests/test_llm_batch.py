@@ -1,0 +1,191 @@
+"""Continuous batching on the real SmolLM2 model: many conversations in one llama.cpp
+context, each with its own KV cache, sampler and history reuse; a barge-in drops its
+sequence at once. And engine threads that start the most urgent work first."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from voicegrok import models
+from voicegrok.assistant import Engines
+from voicegrok.conversation import Conversation, Message
+from voicegrok.engines.llama_batch import BatchedLlamaEngine
+from voicegrok.threads import EngineThread
+
+from .conftest import ask_item, serve, wait_for
+from .test_server import sdk
+
+QUESTIONS = (
+    "What is the capital of France?",
+    "Name three things to do in New York City.",
+    "How do I boil an egg?",
+    "What is a good name for a cat?",
+)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[BatchedLlamaEngine]:
+    e = BatchedLlamaEngine(models.resolve("llm"), slots=6, threads=2)
+    yield e
+    e.close()
+
+
+def chat(*turns: str) -> list[Message]:
+    conversation = Conversation()
+    for i, text in enumerate(turns):
+        (conversation.add_user if i % 2 == 0 else conversation.add_assistant)(text)
+    return conversation.messages()
+
+
+def evaluated(engine: BatchedLlamaEngine, messages: list[Message]) -> int:
+    """Tokens the engine evaluated to put ``messages`` in a KV cache."""
+    before = engine.batched_tokens
+    engine.warm_up(messages)
+    return engine.batched_tokens - before
+
+
+@pytest.mark.models
+def test_conversations_answered_at_once_share_each_decode(engine: BatchedLlamaEngine) -> None:
+    """Four questions at once: each gets its own right answer, and one llama_decode
+    carries the next token of several of them (far fewer steps than tokens)."""
+    answers: dict[int, str] = {}
+
+    def ask(i: int) -> None:
+        answers[i] = "".join(
+            engine.stream_chat(chat(QUESTIONS[i]), max_tokens=60, temperature=0)
+        )
+
+    steps, tokens = engine.steps, engine.batched_tokens
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(answers) == [0, 1, 2, 3]
+    assert "Paris" in answers[0]
+    assert "egg" in answers[2].lower()
+    assert all(a.strip() for a in answers.values())
+    decoded = engine.batched_tokens - tokens
+    assert engine.steps - steps < decoded / 2, (engine.steps - steps, decoded)
+
+
+@pytest.mark.models
+def test_each_conversation_evaluates_only_what_is_new(engine: BatchedLlamaEngine) -> None:
+    """The system prompt is evaluated once and shared into every new conversation; a
+    conversation's next turn evaluates only its new words, even after others have
+    been answered in between."""
+    system = Conversation().messages()
+    evaluated(engine, system)
+    first = chat(QUESTIONS[0])
+    new = len(engine.prompt_tokens(first)) - len(engine.prompt_tokens(system))
+    assert evaluated(engine, first) <= new + 1
+    other = chat(QUESTIONS[3])
+    assert evaluated(engine, other) <= new + 10  # its question only
+    answer = "".join(engine.stream_chat(first, max_tokens=30, temperature=0))
+    evaluated(engine, chat(QUESTIONS[2]))  # a third conversation meanwhile
+    second = chat(QUESTIONS[0], answer, "And of Italy?")
+    before = engine.prompt_tokens(chat(QUESTIONS[0], answer))
+    after = engine.prompt_tokens(second)
+    assert evaluated(engine, second) <= len(after) - len(before) + 8
+
+
+@pytest.mark.models
+def test_a_barge_in_drops_its_sequence_at_once(engine: BatchedLlamaEngine) -> None:
+    """Closing an answer's stream (a barge-in) ends its sequence before the next step:
+    the engine stops decoding for it while another answer goes on."""
+    long = engine.stream_chat(
+        chat("Tell me a long story about a dragon."), max_tokens=400, temperature=0
+    )
+    assert next(long)
+    other_pieces: list[str] = []
+
+    def other() -> None:
+        other_pieces.extend(engine.stream_chat(chat(QUESTIONS[1]), max_tokens=40, temperature=0))
+
+    t = threading.Thread(target=other)
+    t.start()
+    long.close()
+    t.join(60)
+    assert other_pieces
+    deadline = time.monotonic() + 5
+    while engine.answering():
+        assert time.monotonic() < deadline, "the dropped sequence is still decoded"
+        time.sleep(0.01)
+
+
+async def test_the_most_urgent_stream_waiting_for_an_engine_thread_starts_first() -> None:
+    """With many conversations on one voice, the first clause somebody is waiting for
+    (priority 0) goes ahead of later clauses queued before it."""
+    thread = EngineThread("tts")
+    release = threading.Event()
+    started: list[str] = []
+
+    def job(name: str) -> Iterator[str]:
+        started.append(name)
+        if name == "busy":
+            release.wait(10)
+        yield name
+
+    async def drain(name: str, priority: int) -> None:
+        async for _ in thread.stream(lambda: job(name), priority=priority):
+            pass
+
+    try:
+        busy = asyncio.create_task(drain("busy", 1))
+        await wait_for(lambda: started, timeout_s=10)
+        later = [asyncio.create_task(drain(f"later {i}", 1)) for i in range(2)]
+        await asyncio.sleep(0.05)
+        first = asyncio.create_task(drain("first clause", 0))
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(busy, first, *later)
+        assert started == ["busy", "first clause", "later 0", "later 1"]
+    finally:
+        thread.close(wait=True)
+
+
+@pytest.mark.models
+async def test_a_second_session_is_answered_while_the_first_is_still_written(
+    listening: Engines, engine: BatchedLlamaEngine
+) -> None:
+    """``voicegrok serve`` on the batching engine, two clients of the official SDK: the
+    second question, asked while a long answer is being written for the first, is heard
+    before that answer is finished (one engine serving one request at a time would have
+    made it wait for the whole of it)."""
+    batched = dataclasses.replace(listening, llm=engine)
+    heard: dict[str, float] = {}
+
+    async def session(name: str, question: str, after: asyncio.Event | None) -> None:
+        async with sdk(server).realtime.connect(model="voicegrok") as conn:
+            await anext(aiter(conn))  # session.created
+            if after is not None:
+                await after.wait()
+            await conn.conversation.item.create(item=ask_item(question))
+            await conn.response.create()
+            async for event in conn:
+                now = time.monotonic()
+                if event.type == "response.output_audio.delta":
+                    heard.setdefault(f"{name} first audio", now)
+                    started.set()
+                elif event.type == "response.output_audio_transcript.delta":
+                    heard[f"{name} last word"] = now
+                elif event.type == "response.done":
+                    assert event.response.status == "completed"
+                    return
+
+    started = asyncio.Event()
+    async with serve(batched) as server:
+        await asyncio.wait_for(
+            asyncio.gather(
+                session("long", "Tell me a long story about a dragon and a knight.", None),
+                session("short", "What is the capital of France?", started),
+            ),
+            timeout=180,
+        )
+    assert heard["short first audio"] < heard["long last word"], heard
