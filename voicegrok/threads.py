@@ -154,6 +154,7 @@ class CoreShare:
     def __init__(self, cores: int) -> None:
         self.cores = max(1, cores)
         self._counts = {"working": 0, "generating": 0, "exclusive": 0}
+        self._conversations = 0
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
@@ -185,6 +186,15 @@ class CoreShare:
             self._changed.wait_for(
                 lambda: self._counts["exclusive"] == 0, timeout=self.exclusive_timeout_s
             )
+
+    def serving(self, conversations: int) -> None:
+        """The LLM is answering this many conversations at once (a batching engine)."""
+        self._conversations = conversations
+
+    def serving_many(self) -> bool:
+        """The LLM is answering several conversations: no engine takes every core for one
+        of them (each pause of the LLM would delay all the others' answers)."""
+        return self._conversations > 1
 
     def llm_busy(self) -> bool:
         return self._counts["generating"] > 0

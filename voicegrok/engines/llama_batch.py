@@ -42,6 +42,10 @@ PREFILL_CHUNK = 128
 """Prompt tokens of one request evaluated per step: a long new prompt delays the other
 conversations' next tokens by one chunk's time at most, not the whole prompt's."""
 
+FIRST_WORDS_TOKENS = 16
+"""An answer with fewer tokens than this has not given its first clause to speech yet."""
+CATCH_UP = 3
+
 _END = object()
 
 
@@ -232,8 +236,10 @@ class BatchedLlamaEngine:
                             break
                         self._place_waiting()
                         self._drop_cancelled()
+                        self._cores.serving(sum(1 for s in self._slots if s.request))
                     self._adjust_threads()
                     self._step()
+            self._cores.serving(0)
 
     def _has_work(self) -> bool:
         return bool(self._waiting) or any(s.request is not None for s in self._slots)
@@ -287,10 +293,9 @@ class BatchedLlamaEngine:
         n = 0
         taken: list[tuple[_Slot, int]] = []
         sampled: list[tuple[_Slot, int]] = []
-        for slot in self._slots:
+        for slot in self._in_this_step():
             request = slot.request
-            if request is None:
-                continue
+            assert request is not None
             take = request.pending[: min(PREFILL_CHUNK, self._batch_size - n)]
             if not take:
                 continue
@@ -324,6 +329,17 @@ class BatchedLlamaEngine:
             del slot.request.pending[:took]
         for slot, index in sampled:
             self._sample(slot, index)
+
+    def _in_this_step(self) -> list[_Slot]:
+        """The slots decoded in the next step. While some answers have not reached their
+        first words yet (someone is waiting for the first sound), those further on, whose
+        speech is already playing, join only every ``CATCH_UP``-th step: a step's time
+        grows with the tokens in it, so the first words come sooner."""
+        busy = [s for s in self._slots if s.request is not None]
+        if self.steps % CATCH_UP == 0:
+            return busy
+        waiting = [s for s in busy if s.request and s.request.generated < FIRST_WORDS_TOKENS]
+        return waiting or busy
 
     def _sample(self, slot: _Slot, index: int) -> None:
         request = slot.request

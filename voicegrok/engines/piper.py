@@ -92,7 +92,7 @@ class PiperEngine:
                 pass
 
     def synthesize(self, text: str, *, urgent: bool = False) -> Iterator[bytes]:
-        if urgent and self._urgent_voice is not self._voice:
+        if urgent and self._urgent_voice is not self._voice and not self._cores.serving_many():
             voice, share = self._urgent_voice, self._cores.exclusive()
         else:
             voice, share = self._voice, self._cores.working()
