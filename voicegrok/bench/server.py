@@ -4,6 +4,7 @@ response, aggregate speed, and memory per session."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -84,7 +85,12 @@ def sessions_report(
         "sessions": n,
         "runs": runs,
         "completed": len(completed),
-        "first_audio_ms": percentiles([float(r["first_audio_ms"]) for r in completed]),
+        "first_audio_ms": percentiles(
+            [v for r in completed if not math.isnan(v := float(r["first_audio_ms"]))]
+        ),
+        "completed_without_audio": sum(
+            1 for r in completed if math.isnan(float(r["first_audio_ms"]))
+        ),
         "response_done_ms": percentiles([float(r["done_ms"]) for r in completed]),
         "aggregate_tokens_per_s": round(tokens / wall_s, 1) if wall_s else 0.0,
         "aggregate_decode_tokens_per_s": round(tokens / written_s, 1) if written_s else 0.0,

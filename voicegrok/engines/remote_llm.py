@@ -56,6 +56,10 @@ def base_url(url: str) -> str:
 class RemoteChatModel:
     """Blocking streamed chat completion from an OpenAI-compatible server."""
 
+    concurrent = True
+    """Each conversation streams from a thread of its own: the server batches them (vLLM,
+    llama-server with several slots), or queues them itself."""
+
     def __init__(
         self,
         url: str,
@@ -116,15 +120,23 @@ class RemoteChatModel:
             )
         except self._openai.APIError as e:
             raise ServiceError(self._failure(e)) from None
+        finished = False
         try:
             for chunk in stream:
                 for choice in chunk.choices:
                     if choice.delta.content:
                         yield choice.delta.content
+                    finished = finished or choice.finish_reason is not None
         except self._openai.APIError as e:
             raise ServiceError(self._failure(e)) from None
         finally:
             stream.close()  # also on a barge-in (GeneratorExit): the server stops
+        if not finished:
+            raise ServiceError(
+                f"the LLM server at {self.url} stopped the answer without finishing it "
+                "(did another request interrupt it? llama_cpp.server does unless started "
+                "with --interrupt_requests False)"
+            )
 
     def warm_up(self, messages: Sequence[Message]) -> None:
         """Nothing to do: the server keeps its own prompt cache."""
