@@ -123,9 +123,11 @@ class BatchedLlamaEngine:
         self.count_tokens = self._chat.count_tokens
         self.prompt_tokens = self._chat.prompt_tokens
         total = kv_tokens or n_ctx * min(slots, 4)
-        params = llama_cpp.llama_context_default_params()
+        # the settings llama-cpp-python gave its own context (as the one-conversation
+        # engine has them), for room for every conversation
+        params = llama_cpp.llama_context_params()
+        ctypes.pointer(params)[0] = self._llm.context_params
         params.n_ctx = total
-        params.n_batch = params.n_ubatch = 512
         params.n_seq_max = slots
         params.kv_unified = True  # shared prefixes stored once (llama.cpp's per-sequence
         # streams, the alternative, also crashed here on copying a prefix between them)
@@ -140,7 +142,7 @@ class BatchedLlamaEngine:
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._n_vocab = int(self._llm.n_vocab())
-        self._batch_size = 512
+        self._batch_size = int(params.n_batch)
         self._batch = llama_cpp.llama_batch_init(self._batch_size, 0, 1)
         self._piece = ctypes.create_string_buffer(256)
         self._slots = [_Slot(seq) for seq in range(slots)]
