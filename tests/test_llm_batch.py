@@ -124,6 +124,23 @@ def test_each_conversation_evaluates_only_what_is_new(engine: BatchedLlamaEngine
 
 
 @pytest.mark.models
+def test_a_full_cache_gives_way_to_the_least_recently_used_conversation() -> None:
+    """A KV cache too small for two long conversations: the second is answered all the
+    same, the idle first one's cache making room (it is evaluated anew next time)."""
+    small = BatchedLlamaEngine(models.resolve("llm"), slots=2, kv_tokens=512, threads=2)
+    try:
+        story = chat("Tell me a long story about a dragon.")
+        first = "".join(small.stream_chat(story, max_tokens=300, temperature=0))
+        other = chat("Tell me a long story about a princess.")
+        second = "".join(small.stream_chat(other, max_tokens=300, temperature=0))
+        assert len(first) > 600 and len(second) > 600
+        again = chat("Tell me a long story about a dragon.", first, "Who wins?")
+        assert evaluated(small, again) > len(small.prompt_tokens(story))  # evaluated anew
+    finally:
+        small.close()
+
+
+@pytest.mark.models
 def test_a_barge_in_drops_its_sequence_at_once(engine: BatchedLlamaEngine) -> None:
     """Closing an answer's stream (a barge-in) ends its sequence before the next step:
     the engine stops decoding for it while another answer goes on."""
