@@ -185,7 +185,7 @@ async def test_bad_messages_get_error_events_and_the_session_survives(listening:
                 },
                 {"type": "conversation.item.truncate", "item_id": "item_nope", "audio_end_ms": 5},
                 {"type": "response.cancel"},
-                {"type": "response.create"},  # nothing to answer yet
+                {"type": "response.create", "response": {"output_modalities": ["video"]}},
                 {"type": "input_audio_buffer.commit"},  # server VAD is on
                 "x" * (100 * 1024),
             ]
@@ -203,7 +203,7 @@ async def test_bad_messages_get_error_events_and_the_session_survives(listening:
                 "unsupported_format",
                 "item_not_found",
                 "response_cancel_not_active",
-                "no_input",
+                "invalid_value",
                 "turn_detection_enabled",
                 "message_too_large",
                 "invalid_json",

@@ -280,11 +280,13 @@ class Assistant:
             )
         )
         stages.append(ClauseStage(first_min_words=settings.first_clause_words))
+        self._tts: TTSStage | None = None
         if engines.tts is not None:
             lead_s = settings.tts_lead_s if realtime else None
-            stages.append(
-                TTSStage(engines.tts, engines.threads["tts"], lead_s=lead_s, cores=engines.cores)
+            self._tts = TTSStage(
+                engines.tts, engines.threads["tts"], lead_s=lead_s, cores=engines.cores
             )
+            stages.append(self._tts)
         stages.append(MetricsStage())
         self.pipeline = Pipeline(stages, background=background)
         self._out = self.pipeline.frames()
@@ -299,10 +301,18 @@ class Assistant:
         if self._own_llm_thread is not None:
             self._own_llm_thread.close()
 
-    def _text_turn(self, text: str) -> tuple[Frame, Frame]:
+    def _text_turn(
+        self, text: str, instructions: str | None = None, *, speak: bool = True
+    ) -> tuple[Frame, Frame]:
         turn_id = next(self._ids)
+        if not speak and self._tts is not None:
+            self._tts.silence_turn(turn_id)
         first = TurnStarted(turn_id=turn_id, speech_end_s=time.perf_counter(), source="text")
-        return first, UserText(turn_id=turn_id, text=text, source="text")
+        # no text: answer from the conversation so far
+        source = "text" if text else "conversation"
+        return first, UserText(
+            turn_id=turn_id, text=text, source=source, instructions=instructions
+        )
 
     def _audio_turn(
         self, samples: npt.NDArray[np.float32], sample_rate_hz: int, speech_end_s: float | None
@@ -329,9 +339,13 @@ class Assistant:
         async for frame in self._turn(*self._audio_turn(samples, sample_rate_hz, speech_end_s)):
             yield frame
 
-    async def push_text(self, text: str) -> int:
-        """Listening mode: start a typed turn; its frames come out of ``frames()``."""
-        return await self._push(*self._text_turn(text))
+    async def push_text(
+        self, text: str, *, instructions: str | None = None, speak: bool = True
+    ) -> int:
+        """Listening mode: start a typed turn; its frames come out of ``frames()``. An
+        empty ``text`` answers from the conversation so far; ``instructions`` replace the
+        system prompt for this answer; ``speak`` False: the answer is text only."""
+        return await self._push(*self._text_turn(text, instructions, speak=speak))
 
     async def push_audio(
         self,

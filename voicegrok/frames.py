@@ -126,11 +126,15 @@ class UserAudio(Frame):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserText(Frame):
-    """What the person said (a transcript) or typed. Only final texts are answered."""
+    """What the person said (a transcript) or typed. Only final texts are answered.
+    ``source`` ``"conversation"``: no new words, answer from the conversation so far (a
+    client's ``response.create`` with no new input, e.g. a greeting)."""
 
     text: str
     final: bool = True
     source: str = "speech"
+    instructions: str | None = None
+    """A system prompt for this answer only (None: the conversation's)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

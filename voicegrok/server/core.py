@@ -83,9 +83,13 @@ class Hear:
 
 @dataclass(frozen=True)
 class Ask:
-    """Start a turn answering ``text``; then call :meth:`SessionCore.asked` with its id."""
+    """Start a turn answering ``text`` (empty: from the conversation so far), with
+    ``instructions`` as its system prompt if given and its answer in ``modalities``; then
+    call :meth:`SessionCore.asked` with its id."""
 
     text: str
+    instructions: str | None = None
+    modalities: tuple[rt.Modality, ...] = ("audio",)
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,7 +248,7 @@ class SessionCore:
         if isinstance(event, rt.ConversationItemCreate):
             return self._add_item(event.item)
         if isinstance(event, rt.ResponseCreate):
-            return self._respond()
+            return self._respond(event.response)
         if isinstance(event, rt.ResponseCancel):
             return self._cancel(event.response_id)
         if isinstance(event, rt.InputAudioBufferCommit):
@@ -391,23 +395,36 @@ class SessionCore:
         }
         return [rt.ItemCreated(item=item.model_copy(update=made))]
 
-    def _respond(self) -> list[Output]:
+    def _respond(self, options: rt.ResponseOptions | None) -> list[Output]:
         if self.encoder.reply is not None:
             raise rt.ProtocolError(
                 "conversation_already_has_active_response",
                 f"response {self.encoder.reply.response_id} is still in progress: cancel it first",
             )
+        modalities = tuple(self.modalities)
+        if options is not None and options.output_modalities:
+            modalities = tuple(options.output_modalities)
+            if "audio" in modalities and "audio" not in self.modalities:
+                raise rt.ProtocolError(
+                    "unsupported_modality",
+                    "this session answers in text: set output_modalities ['audio'] with "
+                    "session.update first"
+                    if self.can.speaks
+                    else "this server has no voice loaded: use output_modalities ['text']",
+                    param="response.output_modalities",
+                )
         text = " ".join(t for t in self._pending_text if t).strip()
         self._pending_text = []
-        if not text:
-            raise rt.ProtocolError(
-                "no_input", "nothing to answer: add a user message or commit audio first"
-            )
-        return [Ask(text)]
+        # no new input: OpenAI's API answers from the conversation so far (a greeting)
+        instructions = options.instructions if options is not None else None
+        return [Ask(text, instructions, modalities)]
 
-    def asked(self, turn_id: int) -> list[Output]:
-        """The turn made for an :class:`Ask` has id ``turn_id``: its response begins."""
-        return [*self.encoder.begin(turn_id)]
+    def asked(
+        self, turn_id: int, modalities: tuple[rt.Modality, ...] | None = None
+    ) -> list[Output]:
+        """The turn made for an :class:`Ask` has id ``turn_id``: its response begins (in
+        ``modalities``, the session's by default)."""
+        return [*self.encoder.begin(turn_id, modalities=modalities)]
 
     def _cancel(self, response_id: str | None) -> list[Output]:
         reply = self.encoder.reply

@@ -48,6 +48,8 @@ class Reply:
     """The spoken question's item (None for typed ones)."""
     started: bool = False
     """``response.output_item.added`` was sent."""
+    modalities: tuple[rt.Modality, ...] = ("audio",)
+    """What this response gives: ``audio`` (with its transcript) or ``text``."""
 
 
 class FrameEncoder:
@@ -72,16 +74,23 @@ class FrameEncoder:
 
     # ------------------------------------------------------------------ replies
 
-    def begin(self, turn_id: int, user_item: str | None = None) -> list[ServerEvent]:
-        """A response starts for ``turn_id``."""
-        reply = Reply(turn_id, user_item=user_item)
+    def begin(
+        self,
+        turn_id: int,
+        user_item: str | None = None,
+        modalities: tuple[rt.Modality, ...] | None = None,
+    ) -> list[ServerEvent]:
+        """A response starts for ``turn_id``, in ``modalities`` (the session's by default)."""
+        reply = Reply(
+            turn_id, user_item=user_item, modalities=modalities or tuple(self.modalities)
+        )
         self.reply = reply
         self.replies[turn_id] = reply
         while len(self.replies) > 16:
             del self.replies[next(iter(self.replies))]
         self._resampler = StreamResampler(self.output_rate_hz, np.int16)  # a fresh stream
         response = rt.Response(
-            id=reply.response_id, status="in_progress", output_modalities=self.modalities
+            id=reply.response_id, status="in_progress", output_modalities=list(reply.modalities)
         )
         return [rt.ResponseCreated(response=response)]
 
@@ -110,7 +119,7 @@ class FrameEncoder:
         r, i = reply.response_id, reply.item_id
         text = "".join(reply.text)
         if reply.started and status == "completed":
-            if "audio" in self.modalities:
+            if "audio" in reply.modalities:
                 out.append(rt.AudioDone(response_id=r, item_id=i))
                 out.append(rt.AudioTranscriptDone(response_id=r, item_id=i, transcript=text))
             else:
@@ -125,7 +134,7 @@ class FrameEncoder:
                 None if status == "completed" else rt.StatusDetails(type=status, reason=reason)
             ),
             output=[self._item(reply, item_status)] if reply.started else [],
-            output_modalities=self.modalities,
+            output_modalities=list(reply.modalities),
             usage=rt.Usage(output_tokens=n_tokens, total_tokens=n_tokens),
         )
         out.append(rt.ResponseDone(response=response))
@@ -142,7 +151,7 @@ class FrameEncoder:
         text = "".join(reply.text)
         part = (
             rt.ContentPart(type="output_audio", transcript=text)
-            if "audio" in self.modalities
+            if "audio" in reply.modalities
             else rt.ContentPart(type="output_text", text=text)
         )
         return rt.Item(
@@ -183,7 +192,7 @@ class FrameEncoder:
             r, i = reply.response_id, reply.item_id
             delta: ServerEvent = (
                 rt.AudioTranscriptDelta(response_id=r, item_id=i, delta=frame.text)
-                if "audio" in self.modalities
+                if "audio" in reply.modalities
                 else rt.TextDelta(response_id=r, item_id=i, delta=frame.text)
             )
             return [*self._started(reply), delta]
@@ -244,6 +253,8 @@ class FrameEncoder:
         return [rt.TranscriptionCompleted(item_id=item_id, transcript=frame.text)]
 
     def _audio(self, reply: Reply, frame: TTSAudio) -> list[ServerEvent]:
+        if "audio" not in reply.modalities:
+            return []
         out = self._started(reply)
         if self._resampler.to_hz != self.output_rate_hz:  # the client switched mid-answer
             self._resampler = StreamResampler(self.output_rate_hz, np.int16)

@@ -159,8 +159,10 @@ class RealtimeSession:
                 await self._assistant.hear(out.samples, out.sample_rate_hz)
             elif isinstance(out, Ask):
                 assert self._assistant is not None
-                turn_id = await self._assistant.push_text(out.text)
-                await self._do(self.core.asked(turn_id))
+                turn_id = await self._assistant.push_text(
+                    out.text, instructions=out.instructions, speak="audio" in out.modalities
+                )
+                await self._do(self.core.asked(turn_id, out.modalities))
             elif isinstance(out, Transcribe):
                 await self._do(self.core.transcribed(out, await self._transcribe(out)))
             elif isinstance(out, Rebuild):

@@ -51,12 +51,19 @@ class LLMStage:
         messages = conversation.messages(self._engine.count_tokens, self._budget)
         return messages, self._engine.count_tokens(messages)
 
-    async def _prompt(self, text: str, turn_id: int) -> list[Message]:
-        """Add the question to the history (here, on the event loop, which owns it) and
-        return the trimmed prompt, or raise UsageError if the new message alone does not
-        fit. The tokens are counted on the LLM thread, on a copy."""
-        self.conversation.add_user(text, turn_id)
-        messages, used = await self._thread.call(self._count, self.conversation.snapshot())
+    async def _prompt(
+        self, text: str, turn_id: int, instructions: str | None = None
+    ) -> list[Message]:
+        """Add the question (if any) to the history (here, on the event loop, which owns
+        it) and return the trimmed prompt, with ``instructions`` as its system prompt if
+        given, or raise UsageError if the new message alone does not fit. The tokens are
+        counted on the LLM thread, on a copy."""
+        if text:
+            self.conversation.add_user(text, turn_id)
+        snapshot = self.conversation.snapshot()
+        if instructions is not None:
+            snapshot.system_prompt = instructions
+        messages, used = await self._thread.call(self._count, snapshot)
         if used > self._budget:
             self.conversation.forget_turn(turn_id)
             raise UsageError(
@@ -104,9 +111,10 @@ class LLMStage:
             self._prefill(frame)
             return
         self._answered = max(self._answered, frame.turn_id)
-        if not frame.text.strip():
+        text = frame.text.strip()
+        if not text and frame.source != "conversation":
             return
-        messages = await self._prompt(frame.text.strip(), frame.turn_id)
+        messages = await self._prompt(text, frame.turn_id, frame.instructions)
         pieces: list[str] = []
         first_s = last_s = 0.0
         completed = False

@@ -82,6 +82,7 @@ class TTSStage:
     ) -> None:
         self._engine = engine
         self._thread = thread or EngineThread("tts")
+        self._silent: set[int] = set()
         self._lead_s = lead_s
         self._cores = cores
         self._turn = -1
@@ -116,10 +117,15 @@ class TTSStage:
         self._rtf = (1 - a) * self._rtf + a * (took_s / audio_s)
         self._chars_per_s = (1 - a) * self._chars_per_s + a * (len(text) / audio_s)
 
+    def silence_turn(self, turn_id: int) -> None:
+        """Say nothing for ``turn_id``: its answer is wanted as text only."""
+        self._silent.add(turn_id)
+        self._silent = {t for t in self._silent if t > turn_id - 64}
+
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, SpokenClause)
         yield frame
-        if not frame.spoken:
+        if not frame.spoken or frame.turn_id in self._silent:
             return
         text = frame.spoken
         await self._pace(frame.turn_id, text)

@@ -1,0 +1,67 @@
+"""``response.create`` as OpenAI documents it, through the official SDK over a real
+websocket: with no new input it answers from the conversation so far (a greeting at the
+start of a session), and a response's own ``instructions`` and ``output_modalities``
+apply to that response only. Scripted engines (the logic is under test, not the models)."""
+
+from __future__ import annotations
+
+from voicegrok.conversation import DEFAULT_SYSTEM_PROMPT
+from voicegrok.testing import FakeChat, FakeTTS, fake_engines
+
+from .conftest import ask_item, serve
+from .test_server import sdk, transcript_of, until_done
+
+
+async def test_a_response_with_no_new_input_answers_from_the_conversation_so_far() -> None:
+    chat = FakeChat(["Hello! What can I do for you?", "Paris.", "Anything else?"])
+    async with (
+        serve(fake_engines(llm=chat)) as server,
+        sdk(server).realtime.connect(model="voicegrok") as conn,
+    ):
+        await anext(aiter(conn))  # session.created
+        await conn.response.create()  # the assistant speaks first: a greeting
+        events = await until_done(conn)
+        assert events[-1].response.status == "completed"
+        assert transcript_of(events) == "Hello! What can I do for you?"
+        assert any(e.type == "response.output_audio.delta" for e in events)
+        assert chat.prompts[-1] == [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}]
+
+        await conn.conversation.item.create(item=ask_item("What is the capital of France?"))
+        await conn.response.create()
+        assert transcript_of(await until_done(conn)) == "Paris."
+        await conn.response.create()  # nothing new: it goes on from what was said
+        events = await until_done(conn)
+        assert transcript_of(events) == "Anything else?"
+        roles = [m["role"] for m in chat.prompts[-1]]
+        assert roles == ["system", "assistant", "user", "assistant"]
+
+
+async def test_a_response_s_instructions_and_modalities_apply_to_it_alone() -> None:
+    chat = FakeChat(["Arr, Paris it be.", "Rome."])
+    tts = FakeTTS()
+    async with (
+        serve(fake_engines(llm=chat, tts=tts)) as server,
+        sdk(server).realtime.connect(model="voicegrok") as conn,
+    ):
+        await anext(aiter(conn))
+        await conn.conversation.item.create(item=ask_item("What is the capital of France?"))
+        await conn.response.create(
+            response={"instructions": "Talk like a pirate.", "output_modalities": ["text"]}
+        )
+        events = await until_done(conn)
+        done = events[-1].response
+        assert done.status == "completed" and done.output_modalities == ["text"]
+        assert chat.prompts[-1][0] == {"role": "system", "content": "Talk like a pirate."}
+        text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        assert text == "Arr, Paris it be."
+        assert not any(e.type.startswith("response.output_audio") for e in events)
+        assert tts.spoken == []  # nothing was synthesized for a text response
+
+        await conn.conversation.item.create(item=ask_item("And of Italy?"))
+        await conn.response.create()
+        events = await until_done(conn)
+        assert chat.prompts[-1][0]["content"] == DEFAULT_SYSTEM_PROMPT  # the session's again
+        assert events[-1].response.output_modalities == ["audio"]
+        assert transcript_of(events) == "Rome."
+        assert any(e.type == "response.output_audio.delta" for e in events)
+        assert tts.spoken  # spoken again
