@@ -40,7 +40,7 @@ from voicegrok.frames import (
 )
 from voicegrok.protocol import realtime as rt
 from voicegrok.server.app import RealtimeServer
-from voicegrok.server.core import Ask, Capabilities, Hear, SessionCore, Transcribe
+from voicegrok.server.core import Ask, Capabilities, CommitSpeech, Hear, SessionCore, Transcribe
 from voicegrok.server.session import RealtimeSession
 from voicegrok.testing import FakeChat, FakeSTT, FakeVAD, fake_engines
 from voicegrok.turns import EndTurn
@@ -175,6 +175,8 @@ class Harness:
                 clean_audio(out.samples, out.sample_rate_hz)
                 audio = resample(out.samples, out.sample_rate_hz, WHISPER_RATE_HZ)
                 events += self.run(self.core.transcribed(out, self.stt.transcribe(audio)))
+            elif isinstance(out, CommitSpeech):  # the listener has taken in the audio
+                events += self.run(self.core.commit_speech(out.event_id))
             elif isinstance(out, EndTurn):  # the assistant stops the turn's work
                 self.frames = [f for f in self.frames if f.turn_id != out.turn_id]
             # Rebuild, SetInstructions, EditHistory: the assistant's own business

@@ -186,7 +186,7 @@ async def test_bad_messages_get_error_events_and_the_session_survives(listening:
                 {"type": "conversation.item.truncate", "item_id": "item_nope", "audio_end_ms": 5},
                 {"type": "response.cancel"},
                 {"type": "response.create", "response": {"output_modalities": ["video"]}},
-                {"type": "input_audio_buffer.commit"},  # server VAD is on
+                {"type": "input_audio_buffer.commit"},  # server VAD on, nothing spoken
                 "x" * (100 * 1024),
             ]
             for message in bad:
@@ -204,7 +204,7 @@ async def test_bad_messages_get_error_events_and_the_session_survives(listening:
                 "item_not_found",
                 "response_cancel_not_active",
                 "invalid_value",
-                "turn_detection_enabled",
+                "input_audio_buffer_commit_empty",
                 "message_too_large",
                 "invalid_json",
             ], errors

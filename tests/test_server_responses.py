@@ -1,15 +1,23 @@
 """``response.create`` as OpenAI documents it, through the official SDK over a real
 websocket: with no new input it answers from the conversation so far (a greeting at the
 start of a session), and a response's own ``instructions`` and ``output_modalities``
-apply to that response only. Scripted engines (the logic is under test, not the models)."""
+apply to that response only (scripted engines: the logic is under test, not the models);
+with turn detection on, a client's commit ends the speech and is answered once (real
+models: the listener's end of turn is under test)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+
+from voicegrok.assistant import Engines
+from voicegrok.audio import load_audio
 from voicegrok.conversation import DEFAULT_SYSTEM_PROMPT
 from voicegrok.testing import FakeChat, FakeTTS, fake_engines
 
-from .conftest import ask_item, serve
-from .test_server import sdk, transcript_of, until_done
+from .conftest import DEMO, ask_item, pcm16, serve
+from .test_server import RATE, sdk, transcript_of, until_done
+from .test_vad import voiced_span
 
 
 async def test_a_response_with_no_new_input_answers_from_the_conversation_so_far() -> None:
@@ -65,3 +73,45 @@ async def test_a_response_s_instructions_and_modalities_apply_to_it_alone() -> N
         assert transcript_of(events) == "Rome."
         assert any(e.type == "response.output_audio.delta" for e in events)
         assert tts.spoken  # spoken again
+
+
+async def test_a_commit_with_turn_detection_on_ends_the_speech_and_is_answered_once(
+    listening: Engines,
+) -> None:
+    """The common "append, commit, response.create" flow with server VAD on: a recorded
+    question appended with no silence after it, then committed, is transcribed and
+    answered with one response and no error; a commit with nothing spoken since is
+    refused as OpenAI refuses it (input_audio_buffer_commit_empty)."""
+    question = load_audio(str(DEMO / "turn3.wav"), RATE)
+    _, end_s = voiced_span(load_audio(str(DEMO / "turn3.wav")))
+    spoken = question[: int((end_s + 0.05) * RATE)]  # cut right after the last word
+    async with (
+        serve(listening) as server,
+        sdk(server).realtime.connect(model="voicegrok") as conn,
+    ):
+        await anext(aiter(conn))
+        step = RATE // 10
+        for i in range(0, len(spoken), step):
+            chunk = base64.b64encode(pcm16(spoken[i : i + step])).decode()
+            await conn.input_audio_buffer.append(audio=chunk)
+        await conn.input_audio_buffer.commit()
+        await conn.response.create()
+        events = await until_done(conn)
+        types = [e.type for e in events]
+        assert "error" not in types, [e for e in events if e.type == "error"]
+        assert types.count("response.created") == 1
+        assert "input_audio_buffer.committed" in types
+        heard = next(
+            e.transcript
+            for e in events
+            if e.type == "conversation.item.input_audio_transcription.completed"
+        )
+        assert "cost" in heard, heard
+        assert events[-1].response.status == "completed"
+
+        await conn.input_audio_buffer.commit()  # nothing new spoken
+        async with asyncio.timeout(10):
+            async for event in conn:
+                if event.type == "error":
+                    assert event.error.code == "input_audio_buffer_commit_empty"
+                    break

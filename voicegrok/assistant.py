@@ -249,21 +249,21 @@ class Assistant:
         self._ids = turn_ids if turn_ids is not None else itertools.count(1)
         stages: list[Stage] = []
         background = Background()
+        self._listen: ListenStage | None = None
         if engines.vad is not None:
             if engines.stt is None:
                 raise ValueError("listening needs a speech-to-text engine next to the VAD")
-            stages.append(
-                ListenStage(
-                    engines.vad,
-                    engines.stt,
-                    lambda: next(self._ids),
-                    endpointing,
-                    vad_thread=engines.threads["vad"],
-                    stt_thread=engines.threads["stt"],
-                    partial_thread=engines.threads["stt-partial"],
-                    background=background,
-                )
+            self._listen = ListenStage(
+                engines.vad,
+                engines.stt,
+                lambda: next(self._ids),
+                endpointing,
+                vad_thread=engines.threads["vad"],
+                stt_thread=engines.threads["stt"],
+                partial_thread=engines.threads["stt-partial"],
+                background=background,
             )
+            stages.append(self._listen)
         if engines.stt is not None:
             stages.append(STTStage(engines.stt, engines.threads["stt"]))
         # an engine that batches conversations is waited on by each from a thread of its own
@@ -338,6 +338,10 @@ class Assistant:
         """Answer an utterance; ``speech_end_s`` (perf_counter) defaults to now."""
         async for frame in self._turn(*self._audio_turn(samples, sample_rate_hz, speech_end_s)):
             yield frame
+
+    def listened_s(self) -> float:
+        """Listening mode: seconds of audio the listener has taken in (0 without one)."""
+        return self._listen.listened_s if self._listen is not None else 0.0
 
     async def push_text(
         self, text: str, *, instructions: str | None = None, speak: bool = True

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..audio import REALTIME_RATE_HZ, FloatAudio, pcm16_to_float, resample
 from ..endpointing import EndpointConfig
-from ..frames import Frame, TTSAudio
+from ..frames import Frame, SpeechStarted, TTSAudio, TurnFailed, TurnRetracted, TurnStarted
 from ..protocol import realtime as rt
 from ..turns import Decision, EditHistory, EndTurn, Report, Show, TurnController
 from .encoder import FrameEncoder
@@ -92,6 +92,16 @@ class Ask:
     modalities: tuple[rt.Modality, ...] = ("audio",)
 
 
+@dataclass(frozen=True)
+class CommitSpeech:
+    """The client commits with turn detection on: once the listener has taken in all the
+    audio given so far (``heard_s``), call :meth:`SessionCore.commit_speech`."""
+
+    heard_s: float
+    event_id: str | None = None
+    """The client's commit event (an error about it names it)."""
+
+
 @dataclass(frozen=True, eq=False)
 class Transcribe:
     """Transcribe a committed buffer; then call :meth:`SessionCore.transcribed`."""
@@ -115,7 +125,9 @@ class SetInstructions:
     text: str
 
 
-Command = Hear | Ask | Transcribe | Rebuild | SetInstructions | EndTurn | EditHistory
+Command = (
+    Hear | Ask | Transcribe | Rebuild | SetInstructions | EndTurn | EditHistory | CommitSpeech
+)
 Output = ServerEvent | Command
 
 
@@ -151,12 +163,24 @@ class SessionCore:
         self._pending_text: list[str] = []
         self._heard_s = 0.0
         """Seconds of audio given to the listener (each part at the rate it came at)."""
+        self._speech_open = False
+        """Turn detection on: speech has started and its turn has not (what a client's
+        ``input_audio_buffer.commit`` commits)."""
+        self._commit_waiting = False
+        """A client's commit is ending the speech: its turn has not started yet."""
+        self._committed_turn: int | None = None
+        """The turn a client's commit made (its ``response.create`` is that turn's answer)."""
 
     # ------------------------------------------------------------------ session
 
     def start(self) -> list[Output]:
         """The session opens: its assistant is made, the client is told."""
         return [self._rebuild(), rt.SessionCreated(session=self.describe())]
+
+    @property
+    def listen_base_s(self) -> float:
+        """Where the current listener's stream starts in the session's audio (seconds)."""
+        return self.encoder.listen_base_ms / 1000
 
     def describe(self) -> rt.Session:
         fmt_in = rt.AudioFormat(rate=self.input_rate_hz)
@@ -189,6 +213,9 @@ class SessionCore:
             )
         # a new listener's stream positions start again at 0
         self.encoder.listen_base_ms = round(1000 * self._heard_s)
+        # and it has heard nothing: no speech open, no commit under way
+        self._speech_open = self._commit_waiting = False
+        self._committed_turn = None
         self.turns.interrupt_on_speech = td is not None and td.interrupt_response
         self._configure()
         return Rebuild(
@@ -252,7 +279,7 @@ class SessionCore:
         if isinstance(event, rt.ResponseCancel):
             return self._cancel(event.response_id)
         if isinstance(event, rt.InputAudioBufferCommit):
-            return self._commit()
+            return self._commit(event.event_id)
         if isinstance(event, rt.InputAudioBufferClear):
             self._buffer, self._buffered = [], 0
             return [rt.Cleared()]
@@ -331,13 +358,9 @@ class SessionCore:
         self._buffered += len(samples)
         return []
 
-    def _commit(self) -> list[Output]:
+    def _commit(self, event_id: str | None) -> list[Output]:
         if self.turn_detection is not None:
-            raise rt.ProtocolError(
-                "turn_detection_enabled",
-                "with turn detection on the server commits the audio itself; send "
-                "session.update with audio.input.turn_detection null to commit by hand",
-            )
+            return [CommitSpeech(self._heard_s, event_id)]
         if self._buffered < self.input_rate_hz // 10:
             raise rt.ProtocolError(
                 "input_audio_buffer_commit_empty",
@@ -350,6 +373,30 @@ class SessionCore:
         item_id = rt.new_id("item")
         # Transcribe now, answer on response.create (the API's order of events).
         return [rt.Committed(item_id=item_id), Transcribe(item_id, audio, self.input_rate_hz)]
+
+    def commit_speech(self, event_id: str | None = None) -> list[Output]:
+        """Turn detection on, the client commits (see :class:`CommitSpeech`): the speech in
+        progress ends here, as if the end-of-turn silence had come (that silence is given
+        to the listener), and its turn is answered; the client's ``response.create`` that
+        follows is that answer. With no speech in progress, OpenAI's error."""
+        if not self._speech_open or self._commit_waiting or self.turn_detection is None:
+            return [
+                rt.ErrorEvent.of(
+                    rt.ProtocolError(
+                        "input_audio_buffer_commit_empty",
+                        "nothing to commit: no speech since the last turn (turn detection "
+                        "commits each turn by itself)",
+                        event_id=event_id,
+                    )
+                )
+            ]
+        end_ms = self.turn_detection.silence_duration_ms or EndpointConfig().end_silence_ms
+        silence_ms = end_ms + 200
+        samples = np.zeros(self.input_rate_hz * silence_ms // 1000, dtype=np.float32)
+        self._heard_s += len(samples) / self.input_rate_hz
+        self.encoder.heard_ms = round(1000 * self._heard_s)
+        self._commit_waiting = True
+        return [*self.encoder.committed(), Hear(samples, self.input_rate_hz)]
 
     def transcribed(self, command: Transcribe, text: str) -> list[Output]:
         """The transcript of a committed buffer."""
@@ -396,6 +443,12 @@ class SessionCore:
         return [rt.ItemCreated(item=item.model_copy(update=made))]
 
     def _respond(self, options: rt.ResponseOptions | None) -> list[Output]:
+        reply = self.encoder.reply
+        if self._commit_waiting or (
+            reply is not None and reply.turn_id == self._committed_turn
+        ):
+            self._committed_turn = None
+            return []  # the answer to the audio the client committed is (or will be) it
         if self.encoder.reply is not None:
             raise rt.ProtocolError(
                 "conversation_already_has_active_response",
@@ -463,6 +516,14 @@ class SessionCore:
 
     def frame(self, frame: Frame) -> list[Output]:
         """A frame out of the session's assistant."""
+        if isinstance(frame, (SpeechStarted, TurnRetracted)):
+            self._speech_open = True
+        elif isinstance(frame, TurnStarted) and frame.source == "speech":
+            self._speech_open = False
+            if self._commit_waiting:
+                self._commit_waiting, self._committed_turn = False, frame.turn_id
+        elif isinstance(frame, TurnFailed):
+            self._commit_waiting = False
         return self._decided(self.turns.feed(frame))
 
     def _decided(self, decisions: list[Decision]) -> list[Output]:

@@ -69,6 +69,8 @@ class FrameEncoder:
         self.replies: dict[int, Reply] = {}
         """Recent responses by turn id (``conversation.item.truncate`` names their items)."""
         self._speech_item: str | None = None
+        self._committed_item: str | None = None
+        """The speech item the client committed itself (not told again at its turn)."""
         self._last_partial = ""
         self._resampler = StreamResampler(output_rate_hz, np.int16)
 
@@ -224,6 +226,14 @@ class FrameEncoder:
         out.append(rt.SpeechStarted(audio_start_ms=now_ms, item_id=self._speech_item))
         return out
 
+    def committed(self) -> list[ServerEvent]:
+        """The client committed the speech in progress: its item is committed now (its
+        turn starts once the listener has taken in the end of it)."""
+        if self._speech_item is None:
+            self._speech_item = rt.new_id("item")
+        self._committed_item = self._speech_item
+        return [rt.Committed(item_id=self._speech_item)]
+
     def _turn_started(self, frame: TurnStarted) -> list[ServerEvent]:
         out: list[ServerEvent] = []
         if self.reply is not None:  # a typed question's answer: the person spoke over it
@@ -234,7 +244,8 @@ class FrameEncoder:
         else:
             end_ms = self.heard_ms
         out.append(rt.SpeechStopped(audio_end_ms=end_ms, item_id=item_id))
-        out.append(rt.Committed(item_id=item_id))
+        if item_id != self._committed_item:
+            out.append(rt.Committed(item_id=item_id))
         out += self.begin(frame.turn_id, user_item=item_id)
         return out
 

@@ -28,6 +28,7 @@ from ..turns import EditHistory, EndTurn
 from .core import (
     Ask,
     Capabilities,
+    CommitSpeech,
     Hear,
     Limits,
     Output,
@@ -163,6 +164,9 @@ class RealtimeSession:
                     out.text, instructions=out.instructions, speak="audio" in out.modalities
                 )
                 await self._do(self.core.asked(turn_id, out.modalities))
+            elif isinstance(out, CommitSpeech):
+                await self._listened(out.heard_s)
+                await self._do(self.core.commit_speech(out.event_id))
             elif isinstance(out, Transcribe):
                 await self._do(self.core.transcribed(out, await self._transcribe(out)))
             elif isinstance(out, Rebuild):
@@ -175,6 +179,17 @@ class RealtimeSession:
             elif isinstance(out, EditHistory):
                 if self._assistant is not None:
                     await self._assistant.edit_history(out.turn_id, out.edit)
+
+    async def _listened(self, heard_s: float, timeout_s: float = 5.0) -> None:
+        """Wait until the listener has taken in ``heard_s`` of the session's audio and
+        what it made of it has come out (a client's commit is judged on that)."""
+        assistant = self._assistant
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while assistant is not None and asyncio.get_running_loop().time() < deadline:
+            if assistant.listened_s() >= heard_s - self.core.listen_base_s - 0.05:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # its last windows' frames reach the core
 
     async def _transcribe(self, job: Transcribe) -> str:
         stt = self.engines.stt

@@ -186,6 +186,11 @@ class ListenStage:
             UserText(turn_id=self._turn_id, text=text, final=True, source="speech"),
         ]
 
+    @property
+    def listened_s(self) -> float:
+        """Seconds of audio taken in so far."""
+        return self._consumed / self._vad.sample_rate_hz
+
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, AudioChunk)
         partial = self._finished_partial()
