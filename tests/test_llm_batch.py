@@ -17,6 +17,7 @@ from voicegrok.assistant import Engines
 from voicegrok.conversation import Conversation, Message
 from voicegrok.engines.llama import LlamaEngine
 from voicegrok.engines.llama_batch import BatchedLlamaEngine
+from voicegrok.errors import ServiceError
 from voicegrok.threads import EngineThread
 
 from .conftest import ask_item, serve, wait_for
@@ -121,6 +122,53 @@ def test_each_conversation_evaluates_only_what_is_new(engine: BatchedLlamaEngine
     before = engine.prompt_tokens(chat(QUESTIONS[0], answer))
     after = engine.prompt_tokens(second)
     assert evaluated(engine, second) <= len(after) - len(before) + 8
+
+
+@pytest.mark.models
+def test_with_every_slot_taken_a_conversation_goes_back_to_its_own_cache() -> None:
+    """As many slots as conversations, each history warmed up after its answer (ending
+    with the assistant's cue, where the next prompt has the user's): each next turn goes
+    back to its own slot and evaluates only its new words, not another's slot (whose
+    history would then be evaluated anew)."""
+    e = BatchedLlamaEngine(models.resolve("llm"), slots=2, threads=2)
+    try:
+        histories = []
+        for question in (QUESTIONS[0], QUESTIONS[2]):
+            answer = "".join(e.stream_chat(chat(question), max_tokens=30, temperature=0))
+            histories.append((question, answer))
+            e.warm_up(chat(question, answer))  # as the LLM stage does after each answer
+        for question, answer in histories:
+            before = e.prompt_tokens(chat(question, answer))
+            after = chat(question, answer, "Tell me more.")
+            assert evaluated(e, after) <= len(e.prompt_tokens(after)) - len(before) + 8
+    finally:
+        e.close()
+
+
+@pytest.mark.models
+def test_closing_the_engine_ends_every_request_with_an_error() -> None:
+    """Requests answering or waiting for a slot when the engine closes get an error,
+    never a wait for ever."""
+    e = BatchedLlamaEngine(models.resolve("llm"), slots=1, threads=2)
+    long = e.stream_chat(chat("Tell me a long story."), max_tokens=400, temperature=0)
+    assert next(long)
+    waiting = e.stream_chat(chat(QUESTIONS[0]), max_tokens=40, temperature=0)
+    outcome: list[object] = []
+
+    def wait() -> None:
+        try:
+            outcome.append("".join(waiting))
+        except ServiceError as error:
+            outcome.append(error)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.2)  # it waits for the one slot
+    e.close()
+    t.join(10)
+    assert not t.is_alive() and isinstance(outcome[0], ServiceError), outcome
+    with pytest.raises(ServiceError):
+        "".join(long)
 
 
 @pytest.mark.models

@@ -24,6 +24,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import dataclasses
+import logging
 import queue
 import threading
 import time
@@ -32,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from ..conversation import Message
-from ..errors import ServiceError
+from ..errors import ServiceError, first_line
 from ..threads import CoreShare
 from .llama import REPEAT_PENALTY, TOP_P, ChatFormat, Sampler, load_llama
 
 __all__ = ["BatchedLlamaEngine"]
+
+log = logging.getLogger(__name__)
 
 PREFILL_CHUNK = 128
 """Prompt tokens of one request evaluated per step: a long new prompt delays the other
@@ -81,15 +84,14 @@ def _common(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def _placing_cost(slot: _Slot, prompt: Sequence[int]) -> tuple[int, float]:
-    """Which free slot a prompt goes to (the lowest): one whose whole cache the prompt
-    continues (the same conversation's, the longest first), or an empty one; else the
-    least recently used, whose cache is then lost. The longest prefix any slot holds is
-    shared into the chosen one anyway (see ``_place_waiting``)."""
+def _placing_cost(slot: _Slot, prompt: Sequence[int]) -> tuple[int, int, float]:
+    """Which free slot a prompt goes to (the lowest): the one whose cache loses the fewest
+    tokens the prompt does not share (the same conversation's own slot, which differs
+    only in the last few tokens, or an empty one), the longest shared prefix first, then
+    the least recently used. The longest prefix any slot holds is shared into the chosen
+    one anyway (see ``_place_waiting``), so nothing else is gained by the choice."""
     common = _common(slot.tokens, prompt)
-    if common == len(slot.tokens):
-        return (0, -common)
-    return (1, slot.used_at)
+    return (len(slot.tokens) - common, -common, slot.used_at)
 
 
 class BatchedLlamaEngine:
@@ -129,6 +131,8 @@ class BatchedLlamaEngine:
         ctypes.pointer(params)[0] = self._llm.context_params
         params.n_ctx = total
         params.n_seq_max = slots
+        # the small Llama's n_batch is its n_ctx (64): room for a step's tokens instead
+        params.n_batch = params.n_ubatch = max(512, slots + PREFILL_CHUNK)
         params.kv_unified = True  # shared prefixes stored once (llama.cpp's per-sequence
         # streams, the alternative, also crashed here on copying a prefix between them)
         params.n_threads = params.n_threads_batch = threads
@@ -165,9 +169,15 @@ class BatchedLlamaEngine:
     def stream_chat(
         self, messages: Sequence[Message], *, max_tokens: int, temperature: float
     ) -> Iterator[str]:
+        prompt = self.prompt_tokens(messages)
+        self._check(prompt)
         sampler = Sampler(self._llm, temperature, TOP_P, REPEAT_PENALTY, self._seed)
-        request = _Request(self.prompt_tokens(messages), max_tokens, sampler)
-        self._submit(request)
+        request = _Request(prompt, max_tokens, sampler)
+        try:
+            self._submit(request)
+        except BaseException:
+            sampler.__exit__()
+            raise
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
             while True:
@@ -199,16 +209,22 @@ class BatchedLlamaEngine:
             return sum(1 for s in self._slots if s.request is not None) + len(self._waiting)
 
     def close(self) -> None:
+        """Stop the scheduler: every request not finished ends with an error."""
         with self._changed:
+            if self._closed:
+                return
             self._closed = True
             self._changed.notify_all()
         self._scheduler.join()
         self._c.llama_batch_free(self._batch)
         self._c.llama_free(self._ctx)
 
+    def _check(self, prompt: Sequence[int]) -> None:
+        if not prompt or len(prompt) > self.n_ctx:
+            raise ValueError(f"prompt of {len(prompt)} tokens, the context holds {self.n_ctx}")
+
     def _submit(self, request: _Request) -> None:
-        if len(request.prompt) > self.n_ctx:
-            raise ValueError(f"prompt of {len(request.prompt)} tokens, at most {self.n_ctx}")
+        self._check(request.prompt)
         with self._changed:
             if self._closed:
                 raise ServiceError("the LLM engine is closed")
@@ -224,12 +240,22 @@ class BatchedLlamaEngine:
     # ------------------------------------------------------------------ scheduler thread
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as e:  # nobody waits for ever: every request gets the error
+            log.exception("the batching LLM engine failed")
+            with self._changed:
+                self._closed = True  # and later requests are refused, not left waiting
+            self._fail_all(ServiceError(f"the LLM failed: {first_line(e)}"))
+            raise
+        finally:
+            self._fail_all(ServiceError("the LLM engine is closed"))
+
+    def _serve(self) -> None:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._closed or self._has_work())
                 if self._closed:
-                    for r in self._waiting:
-                        r.out.put(ServiceError("the LLM engine is closed"))
                     return
             with self._cores.generating():
                 while True:
@@ -318,8 +344,14 @@ class BatchedLlamaEngine:
             return
         batch.n_tokens = n
         code = self._c.llama_decode(self._ctx, batch)
-        if code == 1 and self._evict():
-            return  # room made: the same work is batched again at the next step
+        if code == 1:  # the KV cache is full
+            if not self._evict():
+                self._drop_newest(
+                    ServiceError(
+                        "the LLM's memory for conversations is full: ask again in a moment"
+                    )
+                )
+            return  # the same work (less what was dropped) is batched again next step
         if code != 0:
             self._fail_all(ServiceError(f"the LLM failed (llama_decode returned {code})"))
             return
@@ -340,7 +372,11 @@ class BatchedLlamaEngine:
         busy = [s for s in self._slots if s.request is not None]
         if self.steps % CATCH_UP == 0:
             return busy
-        waiting = [s for s in busy if s.request and s.request.generated < FIRST_WORDS_TOKENS]
+        waiting = [
+            s
+            for s in busy
+            if s.request and s.request.sampler and s.request.generated < FIRST_WORDS_TOKENS
+        ]
         return waiting or busy
 
     def _sample(self, slot: _Slot, index: int) -> None:
@@ -385,7 +421,19 @@ class BatchedLlamaEngine:
         oldest.tokens = []
         return True
 
+    def _drop_newest(self, error: BaseException) -> None:
+        """No room even with every idle cache forgotten: the request placed last ends with
+        ``error`` (the others, older, go on) and its sequence is cleared."""
+        busy = [s for s in self._slots if s.request is not None]
+        newest = max(busy, key=lambda s: s.used_at)
+        assert newest.request is not None
+        self._finish(newest.request, error)
+        newest.request = None
+        self._c.llama_memory_seq_rm(self._mem, newest.seq, 0, -1)
+        newest.tokens = []
+
     def _fail_all(self, error: BaseException) -> None:
+        """Every request, placed or waiting, ends with ``error``; the caches are cleared."""
         with self._changed:
             for slot in self._slots:
                 if slot.request is not None:
@@ -393,3 +441,6 @@ class BatchedLlamaEngine:
                     slot.request = None
                 self._c.llama_memory_seq_rm(self._mem, slot.seq, 0, -1)
                 slot.tokens = []
+            for request in self._waiting:
+                self._finish(request, error)
+            self._waiting.clear()

@@ -12,122 +12,43 @@ events through its :class:`~voicegrok.server.encoder.FrameEncoder`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..audio import REALTIME_RATE_HZ, FloatAudio, pcm16_to_float, resample
 from ..endpointing import EndpointConfig
-from ..frames import Frame, SpeechStarted, TTSAudio, TurnFailed, TurnRetracted, TurnStarted
+from ..frames import Frame, TTSAudio
 from ..protocol import realtime as rt
 from ..turns import Decision, EditHistory, EndTurn, Report, Show, TurnController
+from .commands import (
+    Ask,
+    Capabilities,
+    Command,
+    CommitSpeech,
+    Hear,
+    Limits,
+    Rebuild,
+    SetInstructions,
+    Transcribe,
+)
+from .commit import CommitTracker
 from .encoder import FrameEncoder
 
 __all__ = [
     "Ask",
     "Capabilities",
     "Command",
+    "CommitSpeech",
     "Hear",
     "Limits",
+    "Output",
     "Rebuild",
     "SessionCore",
+    "SetInstructions",
     "Transcribe",
 ]
 
 ServerEvent = rt._ServerEvent
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one connection may do (the server refuses the rest with an ``error`` event)."""
-
-    max_message_bytes: int = 1 << 20
-    """Largest websocket message (1 MiB: 21 s of 24 kHz audio in base64)."""
-    max_buffer_s: float = 60.0
-    """Most audio one turn may hold (committed by hand, turn detection off)."""
-    max_text_chars: int = 8000
-    """Longest typed message, and most text waiting for ``response.create``."""
-    messages_per_s: float = 100.0
-    """Sustained requests per second (bursts of twice as many pass)."""
-    idle_timeout_s: float = 300.0
-    """A session that sends nothing for this long is closed."""
-    max_sessions: int = 8
-    """Concurrent sessions; more connections are refused politely."""
-    max_outbox_bytes: int = 16 << 20
-    """Unsent server events a client may let pile up (not reading) before it is dropped."""
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What the server's loaded engines can do for a session."""
-
-    listens: bool
-    """A VAD is loaded: server-side turn detection is possible."""
-    transcribes: bool
-    speaks: bool
-    max_output_tokens: int
-    model_name: str = "voicegrok"
-    voice_name: str = "default"
-
-
-# ---------------------------------------------------------------------------- commands
-
-
-@dataclass(frozen=True, eq=False)
-class Hear:
-    """Give microphone audio to the listener (turn detection on)."""
-
-    samples: FloatAudio
-    sample_rate_hz: int
-
-
-@dataclass(frozen=True)
-class Ask:
-    """Start a turn answering ``text`` (empty: from the conversation so far), with
-    ``instructions`` as its system prompt if given and its answer in ``modalities``; then
-    call :meth:`SessionCore.asked` with its id."""
-
-    text: str
-    instructions: str | None = None
-    modalities: tuple[rt.Modality, ...] = ("audio",)
-
-
-@dataclass(frozen=True)
-class CommitSpeech:
-    """The client commits with turn detection on: once the listener has taken in all the
-    audio given so far (``heard_s``), call :meth:`SessionCore.commit_speech`."""
-
-    heard_s: float
-    event_id: str | None = None
-    """The client's commit event (an error about it names it)."""
-
-
-@dataclass(frozen=True, eq=False)
-class Transcribe:
-    """Transcribe a committed buffer; then call :meth:`SessionCore.transcribed`."""
-
-    item_id: str
-    samples: FloatAudio
-    sample_rate_hz: int
-
-
-@dataclass(frozen=True)
-class Rebuild:
-    """Make the session's assistant anew (its listener or its voice changed)."""
-
-    listen: bool
-    speak: bool
-    endpointing: EndpointConfig
-
-
-@dataclass(frozen=True)
-class SetInstructions:
-    text: str
-
-
-Command = (
-    Hear | Ask | Transcribe | Rebuild | SetInstructions | EndTurn | EditHistory | CommitSpeech
-)
 Output = ServerEvent | Command
 
 
@@ -163,13 +84,8 @@ class SessionCore:
         self._pending_text: list[str] = []
         self._heard_s = 0.0
         """Seconds of audio given to the listener (each part at the rate it came at)."""
-        self._speech_open = False
-        """Turn detection on: speech has started and its turn has not (what a client's
-        ``input_audio_buffer.commit`` commits)."""
-        self._commit_waiting = False
-        """A client's commit is ending the speech: its turn has not started yet."""
-        self._committed_turn: int | None = None
-        """The turn a client's commit made (its ``response.create`` is that turn's answer)."""
+        self._commits = CommitTracker()
+        """Turn detection on: what a client's commit applies to."""
 
     # ------------------------------------------------------------------ session
 
@@ -214,8 +130,7 @@ class SessionCore:
         # a new listener's stream positions start again at 0
         self.encoder.listen_base_ms = round(1000 * self._heard_s)
         # and it has heard nothing: no speech open, no commit under way
-        self._speech_open = self._commit_waiting = False
-        self._committed_turn = None
+        self._commits.reset()
         self.turns.interrupt_on_speech = td is not None and td.interrupt_response
         self._configure()
         return Rebuild(
@@ -376,10 +291,11 @@ class SessionCore:
 
     def commit_speech(self, event_id: str | None = None) -> list[Output]:
         """Turn detection on, the client commits (see :class:`CommitSpeech`): the speech in
-        progress ends here, as if the end-of-turn silence had come (that silence is given
-        to the listener), and its turn is answered; the client's ``response.create`` that
-        follows is that answer. With no speech in progress, OpenAI's error."""
-        if not self._speech_open or self._commit_waiting or self.turn_detection is None:
+        progress, or a turn held at a pause, ends here, as if the end-of-turn silence had
+        come (that silence is given to the listener), and its turn is answered; the
+        client's ``response.create`` that follows is that answer. With nothing spoken
+        since the last turn, OpenAI's error."""
+        if self.turn_detection is None or not self._commits.can_commit():
             return [
                 rt.ErrorEvent.of(
                     rt.ProtocolError(
@@ -390,12 +306,12 @@ class SessionCore:
                     )
                 )
             ]
+        self._commits.commit()
         end_ms = self.turn_detection.silence_duration_ms or EndpointConfig().end_silence_ms
         silence_ms = end_ms + 200
         samples = np.zeros(self.input_rate_hz * silence_ms // 1000, dtype=np.float32)
         self._heard_s += len(samples) / self.input_rate_hz
         self.encoder.heard_ms = round(1000 * self._heard_s)
-        self._commit_waiting = True
         return [*self.encoder.committed(), Hear(samples, self.input_rate_hz)]
 
     def transcribed(self, command: Transcribe, text: str) -> list[Output]:
@@ -443,12 +359,8 @@ class SessionCore:
         return [rt.ItemCreated(item=item.model_copy(update=made))]
 
     def _respond(self, options: rt.ResponseOptions | None) -> list[Output]:
-        reply = self.encoder.reply
-        if self._commit_waiting or (
-            reply is not None and reply.turn_id == self._committed_turn
-        ):
-            self._committed_turn = None
-            return []  # the answer to the audio the client committed is (or will be) it
+        if self._commits.takes_create():  # the answer to the audio the client committed
+            return []
         if self.encoder.reply is not None:
             raise rt.ProtocolError(
                 "conversation_already_has_active_response",
@@ -516,15 +428,8 @@ class SessionCore:
 
     def frame(self, frame: Frame) -> list[Output]:
         """A frame out of the session's assistant."""
-        if isinstance(frame, (SpeechStarted, TurnRetracted)):
-            self._speech_open = True
-        elif isinstance(frame, TurnStarted) and frame.source == "speech":
-            self._speech_open = False
-            if self._commit_waiting:
-                self._commit_waiting, self._committed_turn = False, frame.turn_id
-        elif isinstance(frame, TurnFailed):
-            self._commit_waiting = False
-        return self._decided(self.turns.feed(frame))
+        out = self._commits.follow(frame)
+        return out + self._decided(self.turns.feed(frame))
 
     def _decided(self, decisions: list[Decision]) -> list[Output]:
         """The turn controller's decisions as events and commands."""

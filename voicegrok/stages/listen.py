@@ -110,6 +110,8 @@ class ListenStage:
         self._resampler = StreamResampler(vad.sample_rate_hz, np.float32)
         self._consumed = 0
         """Samples (at the engines' rate) received so far."""
+        self._listened = 0
+        """Samples whose VAD windows have been run and their frames given out."""
         self._turn_id = 0
         self._early = False
         """The current utterance's turn was started at a pause (and may be withdrawn)."""
@@ -188,8 +190,9 @@ class ListenStage:
 
     @property
     def listened_s(self) -> float:
-        """Seconds of audio taken in so far."""
-        return self._consumed / self._vad.sample_rate_hz
+        """Seconds of audio taken in so far, with what they meant (speech started, a turn)
+        given out."""
+        return self._listened / self._vad.sample_rate_hz
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, AudioChunk)
@@ -202,6 +205,7 @@ class ListenStage:
         n = len(audio) // win
         self._pending = audio[n * win :]
         if n == 0:
+            self._listened = self._consumed - len(self._pending)
             return
         whole = audio[: n * win]
         probs = await self._vad_thread.call(self._vad.probabilities, whole)
@@ -270,6 +274,7 @@ class ListenStage:
                     continue
                 for out in self._start_turn(final, event.end_sample, frame.at_s):
                     yield out
+        self._listened = self._consumed - len(self._pending)
         self._maybe_transcribe()
 
     def _maybe_transcribe(self) -> None:

@@ -56,11 +56,13 @@ def upcycle(dense: Path, out: Path, *, experts: int = 4, used: int = 2) -> Path:
                 tensors.append((f"{block}.ffn_gate_inp.weight", router, quant.F32))
         else:
             tensors.append((t.name, t.data, t.tensor_type))
-    for name, data, qtype in tensors:
-        raw = None if qtype in (quant.F32, quant.F16) else qtype
-        writer.add_tensor(name, np.ascontiguousarray(data), raw_dtype=raw)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    try:
+        for name, data, qtype in tensors:
+            raw = None if qtype in (quant.F32, quant.F16) else qtype
+            writer.add_tensor(name, np.ascontiguousarray(data), raw_dtype=raw)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+    finally:
+        writer.close()
     return out
