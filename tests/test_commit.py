@@ -1,19 +1,9 @@
-"""What a client's commit applies to with turn detection on (sans-I/O logic)."""
+"""Which response.create a client's commit answers with turn detection on (sans-I/O)."""
 
 from __future__ import annotations
 
-from voicegrok.frames import (
-    SpeechStarted,
-    TurnConfirmed,
-    TurnFailed,
-    TurnMetrics,
-    TurnStarted,
-)
+from voicegrok.frames import Interrupt, TurnFailed, TurnMetrics
 from voicegrok.server.commit import CommitTracker
-
-
-def started(turn_id: int, *, tentative: bool = False) -> TurnStarted:
-    return TurnStarted(turn_id=turn_id, speech_end_s=0.0, tentative=tentative)
 
 
 def metrics(turn_id: int) -> TurnMetrics:
@@ -24,61 +14,49 @@ def metrics(turn_id: int) -> TurnMetrics:
     )  # fmt: skip
 
 
-def test_nothing_spoken_is_nothing_to_commit() -> None:
+def test_without_a_commit_a_create_is_a_response_of_its_own() -> None:
+    assert not CommitTracker().takes_create()
+
+
+def test_the_create_after_a_commit_is_the_committed_turn_s_answer_once() -> None:
     c = CommitTracker()
-    assert not c.can_commit()
-    c.follow(SpeechStarted(turn_id=1, audio_start_s=0.0))
-    assert c.can_commit()
-    c.follow(started(1))
-    c.follow(metrics(1))
-    assert not c.can_commit()  # the turn detection committed it already
-
-
-def test_the_create_sent_right_after_a_commit_is_the_committed_turn_s_answer() -> None:
-    c = CommitTracker()
-    c.follow(SpeechStarted(turn_id=1, audio_start_s=0.0))
-    c.commit()
-    assert not c.can_commit()  # one commit at a time
-    assert c.takes_create()  # before its turn starts
-    c.follow(started(1))
-    c.follow(metrics(1))
-    assert not c.takes_create()  # a later one is a response of its own
-
-
-def test_a_create_after_the_committed_turn_started_is_still_its_answer() -> None:
-    c = CommitTracker()
-    c.follow(SpeechStarted(turn_id=1, audio_start_s=0.0))
-    c.commit()
-    c.follow(started(1))
+    c.commit(3)
     assert c.takes_create()
+    assert not c.takes_create()  # a second one is a response of its own
+    assert c.follow(metrics(2), answered=True) == []  # another turn's end changes nothing
+    c.follow(metrics(3), answered=True)
     assert not c.takes_create()
 
 
-def test_a_turn_held_at_a_pause_can_be_committed() -> None:
-    """Speech that ended with a short silence: its turn is held until confirmed; a
-    commit confirms it (the silence given), and the create that follows is its answer."""
+def test_a_create_after_the_committed_answer_ended_is_a_response_of_its_own() -> None:
     c = CommitTracker()
-    c.follow(SpeechStarted(turn_id=1, audio_start_s=0.0))
-    c.follow(started(1, tentative=True))
-    assert c.can_commit()
-    c.commit()
-    c.follow(TurnConfirmed(turn_id=1))
-    assert c.takes_create()
-
-
-def test_a_committed_utterance_with_no_words_answers_the_waiting_create_with_an_error() -> None:
-    c = CommitTracker()
-    c.follow(SpeechStarted(turn_id=1, audio_start_s=0.0))
-    c.commit()
-    assert c.takes_create()
-    events = c.follow(TurnFailed(turn_id=1, message="no words were heard", stage="stt"))
-    assert [e.error.code for e in events] == ["no_words"]  # type: ignore[attr-defined]
+    c.commit(3)
+    c.follow(Interrupt(turn_id=3, reason="turn_detected"), answered=True)
     assert not c.takes_create()
 
 
-def test_a_new_listener_forgets_everything() -> None:
+def test_a_committed_utterance_with_no_words_answers_the_taken_create_with_an_error() -> None:
     c = CommitTracker()
-    c.follow(SpeechStarted(turn_id=1, audio_start_s=0.0))
-    c.commit()
+    c.commit(3)
+    assert c.takes_create()
+    failed = TurnFailed(turn_id=3, message="no words were heard", stage="stt")
+    events = c.follow(failed, answered=False)
+    assert [(e.error.code, e.error.message) for e in events] == [  # type: ignore[attr-defined]
+        ("response_failed", "no words were heard")
+    ]
+    assert not c.takes_create()
+
+
+def test_a_failure_after_the_response_began_is_reported_by_the_response_itself() -> None:
+    c = CommitTracker()
+    c.commit(3)
+    assert c.takes_create()
+    failed = TurnFailed(turn_id=3, message="the LLM failed", stage="llm")
+    assert c.follow(failed, answered=True) == []
+
+
+def test_a_new_listener_forgets_the_commit() -> None:
+    c = CommitTracker()
+    c.commit(3)
     c.reset()
-    assert not c.can_commit() and not c.takes_create()
+    assert not c.takes_create()

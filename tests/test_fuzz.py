@@ -176,7 +176,7 @@ class Harness:
                 audio = resample(out.samples, out.sample_rate_hz, WHISPER_RATE_HZ)
                 events += self.run(self.core.transcribed(out, self.stt.transcribe(audio)))
             elif isinstance(out, CommitSpeech):  # the listener has taken in the audio
-                events += self.run(self.core.commit_speech(out.event_id))
+                events += self.run(self.core.commit_speech(out.event_id, None))  # no listener
             elif isinstance(out, EndTurn):  # the assistant stops the turn's work
                 self.frames = [f for f in self.frames if f.turn_id != out.turn_id]
             # Rebuild, SetInstructions, EditHistory: the assistant's own business

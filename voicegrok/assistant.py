@@ -339,6 +339,10 @@ class Assistant:
         async for frame in self._turn(*self._audio_turn(samples, sample_rate_hz, speech_end_s)):
             yield frame
 
+    def speech_turn(self) -> int | None:
+        """Listening mode: the turn of the speech in progress, or None."""
+        return self._listen.speech_turn() if self._listen is not None else None
+
     def listened_s(self) -> float:
         """Listening mode: seconds of audio the listener has taken in (0 without one)."""
         return self._listen.listened_s if self._listen is not None else 0.0

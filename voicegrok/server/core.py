@@ -289,13 +289,14 @@ class SessionCore:
         # Transcribe now, answer on response.create (the API's order of events).
         return [rt.Committed(item_id=item_id), Transcribe(item_id, audio, self.input_rate_hz)]
 
-    def commit_speech(self, event_id: str | None = None) -> list[Output]:
-        """Turn detection on, the client commits (see :class:`CommitSpeech`): the speech in
-        progress, or a turn held at a pause, ends here, as if the end-of-turn silence had
-        come (that silence is given to the listener), and its turn is answered; the
-        client's ``response.create`` that follows is that answer. With nothing spoken
-        since the last turn, OpenAI's error."""
-        if self.turn_detection is None or not self._commits.can_commit():
+    def commit_speech(self, event_id: str | None, speech_turn: int | None) -> list[Output]:
+        """Turn detection on, the client commits (see :class:`CommitSpeech`);
+        ``speech_turn``: the turn of the speech in progress, as the listener has it (None:
+        none). That speech ends here, as if the end-of-turn silence had come (that silence
+        is given to the listener), and its turn is answered; the client's
+        ``response.create`` that follows is that answer. With no speech since the last
+        turn, OpenAI's error."""
+        if self.turn_detection is None or speech_turn is None:
             return [
                 rt.ErrorEvent.of(
                     rt.ProtocolError(
@@ -306,7 +307,7 @@ class SessionCore:
                     )
                 )
             ]
-        self._commits.commit()
+        self._commits.commit(speech_turn)
         end_ms = self.turn_detection.silence_duration_ms or EndpointConfig().end_silence_ms
         silence_ms = end_ms + 200
         samples = np.zeros(self.input_rate_hz * silence_ms // 1000, dtype=np.float32)
@@ -428,7 +429,7 @@ class SessionCore:
 
     def frame(self, frame: Frame) -> list[Output]:
         """A frame out of the session's assistant."""
-        out = self._commits.follow(frame)
+        out = self._commits.follow(frame, answered=frame.turn_id in self.encoder.replies)
         return out + self._decided(self.turns.feed(frame))
 
     def _decided(self, decisions: list[Decision]) -> list[Output]:

@@ -166,7 +166,8 @@ class RealtimeSession:
                 await self._do(self.core.asked(turn_id, out.modalities))
             elif isinstance(out, CommitSpeech):
                 await self._listened(out.heard_s)
-                await self._do(self.core.commit_speech(out.event_id))
+                speech = self._assistant.speech_turn() if self._assistant else None
+                await self._do(self.core.commit_speech(out.event_id, speech))
             elif isinstance(out, Transcribe):
                 await self._do(self.core.transcribed(out, await self._transcribe(out)))
             elif isinstance(out, Rebuild):

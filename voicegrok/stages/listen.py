@@ -194,6 +194,11 @@ class ListenStage:
         given out."""
         return self._listened / self._vad.sample_rate_hz
 
+    def speech_turn(self) -> int | None:
+        """The turn of the speech in progress (its turn may have started at a pause and be
+        held), or None between utterances."""
+        return self._turn_id if self._endpointer.speaking else None
+
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, AudioChunk)
         partial = self._finished_partial()
