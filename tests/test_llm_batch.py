@@ -5,6 +5,7 @@ sequence at once. And engine threads that start the most urgent work first."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 import time
@@ -210,6 +211,37 @@ def test_a_barge_in_drops_its_sequence_at_once(engine: BatchedLlamaEngine) -> No
     while engine.answering():
         assert time.monotonic() < deadline, "the dropped sequence is still decoded"
         time.sleep(0.01)
+
+
+@pytest.mark.models
+async def test_a_barge_in_frees_its_conversation_while_the_request_waits_for_a_slot() -> None:
+    """The one slot is busy with a long answer; a second conversation's question waits
+    for it on that conversation's thread. A barge-in (its consumer cancelled) ends the
+    wait at once: the thread is free for the next turn while the long answer goes on."""
+    e = BatchedLlamaEngine(models.resolve("llm"), slots=1, threads=2)
+    thread = EngineThread("llm-conversation")
+    long = e.stream_chat(chat("Tell me a long story."), max_tokens=400, temperature=0)
+    try:
+        assert next(long)
+
+        async def consume() -> None:
+            question = chat(QUESTIONS[0])
+            async for _ in thread.stream(
+                lambda: e.stream_chat(question, max_tokens=40, temperature=0)
+            ):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.3)  # waiting for the slot
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert await asyncio.wait_for(thread.call(lambda: "free"), 10) == "free"
+        assert e.answering() == 1  # the long answer is still being written
+    finally:
+        long.close()
+        thread.close(wait=True)
+        e.close()
 
 
 async def test_the_most_urgent_stream_waiting_for_an_engine_thread_starts_first() -> None:

@@ -5,7 +5,6 @@ experts, a zero router picking 2, see :mod:`voicegrok.testing.moe`) and runs it 
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,8 @@ from voicegrok.conversation import Conversation
 from voicegrok.engines.llama import LlamaEngine
 from voicegrok.testing.moe import upcycle
 
-from .conftest import DEMO, pcm16, serve
-from .test_server import RATE, sdk, transcript_of, until_done
+from .conftest import DEMO, serve
+from .test_server import RATE, append_audio, heard_text, sdk, transcript_of, until_done
 
 pytestmark = pytest.mark.models
 
@@ -75,16 +74,9 @@ async def test_a_spoken_question_is_answered_by_it_in_the_live_loop(
     audio = np.concatenate([np.zeros(RATE // 2, np.float32), question, np.zeros(RATE, np.float32)])
     engines = dataclasses.replace(listening, llm=moe)
     async with serve(engines) as server, sdk(server).realtime.connect(model="voicegrok") as conn:
-        step = RATE // 10
-        for i in range(0, len(audio), step):
-            chunk = base64.b64encode(pcm16(audio[i : i + step])).decode()
-            await conn.input_audio_buffer.append(audio=chunk)
+        await append_audio(conn, audio)
         events = await until_done(conn)
-    heard = next(
-        e.transcript
-        for e in events
-        if e.type == "conversation.item.input_audio_transcription.completed"
-    )
+    heard = heard_text(events)
     assert "cost" in heard, heard
     assert events[-1].response.status == "completed"
     assert transcript_of(events).strip()

@@ -66,6 +66,25 @@ def transcript_of(events: list[Any]) -> str:
     return "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
 
 
+async def append_audio(conn: Any, audio: np.ndarray) -> None:
+    """Send 24 kHz audio as ``input_audio_buffer.append`` events of 100 ms each."""
+    step = RATE // 10
+    for i in range(0, len(audio), step):
+        chunk = base64.b64encode(pcm16(audio[i : i + step])).decode()
+        await conn.input_audio_buffer.append(audio=chunk)
+
+
+def heard_text(events: list[Any]) -> str:
+    """The transcript of the spoken question among ``events``."""
+    return str(
+        next(
+            e.transcript
+            for e in events
+            if e.type == "conversation.item.input_audio_transcription.completed"
+        )
+    )
+
+
 def hears(engines: Engines, audio: np.ndarray) -> str:
     """What whisper hears in 24 kHz audio."""
     import soxr
@@ -106,10 +125,7 @@ async def test_a_spoken_question_appended_as_audio_is_transcribed_and_answered(
     question = load_audio(str(DEMO / "turn3.wav"), RATE)
     audio = np.concatenate([np.zeros(RATE // 2, np.float32), question, np.zeros(RATE, np.float32)])
     async with serve(listening) as server, sdk(server).realtime.connect(model="voicegrok") as conn:
-        step = RATE // 10
-        for i in range(0, len(audio), step):
-            chunk = base64.b64encode(pcm16(audio[i : i + step])).decode()
-            await conn.input_audio_buffer.append(audio=chunk)
+        await append_audio(conn, audio)
         events = await until_done(conn)
         types = [e.type for e in events]
         for expected in (
@@ -121,11 +137,7 @@ async def test_a_spoken_question_appended_as_audio_is_transcribed_and_answered(
             "response.output_audio.delta",
         ):
             assert expected in types, types
-        heard = next(
-            e.transcript
-            for e in events
-            if e.type == "conversation.item.input_audio_transcription.completed"
-        )
+        heard = heard_text(events)
         assert "column" in heard and "cost" in heard, heard
         assert events[-1].response.status == "completed"
         assert len(audio_of(events)) / RATE > 0.5

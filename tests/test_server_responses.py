@@ -8,15 +8,14 @@ models: the listener's end of turn is under test)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 
 from voicegrok.assistant import Engines
 from voicegrok.audio import load_audio
 from voicegrok.conversation import DEFAULT_SYSTEM_PROMPT
 from voicegrok.testing import FakeChat, FakeTTS, fake_engines
 
-from .conftest import DEMO, ask_item, pcm16, serve
-from .test_server import RATE, sdk, transcript_of, until_done
+from .conftest import DEMO, ask_item, serve
+from .test_server import RATE, append_audio, heard_text, sdk, transcript_of, until_done
 from .test_vad import voiced_span
 
 
@@ -90,10 +89,7 @@ async def test_a_commit_with_turn_detection_on_ends_the_speech_and_is_answered_o
         sdk(server).realtime.connect(model="voicegrok") as conn,
     ):
         await anext(aiter(conn))
-        step = RATE // 10
-        for i in range(0, len(spoken), step):
-            chunk = base64.b64encode(pcm16(spoken[i : i + step])).decode()
-            await conn.input_audio_buffer.append(audio=chunk)
+        await append_audio(conn, spoken)
         await conn.input_audio_buffer.commit()
         await conn.response.create()
         events = await until_done(conn)
@@ -101,11 +97,7 @@ async def test_a_commit_with_turn_detection_on_ends_the_speech_and_is_answered_o
         assert "error" not in types, [e for e in events if e.type == "error"]
         assert types.count("response.created") == 1
         assert "input_audio_buffer.committed" in types
-        heard = next(
-            e.transcript
-            for e in events
-            if e.type == "conversation.item.input_audio_transcription.completed"
-        )
+        heard = heard_text(events)
         assert "cost" in heard, heard
         assert events[-1].response.status == "completed"
 

@@ -155,24 +155,12 @@ def load_engines(
         t = time.perf_counter()
 
         def load_llama() -> LlamaEngine | BatchedLlamaEngine:
-            llama: LlamaEngine | BatchedLlamaEngine
-            if sessions > 1:
-                llama = BatchedLlamaEngine(
-                    paths["llm"],
-                    slots=sessions,
-                    n_ctx=settings.n_ctx,
-                    threads=settings.threads,
-                    seed=settings.seed,
-                    cores=cores,
-                )
-            else:
-                llama = LlamaEngine(
-                    paths["llm"],
-                    n_ctx=settings.n_ctx,
-                    threads=settings.threads,
-                    seed=settings.seed,
-                    cores=cores,
-                )
+            common = {"n_ctx": settings.n_ctx, "threads": settings.threads, "seed": settings.seed}
+            llama = (
+                BatchedLlamaEngine(paths["llm"], slots=sessions, cores=cores, **common)
+                if sessions > 1
+                else LlamaEngine(paths["llm"], cores=cores, **common)
+            )
             # Puts the system prompt in the KV cache: the first turn only evaluates its question.
             llama.warm_up(Conversation(settings.system_prompt).messages())
             return llama

@@ -55,6 +55,7 @@ class EngineThread:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         stop = threading.Event()
+        made: list[Iterator[T]] = []
 
         def send(kind: int, value: object) -> None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
@@ -65,6 +66,7 @@ class EngineThread:
                 return
             try:
                 iterator = make()
+                made.append(iterator)
                 try:
                     for item in iterator:
                         send(_ITEM, item)
@@ -91,6 +93,11 @@ class EngineThread:
                     raise value
         finally:
             stop.set()
+            # an iterator that waits for its items (a batching engine's answer) can be told
+            # from here; a plain one stops after the item being made
+            cancel = getattr(made[0], "cancel", None) if made else None
+            if callable(cancel):
+                cancel()
             if future.done():
                 future.result()
 

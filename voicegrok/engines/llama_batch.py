@@ -16,7 +16,9 @@ that shared prefix takes its memory once.
 
 Each ``stream_chat`` blocks its caller on a queue of the scheduler's tokens: a conversation
 calls it from a thread of its own (``concurrent``). Closing the generator (a barge-in)
-drops the request from the next step.
+drops the request from the next step, and so does the answer's ``cancel()`` (called by
+:meth:`~voicegrok.threads.EngineThread.stream` when its consumer goes), even while the
+request still waits for a slot.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,26 @@ FIRST_WORDS_TOKENS = 16
 CATCH_UP = 3
 
 _END = object()
+_CANCELLED = object()
+
+
+class _Answer:
+    """An answer's pieces, with ``cancel()`` for another thread (see ``stream_chat``)."""
+
+    def __init__(self, pieces: Iterator[str], cancel: Callable[[], None]) -> None:
+        self._pieces = pieces
+        self.cancel = cancel
+
+    def __iter__(self) -> _Answer:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if callable(close):
+            close()
 
 
 @dataclasses.dataclass(eq=False)
@@ -169,6 +191,8 @@ class BatchedLlamaEngine:
     def stream_chat(
         self, messages: Sequence[Message], *, max_tokens: int, temperature: float
     ) -> Iterator[str]:
+        """The answer's pieces; the iterator's ``cancel()``, from any thread, ends it at
+        once (a barge-in while it waits for a slot or a token)."""
         prompt = self.prompt_tokens(messages)
         self._check(prompt)
         sampler = Sampler(self._llm, temperature, TOP_P, REPEAT_PENALTY, self._seed)
@@ -178,10 +202,19 @@ class BatchedLlamaEngine:
         except BaseException:
             sampler.__exit__()
             raise
+        return _Answer(self._pieces(request), lambda: self._wake(request))
+
+    def _wake(self, request: _Request) -> None:
+        self._cancel(request)
+        request.out.put(_CANCELLED)
+
+    def _pieces(self, request: _Request) -> Iterator[str]:
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
             while True:
                 item = request.out.get()
+                if item is _CANCELLED:
+                    return
                 if item is _END:
                     break
                 if isinstance(item, BaseException):
@@ -233,7 +266,10 @@ class BatchedLlamaEngine:
 
     def _cancel(self, request: _Request) -> None:
         with self._changed:
-            if not request.finished:
+            if request in self._waiting:  # not placed yet: gone at once
+                self._waiting.remove(request)
+                self._finish(request)
+            elif not request.finished:
                 request.cancelled = True
                 self._changed.notify_all()
 

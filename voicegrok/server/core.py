@@ -360,7 +360,8 @@ class SessionCore:
         return [rt.ItemCreated(item=item.model_copy(update=made))]
 
     def _respond(self, options: rt.ResponseOptions | None) -> list[Output]:
-        if self._commits.takes_create():  # the answer to the audio the client committed
+        # nothing typed since: the answer to the audio the client committed is this one
+        if not self._pending_text and self._commits.takes_create():
             return []
         if self.encoder.reply is not None:
             raise rt.ProtocolError(
