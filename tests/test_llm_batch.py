@@ -15,6 +15,7 @@ import pytest
 
 from voicegrok import models
 from voicegrok.assistant import Engines
+from voicegrok.config import Settings
 from voicegrok.conversation import Conversation, Message
 from voicegrok.engines.llama import LlamaEngine
 from voicegrok.engines.llama_batch import BatchedLlamaEngine
@@ -305,7 +306,7 @@ async def test_a_second_session_is_answered_while_the_first_is_still_written(
                     return
 
     started = asyncio.Event()
-    async with serve(batched) as server:
+    async with serve(batched, Settings(max_tokens=150)) as server:  # a shorter wait
         await asyncio.wait_for(
             asyncio.gather(
                 session("long", "Tell me a long story about a dragon and a knight.", None),
