@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from voicegrok.protocol.realtime import PCM_RATES_HZ
-from voicegrok.server.core import Limits
+from voicegrok.server.commands import Limits
 
 LATEST_ITEM = "$latest_item"
 """Stands for the id of the session's latest answer (the harness puts it in)."""

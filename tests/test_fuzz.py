@@ -40,7 +40,8 @@ from voicegrok.frames import (
 )
 from voicegrok.protocol import realtime as rt
 from voicegrok.server.app import RealtimeServer
-from voicegrok.server.core import Ask, Capabilities, CommitSpeech, Hear, SessionCore, Transcribe
+from voicegrok.server.commands import Ask, Capabilities, CommitSpeech, Hear, Transcribe
+from voicegrok.server.core import SessionCore
 from voicegrok.server.session import RealtimeSession
 from voicegrok.testing import FakeChat, FakeSTT, FakeVAD, fake_engines
 from voicegrok.turns import EndTurn

@@ -13,21 +13,15 @@ from voicegrok.frames import (
     SpokenClause,
     TTSAudio,
     TurnConfirmed,
+    TurnFailed,
     TurnMetrics,
     TurnRetracted,
     TurnStarted,
     UserText,
 )
 from voicegrok.protocol import realtime as rt
-from voicegrok.server.core import (
-    Ask,
-    Capabilities,
-    Hear,
-    Limits,
-    Rebuild,
-    SessionCore,
-    Transcribe,
-)
+from voicegrok.server.commands import Ask, Capabilities, Hear, Limits, Rebuild, Transcribe
+from voicegrok.server.core import SessionCore
 from voicegrok.turns import EditHistory, EndTurn, Forget, KeepHeard
 
 CAN = Capabilities(listens=True, transcribes=True, speaks=True, max_output_tokens=400)
@@ -283,3 +277,27 @@ def test_audio_sent_before_and_after_an_input_rate_change_keeps_its_duration() -
     _, job = manual.receive(rt.InputAudioBufferCommit())
     assert isinstance(job, Transcribe) and job.sample_rate_hz == 16000
     assert abs(len(job.samples) - 16000) <= 1
+
+
+def test_a_commit_s_response_begins_at_once_and_fails_if_no_words_were_heard() -> None:
+    """Turn detection on: a commit while speech is in progress is committed at once and
+    the listener is given the end-of-turn silence; the response.create after it begins
+    that turn's response at once (the client gets response.created for its request); if
+    the utterance had no words (no turn ever starts), that response fails with an error,
+    and the session can answer the next one."""
+    core = SessionCore(CAN, "Be brief.")
+    core.start()
+    core.frame(SpeechStarted(turn_id=3, audio_start_s=0.0))
+    assert names(core.receive(rt.InputAudioBufferCommit())) == ["CommitSpeech"]
+    assert names(core.commit_speech(None, 3)) == ["Committed", "Hear"]
+    assert names(core.receive(rt.ResponseCreate())) == ["ResponseCreated"]
+    out = core.frame(TurnFailed(turn_id=3, message="no words were heard", stage="stt"))
+    assert names(out) == ["ErrorEvent", "ResponseDone"]
+    assert out[-1].response.status == "failed"
+    assert names(core.commit_speech(None, None)) == ["ErrorEvent"]  # nothing in progress
+    core.receive(
+        rt.ConversationItemCreate(
+            item=rt.Item(content=[rt.ContentPart(type="input_text", text="Count.")])
+        )
+    )
+    assert names(core.receive(rt.ResponseCreate())) == ["Ask"]

@@ -31,7 +31,7 @@ from ..assistant import Engines
 from ..config import Settings
 from ..history import History
 from ..protocol import realtime as rt
-from .core import Limits
+from .commands import Limits
 from .session import RealtimeSession
 
 __all__ = ["RealtimeServer", "ServerOptions", "is_loopback"]

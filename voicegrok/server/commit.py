@@ -12,7 +12,6 @@ listener itself (frames on two lanes arrive in no fixed order).
 from __future__ import annotations
 
 from ..frames import Frame, Interrupt, TurnFailed, TurnMetrics
-from ..protocol import realtime as rt
 
 __all__ = ["CommitTracker"]
 
@@ -33,24 +32,15 @@ class CommitTracker:
         follows)."""
         self.turn, self.create_taken = turn_id, False
 
-    def takes_create(self) -> bool:
-        """A ``response.create`` came: True if it stands for the committed turn's answer
-        (its own options are not applied: that turn is under way)."""
+    def takes_create(self) -> int | None:
+        """A ``response.create`` came: the committed turn whose answer it stands for
+        (its own options are not applied: that turn is under way), or None."""
         if self.turn is None or self.create_taken:
-            return False
+            return None
         self.create_taken = True
-        return True
+        return self.turn
 
-    def follow(self, frame: Frame, *, answered: bool) -> list[rt._ServerEvent]:
-        """A frame of the session's assistant (``answered``: its turn's response began).
-        The committed turn's end; an error for the ``response.create`` taken as its answer
-        if it failed before any response began (an utterance with no words)."""
-        if frame.turn_id != self.turn or not isinstance(
-            frame, (TurnMetrics, TurnFailed, Interrupt)
-        ):
-            return []
-        taken = self.create_taken
-        self.reset()
-        if isinstance(frame, TurnFailed) and taken and not answered:
-            return [rt.ErrorEvent.of(rt.ProtocolError("response_failed", frame.message))]
-        return []
+    def follow(self, frame: Frame) -> None:
+        """A frame of the session's assistant: the committed turn's answer is over."""
+        if frame.turn_id == self.turn and isinstance(frame, (TurnMetrics, TurnFailed, Interrupt)):
+            self.reset()

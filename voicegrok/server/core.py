@@ -17,7 +17,7 @@ import numpy as np
 
 from ..audio import REALTIME_RATE_HZ, FloatAudio, pcm16_to_float, resample
 from ..endpointing import EndpointConfig
-from ..frames import Frame, TTSAudio
+from ..frames import Frame, TTSAudio, TurnFailed
 from ..protocol import realtime as rt
 from ..turns import Decision, EditHistory, EndTurn, Report, Show, TurnController
 from .commands import (
@@ -34,19 +34,7 @@ from .commands import (
 from .commit import CommitTracker
 from .encoder import FrameEncoder
 
-__all__ = [
-    "Ask",
-    "Capabilities",
-    "Command",
-    "CommitSpeech",
-    "Hear",
-    "Limits",
-    "Output",
-    "Rebuild",
-    "SessionCore",
-    "SetInstructions",
-    "Transcribe",
-]
+__all__ = ["Output", "SessionCore"]  # its commands: .commands
 
 ServerEvent = rt._ServerEvent
 Output = ServerEvent | Command
@@ -360,9 +348,12 @@ class SessionCore:
         return [rt.ItemCreated(item=item.model_copy(update=made))]
 
     def _respond(self, options: rt.ResponseOptions | None) -> list[Output]:
-        # nothing typed since: the answer to the audio the client committed is this one
-        if not self._pending_text and self._commits.takes_create():
-            return []
+        # nothing typed since: the answer to the audio the client committed is this one;
+        # its response begins now (the client is told at once) and its turn fills it
+        committed = self._commits.takes_create() if not self._pending_text else None
+        if committed is not None and self.encoder.reply is None:
+            if committed not in self.encoder.replies:
+                return [*self.encoder.begin(committed)]
         if self.encoder.reply is not None:
             raise rt.ProtocolError(
                 "conversation_already_has_active_response",
@@ -430,7 +421,15 @@ class SessionCore:
 
     def frame(self, frame: Frame) -> list[Output]:
         """A frame out of the session's assistant."""
-        out = self._commits.follow(frame, answered=frame.turn_id in self.encoder.replies)
+        out: list[Output] = []
+        if isinstance(frame, TurnFailed) and frame.turn_id == self._commits.turn:
+            # a committed utterance that never became a turn (no words): its response,
+            # begun for the client's response.create, fails; the controller shows nothing
+            reply = self.encoder.reply
+            if reply is not None and reply.turn_id == frame.turn_id and not reply.started:
+                error = rt.ProtocolError("response_failed", frame.message)
+                out += [rt.ErrorEvent.of(error), *self.encoder.finish(reply, "failed")]
+        self._commits.follow(frame)
         return out + self._decided(self.turns.feed(frame))
 
     def _decided(self, decisions: list[Decision]) -> list[Output]:

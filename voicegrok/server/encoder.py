@@ -236,7 +236,9 @@ class FrameEncoder:
 
     def _turn_started(self, frame: TurnStarted) -> list[ServerEvent]:
         out: list[ServerEvent] = []
-        if self.reply is not None:  # a typed question's answer: the person spoke over it
+        ready = self.reply if self.reply and self.reply.turn_id == frame.turn_id else None
+        """Its response, begun already for a client's commit (``response.create``)."""
+        if self.reply is not None and ready is None:  # a typed answer, spoken over
             out += self.finish(self.reply, "cancelled", reason="turn_detected")
         item_id = self._speech_item or rt.new_id("item")
         if frame.audio_end_s is not None:  # the last voiced sample, as OpenAI's
@@ -246,7 +248,10 @@ class FrameEncoder:
         out.append(rt.SpeechStopped(audio_end_ms=end_ms, item_id=item_id))
         if item_id != self._committed_item:
             out.append(rt.Committed(item_id=item_id))
-        out += self.begin(frame.turn_id, user_item=item_id)
+        if ready is not None:
+            ready.user_item = item_id
+        else:
+            out += self.begin(frame.turn_id, user_item=item_id)
         return out
 
     def _transcript(self, frame: UserText) -> list[ServerEvent]:

@@ -25,18 +25,17 @@ from ..conversation import Conversation
 from ..history import History
 from ..protocol import realtime as rt
 from ..turns import EditHistory, EndTurn
-from .core import (
+from .commands import (
     Ask,
     Capabilities,
     CommitSpeech,
     Hear,
     Limits,
-    Output,
     Rebuild,
-    SessionCore,
     SetInstructions,
     Transcribe,
 )
+from .core import Output, SessionCore
 
 __all__ = ["Limits", "RealtimeSession"]
 
