@@ -23,7 +23,15 @@ from ..errors import ModelError, first_line
 from ..threads import CoreShare
 from .llama_check import extra_buffers_ok, plain_cpu_kernels
 
-__all__ = ["ChatFormat", "LlamaEngine", "Sampler", "load_llama"]
+__all__ = [
+    "ChatFormat",
+    "LlamaEngine",
+    "Sampler",
+    "TokenText",
+    "common_prefix",
+    "follow_cores",
+    "load_llama",
+]
 
 _PER_MESSAGE_TOKENS = 8
 """Template tokens around each message (role markers); a safe over-estimate."""
@@ -63,6 +71,7 @@ class LlamaEngine:
         self._cores = cores or CoreShare(threads)
         self._threads = threads
         self._decoder = _Decoder(self._llm)
+        self._text = TokenText(self._llm)
         self._chat = ChatFormat(self._llm)
         self.count_tokens = self._chat.count_tokens
         self.prompt_tokens = self._chat.prompt_tokens
@@ -82,9 +91,9 @@ class LlamaEngine:
                     if decoder.full:
                         break
                     token = sampler.sample(decoder.ctx)
-                    if decoder.is_end(token):
+                    if self._text.is_end(token):
                         break
-                    piece = text.decode(decoder.piece(token))
+                    piece = text.decode(self._text.piece(token))
                     if piece:
                         yield piece
                     self._adjust_threads()
@@ -94,15 +103,7 @@ class LlamaEngine:
                 yield rest
 
     def _adjust_threads(self) -> None:
-        """Between two tokens: follow the core share (fewer threads while speech is made,
-        none while the first clause is synthesized with every core)."""
-        self._cores.wait_for_cores()
-        wanted = min(self._cores.llm_threads(), self._cores.cores)
-        if wanted != self._threads:
-            import llama_cpp
-
-            llama_cpp.llama_set_n_threads(self._llm.ctx, wanted, wanted)
-            self._threads = wanted
+        self._threads = follow_cores(self._cores, self._llm.ctx, self._threads)
 
     def warm_up(self, messages: Sequence[Message]) -> None:
         """Evaluate ``messages`` (to the assistant's cue) into the KV cache, so a turn that
@@ -133,6 +134,48 @@ def load_llama(model_path: Path, *, n_ctx: int, threads: int, seed: int) -> Any:
             f"{model_path}: cannot load the GGUF model ({first_line(e)}); "
             "pass --llm-model a valid .gguf file"
         ) from None
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens ``a`` and ``b`` share from their start."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def follow_cores(cores: CoreShare, ctx: Any, threads: int) -> int:
+    """Between two decoding steps: wait while another engine has every core (the first
+    clause being synthesized), then set ``ctx`` to the threads the core share leaves the
+    LLM (fewer while speech is made). Returns the thread count now set."""
+    import llama_cpp
+
+    cores.wait_for_cores()
+    wanted = min(cores.llm_threads(), cores.cores)
+    if wanted != threads:
+        llama_cpp.llama_set_n_threads(ctx, wanted, wanted)
+    return wanted
+
+
+class TokenText:
+    """What a sampled token means: the end of the answer, or a piece of its text."""
+
+    def __init__(self, llm: Any) -> None:
+        import llama_cpp
+
+        self._c = llama_cpp
+        self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        self._piece = ctypes.create_string_buffer(256)
+
+    def is_end(self, token: int) -> bool:
+        return bool(self._c.llama_vocab_is_eog(self._vocab, token))
+
+    def piece(self, token: int) -> bytes:
+        """The token's bytes (UTF-8, possibly part of a character)."""
+        n = self._c.llama_token_to_piece(self._vocab, token, self._piece, 256, 0, False)
+        return self._piece.raw[: max(0, n)]
 
 
 class ChatFormat:
@@ -167,7 +210,6 @@ class _Decoder:
         self._c = llama_cpp
         self.ctx = llm.ctx
         self._mem = llama_cpp.llama_get_memory(self.ctx)
-        self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._n_batch = int(llm.n_batch)
         self._n_ctx = int(llm.n_ctx())
         self.tokens: list[int] = []
@@ -175,7 +217,6 @@ class _Decoder:
         self._fresh = False
         """The context's logits are those after ``tokens[-1]`` (a sample may be drawn)."""
         self._one = (llama_cpp.llama_token * 1)()
-        self._piece = ctypes.create_string_buffer(256)
 
     @property
     def full(self) -> bool:
@@ -186,11 +227,7 @@ class _Decoder:
         evaluate the rest (at least the last token: its logits are the next sample's)."""
         if not prompt or len(prompt) > self._n_ctx:
             raise ValueError(f"prompt of {len(prompt)} tokens, the context holds {self._n_ctx}")
-        keep = 0
-        for a, b in zip(self.tokens, prompt, strict=False):
-            if a != b:
-                break
-            keep += 1
+        keep = common_prefix(self.tokens, prompt)
         if keep == len(prompt) == len(self.tokens) and self._fresh:
             return
         keep = min(keep, len(prompt) - 1)
@@ -220,12 +257,6 @@ class _Decoder:
         self.tokens += tokens
         self._fresh = True
 
-    def is_end(self, token: int) -> bool:
-        return bool(self._c.llama_vocab_is_eog(self._vocab, token))
-
-    def piece(self, token: int) -> bytes:
-        n = self._c.llama_token_to_piece(self._vocab, token, self._piece, 256, 0, False)
-        return self._piece.raw[: max(0, n)]
 
 
 class Sampler:

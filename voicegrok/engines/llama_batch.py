@@ -37,7 +37,16 @@ from typing import Any
 from ..conversation import Message
 from ..errors import ServiceError, first_line
 from ..threads import CoreShare
-from .llama import REPEAT_PENALTY, TOP_P, ChatFormat, Sampler, load_llama
+from .llama import (
+    REPEAT_PENALTY,
+    TOP_P,
+    ChatFormat,
+    Sampler,
+    TokenText,
+    common_prefix,
+    follow_cores,
+    load_llama,
+)
 
 __all__ = ["BatchedLlamaEngine"]
 
@@ -97,22 +106,13 @@ class _Slot:
     used_at: float = 0.0
 
 
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def _placing_cost(slot: _Slot, prompt: Sequence[int]) -> tuple[int, int, float]:
     """Which free slot a prompt goes to (the lowest): the one whose cache loses the fewest
     tokens the prompt does not share (the same conversation's own slot, which differs
     only in the last few tokens, or an empty one), the longest shared prefix first, then
     the least recently used. The longest prefix any slot holds is shared into the chosen
     one anyway (see ``_place_waiting``), so nothing else is gained by the choice."""
-    common = _common(slot.tokens, prompt)
+    common = common_prefix(slot.tokens, prompt)
     return (len(slot.tokens) - common, -common, slot.used_at)
 
 
@@ -164,13 +164,10 @@ class BatchedLlamaEngine:
                 f"{model_path}: cannot make a context for {slots} conversations "
                 f"({total} tokens of KV cache); lower --max-sessions"
             )
-        self.kv_tokens = total
         self._mem = llama_cpp.llama_get_memory(self._ctx)
-        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
-        self._n_vocab = int(self._llm.n_vocab())
+        self._text = TokenText(self._llm)
         self._batch_size = int(params.n_batch)
         self._batch = llama_cpp.llama_batch_init(self._batch_size, 0, 1)
-        self._piece = ctypes.create_string_buffer(256)
         self._slots = [_Slot(seq) for seq in range(slots)]
         self._waiting: list[_Request] = []
         self._cores = cores or CoreShare(threads)
@@ -314,15 +311,12 @@ class BatchedLlamaEngine:
             free = [s for s in self._slots if s.request is None]
             if not free:
                 return
-            request = self._waiting.pop(0)
-            if request.cancelled:
-                self._finish(request)
-                continue
+            request = self._waiting.pop(0)  # (a cancelled one has left the queue)
             prompt = request.prompt
             slot = min(free, key=lambda s: _placing_cost(s, prompt))
-            keep = min(_common(slot.tokens, prompt), len(prompt) - 1)
-            donor = max(self._slots, key=lambda s: _common(s.tokens, prompt))
-            shared = min(_common(donor.tokens, prompt), len(prompt) - 1)
+            keep = min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
+            donor = max(self._slots, key=lambda s: common_prefix(s.tokens, prompt))
+            shared = min(common_prefix(donor.tokens, prompt), len(prompt) - 1)
             if shared > keep and donor is not slot:
                 self._c.llama_memory_seq_rm(self._mem, slot.seq, 0, -1)
                 self._c.llama_memory_seq_cp(self._mem, donor.seq, slot.seq, 0, shared)
@@ -344,11 +338,7 @@ class BatchedLlamaEngine:
                 slot.request = None
 
     def _adjust_threads(self) -> None:
-        self._cores.wait_for_cores()
-        wanted = min(self._cores.llm_threads(), self._cores.cores)
-        if wanted != self._threads:
-            self._c.llama_set_n_threads(self._ctx, wanted, wanted)
-            self._threads = wanted
+        self._threads = follow_cores(self._cores, self._ctx, self._threads)
 
     def _step(self) -> None:
         """One ``llama_decode``: the next token of every generating slot, and a chunk of
@@ -423,11 +413,10 @@ class BatchedLlamaEngine:
             return
         token = request.sampler.sample(self._ctx, index)
         request.generated += 1
-        if self._c.llama_vocab_is_eog(self._vocab, token) or len(slot.tokens) >= self.n_ctx:
+        if self._text.is_end(token) or len(slot.tokens) >= self.n_ctx:
             self._release(slot)
             return
-        size = self._c.llama_token_to_piece(self._vocab, token, self._piece, 256, 0, False)
-        request.out.put(self._piece.raw[: max(0, size)])
+        request.out.put(self._text.piece(token))
         if request.generated >= request.max_tokens:
             self._release(slot)
         else:
