@@ -34,8 +34,8 @@ class EngineThread:
     def __init__(self, name: str) -> None:
         self._name = name
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"voicegrok-{name}")
-        self._urgent: list[tuple[int, int, Callable[[], None]]] = []
-        """Streams waiting for the thread, by priority (see :meth:`stream`)."""
+        self._queued: list[tuple[int, int, Callable[[], None]]] = []
+        """Streams waiting for the thread, most urgent first (see :meth:`stream`)."""
         self._order = itertools.count()
         self._lock = threading.Lock()
 
@@ -105,11 +105,11 @@ class EngineThread:
         """A task for the pool that runs the most urgent stream waiting when it starts
         (each task runs one, so every stream runs once)."""
         with self._lock:
-            heapq.heappush(self._urgent, (priority, next(self._order), job))
+            heapq.heappush(self._queued, (priority, next(self._order), job))
 
         def run_next() -> None:
             with self._lock:
-                _, _, chosen = heapq.heappop(self._urgent)
+                _, _, chosen = heapq.heappop(self._queued)
             chosen()
 
         return run_next

@@ -236,8 +236,8 @@ class FrameEncoder:
 
     def _turn_started(self, frame: TurnStarted) -> list[ServerEvent]:
         out: list[ServerEvent] = []
+        # its response, begun already for a client's commit (its response.create)
         ready = self.reply if self.reply and self.reply.turn_id == frame.turn_id else None
-        """Its response, begun already for a client's commit (``response.create``)."""
         if self.reply is not None and ready is None:  # a typed answer, spoken over
             out += self.finish(self.reply, "cancelled", reason="turn_detected")
         item_id = self._speech_item or rt.new_id("item")
