@@ -87,8 +87,8 @@ async def test_a_truncated_answer_is_remembered_as_far_as_it_was_played(
 
 # ---------------------------------------------------------------- an early answer withdrawn
 
-FIRST_WORDS = "What time is it?"
-ALL_WORDS = "What time is it in Paris?"
+FIRST_WORDS = "Is Paris nice?"
+ALL_WORDS = "Is Paris nice in winter?"
 
 
 def listening_engines(chat: FakeChat) -> Engines:

@@ -210,8 +210,8 @@ async def test_a_turn_confirmed_while_an_answer_is_still_being_spoken_is_answere
     stage, its confirmation travels on the control lane and arrives first; it used to be
     dropped, and the turn was held forever (never answered)."""
     engines = fake_engines(
-        stt=FakeSTT(["What time is it?"]),
-        llm=FakeChat(["One. Two. Three. Four. Five. Six.", "It is noon."]),
+        stt=FakeSTT(["Where is Paris?"]),
+        llm=FakeChat(["One. Two. Three. Four. Five. Six.", "In France."]),
         tts=FakeTTS(delay_s=0.3),
     )
     engines.vad = FakeVAD()
@@ -231,7 +231,7 @@ async def test_a_turn_confirmed_while_an_answer_is_still_being_spoken_is_answere
         await session.close()
     assert [d.response.status for d in done()] == ["completed", "completed"]
     transcripts = [e.transcript for e in events if isinstance(e, rt.AudioTranscriptDone)]
-    assert transcripts[-1] == "It is noon."
+    assert transcripts[-1] == "In France."
 
 
 # ------------------------------------------------------------------ bug 2: server retraction

@@ -7,6 +7,8 @@ around the shared engines, with turn ids and interruption.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import models
+from .audio import trim_pcm16
 from .config import Settings
 from .conversation import Conversation
 from .endpointing import EndpointConfig
@@ -33,7 +36,11 @@ from .frames import (
 from .pipeline import Background, Pipeline, Stage
 from .stages import ClauseStage, LLMStage, MetricsStage, STTStage, TTSStage
 from .stages.listen import ListenStage
+from .stages.tts import LEAD_SILENCE_MS
 from .threads import CoreShare, EngineThread
+from .tools import Toolbox
+from .tools.base import ToolContext
+from .tools.timers import Timers
 from .turns import Forget, KeepHeard
 
 __all__ = ["Assistant", "Engines", "load_engines"]
@@ -223,18 +230,26 @@ class Assistant:
         *,
         realtime: bool = False,
         turn_ids: Iterator[int] | None = None,
+        timers: Timers | None = None,
     ) -> None:
         """``realtime``: the answer is played as it is made (a speaker, a client), so speech
         is synthesized only a little ahead of playback, leaving the CPU to the LLM.
         ``turn_ids``: where its turns' ids come from (1, 2, 3... by default); an assistant
         made anew for the same turn controller must go on from the last one's (a controller
-        takes a reused id for a turn it already ended)."""
+        takes a reused id for a turn it already ended).
+        ``timers``: the conversation's timers, which ring through :meth:`alerts` (None:
+        the timer tools say they need a live session)."""
         settings = settings or Settings()
         if engines.llm is None:
             raise ValueError("an assistant needs an LLM engine")
         self.settings = settings
         self.conversation = conversation or Conversation(settings.system_prompt)
         self._ids = turn_ids if turn_ids is not None else itertools.count(1)
+        self._engines = engines
+        self.timers = timers
+        self.tools = Toolbox.builtin(ToolContext(timers=timers)) if settings.tools else None
+        self._alerts: asyncio.Queue[str] = asyncio.Queue()
+        self._ringer: asyncio.Task[None] | None = None
         stages: list[Stage] = []
         background = Background()
         self._listen: ListenStage | None = None
@@ -265,6 +280,7 @@ class Assistant:
                 max_tokens=settings.max_tokens,
                 temperature=settings.temperature,
                 thread=self._own_llm_thread or engines.threads["llm"],
+                tools=self.tools,
             )
         )
         stages.append(ClauseStage(first_min_words=settings.first_clause_words))
@@ -282,9 +298,15 @@ class Assistant:
 
     async def __aenter__(self) -> Assistant:
         self.pipeline.start()
+        if self.timers is not None:
+            self._ringer = asyncio.create_task(self._ring(self.timers))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._ringer is not None:
+            self._ringer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ringer
         await self.pipeline.abort()
         if self._own_llm_thread is not None:
             self._own_llm_thread.close()
@@ -298,9 +320,7 @@ class Assistant:
         first = TurnStarted(turn_id=turn_id, speech_end_s=time.perf_counter(), source="text")
         # no text: answer from the conversation so far
         source = "text" if text else "conversation"
-        return first, UserText(
-            turn_id=turn_id, text=text, source=source, instructions=instructions
-        )
+        return first, UserText(turn_id=turn_id, text=text, source=source, instructions=instructions)
 
     def _audio_turn(
         self, samples: npt.NDArray[np.float32], sample_rate_hz: int, speech_end_s: float | None
@@ -351,6 +371,34 @@ class Assistant:
     ) -> int:
         """Listening mode: start a turn from a whole utterance (push-to-talk)."""
         return await self._push(*self._audio_turn(samples, sample_rate_hz, speech_end_s))
+
+    async def alerts(self) -> AsyncIterator[str]:
+        """What to say when a timer rings, at the moment it rings (the live loop stops the
+        answer in progress and says it: :meth:`speak_alert`)."""
+        while True:
+            yield await self._alerts.get()
+
+    async def speak_alert(self, text: str) -> AsyncIterator[bytes]:
+        """``text`` spoken now (PCM16 at the voice's rate), ahead of any answer's later
+        clauses; nothing without a voice. Not a turn: nothing to answer, nothing for the
+        history."""
+        if self._engines.tts is None:
+            return
+        tts, rate = self._engines.tts, self._engines.tts.sample_rate_hz
+        async for raw in self._engines.threads["tts"].stream(
+            lambda: tts.synthesize(text, urgent=True), priority=0
+        ):
+            yield trim_pcm16(raw, rate, lead_ms=LEAD_SILENCE_MS, tail_ms=300)
+
+    async def _ring(self, timers: Timers) -> None:
+        changed = asyncio.Event()
+        timers.on_change = changed.set
+        while True:
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timers.next_due_s())
+            for timer in timers.due():
+                self._alerts.put_nowait(timer.alert())
 
     async def _push(self, *inputs: Frame) -> int:
         for frame in inputs:

@@ -53,6 +53,9 @@ class Settings:
     """The first clause of an answer is cut at a comma once it has this many words ("Sure,"
     is spoken while the rest is written); a long first sentence with no comma is cut before
     a joining word ("I'd be delighted | to help")."""
+    tools: bool = True
+    """The built-in tools (clock, timers, calculator, units) answer the requests that
+    plainly ask for them."""
     tts_lead_s: float = 0.5
     """Live playback, while the LLM is writing: a clause is synthesized when the speaker
     would run out of audio within this margin plus the clause's expected synthesis time

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "Alert",
     "AudioChunk",
     "ControlFrame",
     "Frame",
@@ -23,6 +24,7 @@ __all__ = [
     "SpeechStarted",
     "SpokenClause",
     "TTSAudio",
+    "ToolUsed",
     "TurnConfirmed",
     "TurnFailed",
     "TurnMetrics",
@@ -135,6 +137,27 @@ class UserText(Frame):
     source: str = "speech"
     instructions: str | None = None
     """A system prompt for this answer only (None: the conversation's)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert(Frame):
+    """Something the assistant says on its own, outside any turn (a timer rang)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolUsed(Frame):
+    """A tool was called for the turn's answer, and answered."""
+
+    name: str
+    arguments: str
+    """JSON."""
+    output: str
+    error: bool = False
+    chosen_by: str = "router"
+    """``router``: the request plainly asked for this built-in tool; ``llm``: the model
+    called it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

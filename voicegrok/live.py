@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from .audio import WHISPER_RATE_HZ
 from .frames import (
+    Alert,
     Frame,
     Interrupt,
     SpeechStarted,
@@ -188,9 +189,16 @@ class LiveSession:
             async for frame in self.assistant.frames():
                 await self.handle(frame)
 
+        async def ring() -> None:
+            alerts = getattr(self.assistant, "alerts", None)
+            if alerts is not None:  # a local assistant's timers
+                async for text in alerts():
+                    await self.alert(text)
+
         feeder = asyncio.create_task(feed())
         watcher = asyncio.create_task(watch_playback())
         shower = asyncio.create_task(show())
+        ringer = asyncio.create_task(ring())
         try:
             # a finite recording ends the session when it ends; no audio: until cancelled
             waited = {shower} if audio is None else {shower, feeder}
@@ -198,7 +206,7 @@ class LiveSession:
             for task in done:
                 task.result()  # raise what went wrong
         finally:
-            for task in (feeder, watcher, shower):
+            for task in (feeder, watcher, shower, ringer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -211,6 +219,15 @@ class LiveSession:
         spoken one (text and voice)."""
         await self.interrupt()
         await self.assistant.push_text(text)
+
+    async def alert(self, text: str) -> None:
+        """A timer rang: the answer in progress stops, and ``text`` is said at once."""
+        await self.interrupt()
+        self.view(Alert(turn_id=0, text=text))
+        speak_alert = getattr(self.assistant, "speak_alert", None)
+        if speak_alert is not None:
+            async for pcm in speak_alert(text):
+                self.speaker.play(pcm)
 
     async def interrupt(self) -> bool:
         """Stop the answer in progress (as a barge-in would). False when there was none."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TextIO
 
 from ..frames import (
+    Alert,
     Frame,
     Interrupt,
     LLMDone,
     LLMToken,
     SpeechStarted,
+    ToolUsed,
     TurnFailed,
     TurnMetrics,
     TurnRetracted,
@@ -39,12 +41,19 @@ class ConsoleView:
         elif isinstance(frame, UserText):
             clear = "\r\x1b[K" if self._tty else ""
             self._say(f"{clear}you: {frame.text}")
-            out.write("voicegrok: ")
+        elif isinstance(frame, Alert):
+            self._say(f"voicegrok: {frame.text}")
+        elif isinstance(frame, ToolUsed):
+            failed = " (failed)" if frame.error else ""
+            self._say(f"(tool {frame.name} {frame.arguments} -> {frame.output}{failed})")
         elif isinstance(frame, LLMToken):
+            if frame.index == 0:
+                out.write("voicegrok: ")
             out.write(frame.text)
             out.flush()
         elif isinstance(frame, LLMDone):
-            out.write("\n")
+            if frame.text:
+                out.write("\n")
         elif isinstance(frame, TurnMetrics):
             self._say(f"[{frame.summary()}]")
         elif isinstance(frame, TurnFailed):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ..frames import Frame, Interrupt, LLMToken, TurnFailed, TurnMetrics, UserText
+from ..frames import Frame, Interrupt, LLMToken, ToolUsed, TurnFailed, TurnMetrics, UserText
 
 __all__ = ["TurnResult", "append_metrics", "render_turn", "report"]
 
@@ -47,6 +47,8 @@ async def render_turn(
             result.transcript = frame.text
             if show_user:
                 print(f"you: {frame.text}", file=out, flush=True)
+        elif isinstance(frame, ToolUsed) and show_user:
+            print(f"(tool {frame.name} {frame.arguments} -> {frame.output})", file=out, flush=True)
         elif isinstance(frame, LLMToken):
             if not started:
                 out.write(prefix)

@@ -20,6 +20,7 @@ from ..audio import DEFAULT_OUTPUT_RATE_HZ
 from ..config import Settings
 from ..errors import VoicegrokError
 from ..live import LiveAssistant, LiveSession
+from ..tools.timers import Timers
 from ..userconfig import UserConfig
 from .common import load, user_config
 from .history import kept_conversation
@@ -41,11 +42,15 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
     try:
         engines = load(settings, args, vad=True)
         end_silence_ms = args.end_silence_ms or config.end_silence_ms
+        timers = Timers()  # kept by every assistant of the session (one is made anew
+        # when a device comes back)
         endpointing = EndpointConfig(end_silence_ms=end_silence_ms, pause_ms=args.pause_ms)
         try:
             return await live_console(
                 config,
-                lambda: Assistant(engines, settings, conversation, endpointing, realtime=True),
+                lambda: Assistant(
+                    engines, settings, conversation, endpointing, realtime=True, timers=timers
+                ),
                 engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ,
                 echo_cancel=args.echo_cancel,
                 metrics=args.metrics,

@@ -30,6 +30,7 @@ SETTINGS_OPTIONS = (
     "max_tokens",
     "temperature",
     "system_prompt",
+    "tools",
 )
 """The options that are fields of :class:`~voicegrok.config.Settings`, by the same name."""
 
@@ -92,6 +93,13 @@ def _models(p: argparse.ArgumentParser, *, stt: bool, llm: bool, voice: bool) ->
     if llm:
         g.add_argument("--max-tokens", type=_positive, metavar="N", help="longest answer (tokens)")
         g.add_argument("--temperature", type=float, metavar="T", help="LLM sampling temperature")
+        g.add_argument(
+            "--no-tools",
+            dest="tools",
+            action="store_false",
+            default=None,
+            help="no built-in tools (clock, timers, calculator, units): the LLM answers all",
+        )
         g.add_argument("--system-prompt", metavar="TEXT", help="replace the built-in system prompt")
 
 

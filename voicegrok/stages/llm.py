@@ -14,9 +14,11 @@ from typing import ClassVar
 from ..conversation import Conversation, Message
 from ..engines import ChatModel
 from ..errors import UsageError
-from ..frames import Frame, LLMDone, LLMToken, UserText
+from ..frames import Frame, LLMDone, LLMToken, ToolUsed, UserText
 from ..text import RepetitionGuard, agreed_words
 from ..threads import EngineThread
+from ..tools import Toolbox
+from ..tools.base import arguments_json
 
 
 class LLMStage:
@@ -32,8 +34,11 @@ class LLMStage:
         max_tokens: int = 400,
         temperature: float = 0.3,
         thread: EngineThread | None = None,
+        tools: Toolbox | None = None,
     ) -> None:
         self._engine = engine
+        self.tools = tools
+        """Called for a request that plainly asks for one (see :meth:`Toolbox.route`)."""
         self.conversation = conversation if conversation is not None else Conversation()
         self._max_tokens = max_tokens
         self._temperature = temperature
@@ -114,6 +119,22 @@ class LLMStage:
         text = frame.text.strip()
         if not text and frame.source != "conversation":
             return
+        call = self.tools.route(text) if self.tools is not None and text else None
+        if call is not None:
+            assert self.tools is not None
+            outcome = await self.tools.call(call)
+            yield ToolUsed(
+                turn_id=frame.turn_id,
+                name=call.name,
+                arguments=arguments_json(call.arguments),
+                output=outcome.output,
+                error=outcome.error,
+            )
+            self.conversation.add_user(text, frame.turn_id)
+            self.conversation.add_assistant(outcome.say, frame.turn_id)
+            async for out in _say(frame.turn_id, outcome.say):
+                yield out
+            return
         messages = await self._prompt(text, frame.turn_id, frame.instructions)
         pieces: list[str] = []
         first_s = last_s = 0.0
@@ -153,3 +174,23 @@ class LLMStage:
                 last_token_s=last_s,
                 truncated=looping or len(pieces) >= self._max_tokens,
             )
+
+
+async def _say(turn_id: int, text: str) -> AsyncIterator[Frame]:
+    """A fixed answer (a tool's) as the LLM's would come: word by word."""
+    pieces = [w + " " for w in text.split()]
+    if pieces:
+        pieces[-1] = pieces[-1].rstrip()
+    first_s = last_s = 0.0
+    for i, piece in enumerate(pieces):
+        token = LLMToken(turn_id=turn_id, text=piece, index=i)
+        first_s = first_s or token.at_s
+        last_s = token.at_s
+        yield token
+    yield LLMDone(
+        turn_id=turn_id,
+        text=text,
+        n_tokens=0,  # no model wrote it: no tokens per second to show
+        first_token_s=first_s,
+        last_token_s=last_s,
+    )

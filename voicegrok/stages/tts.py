@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from ..audio import trim_pcm16
 from ..engines import TextToSpeech
-from ..frames import Frame, LLMToken, SpokenClause, TTSAudio
+from ..frames import Frame, LLMToken, SpokenClause, ToolUsed, TTSAudio, UserText
 from ..threads import CoreShare, EngineThread
 
 SENTENCE_PAUSE_MS = 220.0
@@ -54,8 +54,8 @@ class TTSStage:
 
     accepts: ClassVar[tuple[type[Frame], ...]] = (SpokenClause,)
     inline: ClassVar[bool] = False
-    passes_while_busy: ClassVar[tuple[type[Frame], ...]] = (LLMToken,)
-    """Tokens are for display: they must not wait while a clause waits for the speaker."""
+    passes_while_busy: ClassVar[tuple[type[Frame], ...]] = (UserText, ToolUsed, LLMToken)
+    """For display: they must not wait while a clause waits for the speaker."""
 
     max_ahead_s = 8.0
     """Seconds of audio made ahead of the speaker at most once the LLM is idle."""

@@ -175,6 +175,7 @@ class FakeBackend:
     """Loading fails with this message (as a missing model would)."""
     loads: int = 0
     rescans: int = 0
+    timers: Any = field(default_factory=lambda: _timers())
 
     def probe(self, config: Any) -> Any:
         from ..ui.backend import Probe
@@ -239,7 +240,15 @@ class FakeBackend:
     ) -> Any:
         from ..assistant import Assistant
 
-        return Assistant(engines, settings, conversation, endpointing, realtime=True)
+        return Assistant(
+            engines, settings, conversation, endpointing, realtime=True, timers=self.timers
+        )
+
+
+def _timers() -> Any:
+    from ..tools.timers import Timers
+
+    return Timers()
 
 
 async def run_stage(stage: Stage, frames: Iterable[Frame]) -> list[Frame]:

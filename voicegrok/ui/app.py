@@ -50,7 +50,7 @@ from ..history import Recorder
 from ..live import LiveSession
 from ..userconfig import UserConfig, save_user_config
 from .backend import Backend, LocalBackend, Probe
-from .chat import ChatView, ShownTurn
+from .chat import ChatView, ShownTurn, side_note
 from .panel import SidePanel
 from .screens import HelpScreen, PastScreen, SettingsScreen
 
@@ -271,7 +271,9 @@ class VoicegrokApp(App[None]):
 
     def _show(self, frame: Frame) -> None:
         chat = self._chat
-        if isinstance(frame, SpeechStarted):
+        if (note := side_note(frame)) is not None:
+            chat.notice(note, "notice")
+        elif isinstance(frame, SpeechStarted):
             self.state = "hearing"
             chat.hearing()
         elif isinstance(frame, UserText) and not frame.final:

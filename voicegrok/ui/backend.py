@@ -111,7 +111,11 @@ class LocalBackend:
     """This machine's sound devices (PortAudio) and models (the catalog)."""
 
     def __init__(self, *, echo_cancel: bool = True) -> None:
+        from ..tools.timers import Timers
+
         self.echo_cancel = echo_cancel
+        self.timers = Timers()
+        """The app's timers: every assistant it makes (settings change) keeps them."""
 
     def probe(self, config: UserConfig) -> Probe:
         from ..adapters.probe import find_devices
@@ -166,7 +170,9 @@ class LocalBackend:
         conversation: Conversation,
         endpointing: EndpointConfig,
     ) -> AbstractAsyncContextManager[LiveAssistant]:
-        return Assistant(engines, settings, conversation, endpointing, realtime=True)
+        return Assistant(
+            engines, settings, conversation, endpointing, realtime=True, timers=self.timers
+        )
 
     def open_audio(
         self,
