@@ -15,6 +15,10 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
+TOOL_CALL, TOOL_CALL_END = "<tool_call>", "</tool_call>"
+"""How a call looks in the messages (as :mod:`voicegrok.tools.calls` reads it)."""
+
+
 class Message(TypedDict):
     role: str
     content: str
@@ -26,6 +30,10 @@ class Journal(Protocol):
     def user(self, turn_id: int, text: str) -> None: ...
 
     def assistant(self, turn_id: int, text: str) -> None: ...
+
+    def tool(self, turn_id: int, name: str, arguments: str, output: str) -> None:
+        """A tool was called for the answer (``arguments``: JSON)."""
+        ...
 
     def heard(self, turn_id: int, text: str) -> None:
         """Only ``text`` of the answer was heard (it was interrupted)."""
@@ -75,6 +83,26 @@ class Conversation:
         if self.journal is not None:
             self.journal.assistant(turn_id, text)
 
+    def tool_used(
+        self, turn_id: int, name: str, arguments: str, output: str, *, for_model: bool
+    ) -> None:
+        """A tool was called for turn ``turn_id``'s answer. ``for_model``: the model made
+        the call, so the call and its result join the messages (it writes the answer from
+        them); otherwise only the journal hears of it."""
+        if for_model:
+            self.tool_called(turn_id, name, arguments)
+            self.tool_result(turn_id, output)
+        if self.journal is not None:
+            self.journal.tool(turn_id, name, arguments, output)
+
+    def tool_called(self, turn_id: int, name: str, arguments: str, call_id: str = "") -> None:
+        """The model's call (its result is to come, from a client: :meth:`tool_result`)."""
+        call = f'{TOOL_CALL}{{"name": "{name}", "arguments": {arguments}}}{TOOL_CALL_END}'
+        self._add("assistant", call, turn_id)
+
+    def tool_result(self, turn_id: int, output: str) -> None:
+        self._add("tool", output, turn_id)
+
     def snapshot(self) -> Conversation:
         """A copy, for work queued on another thread (this one may change meanwhile)."""
         self._sync()
@@ -93,6 +121,8 @@ class Conversation:
         heard: the answer is dropped (an empty answer in the history teaches a small model
         to answer the next question with nothing); the question stays."""
         for i in reversed(self._indexes(turn_id, "assistant")):
+            if self.turns[i]["content"].startswith(TOOL_CALL):
+                continue  # the model's tool call, not words it said
             if text.strip():
                 self.turns[i] = {"role": "assistant", "content": text.strip()}
             else:

@@ -24,6 +24,7 @@ __all__ = [
     "SpeechStarted",
     "SpokenClause",
     "TTSAudio",
+    "ToolCallRequested",
     "ToolUsed",
     "TurnConfirmed",
     "TurnFailed",
@@ -137,6 +138,8 @@ class UserText(Frame):
     source: str = "speech"
     instructions: str | None = None
     """A system prompt for this answer only (None: the conversation's)."""
+    tool_choice: str = "auto"
+    """Tools the model may call: ``auto``, ``none``, ``required`` or one tool's name."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,6 +161,17 @@ class ToolUsed(Frame):
     chosen_by: str = "router"
     """``router``: the request plainly asked for this built-in tool; ``llm``: the model
     called it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallRequested(Frame):
+    """The model called a client's function (Realtime API): the client runs it, sends
+    its output and asks for the answer. The turn's answer ends here."""
+
+    name: str
+    arguments: str
+    """JSON."""
+    call_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

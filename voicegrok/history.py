@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS turns (
     question TEXT NOT NULL,
     answer TEXT,
     interrupted INTEGER NOT NULL DEFAULT 0,
-    metrics TEXT
+    metrics TEXT,
+    tools TEXT
 );
 CREATE INDEX IF NOT EXISTS turns_of_conversation ON turns (conversation, id);
 """
@@ -66,6 +67,8 @@ class SavedTurn:
     """None: the answer was never finished (the program stopped while it was generated)."""
     interrupted: bool
     metrics: dict[str, Any] | None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    """The tools called for the answer: name, arguments, output."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class History:
         db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crashed process loses nothing
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(turns)")}
+        if "tools" not in columns:  # a database from before tools
+            db.execute("ALTER TABLE turns ADD COLUMN tools TEXT")
         self._db = db
 
     def _call(self, work: Callable[[], T]) -> T:
@@ -173,13 +179,13 @@ class History:
 
     def turns(self, conversation: int) -> list[SavedTurn]:
         rows = self._rows(
-            "SELECT asked, question, answer, interrupted, metrics FROM turns "
+            "SELECT asked, question, answer, interrupted, metrics, tools FROM turns "
             "WHERE conversation = ? ORDER BY id",
             conversation,
         )
         return [
-            SavedTurn(asked, q, a, bool(i), json.loads(m) if m else None)
-            for asked, q, a, i, m in rows
+            SavedTurn(asked, q, a, bool(i), json.loads(m) if m else None, json.loads(t or "[]"))
+            for asked, q, a, i, m, t in rows
         ]
 
     def messages(self, conversation: int | None = None) -> tuple[int, list[Message]]:
@@ -255,6 +261,15 @@ class Recorder:
 
     def assistant(self, turn_id: int, text: str) -> None:
         self._turn(turn_id, "UPDATE turns SET answer = ? WHERE id = ?", text)
+
+    def tool(self, turn_id: int, name: str, arguments: str, output: str) -> None:
+        call = json.dumps({"name": name, "arguments": arguments, "output": output})
+        self._turn(
+            turn_id,
+            "UPDATE turns SET tools = json_insert(coalesce(tools, '[]'), '$[#]', json(?)) "
+            "WHERE id = ?",
+            call,
+        )
 
     def heard(self, turn_id: int, text: str) -> None:
         self._turn(turn_id, "UPDATE turns SET answer = ?, interrupted = 1 WHERE id = ?", text)

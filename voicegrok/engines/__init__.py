@@ -38,7 +38,11 @@ class ChatModel(Protocol):
     def stream_chat(
         self, messages: Sequence[Message], *, max_tokens: int, temperature: float
     ) -> Iterator[str]:
-        """Yield the answer piece by piece (each piece is one or a few tokens of text)."""
+        """Yield the answer piece by piece (each piece is one or a few tokens of text).
+
+        An engine that lets the model call tools also takes ``tools``
+        (a :class:`~voicegrok.tools.calls.ToolOffer`); the answer is then either words or
+        a call in the format of :mod:`voicegrok.tools.calls`."""
         ...
 
     def warm_up(self, messages: Sequence[Message]) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from ..conversation import Message
 from ..errors import ModelError, first_line
 from ..threads import CoreShare
+from ..tools.calls import TRIGGER, ToolOffer, classify, instructions
 from .llama_check import extra_buffers_ok, plain_cpu_kernels
 
 __all__ = [
@@ -77,15 +78,24 @@ class LlamaEngine:
         self.prompt_tokens = self._chat.prompt_tokens
 
     def stream_chat(
-        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        tools: ToolOffer | None = None,
     ) -> Iterator[str]:
+        """The answer's pieces. With ``tools``, the answer may be a tool call (see
+        :mod:`voicegrok.tools.calls`), sampled under the tools' grammar."""
         with self._lock, self._cores.generating():
             self._adjust_threads()  # the prompt is evaluated with the cores free now
             decoder = self._decoder
-            decoder.evaluate(self.prompt_tokens(messages))
+            decoder.evaluate(self.prompt_tokens(messages, tools))
+            if tools is not None and tools.required:
+                yield TRIGGER  # the prompt ends with it: the call's arguments follow
             text = codecs.getincrementaldecoder("utf-8")(errors="replace")
             with Sampler(
-                self._llm, temperature, self._top_p, self._repeat_penalty, self._seed
+                self._llm, temperature, self._top_p, self._repeat_penalty, self._seed, tools
             ) as sampler:
                 for _ in range(max_tokens):
                     if decoder.full:
@@ -93,7 +103,9 @@ class LlamaEngine:
                     token = sampler.sample(decoder.ctx)
                     if self._text.is_end(token):
                         break
-                    piece = text.decode(self._text.piece(token))
+                    raw = self._text.piece(token)
+                    sampler.saw(raw)
+                    piece = text.decode(raw)
                     if piece:
                         yield piece
                     self._adjust_threads()
@@ -184,6 +196,9 @@ class ChatFormat:
     def __init__(self, llm: Any) -> None:
         self._llm = llm
         self._format = _chat_formatter(llm)
+        template = llm.metadata.get("tokenizer.chat_template") or ""
+        self.takes_tools = "tools" in template
+        """The chat template lays out a list of tools itself (Qwen2.5's does)."""
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         total = 0
@@ -192,11 +207,27 @@ class ChatFormat:
             total += _PER_MESSAGE_TOKENS
         return total
 
-    def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
-        """``messages`` in the model's chat template, ending with the assistant's cue."""
-        result = self._format(messages=[dict(m) for m in messages])
+    def prompt_tokens(
+        self, messages: Sequence[Message], tools: ToolOffer | None = None
+    ) -> list[int]:
+        """``messages`` in the model's chat template, ending with the assistant's cue;
+        with ``tools`` offered (in the template, else in the system prompt), and the start
+        of a call after the cue when one is required."""
+        chat: list[dict[str, Any]] = [dict(m) for m in messages]
+        schemas = None
+        if tools is not None:
+            if self.takes_tools:
+                schemas = list(tools.schemas)
+            elif chat and chat[0]["role"] == "system":
+                chat[0]["content"] += instructions(tools.schemas)
+            else:
+                chat.insert(0, {"role": "system", "content": instructions(tools.schemas)})
+        result = self._format(messages=chat, tools=schemas)
+        prompt: str = result.prompt
+        if tools is not None and tools.required:
+            prompt += TRIGGER
         tokens: list[int] = self._llm.tokenize(
-            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+            prompt.encode("utf-8"), add_bos=not result.added_special, special=True
         )
         return tokens
 
@@ -258,7 +289,6 @@ class _Decoder:
         self._fresh = True
 
 
-
 class Sampler:
     """A native llama.cpp sampler chain with llama-cpp-python's settings: top-k, repetition
     penalty, top-p, min-p, temperature, then a seeded draw (greedy at 0).
@@ -272,17 +302,42 @@ class Sampler:
     """
 
     def __init__(
-        self, llm: Any, temperature: float, top_p: float, repeat_penalty: float, seed: int
+        self,
+        llm: Any,
+        temperature: float,
+        top_p: float,
+        repeat_penalty: float,
+        seed: int,
+        tools: ToolOffer | None = None,
     ) -> None:
         import llama_cpp as c
 
         self._c = c
-        self._chain = c.llama_sampler_chain_init(c.llama_sampler_chain_default_params())
-        links = [
+        self._llm = llm
+        self._settings = (temperature, top_p, repeat_penalty, seed)
+        self._tools = tools
+        self._head: str | None = "" if tools is not None else None
+        """The answer's text while it may still become a tool call."""
+        self.calling = tools is not None and tools.required
+        """The answer is a tool call: sampled under the tools' grammar."""
+        self._chain = self._make_chain(tools.grammar if self.calling and tools else None)
+
+    def _make_chain(self, grammar: str | None) -> Any:
+        c = self._c
+        temperature, top_p, repeat_penalty, seed = self._settings
+        llm = self._llm
+        chain = c.llama_sampler_chain_init(c.llama_sampler_chain_default_params())
+        links = []
+        if grammar is not None:
+            vocab = c.llama_model_get_vocab(llm.model)
+            link = c.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+            if not link:
+                c.llama_sampler_free(chain)
+                raise ValueError("the tools' grammar does not parse")
+            links.append(link)
+        links += [
             c.llama_sampler_init_top_k(TOP_K),
-            c.llama_sampler_init_penalties(
-                llm.n_vocab(), PENALTY_LAST_N, repeat_penalty, 0.0, 0.0
-            ),
+            c.llama_sampler_init_penalties(llm.n_vocab(), PENALTY_LAST_N, repeat_penalty, 0.0, 0.0),
         ]
         if temperature <= 0:
             links.append(c.llama_sampler_init_greedy())
@@ -294,7 +349,23 @@ class Sampler:
                 c.llama_sampler_init_dist(seed),
             ]
         for link in links:
-            c.llama_sampler_chain_add(self._chain, link)  # the chain owns (and frees) them
+            c.llama_sampler_chain_add(chain, link)  # the chain owns (and frees) them
+        return chain
+
+    def saw(self, piece: bytes) -> None:
+        """The bytes of the token just sampled: once the answer begins a tool call, the
+        rest is sampled under the tools' grammar."""
+        if self._head is None or self._tools is None:
+            return
+        self._head += piece.decode("utf-8", "replace")
+        kind = classify(self._head)
+        if kind == "maybe":
+            return
+        self._head = None
+        if kind == "call":
+            self._c.llama_sampler_free(self._chain)
+            self._chain = self._make_chain(self._tools.grammar)
+            self.calling = True
 
     def sample(self, ctx: Any, index: int = -1) -> int:
         """A token from the logits of the batch's token ``index`` (the last evaluated

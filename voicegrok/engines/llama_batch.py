@@ -37,6 +37,7 @@ from typing import Any
 from ..conversation import Message
 from ..errors import ServiceError, first_line
 from ..threads import CoreShare
+from ..tools.calls import TRIGGER, ToolOffer
 from .llama import (
     REPEAT_PENALTY,
     TOP_P,
@@ -186,28 +187,37 @@ class BatchedLlamaEngine:
     # ------------------------------------------------------------------ callers' side
 
     def stream_chat(
-        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        tools: ToolOffer | None = None,
     ) -> Iterator[str]:
         """The answer's pieces; the iterator's ``cancel()``, from any thread, ends it at
-        once (a barge-in while it waits for a slot or a token)."""
-        prompt = self.prompt_tokens(messages)
+        once (a barge-in while it waits for a slot or a token). With ``tools``, the answer
+        may be a tool call (as :meth:`LlamaEngine.stream_chat`)."""
+        prompt = self.prompt_tokens(messages, tools)
         self._check(prompt)
-        sampler = Sampler(self._llm, temperature, TOP_P, REPEAT_PENALTY, self._seed)
+        sampler = Sampler(self._llm, temperature, TOP_P, REPEAT_PENALTY, self._seed, tools)
         request = _Request(prompt, max_tokens, sampler)
         try:
             self._submit(request)
         except BaseException:
             sampler.__exit__()
             raise
-        return _Answer(self._pieces(request), lambda: self._wake(request))
+        first = TRIGGER if sampler.calling else ""  # the prompt ends with it
+        return _Answer(self._pieces(request, first), lambda: self._wake(request))
 
     def _wake(self, request: _Request) -> None:
         self._cancel(request)
         request.out.put(_CANCELLED)
 
-    def _pieces(self, request: _Request) -> Iterator[str]:
+    def _pieces(self, request: _Request, first: str = "") -> Iterator[str]:
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
+            if first:
+                yield first
             while True:
                 item = request.out.get()
                 if item is _CANCELLED:
@@ -416,7 +426,9 @@ class BatchedLlamaEngine:
         if self._text.is_end(token) or len(slot.tokens) >= self.n_ctx:
             self._release(slot)
             return
-        request.out.put(self._text.piece(token))
+        piece = self._text.piece(token)
+        request.sampler.saw(piece)
+        request.out.put(piece)
         if request.generated >= request.max_tokens:
             self._release(slot)
         else:

@@ -10,6 +10,7 @@ servers learn to stop generating.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..conversation import Message
 from ..errors import ModelError, ServiceError, first_line
+from ..tools.calls import TRIGGER, ToolOffer, parse_call
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -104,29 +106,48 @@ class RemoteChatModel:
         )
 
     def stream_chat(
-        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        tools: ToolOffer | None = None,
     ) -> Iterator[str]:
+        """The answer's pieces; with ``tools``, the server's tool call comes as the text
+        of one (see :mod:`voicegrok.tools.calls`)."""
+        omit = self._openai.omit
         try:
             stream = self._client.chat.completions.create(
                 model=self.model,
-                messages=cast(
-                    "list[ChatCompletionMessageParam]",
-                    [{"role": m["role"], "content": m["content"]} for m in messages],
-                ),
+                messages=cast("list[ChatCompletionMessageParam]", wire_messages(messages)),
                 max_tokens=max_tokens,
                 temperature=temperature,
                 stream=True,
-                seed=self._openai.omit if self._seed is None else self._seed,
+                seed=omit if self._seed is None else self._seed,
+                tools=cast("Any", list(tools.schemas)) if tools is not None else omit,
+                tool_choice=("required" if tools.required else "auto") if tools else omit,
             )
         except self._openai.APIError as e:
             raise ServiceError(self._failure(e)) from None
         finished = False
+        calling = False
         try:
             for chunk in stream:
                 for choice in chunk.choices:
-                    if choice.delta.content:
+                    if choice.delta.content and not calling:
                         yield choice.delta.content
+                    for call in choice.delta.tool_calls or []:
+                        function = call.function
+                        if function is None:
+                            continue
+                        if not calling and function.name:
+                            calling = True  # (only the first call is made)
+                            yield f'{TRIGGER}{{"name": {json.dumps(function.name)}, "arguments": '
+                        if calling and call.index == 0 and function.arguments:
+                            yield function.arguments
                     finished = finished or choice.finish_reason is not None
+            if calling:
+                yield "}"
         except self._openai.APIError as e:
             raise ServiceError(self._failure(e)) from None
         finally:
@@ -151,6 +172,32 @@ class RemoteChatModel:
             cause = e.__cause__ or e
             return f"cannot reach the LLM server at {self.url} ({first_line(cause)})"
         return f"the LLM server at {self.url} failed: {first_line(e)}"
+
+
+def wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Messages as the chat completions API takes them: a tool call written as text
+    (``<tool_call>{...}</tool_call>``) becomes an assistant message's ``tool_calls``, and
+    the ``tool`` message after it names that call."""
+    out: list[dict[str, Any]] = []
+    call_id = ""
+    for i, m in enumerate(messages):
+        written = m["role"] == "assistant" and m["content"].startswith(TRIGGER)
+        call = parse_call(m["content"]) if written else None
+        if call is not None:
+            call_id = f"call_{i}"
+            function = {"name": call.name, "arguments": json.dumps(call.arguments)}
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": call_id, "type": "function", "function": function}],
+                }
+            )
+        elif m["role"] == "tool":
+            out.append({"role": "tool", "tool_call_id": call_id, "content": m["content"]})
+        else:
+            out.append({"role": m["role"], "content": m["content"]})
+    return out
 
 
 def _detail(e: Any) -> str:

@@ -8,17 +8,21 @@ token.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import ClassVar
 
 from ..conversation import Conversation, Message
 from ..engines import ChatModel
 from ..errors import UsageError
-from ..frames import Frame, LLMDone, LLMToken, ToolUsed, UserText
+from ..frames import Frame, LLMDone, LLMToken, ToolCallRequested, ToolUsed, UserText
 from ..text import RepetitionGuard, agreed_words
 from ..threads import EngineThread
-from ..tools import Toolbox
-from ..tools.base import arguments_json
+from ..tools import Toolbox, ToolCall
+from ..tools.base import arguments_json, new_call_id
+from ..tools.calls import ToolOffer, classify, offer, parse_call
+
+MAX_CALLS = 3
+"""Tool calls the model may make for one answer."""
 
 
 class LLMStage:
@@ -109,6 +113,65 @@ class LLMStage:
 
         self._thread.submit(warm_up)
 
+    def _offer(self, choice: str) -> ToolOffer | None:
+        """The tools the model may call for an answer: those of MCP servers and of the
+        client (the built-in ones answer plain requests themselves, see ``route``)."""
+        if self.tools is None or choice == "none":
+            return None
+        return offer([t for t in self.tools if t.source != "builtin"], choice)
+
+    def _generate(
+        self, messages: list[Message], tools: ToolOffer | None
+    ) -> Callable[[], Iterator[str]]:
+        extra = {"tools": tools} if tools is not None else {}
+        return lambda: self._engine.stream_chat(
+            messages, max_tokens=self._max_tokens, temperature=self._temperature, **extra
+        )
+
+    async def _routed(self, turn_id: int, text: str, call: ToolCall) -> AsyncIterator[Frame]:
+        """A plain request for a built-in tool: the tool answers it, not the model."""
+        assert self.tools is not None
+        outcome = await self.tools.call(call)
+        arguments = arguments_json(call.arguments)
+        yield ToolUsed(
+            turn_id=turn_id,
+            name=call.name,
+            arguments=arguments,
+            output=outcome.output,
+            error=outcome.error,
+        )
+        self.conversation.add_user(text, turn_id)
+        self.conversation.tool_used(turn_id, call.name, arguments, outcome.output, for_model=False)
+        self.conversation.add_assistant(outcome.say, turn_id)
+        async for out in _say(turn_id, outcome.say):
+            yield out
+
+    async def _call(self, turn_id: int, text: str) -> ToolUsed | ToolCallRequested:
+        """Carry out the tool call the model wrote (``text``), or hand it to the client
+        whose function it is."""
+        assert self.tools is not None
+        call = parse_call(text)
+        tool = self.tools.get(call.name) if call is not None else None
+        if call is None or tool is None:
+            raise UsageError("the model's tool call could not be read; ask again")
+        arguments = arguments_json(call.arguments)
+        if tool.source == "client":
+            call_id = new_call_id()
+            self.conversation.tool_called(turn_id, call.name, arguments, call_id)
+            return ToolCallRequested(
+                turn_id=turn_id, name=call.name, arguments=arguments, call_id=call_id
+            )
+        outcome = await self.tools.call(call)
+        self.conversation.tool_used(turn_id, call.name, arguments, outcome.output, for_model=True)
+        return ToolUsed(
+            turn_id=turn_id,
+            name=call.name,
+            arguments=arguments,
+            output=outcome.output,
+            error=outcome.error,
+            chosen_by="llm",
+        )
+
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, UserText)
         yield frame
@@ -121,47 +184,51 @@ class LLMStage:
             return
         call = self.tools.route(text) if self.tools is not None and text else None
         if call is not None:
-            assert self.tools is not None
-            outcome = await self.tools.call(call)
-            yield ToolUsed(
-                turn_id=frame.turn_id,
-                name=call.name,
-                arguments=arguments_json(call.arguments),
-                output=outcome.output,
-                error=outcome.error,
-            )
-            self.conversation.add_user(text, frame.turn_id)
-            self.conversation.add_assistant(outcome.say, frame.turn_id)
-            async for out in _say(frame.turn_id, outcome.say):
+            async for out in self._routed(frame.turn_id, text, call):
                 yield out
             return
         messages = await self._prompt(text, frame.turn_id, frame.instructions)
+        offer = self._offer(frame.tool_choice)
         pieces: list[str] = []
         first_s = last_s = 0.0
         completed = False
         looping = False
         guard = RepetitionGuard()
+        calls = 0
+        called = False
         try:
-            stream = self._thread.stream(
-                lambda: self._engine.stream_chat(
-                    messages, max_tokens=self._max_tokens, temperature=self._temperature
-                )
-            )
-            async for piece in stream:
-                token = LLMToken(turn_id=frame.turn_id, text=piece, index=len(pieces))
-                if not pieces:
-                    first_s = token.at_s
-                last_s = token.at_s
-                pieces.append(piece)
-                yield token
-                if guard.feed(piece):
-                    looping = True  # the model repeats itself: end the answer here
+            while True:
+                answer = _Answer(offer is not None)
+                stream = self._thread.stream(self._generate(messages, offer))
+                async for piece in _ended(stream):
+                    for spoken in answer.feed(piece):
+                        token = LLMToken(turn_id=frame.turn_id, text=spoken, index=len(pieces))
+                        if not pieces:
+                            first_s = token.at_s
+                        last_s = token.at_s
+                        pieces.append(spoken)
+                        yield token
+                        if guard.feed(spoken):
+                            looping = True  # the model repeats itself: end the answer here
+                    if looping:
+                        break
+                if answer.call is None or looping:
                     break
+                request = await self._call(frame.turn_id, answer.call)
+                called = True
+                yield request
+                if isinstance(request, ToolCallRequested):
+                    break  # the client runs it, then asks for the answer
+                calls += 1
+                # the answer is written from the result (one more call at most)
+                offer = self._offer("auto") if calls < MAX_CALLS else None
+                messages = await self._prompt("", frame.turn_id, frame.instructions)
             completed = True
         finally:
             # An interrupted answer is remembered as far as it went (the live loop narrows it
             # to what was actually spoken).
-            self.conversation.add_assistant("".join(pieces).strip(), frame.turn_id)
+            if pieces or not called:
+                self.conversation.add_assistant("".join(pieces).strip(), frame.turn_id)
         # While the answer is being spoken, put the history as it will be re-read into the KV
         # cache (the stored text re-tokenizes differently from the generated tokens).
         self._warm_up_later(self.conversation.snapshot())
@@ -194,3 +261,41 @@ async def _say(turn_id: int, text: str) -> AsyncIterator[Frame]:
         first_token_s=first_s,
         last_token_s=last_s,
     )
+
+
+async def _ended(pieces: AsyncIterator[str]) -> AsyncIterator[str | None]:
+    """``pieces``, then None."""
+    async for piece in pieces:
+        yield piece
+    yield None
+
+
+class _Answer:
+    """The model's text, told apart from a tool call: pieces that may still be the start
+    of a call are held back until that is known."""
+
+    def __init__(self, may_call: bool) -> None:
+        self._held: list[str] | None = [] if may_call else None
+        self.call: str | None = None
+        """The call's text, when the answer is one."""
+
+    def feed(self, piece: str | None) -> list[str]:
+        """The pieces to say now (``None``: the answer has ended)."""
+        if piece is None:
+            held, self._held = self._held or [], None
+            return held
+        if self.call is not None:
+            self.call += piece
+            return []
+        if self._held is None:
+            return [piece]
+        self._held.append(piece)
+        text = "".join(self._held)
+        kind = classify(text)
+        if kind == "maybe":
+            return []
+        held, self._held = self._held, None
+        if kind == "call":
+            self.call = text
+            return []
+        return held

@@ -23,6 +23,7 @@ from ..audio import WHISPER_RATE_HZ, float_to_pcm16
 from ..conversation import Message
 from ..frames import Frame
 from ..pipeline import Pipeline, Stage
+from ..tools.calls import ToolOffer
 
 __all__ = [
     "FakeBackend",
@@ -86,14 +87,22 @@ class FakeChat:
     warmed: list[list[Message]] = field(default_factory=list)
     stopped_early: int = 0
     """How many streams were closed before their end (cancellation reached the engine)."""
+    offers: list[ToolOffer | None] = field(default_factory=list)
+    """The tools offered with each prompt (a reply may be a call: ``<tool_call>{...}``)."""
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return sum(len(m["content"].split()) + 4 for m in messages)
 
     def stream_chat(
-        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        tools: ToolOffer | None = None,
     ) -> Iterator[str]:
         self.prompts.append(list(messages))
+        self.offers.append(tools)
         reply = self.replies[min(len(self.prompts) - 1, len(self.replies) - 1)]
         tokens = re.findall(r"\s*\S+", reply)[:max_tokens]
         finished = False

@@ -8,6 +8,7 @@ server) awaits.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ __all__ = [
     "ToolContext",
     "ToolError",
     "arguments_json",
+    "new_call_id",
     "sync_tool",
 ]
 
@@ -93,6 +95,13 @@ class Tool:
                 "parameters": self.parameters,
             },
         }
+
+
+_call_ids = itertools.count(1)
+
+
+def new_call_id() -> str:
+    return f"call_{next(_call_ids)}"
 
 
 def arguments_json(arguments: dict[str, Any]) -> str:
