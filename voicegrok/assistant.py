@@ -247,7 +247,9 @@ class Assistant:
         self._ids = turn_ids if turn_ids is not None else itertools.count(1)
         self._engines = engines
         self.timers = timers
-        self.tools = Toolbox.builtin(ToolContext(timers=timers)) if settings.tools else None
+        context = ToolContext(timers=timers)
+        self.tools = Toolbox.builtin(context) if settings.tools else Toolbox(context=context)
+        """The built-in tools (unless switched off), a client's functions, MCP tools."""
         self._alerts: asyncio.Queue[str] = asyncio.Queue()
         self._ringer: asyncio.Task[None] | None = None
         stages: list[Stage] = []
@@ -312,7 +314,12 @@ class Assistant:
             self._own_llm_thread.close()
 
     def _text_turn(
-        self, text: str, instructions: str | None = None, *, speak: bool = True
+        self,
+        text: str,
+        instructions: str | None = None,
+        *,
+        speak: bool = True,
+        tool_choice: str = "auto",
     ) -> tuple[Frame, Frame]:
         turn_id = next(self._ids)
         if not speak and self._tts is not None:
@@ -320,7 +327,13 @@ class Assistant:
         first = TurnStarted(turn_id=turn_id, speech_end_s=time.perf_counter(), source="text")
         # no text: answer from the conversation so far
         source = "text" if text else "conversation"
-        return first, UserText(turn_id=turn_id, text=text, source=source, instructions=instructions)
+        return first, UserText(
+            turn_id=turn_id,
+            text=text,
+            source=source,
+            instructions=instructions,
+            tool_choice=tool_choice,
+        )
 
     def _audio_turn(
         self, samples: npt.NDArray[np.float32], sample_rate_hz: int, speech_end_s: float | None
@@ -356,12 +369,20 @@ class Assistant:
         return self._listen.listened_s if self._listen is not None else 0.0
 
     async def push_text(
-        self, text: str, *, instructions: str | None = None, speak: bool = True
+        self,
+        text: str,
+        *,
+        instructions: str | None = None,
+        speak: bool = True,
+        tool_choice: str = "auto",
     ) -> int:
         """Listening mode: start a typed turn; its frames come out of ``frames()``. An
         empty ``text`` answers from the conversation so far; ``instructions`` replace the
-        system prompt for this answer; ``speak`` False: the answer is text only."""
-        return await self._push(*self._text_turn(text, instructions, speak=speak))
+        system prompt for this answer; ``speak`` False: the answer is text only;
+        ``tool_choice``: whether the model may (``auto``), must (``required``, a tool's
+        name) or must not (``none``) call one of the tools offered to it."""
+        turn = self._text_turn(text, instructions, speak=speak, tool_choice=tool_choice)
+        return await self._push(*turn)
 
     async def push_audio(
         self,

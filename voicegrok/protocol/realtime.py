@@ -28,13 +28,17 @@ from .types import (
     AudioInput,
     AudioOutput,
     ContentPart,
+    FunctionTool,
     Item,
     Modality,
+    NamedFunction,
     Pcm16,
     ProtocolError,
     Session,
+    ToolChoice,
     TurnDetection,
     _Model,
+    choice_name,
     new_id,
 )
 from .wire import has_lone_surrogate, is_unicode, load_object, shown
@@ -49,13 +53,17 @@ __all__ = [
     "ClientEvent",
     "ContentPart",
     "ErrorEvent",
+    "FunctionTool",
     "InputAudioBufferAppend",
     "Item",
     "Modality",
+    "NamedFunction",
     "ProtocolError",
     "ServerEvent",
     "Session",
+    "ToolChoice",
     "TurnDetection",
+    "choice_name",
     "encode",
     "new_id",
     "parse_client_event",
@@ -96,6 +104,8 @@ class ConversationItemCreate(_ClientEvent):
 class ResponseOptions(_Model):
     instructions: str | None = Field(default=None, max_length=20_000)
     output_modalities: list[Modality] | None = None
+    tools: list[FunctionTool] | None = Field(default=None, max_length=128)
+    tool_choice: ToolChoice | None = None
 
 
 class ResponseCreate(_ClientEvent):
@@ -325,6 +335,21 @@ class AudioTranscriptDelta(_Delta):
     delta: str
 
 
+class FunctionCallArgumentsDelta(_Delta):
+    type: Literal["response.function_call_arguments.delta"] = (
+        "response.function_call_arguments.delta"
+    )
+    call_id: str
+    delta: str
+
+
+class FunctionCallArgumentsDone(_Delta):
+    type: Literal["response.function_call_arguments.done"] = "response.function_call_arguments.done"
+    call_id: str
+    name: str
+    arguments: str
+
+
 class AudioTranscriptDone(_Delta):
     type: Literal["response.output_audio_transcript.done"] = "response.output_audio_transcript.done"
     transcript: str
@@ -361,6 +386,8 @@ ServerEvent = Annotated[
     | AudioDone
     | AudioTranscriptDelta
     | AudioTranscriptDone
+    | FunctionCallArgumentsDelta
+    | FunctionCallArgumentsDone
     | Metrics,
     Field(discriminator="type"),
 ]

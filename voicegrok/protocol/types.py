@@ -22,12 +22,16 @@ __all__ = [
     "AudioInput",
     "AudioOutput",
     "ContentPart",
+    "FunctionTool",
     "Item",
     "Modality",
+    "NamedFunction",
     "Pcm16",
     "ProtocolError",
     "Session",
+    "ToolChoice",
     "TurnDetection",
+    "choice_name",
     "new_id",
 ]
 
@@ -125,6 +129,32 @@ class AudioConfig(_Model):
     output: AudioOutput | None = None
 
 
+class FunctionTool(_Model):
+    """A function of the client's that the model may call."""
+
+    type: Literal["function"] = "function"
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = Field(default="", max_length=8000)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+
+
+class NamedFunction(_Model):
+    type: Literal["function"] = "function"
+    name: str = Field(max_length=64)
+
+
+ToolChoice = Literal["auto", "none", "required"] | NamedFunction
+"""Whether the model may, must or must not call a tool, or which one it must call."""
+
+
+def choice_name(choice: ToolChoice | None) -> str:
+    """A tool choice as the LLM stage takes it: ``auto``, ``none``, ``required`` or a
+    function's name."""
+    if choice is None:
+        return "auto"
+    return choice.name if isinstance(choice, NamedFunction) else choice
+
+
 class Session(_Model):
     """A session (what ``session.update`` changes; the server sends it back whole)."""
 
@@ -136,6 +166,11 @@ class Session(_Model):
     output_modalities: list[Modality] | None = Field(default=None, min_length=1, max_length=1)
     audio: AudioConfig | None = None
     max_output_tokens: int | Literal["inf"] | None = None
+    tools: list[FunctionTool] | None = Field(default=None, max_length=128)
+    tool_choice: ToolChoice | None = None
+    builtin_tools: bool | None = None
+    """voicegrok's own: its built-in tools (clock, timers, calculator, units) answer the
+    requests that plainly ask for them (OpenAI's service ignores the field)."""
 
 
 class ContentPart(_Model):
@@ -145,12 +180,22 @@ class ContentPart(_Model):
 
 
 class Item(_Model):
+    """A conversation item: a message, a function call the model made, or the output of
+    a call that the client ran."""
+
     id: str | None = None
-    type: Literal["message"] = "message"
+    type: Literal["message", "function_call", "function_call_output"] = "message"
     object: str | None = None
-    role: Literal["user", "assistant", "system"] = "user"
+    role: Literal["user", "assistant", "system"] | None = "user"
+    """For messages (None for function items)."""
     status: str | None = None
     content: list[ContentPart] = Field(default_factory=list, max_length=16)
+    call_id: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=64)
+    arguments: str | None = Field(default=None, max_length=100_000)
+    """A function call's arguments, as JSON text."""
+    output: str | None = Field(default=None, max_length=100_000)
+    """A function call's result, as the client gives it."""
 
     def text(self) -> str:
         return " ".join(p.text or p.transcript or "" for p in self.content).strip()

@@ -19,6 +19,8 @@ __all__ = [
     "Limits",
     "Rebuild",
     "SetInstructions",
+    "SetTools",
+    "ToolOutput",
     "Transcribe",
 ]
 
@@ -52,6 +54,8 @@ class Capabilities:
     transcribes: bool
     speaks: bool
     max_output_tokens: int
+    builtin_tools: bool = True
+    """The built-in tools answer by default (``serve --no-tools``: off)."""
     model_name: str = "voicegrok"
     voice_name: str = "default"
 
@@ -76,6 +80,9 @@ class Ask:
     text: str
     instructions: str | None = None
     modalities: tuple[rt.Modality, ...] = ("audio",)
+    tools: tuple[rt.FunctionTool, ...] | None = None
+    """The client's functions for this answer (None: the session's)."""
+    tool_choice: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,31 @@ class SetInstructions:
     text: str
 
 
+@dataclass(frozen=True)
+class SetTools:
+    """The client's functions, and whether the built-in tools answer."""
+
+    tools: tuple[rt.FunctionTool, ...]
+    builtin: bool
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """The client ran the model's call ``call_id``: its output joins the conversation."""
+
+    call_id: str
+    output: str
+
+
 Command = (
-    Hear | Ask | Transcribe | Rebuild | SetInstructions | EndTurn | EditHistory | CommitSpeech
+    Hear
+    | Ask
+    | Transcribe
+    | Rebuild
+    | SetInstructions
+    | SetTools
+    | ToolOutput
+    | EndTurn
+    | EditHistory
+    | CommitSpeech
 )

@@ -29,10 +29,12 @@ from .commands import (
     Limits,
     Rebuild,
     SetInstructions,
+    SetTools,
     Transcribe,
 )
 from .commit import CommitTracker
 from .encoder import FrameEncoder
+from .items import created_item, function_output, message_text
 
 __all__ = ["Output", "SessionCore"]  # its commands: .commands
 
@@ -74,6 +76,10 @@ class SessionCore:
         """Seconds of audio given to the listener (each part at the rate it came at)."""
         self._commits = CommitTracker()
         """Turn detection on: what a client's commit applies to."""
+        self.tools: list[rt.FunctionTool] = []
+        """The client's functions."""
+        self.tool_choice: rt.ToolChoice = "auto"
+        self.builtin_tools = capabilities.builtin_tools
 
     # ------------------------------------------------------------------ session
 
@@ -100,6 +106,9 @@ class SessionCore:
                 output=rt.AudioOutput(format=fmt_out, voice=self.can.voice_name),
             ),
             max_output_tokens=self.can.max_output_tokens,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            builtin_tools=self.builtin_tools,
         )
 
     def _rebuild(self) -> Rebuild:
@@ -220,6 +229,13 @@ class SessionCore:
         if patch.instructions is not None:
             self.instructions = patch.instructions
             out.append(SetInstructions(patch.instructions))
+        if patch.tools is not None or patch.builtin_tools is not None:
+            self.tools = list(patch.tools) if patch.tools is not None else self.tools
+            if patch.builtin_tools is not None:
+                self.builtin_tools = patch.builtin_tools
+            out.append(SetTools(tuple(self.tools), self.builtin_tools))
+        if patch.tool_choice is not None:
+            self.tool_choice = patch.tool_choice
         if patch.output_modalities is not None:
             wanted = list(patch.output_modalities)
             rebuild |= wanted != self.modalities
@@ -316,36 +332,13 @@ class SessionCore:
         ]
 
     def _add_item(self, item: rt.Item) -> list[Output]:
-        if item.role != "user":
-            raise rt.ProtocolError(
-                "unsupported_item",
-                "only user messages can be added (the assistant's come from its answers)",
-                param="item.role",
-            )
-        text = item.text()
-        if not text:
-            raise rt.ProtocolError("invalid_value", "the message has no text", param="item")
-        if len(text) > self.limits.max_text_chars:
-            raise rt.ProtocolError(
-                "text_too_long",
-                f"a message holds at most {self.limits.max_text_chars} characters",
-                param="item.content",
-            )
-        waiting = sum(len(t) for t in self._pending_text)
-        if waiting + len(text) > self.limits.max_text_chars:
-            raise rt.ProtocolError(
-                "text_too_long",
-                f"the messages waiting for response.create hold at most "
-                f"{self.limits.max_text_chars} characters: ask for a response first",
-                param="item.content",
-            )
+        if item.type == "function_call_output":
+            command, created = function_output(item, self.encoder.calls, self.limits)
+            self.encoder.calls.discard(command.call_id)
+            return [command, created]
+        text = message_text(item, self.limits, waiting=self._pending_text)
         self._pending_text.append(text)
-        made = {
-            "id": item.id or rt.new_id("item"),
-            "object": "realtime.item",
-            "status": "completed",
-        }
-        return [rt.ItemCreated(item=item.model_copy(update=made))]
+        return [created_item(item)]
 
     def _respond(self, options: rt.ResponseOptions | None) -> list[Output]:
         # nothing typed since: the answer to the audio the client committed is this one;
@@ -373,9 +366,20 @@ class SessionCore:
                 )
         text = " ".join(t for t in self._pending_text if t).strip()
         self._pending_text = []
-        # no new input: OpenAI's API answers from the conversation so far (a greeting)
+        # no new input: OpenAI's API answers from the conversation so far (a greeting, or
+        # the answer to a function's output)
         instructions = options.instructions if options is not None else None
-        return [Ask(text, instructions, modalities)]
+        tools = options.tools if options is not None else None
+        choice = options.tool_choice if options is not None else None
+        return [
+            Ask(
+                text,
+                instructions,
+                modalities,
+                tools=tuple(tools) if tools is not None else None,
+                tool_choice=rt.choice_name(choice or self.tool_choice),
+            )
+        ]
 
     def asked(
         self, turn_id: int, modalities: tuple[rt.Modality, ...] | None = None

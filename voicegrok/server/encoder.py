@@ -20,6 +20,7 @@ from ..frames import (
     Interrupt,
     LLMToken,
     SpeechStarted,
+    ToolCallRequested,
     TTSAudio,
     TurnFailed,
     TurnMetrics,
@@ -50,6 +51,8 @@ class Reply:
     """``response.output_item.added`` was sent."""
     modalities: tuple[rt.Modality, ...] = ("audio",)
     """What this response gives: ``audio`` (with its transcript) or ``text``."""
+    call: rt.Item | None = None
+    """The function call the model made instead of (or after) words."""
 
 
 class FrameEncoder:
@@ -73,6 +76,8 @@ class FrameEncoder:
         """The speech item the client committed itself (not told again at its turn)."""
         self._last_partial = ""
         self._resampler = StreamResampler(output_rate_hz, np.int16)
+        self.calls: set[str] = set()
+        """The model's function calls waiting for the client's output (call ids)."""
 
     # ------------------------------------------------------------------ replies
 
@@ -83,9 +88,7 @@ class FrameEncoder:
         modalities: tuple[rt.Modality, ...] | None = None,
     ) -> list[ServerEvent]:
         """A response starts for ``turn_id``, in ``modalities`` (the session's by default)."""
-        reply = Reply(
-            turn_id, user_item=user_item, modalities=modalities or tuple(self.modalities)
-        )
+        reply = Reply(turn_id, user_item=user_item, modalities=modalities or tuple(self.modalities))
         self.reply = reply
         self.replies[turn_id] = reply
         while len(self.replies) > 16:
@@ -129,13 +132,16 @@ class FrameEncoder:
             out.append(rt.OutputItemDone(response_id=r, item=self._item(reply, "completed")))
         item_status = "completed" if status == "completed" else "incomplete"
         n_tokens = metrics.n_tokens if metrics else len(reply.text)
+        output = [self._item(reply, item_status)] if reply.started else []
+        if reply.call is not None:
+            output.append(reply.call)
         response = rt.Response(
             id=r,
             status=status,  # type: ignore[arg-type]
             status_details=(
                 None if status == "completed" else rt.StatusDetails(type=status, reason=reason)
             ),
-            output=[self._item(reply, item_status)] if reply.started else [],
+            output=output,
             output_modalities=list(reply.modalities),
             usage=rt.Usage(output_tokens=n_tokens, total_tokens=n_tokens),
         )
@@ -200,6 +206,8 @@ class FrameEncoder:
             return [*self._started(reply), delta]
         if isinstance(frame, TTSAudio):
             return self._audio(reply, frame)
+        if isinstance(frame, ToolCallRequested):
+            return self._call(reply, frame)
         if isinstance(frame, TurnMetrics):
             return self.finish(reply, "completed", metrics=frame)
         if isinstance(frame, TurnFailed):
@@ -208,6 +216,42 @@ class FrameEncoder:
         if isinstance(frame, Interrupt):
             return self.finish(reply, "cancelled", reason="turn_detected")
         return []
+
+    def _call(self, reply: Reply, frame: ToolCallRequested) -> list[ServerEvent]:
+        """The model called one of the client's functions: the call is an output item of
+        its own, after the message if words came first."""
+        index = 1 if reply.started else 0
+        item = rt.Item(
+            id=rt.new_id("item"),
+            type="function_call",
+            object="realtime.item",
+            role=None,
+            status="in_progress",
+            call_id=frame.call_id,
+            name=frame.name,
+            arguments="",
+        )
+        done = item.model_copy(update={"status": "completed", "arguments": frame.arguments})
+        reply.call = done
+        self.calls.add(frame.call_id)
+        while len(self.calls) > 64:  # never answered: forgotten
+            self.calls.discard(next(iter(self.calls)))
+        r, i, call_id = reply.response_id, str(item.id), frame.call_id
+        return [
+            rt.OutputItemAdded(response_id=r, output_index=index, item=item),
+            rt.FunctionCallArgumentsDelta(
+                response_id=r, item_id=i, output_index=index, call_id=call_id, delta=frame.arguments
+            ),
+            rt.FunctionCallArgumentsDone(
+                response_id=r,
+                item_id=i,
+                output_index=index,
+                call_id=call_id,
+                name=frame.name,
+                arguments=frame.arguments,
+            ),
+            rt.OutputItemDone(response_id=reply.response_id, output_index=index, item=done),
+        ]
 
     def _retracted(self, frame: TurnRetracted) -> list[ServerEvent]:
         """The answer started at a pause is withdrawn with its question: the person went on

@@ -24,6 +24,7 @@ from ..config import Settings
 from ..conversation import Conversation
 from ..history import History
 from ..protocol import realtime as rt
+from ..tools.base import client_tool
 from ..turns import EditHistory, EndTurn
 from .commands import (
     Ask,
@@ -33,6 +34,8 @@ from .commands import (
     Limits,
     Rebuild,
     SetInstructions,
+    SetTools,
+    ToolOutput,
     Transcribe,
 )
 from .core import Output, SessionCore
@@ -65,6 +68,7 @@ class RealtimeSession:
             transcribes=engines.stt is not None,
             speaks=engines.tts is not None,
             max_output_tokens=settings.max_tokens,
+            builtin_tools=settings.tools,
             model_name=model_name,
             voice_name=voice_name,
         )
@@ -80,6 +84,8 @@ class RealtimeSession:
         them: a second assistant's turn 1 was taken for the first one's, cancelled)."""
         self._assistant: Assistant | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._tools = SetTools((), settings.tools)
+        """The client's functions and the built-in tools' switch (kept across rebuilds)."""
 
     @property
     def session_id(self) -> str:
@@ -120,7 +126,17 @@ class RealtimeSession:
             turn_ids=self._turn_ids,
         )
         await self._assistant.__aenter__()
+        self._use_tools(self._tools.tools)
         self._pump = asyncio.create_task(self._run(self._assistant))
+
+    def _use_tools(self, functions: tuple[rt.FunctionTool, ...]) -> None:
+        if self._assistant is None:
+            return
+        box = self._assistant.tools
+        box.use_builtin(self._tools.builtin)
+        box.replace(
+            "client", (client_tool(f.name, f.description, f.parameters) for f in functions)
+        )
 
     async def _teardown(self) -> None:
         if self._pump is not None:
@@ -159,8 +175,12 @@ class RealtimeSession:
                 await self._assistant.hear(out.samples, out.sample_rate_hz)
             elif isinstance(out, Ask):
                 assert self._assistant is not None
+                self._use_tools(out.tools if out.tools is not None else self._tools.tools)
                 turn_id = await self._assistant.push_text(
-                    out.text, instructions=out.instructions, speak="audio" in out.modalities
+                    out.text,
+                    instructions=out.instructions,
+                    speak="audio" in out.modalities,
+                    tool_choice=out.tool_choice,
                 )
                 await self._do(self.core.asked(turn_id, out.modalities))
             elif isinstance(out, CommitSpeech):
@@ -173,6 +193,11 @@ class RealtimeSession:
                 await self._build(out)
             elif isinstance(out, SetInstructions):
                 self.conversation.system_prompt = out.text
+            elif isinstance(out, SetTools):
+                self._tools = out
+                self._use_tools(out.tools)
+            elif isinstance(out, ToolOutput):
+                self.conversation.tool_result(0, out.output)
             elif isinstance(out, EndTurn):
                 if self._assistant is not None:
                     await self._assistant.end_turn(out.turn_id, out.reason)

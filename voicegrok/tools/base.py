@@ -25,6 +25,7 @@ __all__ = [
     "ToolContext",
     "ToolError",
     "arguments_json",
+    "client_tool",
     "new_call_id",
     "sync_tool",
 ]
@@ -106,6 +107,15 @@ def new_call_id() -> str:
 
 def arguments_json(arguments: dict[str, Any]) -> str:
     return json.dumps(arguments, ensure_ascii=False, separators=(", ", ": "))
+
+
+def client_tool(name: str, description: str, parameters: dict[str, Any]) -> Tool:
+    """A function of a Realtime client's: the model may call it, the client runs it."""
+
+    async def run(arguments: dict[str, Any]) -> Outcome:
+        raise ToolError(f"{name} runs on the client")
+
+    return Tool(name, description, parameters, run, source="client")
 
 
 def sync_tool(

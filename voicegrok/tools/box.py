@@ -38,6 +38,18 @@ class Toolbox:
         """Drop every tool from ``source`` (e.g. ``client``: the client's tools changed)."""
         self._tools = {k: t for k, t in self._tools.items() if t.source != source}
 
+    def replace(self, source: str, tools: Iterable[Tool]) -> None:
+        """The tools from ``source`` are now ``tools``."""
+        self.remove(source)
+        for tool in tools:
+            self.add(tool)
+
+    def use_builtin(self, on: bool) -> None:
+        """Switch the built-in tools on or off."""
+        from .builtin import builtin_tools
+
+        self.replace("builtin", builtin_tools(self.context) if on else [])
+
     def __contains__(self, name: str) -> bool:
         return name in self._tools
 
