@@ -115,7 +115,9 @@ def test_timers_are_set_listed_cancelled_and_come_due(box: Toolbox, clock: Clock
     timers = box.context.timers
     assert timers is not None
     assert ask(box, "Set a timer for 10 minutes.")[1] == "OK, 10 minutes, starting now."
-    assert ask(box, "Set a 5 minute timer for pasta.")[1] == "OK, 5 minutes for pasta, starting now."
+    assert (
+        ask(box, "Set a 5 minute timer for pasta.")[1] == "OK, 5 minutes for pasta, starting now."
+    )
     assert parse_duration("an hour and a half") == 5400
     clock.now_s += 60
     assert ask(box, "What timers do I have?")[1] == (

@@ -38,7 +38,7 @@ from .stages import ClauseStage, LLMStage, MetricsStage, STTStage, TTSStage
 from .stages.listen import ListenStage
 from .stages.tts import LEAD_SILENCE_MS
 from .threads import CoreShare, EngineThread
-from .tools import Toolbox
+from .tools import Tool, Toolbox
 from .tools.base import ToolContext
 from .tools.timers import Timers
 from .turns import Forget, KeepHeard
@@ -56,6 +56,8 @@ class Engines:
     vad: VoiceActivity | None = None
     cores: CoreShare | None = None
     """How the LLM and speech synthesis share the CPU (None: not shared, as with fakes)."""
+    tools: list[Tool] = field(default_factory=list)
+    """Tools of MCP servers, connected once and shared (see :mod:`.adapters.mcp`)."""
     load_s: dict[str, float] = field(default_factory=dict)
     """Seconds each engine took to load and warm up."""
     threads: dict[str, EngineThread] = field(
@@ -249,6 +251,8 @@ class Assistant:
         self.timers = timers
         context = ToolContext(timers=timers)
         self.tools = Toolbox.builtin(context) if settings.tools else Toolbox(context=context)
+        for tool in engines.tools:
+            self.tools.add(tool)
         """The built-in tools (unless switched off), a client's functions, MCP tools."""
         self._alerts: asyncio.Queue[str] = asyncio.Queue()
         self._ringer: asyncio.Task[None] | None = None

@@ -21,10 +21,64 @@ import tomli_w
 
 from .errors import UsageError, first_line
 
-__all__ = ["UserConfig", "default_config_path", "load_user_config", "save_user_config"]
+__all__ = [
+    "McpServer",
+    "UserConfig",
+    "default_config_path",
+    "load_user_config",
+    "save_user_config",
+]
 
 SENSITIVITY_SILENCE_MS = {"fast": 320, "normal": 480, "patient": 800}
 """End-of-turn sensitivity: how long a silence ends the turn (ms)."""
+
+
+@dataclass(frozen=True)
+class McpServer:
+    """One ``[mcp.NAME]`` table of the config: ``command`` (with ``args``, ``env``) for a
+    server run over stdio, or ``url`` for a streamable-HTTP one."""
+
+    name: str
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    url: str | None = None
+
+    def to_toml(self) -> dict[str, Any]:
+        if self.url is not None:
+            return {"url": self.url}
+        table: dict[str, Any] = {"command": self.command, "args": list(self.args)}
+        if self.env:
+            table["env"] = dict(self.env)
+        return table
+
+
+def parse_servers(table: object, where: str) -> tuple[McpServer, ...]:
+    """The ``mcp`` table of a config file (``where`` names it in errors)."""
+    if not isinstance(table, Mapping):
+        raise UsageError(f"{where}: mcp must be a table of servers, [mcp.NAME]")
+    servers = []
+    for name, spec in table.items():
+        at = f"{where}: mcp.{name}"
+        if not isinstance(spec, Mapping):
+            raise UsageError(f"{at} must be a table (command = ..., or url = ...)")
+        unknown = sorted(set(spec) - {"command", "args", "env", "url"})
+        if unknown:
+            raise UsageError(f"{at}: unknown key {unknown[0]!r} (command, args, env, url)")
+        command, url = spec.get("command"), spec.get("url")
+        if (command is None) == (url is None):
+            raise UsageError(f"{at} needs either command (stdio) or url (streamable HTTP)")
+        args, env = spec.get("args", []), spec.get("env", {})
+        if not isinstance(command or url, str):
+            raise UsageError(f"{at}: command and url are strings")
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise UsageError(f"{at}: args must be a list of strings")
+        if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
+            raise UsageError(f"{at}: env must be a table of strings")
+        servers.append(
+            McpServer(str(name), command, tuple(args), tuple(sorted(env.items())), url)
+        )
+    return tuple(servers)
 
 
 @dataclass(frozen=True)
@@ -41,6 +95,8 @@ class UserConfig:
     stt_model: str | None = None
     end_of_turn: str = "normal"
     """``fast``, ``normal`` or ``patient``: see :data:`SENSITIVITY_SILENCE_MS`."""
+    mcp: tuple[McpServer, ...] = ()
+    """MCP servers whose tools the assistant may call (``[mcp.NAME]`` tables)."""
     flags: Mapping[str, tuple[str | None, str]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -84,6 +140,7 @@ class UserConfig:
         for name, (under, flag) in self.flags.items():
             if data[name] == flag:
                 data[name] = under
+        data["mcp"] = {s.name: s.to_toml() for s in self.mcp} or None
         return {k: v for k, v in data.items() if v is not None}
 
 
@@ -115,10 +172,11 @@ def load_user_config(path: Path | None = None) -> UserConfig:
         raise UsageError(
             f"{path}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})"
         )
+    servers = parse_servers(data.pop("mcp", {}), str(path))
     for key, value in data.items():
         if not isinstance(value, str):
             raise UsageError(f"{path}: {key} must be a string, not {value!r}")
-    config = replace(UserConfig(), **data)
+    config = replace(UserConfig(), **data, mcp=servers)
     if config.end_of_turn not in SENSITIVITY_SILENCE_MS:
         choices = ", ".join(SENSITIVITY_SILENCE_MS)
         raise UsageError(f"{path}: end_of_turn must be one of {choices}")

@@ -4,7 +4,9 @@ the saved settings with this run's flags on top."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ..assistant import Engines, load_engines
@@ -12,7 +14,7 @@ from ..config import Settings
 from ..errors import UsageError
 from ..userconfig import UserConfig, load_user_config
 
-__all__ = ["MAX_TEXT_CHARS", "check_text", "load", "user_config"]
+__all__ = ["MAX_TEXT_CHARS", "check_text", "load", "mcp_connected", "user_config"]
 
 MAX_TEXT_CHARS = 8000
 """Longest text accepted by ``ask`` and ``say``."""
@@ -25,6 +27,25 @@ def load(
     unless ``-q``."""
     progress = None if args.quiet else (lambda m: print(f"… {m}", file=sys.stderr, flush=True))
     return load_engines(settings, progress=progress, sessions=sessions, **kinds)
+
+
+@contextlib.asynccontextmanager
+async def mcp_connected(config: UserConfig, engines: Engines) -> AsyncIterator[None]:
+    """While inside: the tools of the config's MCP servers are the engines' (a server
+    that fails is one line on stderr, and left out)."""
+    if not config.mcp:
+        yield
+        return
+    from ..adapters.mcp import mcp_tools
+
+    async with mcp_tools(
+        config.mcp, lambda line: print(f"voicegrok: {line}", file=sys.stderr)
+    ) as tools:
+        engines.tools = tools
+        try:
+            yield
+        finally:
+            engines.tools = []
 
 
 def check_text(text: str, what: str) -> str:

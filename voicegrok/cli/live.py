@@ -22,7 +22,7 @@ from ..errors import VoicegrokError
 from ..live import LiveAssistant, LiveSession
 from ..tools.timers import Timers
 from ..userconfig import UserConfig
-from .common import load, user_config
+from .common import load, mcp_connected, user_config
 from .history import kept_conversation
 
 __all__ = ["cmd_talk", "cmd_ui", "live_console"]
@@ -46,17 +46,18 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
         # when a device comes back)
         endpointing = EndpointConfig(end_silence_ms=end_silence_ms, pause_ms=args.pause_ms)
         try:
-            return await live_console(
-                config,
-                lambda: Assistant(
-                    engines, settings, conversation, endpointing, realtime=True, timers=timers
-                ),
-                engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ,
-                echo_cancel=args.echo_cancel,
-                metrics=args.metrics,
-                on_metrics=recorder.metrics if recorder is not None else None,
-                after_turn=engines.between_turns,
-            )
+            async with mcp_connected(config, engines):
+                return await live_console(
+                    config,
+                    lambda: Assistant(
+                        engines, settings, conversation, endpointing, realtime=True, timers=timers
+                    ),
+                    engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ,
+                    echo_cancel=args.echo_cancel,
+                    metrics=args.metrics,
+                    on_metrics=recorder.metrics if recorder is not None else None,
+                    after_turn=engines.between_turns,
+                )
         finally:
             engines.close()
     finally:

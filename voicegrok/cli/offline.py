@@ -15,7 +15,8 @@ from ..config import Settings
 from ..demo import demo_dir, demo_recordings
 from ..errors import UsageError
 from ..frames import TTSAudio
-from .common import check_text, load
+from ..userconfig import load_user_config
+from .common import check_text, load, mcp_connected
 from .history import kept_conversation
 
 __all__ = ["cmd_ask", "cmd_demo", "cmd_reply", "cmd_say", "cmd_transcribe"]
@@ -36,6 +37,7 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.text is None and isinstance(args.resume, str):  # ask --resume "question"
         args.text, args.resume = args.resume, "latest"
     text = check_text(args.text or "", "the question")
+    config = load_user_config(args.config)  # fails fast, before any model loads
     conversation, recorder = kept_conversation(args, settings, "ask")
     speak = not args.no_speak
     # with nowhere for the speech to go, none is made (AudioOut's note says why)
@@ -48,7 +50,10 @@ async def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         args.out, speak, engines.tts.sample_rate_hz if engines.tts else DEFAULT_OUTPUT_RATE_HZ
     )
     try:
-        async with Assistant(engines, settings, conversation) as assistant:
+        async with (
+            mcp_connected(config, engines),
+            Assistant(engines, settings, conversation) as assistant,
+        ):
             result = await render_turn(
                 assistant.ask(text), sys.stdout, feed=audio.feed, show_user=False
             )

@@ -152,12 +152,7 @@ def _devices(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("devices and settings")
     g.add_argument("--input-device", metavar="NAME|INDEX", help="microphone (voicegrok devices)")
     g.add_argument("--output-device", metavar="NAME|INDEX", help="speaker (voicegrok devices)")
-    g.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="settings file (default: config.toml in your config folder, as saved by the UI)",
-    )
+    _config(g)
     g.add_argument(
         "--no-echo-cancel",
         dest="echo_cancel",
@@ -166,11 +161,22 @@ def _devices(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _config(g: argparse._ActionsContainer) -> None:
+    g.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (default: config.toml in your config folder, as saved by the UI; "
+        "its [mcp.NAME] tables name MCP servers whose tools the assistant may call)",
+    )
+
+
 def _offline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ask", help="answer a typed question, streamed and spoken")
     p.add_argument("text", metavar="TEXT", nargs="?")  # after --resume, it may be taken as ID
     p.add_argument("--out", type=Path, metavar="FILE.wav", help="write the spoken answer here")
     p.add_argument("--no-speak", action="store_true", help="text only, no speech")
+    _config(p)
     _models(p, stt=False, llm=True, voice=True)
     _history(p)
     _metrics(p)
@@ -255,6 +261,7 @@ def _remote(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve remote clients: Realtime API and browser page")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free one)")
+    _config(p)
     p.add_argument(
         "--token",
         metavar="SECRET",

@@ -12,7 +12,8 @@ import sys
 from ..config import Settings
 from ..errors import UsageError
 from ..history import History
-from .common import load, user_config
+from ..userconfig import load_user_config
+from .common import load, mcp_connected, user_config
 from .live import live_console
 
 __all__ = ["cmd_connect", "cmd_serve"]
@@ -48,6 +49,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         limits=limits,
     )
     history = History() if args.history else None
+    config = load_user_config(args.config)
     engines = load(settings, args, vad=True, sessions=args.max_sessions)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -55,6 +57,8 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
+        tools = contextlib.AsyncExitStack()
+        await tools.enter_async_context(mcp_connected(config, engines))
         try:
             server = RealtimeServer(engines, settings, options, history=history)
             await server.__aenter__()
@@ -76,6 +80,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             await stop.wait()
         finally:
             await server.__aexit__(None, None, None)
+            await tools.aclose()
     finally:
         engines.close()
         if history is not None:
