@@ -4,6 +4,7 @@ whose function it is."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -160,3 +161,26 @@ def test_the_batching_engine_writes_the_same_call() -> None:
     plain = LlamaEngine(models.resolve("llm"), threads=2)
     alone = "".join(plain.stream_chat(messages, max_tokens=60, temperature=0.0, tools=tools))
     assert parse_call(text) is not None and text == alone
+
+
+async def test_a_slow_tool_gets_a_filler_said_first() -> None:
+    """A tool that takes more than 0.4 s: "One moment." is said while it works, then the
+    answer; a quick one gets none."""
+
+    async def slow(arguments: dict[str, Any]) -> Outcome:
+        await asyncio.sleep(0.8)
+        return Outcome(output="rain in Paris")
+
+    call = '<tool_call>{"name": "forecast", "arguments": {"city": "Paris", "days": 1}}'
+    for tool, said in [
+        (Tool("forecast", "", CITY, slow, source="mcp:test"), "One moment. It will rain."),
+        (weather_tool(), "It will rain."),
+    ]:
+        chat = FakeChat(replies=[call, "It will rain."])
+        thread = EngineThread("llm")
+        stage = LLMStage(chat, thread=thread, tools=Toolbox([tool]))
+        out = await answer(stage, "Weather?")
+        thread.close()
+        assert "".join(f.text for f in out if isinstance(f, LLMToken)) == said
+        kinds = [type(f).__name__ for f in out if isinstance(f, LLMToken | ToolUsed)]
+        assert kinds.index("ToolUsed") == (1 if said.startswith("One") else 0)

@@ -4,8 +4,12 @@ without the LLM."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +183,62 @@ async def test_a_routed_request_is_answered_by_its_tool_not_the_llm() -> None:
     assert [f.text for f in out if isinstance(f, LLMDone)] == [answer]
     assert not chat.prompts
     assert [m["content"] for m in stage.conversation.turns] == ["What is 12 times 12?", answer]
+
+
+async def test_an_assistant_with_timers_closes_at_once_after_one_is_cancelled() -> None:
+    """A timer cancelled just before the assistant closes: the ringer's wait used to
+    swallow its own cancellation (the event was set at the same moment), and closing the
+    assistant then hung."""
+    from voicegrok.assistant import Assistant
+    from voicegrok.testing import fake_engines
+
+    async with Assistant(fake_engines(), timers=Timers()) as assistant:
+        timers = assistant.timers
+        assert timers is not None
+        timers.add(300, "pasta")
+        await asyncio.sleep(0.05)  # the ringer waits for it
+        assert timers.cancel("pasta")  # wakes the ringer, which is cancelled next
+        closing = time.perf_counter()
+        closed = asyncio.ensure_future(assistant.__aexit__(None, None, None))
+        done, _ = await asyncio.wait({closed}, timeout=3)
+    assert done and time.perf_counter() - closing < 1
+
+
+def test_the_tool_bench_scores_tool_arguments_and_answer() -> None:
+    from voicegrok.bench.tool_cases import CASES, Case
+    from voicegrok.bench.tools import score
+
+    assert len([c for c in CASES if c.tool]) >= 50 and len([c for c in CASES if not c.tool]) >= 20
+    case = Case("What is 12 times 12?", "calculate", {"expression": "12 * 12"}, ("144",))
+
+    def used(name: str, arguments: str) -> ToolUsed:
+        return ToolUsed(turn_id=1, name=name, arguments=arguments, output="")
+
+    right = used("calculate", '{"expression": "12 * 12"}')
+    assert score(case, [right], "12 times 12 is 144.") == {
+        "tool": True,
+        "arguments": True,
+        "answer": True,
+    }
+    assert score(case, [right], "It is 140.")["answer"] is False
+    assert score(case, [used("calculate", '{"expression": "12*13"}')], "144")["arguments"] is False
+    assert score(case, [], "144") == {"tool": False, "arguments": False, "answer": True}
+    none = Case("Who wrote Hamlet?", None)
+    assert score(none, [], "Shakespeare.") == {"tool": True, "arguments": True, "answer": True}
+    assert score(none, [right], "144")["tool"] is False
+
+
+def test_voicegrok_bench_tools_reports_every_request(cli: Any, tmp_path: Path) -> None:
+    """The bench as a user runs it (typed requests only, to keep CI short): a JSON report
+    with the scores, the requests that went wrong, and each request counted once."""
+    out = tmp_path / "tools.json"
+    r = cli(
+        "bench", "tools", "--tool-modes", "typed", "--max-tokens", "40", "--out", str(out), "-q"
+    )
+    assert r.code == 0, r.err
+    report = json.loads(out.read_text())
+    typed = report["typed"]
+    assert typed["requests"] == typed["need_a_tool"]["n"] + typed["need_none"]["n"] >= 70
+    assert set(typed["by_tool"]) >= {"calculate", "get_time", "convert_units", "set_timer", "none"}
+    assert 0.0 <= typed["correct"] <= 1.0 and isinstance(typed["wrong"], list)
+    assert "spoken" not in report

@@ -420,8 +420,11 @@ class Assistant:
         timers.on_change = changed.set
         while True:
             changed.clear()
+            # (asyncio.timeout, not wait_for: wait_for swallows a cancellation that comes
+            # as the event is set, and this task then never ends)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timers.next_due_s())
+                async with asyncio.timeout(timers.next_due_s()):
+                    await changed.wait()
             for timer in timers.due():
                 self._alerts.put_nowait(timer.alert())
 

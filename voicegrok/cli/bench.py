@@ -33,6 +33,12 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
                 report = run_soak_bench(settings, minutes=args.minutes, progress=not args.quiet)
         finally:
             signal.signal(signal.SIGINT, previous)
+    elif args.kind == "tools":
+        from ..bench.tools import run_tool_bench
+
+        report = await run_tool_bench(
+            settings, modes=tuple(args.modes_of_tools), progress=not args.quiet
+        )
     elif args.kind == "server":
         report = await run_server_bench(
             settings, sessions=tuple(args.sessions), runs=args.runs, progress=not args.quiet

@@ -345,11 +345,12 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "kind",
         nargs="?",
-        choices=("latency", "reply", "server", "ui", "soak"),
+        choices=("latency", "reply", "server", "ui", "soak", "tools"),
         default="latency",
         help="latency: the live loop at real-time pace (default); reply: whole recordings; "
         "server: concurrent websocket sessions; ui: the terminal UI against ask and talk; "
-        "soak: a long scripted conversation with the UI (failures, memory, latency drift)",
+        "soak: a long scripted conversation with the UI (failures, memory, latency drift); "
+        "tools: requests that need a tool and ones that must not call one, scored",
     )
     p.add_argument(
         "--minutes",
@@ -372,6 +373,14 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=("text", "speech", "heard"),
         default=["text", "speech", "heard"],
         help="ui bench: typed prompts without and with speech, heard latency (default: all)",
+    )
+    p.add_argument(
+        "--tool-modes",
+        dest="modes_of_tools",
+        nargs="+",
+        choices=("typed", "spoken"),
+        default=["typed", "spoken"],
+        help="tools bench: requests typed, and spoken then heard (default: both)",
     )
     p.add_argument(
         "--runs",

@@ -8,6 +8,7 @@ token.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import ClassVar
 
@@ -23,6 +24,9 @@ from ..tools.calls import ToolOffer, classify, offer, parse_call
 
 MAX_CALLS = 3
 """Tool calls the model may make for one answer."""
+FILLER_AFTER_S = 0.4
+"""A tool that has not answered by then gets a filler said first (:data:`FILLER`)."""
+FILLER = "One moment. "
 
 
 class LLMStage:
@@ -146,9 +150,10 @@ class LLMStage:
         async for out in _say(turn_id, outcome.say):
             yield out
 
-    async def _call(self, turn_id: int, text: str) -> ToolUsed | ToolCallRequested:
+    async def _call(self, turn_id: int, text: str) -> AsyncIterator[str | Frame]:
         """Carry out the tool call the model wrote (``text``), or hand it to the client
-        whose function it is."""
+        whose function it is: a ToolUsed or ToolCallRequested frame, after a filler to
+        say (a str) when the tool is slow to answer."""
         assert self.tools is not None
         call = parse_call(text)
         tool = self.tools.get(call.name) if call is not None else None
@@ -158,12 +163,20 @@ class LLMStage:
         if tool.source == "client":
             call_id = new_call_id()
             self.conversation.tool_called(turn_id, call.name, arguments, call_id)
-            return ToolCallRequested(
+            yield ToolCallRequested(
                 turn_id=turn_id, name=call.name, arguments=arguments, call_id=call_id
             )
-        outcome = await self.tools.call(call)
+            return
+        running = asyncio.ensure_future(self.tools.call(call))
+        try:
+            done, _ = await asyncio.wait({running}, timeout=FILLER_AFTER_S)
+            if not done:
+                yield FILLER  # the person hears that something is happening
+            outcome = await running
+        finally:
+            running.cancel()  # the turn was cancelled meanwhile
         self.conversation.tool_used(turn_id, call.name, arguments, outcome.output, for_model=True)
-        return ToolUsed(
+        yield ToolUsed(
             turn_id=turn_id,
             name=call.name,
             arguments=arguments,
@@ -214,10 +227,18 @@ class LLMStage:
                         break
                 if answer.call is None or looping:
                     break
-                request = await self._call(frame.turn_id, answer.call)
                 called = True
-                yield request
-                if isinstance(request, ToolCallRequested):
+                result: Frame | None = None
+                async for item in self._call(frame.turn_id, answer.call):
+                    if isinstance(item, str):  # a filler while a slow tool works
+                        token = LLMToken(turn_id=frame.turn_id, text=item, index=len(pieces))
+                        first_s = first_s or token.at_s
+                        pieces.append(item)
+                        yield token
+                    else:
+                        result = item
+                        yield item
+                if isinstance(result, ToolCallRequested):
                     break  # the client runs it, then asks for the answer
                 calls += 1
                 # the answer is written from the result (one more call at most)

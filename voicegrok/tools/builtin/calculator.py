@@ -108,7 +108,8 @@ def evaluate(expression: str) -> Number:
 _ASK = re.compile(
     r"^(?:(?:hey |ok |okay |so |and |please |quick question,? )*)"
     r"(?:what(?:'s| is| does| do you get for)?|whats|calculate|compute|work out|"
-    r"how much (?:is|are|does)|tell me|can you (?:tell me|calculate|work out) (?:what )?)\s+"
+    r"how much (?:is|are|does)|tell me|(?:can|could) you (?:tell me|calculate|work out)"
+    r"(?: what)?)\s+"
     r"(?P<expr>.+?)(?:\s+(?:equal|equals|make|come to|give me|please))?$"
 )
 _WORDS = [

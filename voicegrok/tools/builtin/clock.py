@@ -71,7 +71,8 @@ _ASK_DATE = re.compile(
 )
 _ASK_DAY = re.compile(
     r"^(?:hey |okay |ok |so |please )*(?:what(?:'s| is| will be) the date|what date is"
-    r"|what day (?:is|will it be|of the week is)|which (?:date|day) is|what date will it be)"
+    r"|what day (?:of (?:the|a) week )?(?:is|will it be)|which (?:date|day) is"
+    r"|what date will it be)"
     r"(?P<when>.+)$"
 )
 _IN = re.compile(r"\bin (?P<n>\d+|a|an|one) (?P<unit>days?|weeks?)\b")

@@ -56,7 +56,7 @@ _CANCEL = re.compile(
     r"(?P<all>all )?(?:(?:my |the |that |this )?(?P<label>[\w ]*?)\s*)(?:timers?|alarms?)$"
 )
 _LABEL = re.compile(r"\b(?:timer |)(?:for (?:the |my )?|called )(?P<label>[a-z][\w ]*)$")
-_CLOCK = re.compile(r"(?P<h>\d{1,2})(?:[: ](?P<m>\d{2}))?\s*(?P<ampm>a\.?m\.?|p\.?m\.?)?")
+_CLOCK = re.compile(r"(?P<h>\d{1,2})(?:[:. ](?P<m>\d{2}))?\s*(?P<ampm>a\.?m\.?|p\.?m\.?)?")
 
 
 def _match_set(text: str) -> dict[str, Any] | None:
