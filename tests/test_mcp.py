@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from voicegrok.adapters.mcp import mcp_tools
-from voicegrok.assistant import Engines
+from voicegrok.assistant import Assistant, Engines
 from voicegrok.errors import UsageError
 from voicegrok.tools import ToolError
 from voicegrok.userconfig import McpServer, load_user_config, save_user_config
@@ -144,3 +144,19 @@ async def test_the_model_calls_an_mcp_tool_for_a_realtime_client(
     assert call["tool"] == "read_note" and call["topic"]
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text.strip() and "<tool_call>" not in text
+
+
+async def test_the_terminal_ui_s_assistants_get_the_mcp_tools(tmp_path: Path) -> None:
+    from voicegrok.config import Settings
+    from voicegrok.conversation import Conversation
+    from voicegrok.endpointing import EndpointConfig
+    from voicegrok.testing import fake_engines
+    from voicegrok.ui.backend import LocalBackend
+
+    engines = fake_engines()
+    backend = LocalBackend(mcp=(stdio_server(tmp_path / "calls.jsonl"),))
+    made = backend.assistant(engines, Settings(), Conversation(), EndpointConfig())
+    async with made as assistant:
+        assert isinstance(assistant, Assistant)
+        assert "read_note" in assistant.tools and "calculate" in assistant.tools
+    assert engines.tools == [], "given back when the assistant goes"

@@ -107,3 +107,29 @@ async def test_a_commit_with_turn_detection_on_ends_the_speech_and_is_answered_o
                 if event.type == "error":
                     assert event.error.code == "input_audio_buffer_commit_empty"
                     break
+
+
+async def test_a_create_taken_as_a_committed_turn_s_answer_applies_its_options(
+    listening: Engines,
+) -> None:
+    """ "append, commit, response.create" with server VAD on, the create asking for text
+    only: the committed turn's answer comes as text, nothing synthesized."""
+    question = load_audio(str(DEMO / "turn3.wav"), RATE)
+    _, end_s = voiced_span(load_audio(str(DEMO / "turn3.wav")))
+    async with (
+        serve(listening) as server,
+        sdk(server).realtime.connect(model="voicegrok") as conn,
+    ):
+        await anext(aiter(conn))
+        await append_audio(conn, question[: int((end_s + 0.05) * RATE)])
+        await conn.input_audio_buffer.commit()
+        await conn.response.create(
+            response={"output_modalities": ["text"], "instructions": "Answer in one sentence."}
+        )
+        events = await until_done(conn)
+    types = [e.type for e in events]
+    assert "error" not in types and types.count("response.created") == 1, types
+    done = events[-1].response
+    assert done.status == "completed" and done.output_modalities == ["text"]
+    assert "response.output_text.delta" in types
+    assert not any(t.startswith("response.output_audio") for t in types), types

@@ -279,16 +279,15 @@ class Assistant:
         self._own_llm_thread = (
             EngineThread("llm-conversation") if getattr(engines.llm, "concurrent", False) else None
         )
-        stages.append(
-            LLMStage(
-                engines.llm,
-                self.conversation,
-                max_tokens=settings.max_tokens,
-                temperature=settings.temperature,
-                thread=self._own_llm_thread or engines.threads["llm"],
-                tools=self.tools,
-            )
+        self._llm = LLMStage(
+            engines.llm,
+            self.conversation,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            thread=self._own_llm_thread or engines.threads["llm"],
+            tools=self.tools,
         )
+        stages.append(self._llm)
         stages.append(ClauseStage(first_min_words=settings.first_clause_words))
         self._tts: TTSStage | None = None
         if engines.tts is not None:
@@ -396,6 +395,15 @@ class Assistant:
     ) -> int:
         """Listening mode: start a turn from a whole utterance (push-to-talk)."""
         return await self._push(*self._audio_turn(samples, sample_rate_hz, speech_end_s))
+
+    def set_turn_options(
+        self, turn_id: int, *, instructions: str | None, speak: bool, tool_choice: str
+    ) -> None:
+        """Options for a turn under way (a spoken one a client committed), applied when its
+        words reach the LLM: system prompt, voice or text only, tool choice."""
+        if not speak and self._tts is not None:
+            self._tts.silence_turn(turn_id)
+        self._llm.turn_options[turn_id] = (instructions, tool_choice)
 
     async def alerts(self) -> AsyncIterator[str]:
         """What to say when a timer rings, at the moment it rings (the live loop stops the

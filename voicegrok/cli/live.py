@@ -151,7 +151,7 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
         settings,
         config,
         config_path=path,
-        backend=LocalBackend(echo_cancel=args.echo_cancel),
+        backend=LocalBackend(echo_cancel=args.echo_cancel, mcp=config.mcp),
         metrics_path=args.metrics,
         conversation=conversation,
         recorder=recorder,

@@ -22,6 +22,7 @@ __all__ = [
     "SetTools",
     "ToolOutput",
     "Transcribe",
+    "TurnOptions",
 ]
 
 
@@ -119,6 +120,15 @@ class SetInstructions:
 
 
 @dataclass(frozen=True)
+class TurnOptions:
+    """A client's ``response.create`` taken as a committed turn's answer: its options
+    (``ask``'s instructions, modalities, tools) apply to turn ``turn_id``."""
+
+    turn_id: int
+    ask: Ask
+
+
+@dataclass(frozen=True)
 class SetTools:
     """The client's functions, and whether the built-in tools answer."""
 
@@ -142,6 +152,7 @@ Command = (
     | SetInstructions
     | SetTools
     | ToolOutput
+    | TurnOptions
     | EndTurn
     | EditHistory
     | CommitSpeech

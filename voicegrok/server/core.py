@@ -12,6 +12,7 @@ events through its :class:`~voicegrok.server.encoder.FrameEncoder`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from .commands import (
     SetInstructions,
     SetTools,
     Transcribe,
+    TurnOptions,
 )
 from .commit import CommitTracker
 from .encoder import FrameEncoder
@@ -341,45 +343,44 @@ class SessionCore:
         return [created_item(item)]
 
     def _respond(self, options: rt.ResponseOptions | None) -> list[Output]:
+        options = options or rt.ResponseOptions()
+        modalities = tuple(options.output_modalities or self.modalities)
+        if "audio" in modalities and "audio" not in self.modalities:
+            raise rt.ProtocolError(
+                "unsupported_modality",
+                "this session answers in text: set output_modalities ['audio'] with "
+                "session.update first"
+                if self.can.speaks
+                else "this server has no voice loaded: use output_modalities ['text']",
+                param="response.output_modalities",
+            )
+        ask = Ask(
+            "",
+            options.instructions,
+            modalities,
+            tools=tuple(options.tools) if options.tools is not None else None,
+            tool_choice=rt.choice_name(options.tool_choice or self.tool_choice),
+        )
         # nothing typed since: the answer to the audio the client committed is this one;
-        # its response begins now (the client is told at once) and its turn fills it
+        # its response begins now (the client is told at once), its turn fills it, and
+        # this response's options apply to that turn
         committed = self._commits.takes_create() if not self._pending_text else None
         if committed is not None and self.encoder.reply is None:
             if committed not in self.encoder.replies:
-                return [*self.encoder.begin(committed)]
+                out: list[Output] = [*self.encoder.begin(committed, modalities=modalities)]
+                if options.model_fields_set:
+                    out.append(TurnOptions(committed, ask))
+                return out
         if self.encoder.reply is not None:
             raise rt.ProtocolError(
                 "conversation_already_has_active_response",
                 f"response {self.encoder.reply.response_id} is still in progress: cancel it first",
             )
-        modalities = tuple(self.modalities)
-        if options is not None and options.output_modalities:
-            modalities = tuple(options.output_modalities)
-            if "audio" in modalities and "audio" not in self.modalities:
-                raise rt.ProtocolError(
-                    "unsupported_modality",
-                    "this session answers in text: set output_modalities ['audio'] with "
-                    "session.update first"
-                    if self.can.speaks
-                    else "this server has no voice loaded: use output_modalities ['text']",
-                    param="response.output_modalities",
-                )
-        text = " ".join(t for t in self._pending_text if t).strip()
-        self._pending_text = []
         # no new input: OpenAI's API answers from the conversation so far (a greeting, or
         # the answer to a function's output)
-        instructions = options.instructions if options is not None else None
-        tools = options.tools if options is not None else None
-        choice = options.tool_choice if options is not None else None
-        return [
-            Ask(
-                text,
-                instructions,
-                modalities,
-                tools=tuple(tools) if tools is not None else None,
-                tool_choice=rt.choice_name(choice or self.tool_choice),
-            )
-        ]
+        text = " ".join(t for t in self._pending_text if t).strip()
+        self._pending_text = []
+        return [replace(ask, text=text)]
 
     def asked(
         self, turn_id: int, modalities: tuple[rt.Modality, ...] | None = None

@@ -37,6 +37,7 @@ from .commands import (
     SetTools,
     ToolOutput,
     Transcribe,
+    TurnOptions,
 )
 from .core import Output, SessionCore
 
@@ -196,6 +197,16 @@ class RealtimeSession:
             elif isinstance(out, SetTools):
                 self._tools = out
                 self._use_tools(out.tools)
+            elif isinstance(out, TurnOptions):
+                if self._assistant is not None:
+                    ask = out.ask
+                    self._use_tools(ask.tools if ask.tools is not None else self._tools.tools)
+                    self._assistant.set_turn_options(
+                        out.turn_id,
+                        instructions=ask.instructions,
+                        speak="audio" in ask.modalities,
+                        tool_choice=ask.tool_choice,
+                    )
             elif isinstance(out, ToolOutput):
                 self.conversation.tool_result(0, out.output)
             elif isinstance(out, EndTurn):

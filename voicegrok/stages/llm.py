@@ -58,6 +58,9 @@ class LLMStage:
         """The user words last put in the KV cache ahead of time."""
         self._answered = 0
         """The newest turn whose final text has come."""
+        self.turn_options: dict[int, tuple[str | None, str]] = {}
+        """Turn id -> instructions and tool choice set before its words came (see
+        :meth:`Assistant.set_turn_options`)."""
 
     def _count(self, conversation: Conversation) -> tuple[list[Message], int]:
         """The trimmed prompt of ``conversation`` and its length in tokens (LLM thread)."""
@@ -192,6 +195,11 @@ class LLMStage:
             self._prefill(frame)
             return
         self._answered = max(self._answered, frame.turn_id)
+        instructions, choice = frame.instructions, frame.tool_choice
+        if frame.turn_id in self.turn_options:
+            given, choice = self.turn_options.pop(frame.turn_id)
+            instructions = given if given is not None else instructions
+        self.turn_options = {t: o for t, o in self.turn_options.items() if t > frame.turn_id}
         text = frame.text.strip()
         if not text and frame.source != "conversation":
             return
@@ -200,8 +208,8 @@ class LLMStage:
             async for out in self._routed(frame.turn_id, text, call):
                 yield out
             return
-        messages = await self._prompt(text, frame.turn_id, frame.instructions)
-        offer = self._offer(frame.tool_choice)
+        messages = await self._prompt(text, frame.turn_id, instructions)
+        offer = self._offer(choice)
         pieces: list[str] = []
         first_s = last_s = 0.0
         completed = False
@@ -243,7 +251,7 @@ class LLMStage:
                 calls += 1
                 # the answer is written from the result (one more call at most)
                 offer = self._offer("auto") if calls < MAX_CALLS else None
-                messages = await self._prompt("", frame.turn_id, frame.instructions)
+                messages = await self._prompt("", frame.turn_id, instructions)
             completed = True
         finally:
             # An interrupted answer is remembered as far as it went (the live loop narrows it

@@ -7,7 +7,7 @@ loads the real models, and ``voicegrok.testing.FakeBackend`` scripts both for te
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,7 +22,7 @@ from ..conversation import Conversation
 from ..endpointing import EndpointConfig
 from ..errors import VoicegrokError
 from ..live import AudioOutput, LiveAssistant
-from ..userconfig import UserConfig
+from ..userconfig import McpServer, UserConfig
 
 __all__ = ["Audio", "Backend", "LocalBackend", "Probe", "RemoteBackend"]
 
@@ -110,10 +110,12 @@ def _silent_sink(rate_hz: int | None) -> VirtualSpeaker:
 class LocalBackend:
     """This machine's sound devices (PortAudio) and models (the catalog)."""
 
-    def __init__(self, *, echo_cancel: bool = True) -> None:
+    def __init__(self, *, echo_cancel: bool = True, mcp: tuple[McpServer, ...] = ()) -> None:
         from ..tools.timers import Timers
 
         self.echo_cancel = echo_cancel
+        self.mcp = mcp
+        """MCP servers whose tools each assistant gets (connected while it lives)."""
         self.timers = Timers()
         """The app's timers: every assistant it makes (settings change) keeps them."""
 
@@ -170,9 +172,12 @@ class LocalBackend:
         conversation: Conversation,
         endpointing: EndpointConfig,
     ) -> AbstractAsyncContextManager[LiveAssistant]:
-        return Assistant(
-            engines, settings, conversation, endpointing, realtime=True, timers=self.timers
-        )
+        def make() -> Assistant:
+            return Assistant(
+                engines, settings, conversation, endpointing, realtime=True, timers=self.timers
+            )
+
+        return _with_mcp(self.mcp, engines, make) if self.mcp else make()
 
     def open_audio(
         self,
@@ -257,3 +262,23 @@ class RemoteBackend(LocalBackend):
         from ..remote import RemoteAssistant
 
         return RemoteAssistant(self.url, self.token)
+
+
+@asynccontextmanager
+async def _with_mcp(
+    servers: tuple[McpServer, ...], engines: Engines, make: Callable[[], Assistant]
+) -> AsyncIterator[Assistant]:
+    """An assistant with the tools of ``servers`` (a server that fails is logged and left
+    out: the UI shows no stderr)."""
+    import logging
+
+    from ..adapters.mcp import mcp_tools
+
+    log = logging.getLogger(__name__)
+    async with mcp_tools(servers, log.warning) as tools:
+        engines.tools = tools
+        try:
+            async with make() as assistant:
+                yield assistant
+        finally:
+            engines.tools = []
