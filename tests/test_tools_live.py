@@ -42,6 +42,31 @@ def sounds(rec: Recording, *, gap_s: float = 0.5) -> list[tuple[float, float]]:
     return spans
 
 
+def spoken(virtual_audio: VirtualAudio, tmp_path: Path, text: str) -> Path:
+    """``text`` said by the voice, in a WAV file."""
+    path = tmp_path / "request.wav"
+    command = ["say", text, "--out", str(path), "-q"]
+    subprocess.run([sys.executable, "-m", "voicegrok", *command], env=virtual_audio.env, check=True)
+    return path
+
+
+def until_the_alert_is_heard(virtual_audio: VirtualAudio, tmp_path: Path, then_s: float) -> None:
+    """Feed the microphone silence until a timer's alert is printed, then ``then_s`` more
+    (while it is played)."""
+    done = threading.Event()
+    feeder = threading.Thread(target=virtual_audio.speak, args=(60.0,), kwargs={"stop": done})
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any("Time's up" in line for line in _lines(tmp_path)):
+            assert time.monotonic() < deadline, _lines(tmp_path)
+            time.sleep(0.2)
+        time.sleep(then_s)
+    finally:
+        done.set()
+        feeder.join()
+
+
 def transcribe(rec: Recording, t0: float, t1: float, tmp_path: Path, env: dict[str, str]) -> str:
     import soundfile
 
@@ -61,37 +86,12 @@ def test_a_timer_set_by_voice_is_heard_at_its_second(
 ) -> None:
     """ "Set a timer for six seconds", spoken: the assistant says it is set, and six
     seconds after that its alert comes out of the speaker."""
-    question = tmp_path / "timer.wav"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "voicegrok",
-            "say",
-            "Set a timer for six seconds.",
-            "--out",
-            str(question),
-            "-q",
-        ],
-        env=virtual_audio.env,
-        check=True,
-    )
+    question = spoken(virtual_audio, tmp_path, "Set a timer for six seconds.")
     talk = start_talk(virtual_audio, tmp_path)
     ready(talk)
     rec = virtual_audio.record()
     virtual_audio.speak(0.5, str(question))
-    done = threading.Event()
-    feeder = threading.Thread(target=virtual_audio.speak, args=(60.0,), kwargs={"stop": done})
-    feeder.start()  # the microphone hears silence from now on
-    try:
-        deadline = time.monotonic() + 60
-        while not any("Time's up" in line for line in _lines(tmp_path)):
-            assert time.monotonic() < deadline, _lines(tmp_path)
-            time.sleep(0.2)
-        time.sleep(3.0)  # the alert is played out
-    finally:
-        done.set()
-        feeder.join()
+    until_the_alert_is_heard(virtual_audio, tmp_path, then_s=3.0)
     out, err = stop(talk)
     rec.stop()
     assert "(tool set_timer " in out and "Traceback" not in err, out + err
@@ -115,21 +115,7 @@ def test_a_timer_rings_over_an_answer_being_played(
     answer stops for it."""
     from .conftest import DEMO
 
-    question = tmp_path / "timer.wav"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "voicegrok",
-            "say",
-            "Set a timer for sixteen seconds.",
-            "--out",
-            str(question),
-            "-q",
-        ],
-        env=virtual_audio.env,
-        check=True,
-    )
+    question = spoken(virtual_audio, tmp_path, "Set a timer for sixteen seconds.")
     talk = start_talk(virtual_audio, tmp_path)
     ready(talk)
     rec = virtual_audio.record()
@@ -137,18 +123,7 @@ def test_a_timer_rings_over_an_answer_being_played(
     set_at = sounds(rec)[0][0]  # the confirmation (nothing else was played yet)
     # the itinerary question (9 s) is answered (from about 13 s) at length: still playing at 16 s
     virtual_audio.speak(str(DEMO / "turn1.wav"), 0.6)
-    done = threading.Event()
-    feeder = threading.Thread(target=virtual_audio.speak, args=(60.0,), kwargs={"stop": done})
-    feeder.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not any("Time's up" in line for line in _lines(tmp_path)):
-            assert time.monotonic() < deadline, _lines(tmp_path)
-            time.sleep(0.2)
-        time.sleep(4.0)
-    finally:
-        done.set()
-        feeder.join()
+    until_the_alert_is_heard(virtual_audio, tmp_path, then_s=4.0)
     out, err = stop(talk)
     rec.stop()
     assert "(tool set_timer " in out and "Traceback" not in err, out + err

@@ -18,7 +18,7 @@ from ..errors import UsageError
 from ..frames import Frame, LLMDone, LLMToken, ToolCallRequested, ToolUsed, UserText
 from ..text import RepetitionGuard, agreed_words
 from ..threads import EngineThread
-from ..tools import Toolbox, ToolCall
+from ..tools import Outcome, Toolbox, ToolCall
 from ..tools.base import arguments_json, new_call_id
 from ..tools.calls import ToolOffer, classify, offer, parse_call
 
@@ -140,13 +140,7 @@ class LLMStage:
         assert self.tools is not None
         outcome = await self.tools.call(call)
         arguments = arguments_json(call.arguments)
-        yield ToolUsed(
-            turn_id=turn_id,
-            name=call.name,
-            arguments=arguments,
-            output=outcome.output,
-            error=outcome.error,
-        )
+        yield _used(turn_id, call, arguments, outcome, "router")
         self.conversation.add_user(text, turn_id)
         self.conversation.tool_used(turn_id, call.name, arguments, outcome.output, for_model=False)
         self.conversation.add_assistant(outcome.say, turn_id)
@@ -179,14 +173,7 @@ class LLMStage:
         finally:
             running.cancel()  # the turn was cancelled meanwhile
         self.conversation.tool_used(turn_id, call.name, arguments, outcome.output, for_model=True)
-        yield ToolUsed(
-            turn_id=turn_id,
-            name=call.name,
-            arguments=arguments,
-            output=outcome.output,
-            error=outcome.error,
-            chosen_by="llm",
-        )
+        yield _used(turn_id, call, arguments, outcome, "llm")
 
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, UserText)
@@ -289,6 +276,17 @@ async def _say(turn_id: int, text: str) -> AsyncIterator[Frame]:
         n_tokens=0,  # no model wrote it: no tokens per second to show
         first_token_s=first_s,
         last_token_s=last_s,
+    )
+
+
+def _used(turn_id: int, call: ToolCall, arguments: str, outcome: Outcome, by: str) -> ToolUsed:
+    return ToolUsed(
+        turn_id=turn_id,
+        name=call.name,
+        arguments=arguments,
+        output=outcome.output,
+        error=outcome.error,
+        chosen_by=by,
     )
 
 

@@ -31,6 +31,7 @@ def _registry() -> Any:
     return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 
 
+@functools.lru_cache(maxsize=256)
 def _unit(name: str) -> Any:
     text = re.sub(r"^(?:degrees? |°)", "", name.strip().lower()).strip()
     text = re.sub(r"\bper\b", "/", text).replace(" / ", "/")
