@@ -33,6 +33,10 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
                 report = run_soak_bench(settings, minutes=args.minutes, progress=not args.quiet)
         finally:
             signal.signal(signal.SIGINT, previous)
+    elif args.kind == "quality":
+        from ..bench.quality import run_quality_bench
+
+        report = await run_quality_bench(settings, progress=not args.quiet)
     elif args.kind == "tools":
         from ..bench.tools import run_tool_bench
 

@@ -345,12 +345,13 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "kind",
         nargs="?",
-        choices=("latency", "reply", "server", "ui", "soak", "tools"),
+        choices=("latency", "reply", "server", "ui", "soak", "tools", "quality"),
         default="latency",
         help="latency: the live loop at real-time pace (default); reply: whole recordings; "
         "server: concurrent websocket sessions; ui: the terminal UI against ask and talk; "
         "soak: a long scripted conversation with the UI (failures, memory, latency drift); "
-        "tools: requests that need a tool and ones that must not call one, scored",
+        "tools: requests that need a tool and ones that must not call one, scored; "
+        "quality: a hundred questions and the itinerary demo, graded",
     )
     p.add_argument(
         "--minutes",
