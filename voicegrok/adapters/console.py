@@ -15,6 +15,7 @@ from ..frames import (
     TurnFailed,
     TurnMetrics,
     TurnRetracted,
+    TurnStarted,
     UserText,
 )
 
@@ -27,8 +28,32 @@ class ConsoleView:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self._tty = out.isatty()
+        self._answering = False
+        """An answer's line is open (its tokens written, no newline yet)."""
+        self._held: dict[int, list[Frame]] = {}
+        """Answer tokens that came before their question's transcript (a tool's answer is
+        ready at once), printed after it."""
 
     def __call__(self, frame: Frame) -> None:
+        turn = frame.turn_id
+        if isinstance(frame, TurnStarted) and frame.source in ("speech", "text"):
+            self._held[turn] = []  # its answer is printed after its transcript
+        elif isinstance(frame, LLMToken | ToolUsed) and turn in self._held:
+            self._held[turn].append(frame)
+            return
+        elif turn in self._held and not (isinstance(frame, UserText) and not frame.final):
+            held = self._held.pop(turn)
+            transcript = isinstance(frame, UserText)
+            if transcript:
+                self._show(frame)
+            # the tool's line before the answer it gave
+            for early in sorted(held, key=lambda f: not isinstance(f, ToolUsed)):
+                self._show(early)
+            if transcript:
+                return
+        self._show(frame)
+
+    def _show(self, frame: Frame) -> None:
         out = self.out
         if isinstance(frame, SpeechStarted):
             self._say("(listening…)")
@@ -45,15 +70,18 @@ class ConsoleView:
             self._say(f"voicegrok: {frame.text}")
         elif isinstance(frame, ToolUsed):
             failed = " (failed)" if frame.error else ""
-            self._say(f"(tool {frame.name} {frame.arguments} -> {frame.output}{failed})")
+            line = f"(tool {frame.name} {frame.arguments} -> {frame.output}{failed})"
+            self._say(("\n" if self._answering else "") + line)
         elif isinstance(frame, LLMToken):
             if frame.index == 0:
                 out.write("voicegrok: ")
             out.write(frame.text)
+            self._answering = True
             out.flush()
         elif isinstance(frame, LLMDone):
-            if frame.text:
+            if frame.text and self._answering:
                 out.write("\n")
+            self._answering = False
         elif isinstance(frame, TurnMetrics):
             self._say(f"[{frame.summary()}]")
         elif isinstance(frame, TurnFailed):
@@ -62,4 +90,5 @@ class ConsoleView:
             self._say(f"\n({frame.reason})")
 
     def _say(self, line: str) -> None:
+        self._answering = False
         print(line, file=self.out, flush=True)
