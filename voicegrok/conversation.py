@@ -95,7 +95,7 @@ class Conversation:
         if self.journal is not None:
             self.journal.tool(turn_id, name, arguments, output)
 
-    def tool_called(self, turn_id: int, name: str, arguments: str, call_id: str = "") -> None:
+    def tool_called(self, turn_id: int, name: str, arguments: str) -> None:
         """The model's call (its result is to come, from a client: :meth:`tool_result`)."""
         call = f'{TOOL_CALL}{{"name": "{name}", "arguments": {arguments}}}{TOOL_CALL_END}'
         self._add("assistant", call, turn_id)

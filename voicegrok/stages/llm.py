@@ -159,7 +159,7 @@ class LLMStage:
         arguments = arguments_json(call.arguments)
         if tool.source == "client":
             call_id = new_call_id()
-            self.conversation.tool_called(turn_id, call.name, arguments, call_id)
+            self.conversation.tool_called(turn_id, call.name, arguments)
             yield ToolCallRequested(
                 turn_id=turn_id, name=call.name, arguments=arguments, call_id=call_id
             )
