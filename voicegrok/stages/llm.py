@@ -236,7 +236,7 @@ class LLMStage:
                 if isinstance(result, ToolCallRequested):
                     break  # the client runs it, then asks for the answer
                 calls += 1
-                # the answer is written from the result (one more call at most)
+                # the answer is written from the result (up to MAX_CALLS calls in all)
                 offer = self._offer("auto") if calls < MAX_CALLS else None
                 messages = await self._prompt("", frame.turn_id, instructions)
             completed = True
