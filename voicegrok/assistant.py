@@ -11,18 +11,15 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import numpy.typing as npt
 
-from . import models
 from .audio import trim_pcm16
 from .config import Settings
 from .conversation import Conversation
 from .endpointing import EndpointConfig
-from .engines import ChatModel, SpeechToText, TextToSpeech, VoiceActivity
 from .frames import (
     AudioChunk,
     Frame,
@@ -33,191 +30,18 @@ from .frames import (
     UserAudio,
     UserText,
 )
+from .loading import Engines, load_engines
 from .pipeline import Background, Pipeline, Stage
 from .stages import ClauseStage, LLMStage, MetricsStage, STTStage, TTSStage
 from .stages.listen import ListenStage
 from .stages.tts import LEAD_SILENCE_MS
-from .threads import CoreShare, EngineThread
-from .tools import Tool, Toolbox
+from .threads import EngineThread
+from .tools import Toolbox
 from .tools.base import ToolContext
 from .tools.timers import Timers
 from .turns import Forget, KeepHeard
 
 __all__ = ["Assistant", "Engines", "load_engines"]
-
-
-@dataclass
-class Engines:
-    """The loaded models, each with the one thread that runs it (shared by conversations)."""
-
-    stt: SpeechToText | None = None
-    llm: ChatModel | None = None
-    tts: TextToSpeech | None = None
-    vad: VoiceActivity | None = None
-    cores: CoreShare | None = None
-    """How the LLM and speech synthesis share the CPU (None: not shared, as with fakes)."""
-    tools: list[Tool] = field(default_factory=list)
-    """Tools of MCP servers, connected once and shared (see :mod:`.adapters.mcp`)."""
-    load_s: dict[str, float] = field(default_factory=dict)
-    """Seconds each engine took to load and warm up."""
-    threads: dict[str, EngineThread] = field(
-        default_factory=lambda: {
-            k: EngineThread(k) for k in ("stt", "stt-partial", "llm", "tts", "vad")
-        }
-    )
-
-    def between_turns(self) -> None:
-        """Housekeeping once a turn has been heard (blocking: run it off the event loop).
-        The engines that can give back the memory their longest inputs took do so (the
-        voice), then the process gives its freed memory back to the system; without it
-        a conversation of an hour held 100 MB more at its end than after its first
-        minutes."""
-        from .adapters.heap import release_free_memory
-
-        rest = getattr(self.tts, "rest", None)
-        if callable(rest):
-            rest()
-        release_free_memory()
-
-    def close(self, *, wait: bool = False) -> None:
-        """Stop the engine threads (``wait``: until their work in progress is over)."""
-        for t in self.threads.values():
-            t.close(wait=wait)
-        close = getattr(self.llm, "close", None)
-        if callable(close):
-            close()  # the batching engine's scheduler thread
-
-
-def load_engines(
-    settings: Settings,
-    *,
-    stt: bool = True,
-    llm: bool = True,
-    tts: bool = True,
-    vad: bool = False,
-    sessions: int = 1,
-    progress: Callable[[str], None] | None = None,
-) -> Engines:
-    """Resolve, load and warm up the requested engines (blocking; seconds, not minutes).
-    ``sessions``: conversations answered at once (more than one: a local LLM batches them,
-    see :mod:`.engines.llama_batch`).
-
-    Raises :class:`~voicegrok.errors.ModelError` with a one-line message on any model problem.
-    """
-    _one_blas_thread()
-    from .adapters.heap import unpool_large_blocks
-
-    unpool_large_blocks()  # before the engines allocate: see its module
-    # Resolve every path first: a wrong --voice fails at once, not after the LLM has loaded.
-    paths = {
-        kind: models.resolve(kind, spec)
-        for kind, spec, wanted in (
-            ("stt", settings.stt_model, stt),
-            ("llm", settings.llm_model, llm and not settings.llm_url),
-            ("tts", settings.voice, tts),
-            ("vad", None, vad),
-        )
-        if wanted
-    }
-    cores = CoreShare(settings.threads)
-    engines = Engines(cores=cores)
-    say = progress or (lambda _msg: None)
-    if "stt" in paths:
-        from .engines.whisper import WhisperEngine
-
-        say(f"loading speech-to-text {paths['stt']}")
-        t = time.perf_counter()
-
-        def load_whisper() -> WhisperEngine:
-            whisper = WhisperEngine(
-                paths["stt"],
-                threads=settings.stt_threads,
-                beam_size=settings.beam_size,
-                language=settings.language,
-                cores=cores,
-            )
-            whisper.transcribe(np.zeros(8000, dtype=np.float32))  # first call allocates buffers
-            return whisper
-
-        engines.stt = engines.threads["stt"].run(load_whisper)
-        engines.load_s["stt"] = time.perf_counter() - t
-    if llm and settings.llm_url:
-        from .engines.remote_llm import RemoteChatModel
-
-        say(f"connecting to the LLM server {settings.llm_url}")
-        t = time.perf_counter()
-        engines.llm = engines.threads["llm"].run(
-            lambda: RemoteChatModel(
-                settings.llm_url or "",
-                model=settings.llm_model,
-                api_key=settings.llm_api_key,
-                n_ctx=settings.n_ctx,
-                seed=settings.seed,
-            )
-        )
-        engines.load_s["llm"] = time.perf_counter() - t
-    elif "llm" in paths:
-        from .engines.llama import LlamaEngine
-        from .engines.llama_batch import BatchedLlamaEngine
-
-        say(f"loading LLM {paths['llm']}")
-        t = time.perf_counter()
-
-        def load_llama() -> LlamaEngine | BatchedLlamaEngine:
-            common = {"n_ctx": settings.n_ctx, "threads": settings.threads, "seed": settings.seed}
-            llama = (
-                BatchedLlamaEngine(paths["llm"], slots=sessions, cores=cores, **common)
-                if sessions > 1
-                else LlamaEngine(paths["llm"], cores=cores, **common)
-            )
-            # Puts the system prompt in the KV cache: the first turn only evaluates its question.
-            llama.warm_up(Conversation(settings.system_prompt).messages())
-            return llama
-
-        engines.llm = engines.threads["llm"].run(load_llama)
-        engines.load_s["llm"] = time.perf_counter() - t
-    if "tts" in paths:
-        from .engines.piper import PiperEngine
-
-        say(f"loading voice {paths['tts']}")
-        t = time.perf_counter()
-
-        def load_piper() -> PiperEngine:
-            piper = PiperEngine(
-                paths["tts"],
-                threads=settings.tts_threads,
-                urgent_threads=settings.tts_urgent_threads,
-                cores=cores,
-                seed=settings.seed,
-            )
-            for urgent in (False, True):
-                for _ in piper.synthesize("Ready.", urgent=urgent):
-                    pass
-            return piper
-
-        engines.tts = engines.threads["tts"].run(load_piper)
-        engines.load_s["tts"] = time.perf_counter() - t
-    if "vad" in paths:
-        from .engines.silero import SileroVAD
-
-        t = time.perf_counter()
-        engines.vad = SileroVAD(paths["vad"])
-        engines.load_s["vad"] = time.perf_counter() - t
-    return engines
-
-
-def _one_blas_thread() -> None:
-    """NumPy's OpenBLAS runs on one thread in a voicegrok process.
-
-    With its default of one thread per core, every small matrix product (whisper's mel
-    filter bank, a few milliseconds) wakes a second OpenBLAS thread that then spins about
-    a tenth of a second waiting for more work: each transcription burned a second core, and
-    two at once (a partial and the end of a turn) slowed each other down. The engines have
-    thread counts of their own; NumPy's work here is too small to share.
-    """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="blas")
 
 
 class Assistant:

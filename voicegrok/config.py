@@ -42,6 +42,10 @@ class Settings:
     tts_urgent_threads: int = field(default_factory=_cores)
     """Piper threads for the first clause of an answer, while the LLM pauses (the person is
     waiting for that sound; the LLM's next words are not needed before it is heard)."""
+    draft: str | None = None
+    """Speculative decoding's guesser: ``lookup`` (the default: n-grams of the
+    conversation), ``none``, or a smaller LLM of the same vocabulary (catalog name or
+    path) that drafts for the LLM."""
     n_ctx: int = 2048
     max_tokens: int = 400
     temperature: float = 0.3

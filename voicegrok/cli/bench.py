@@ -37,6 +37,14 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from ..bench.quality import run_quality_bench
 
         report = await run_quality_bench(settings, progress=not args.quiet)
+    elif args.kind == "speculative":
+        import asyncio
+
+        from ..bench.speculative import run_speculative_bench
+
+        report = await asyncio.to_thread(
+            run_speculative_bench, settings, draft=settings.draft, progress=not args.quiet
+        )
     elif args.kind == "tools":
         from ..bench.tools import run_tool_bench
 

@@ -24,6 +24,7 @@ SETTINGS_OPTIONS = (
     "llm_model",
     "llm_url",
     "llm_api_key",
+    "draft",
     "voice",
     "threads",
     "stt_threads",
@@ -67,6 +68,12 @@ def _models(p: argparse.ArgumentParser, *, stt: bool, llm: bool, voice: bool) ->
             "--llm-model",
             metavar="PATH|NAME",
             help="GGUF file or catalog name (with --llm-url: the server's model name)",
+        )
+        g.add_argument(
+            "--draft",
+            metavar="lookup|none|PATH|NAME",
+            help="speculative decoding's guesses: n-grams of the conversation (lookup, the "
+            "default), none, or a smaller LLM of the same vocabulary that drafts for it",
         )
         g.add_argument(
             "--llm-url",
@@ -345,13 +352,14 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "kind",
         nargs="?",
-        choices=("latency", "reply", "server", "ui", "soak", "tools", "quality"),
+        choices=("latency", "reply", "server", "ui", "soak", "tools", "quality", "speculative"),
         default="latency",
         help="latency: the live loop at real-time pace (default); reply: whole recordings; "
         "server: concurrent websocket sessions; ui: the terminal UI against ask and talk; "
         "soak: a long scripted conversation with the UI (failures, memory, latency drift); "
         "tools: requests that need a tool and ones that must not call one, scored; "
-        "quality: a hundred questions and the itinerary demo, graded",
+        "quality: a hundred questions and the itinerary demo, graded; "
+        "speculative: the LLM's decoding speed with and without guessed tokens",
     )
     p.add_argument(
         "--minutes",

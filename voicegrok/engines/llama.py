@@ -22,7 +22,9 @@ from ..conversation import Message
 from ..errors import ModelError, first_line
 from ..threads import CoreShare
 from ..tools.calls import TRIGGER, ToolOffer, classify, instructions
+from .decoder import Decoder, common_prefix
 from .llama_check import extra_buffers_ok, plain_cpu_kernels
+from .speculative import Drafter, SpeculationStats, speculate
 
 __all__ = [
     "ChatFormat",
@@ -61,8 +63,17 @@ class LlamaEngine:
         repeat_penalty: float = REPEAT_PENALTY,
         top_p: float = TOP_P,
         cores: CoreShare | None = None,
+        drafter: Drafter | None = None,
+        max_draft: int = 6,
     ) -> None:
         self._llm: Any = load_llama(model_path, n_ctx=n_ctx, threads=threads, seed=seed)
+        self.llama = self._llm
+        """The ``llama_cpp.Llama`` object."""
+        self.drafter = drafter
+        """Guesses tokens for speculative decoding (None: one step per token)."""
+        self.max_draft = max_draft
+        self.speculation: SpeculationStats | None = None
+        """What the guesses were worth in the last answer."""
         self.n_ctx: int = int(self._llm.n_ctx())
         self.path = model_path
         self._repeat_penalty = repeat_penalty
@@ -71,7 +82,7 @@ class LlamaEngine:
         self._lock = threading.Lock()
         self._cores = cores or CoreShare(threads)
         self._threads = threads
-        self._decoder = _Decoder(self._llm)
+        self._decoder = Decoder(self._llm)
         self._text = TokenText(self._llm)
         self._chat = ChatFormat(self._llm)
         self.count_tokens = self._chat.count_tokens
@@ -97,10 +108,7 @@ class LlamaEngine:
             with Sampler(
                 self._llm, temperature, self._top_p, self._repeat_penalty, self._seed, tools
             ) as sampler:
-                for _ in range(max_tokens):
-                    if decoder.full:
-                        break
-                    token = sampler.sample(decoder.ctx)
+                for token in self._tokens(sampler, max_tokens, guess=tools is None):
                     if self._text.is_end(token):
                         break
                     raw = self._text.piece(token)
@@ -108,11 +116,41 @@ class LlamaEngine:
                     piece = text.decode(raw)
                     if piece:
                         yield piece
-                    self._adjust_threads()
-                    decoder.evaluate_next(token)
             rest = text.decode(b"", final=True)
             if rest:
                 yield rest
+
+    def _tokens(self, sampler: Sampler, max_tokens: int, *, guess: bool) -> Iterator[int]:
+        """The answer's tokens, up to ``max_tokens``: one decoding step each, or checked
+        in batches against the drafter's guesses (not under a tool grammar)."""
+        decoder = self._decoder
+        if self.drafter is None or not guess:
+            for _ in range(max_tokens):
+                if decoder.full:
+                    return
+                token = sampler.sample(decoder.ctx)
+                yield token
+                self._adjust_threads()
+                decoder.evaluate_next(token)
+            return
+        self.speculation = SpeculationStats()
+        tokens = speculate(
+            decoder,
+            sampler,
+            self.drafter,
+            max_draft=self.max_draft,
+            between=self._adjust_threads,
+            stats=self.speculation,
+        )
+        for n, token in enumerate(tokens):
+            if n >= max_tokens:
+                return
+            yield token
+
+    def forget(self) -> None:
+        """Empty the KV cache (the next prompt is evaluated whole)."""
+        with self._lock:
+            self._decoder.drop(len(self._decoder.tokens))
 
     def _adjust_threads(self) -> None:
         self._threads = follow_cores(self._cores, self._llm.ctx, self._threads)
@@ -146,16 +184,6 @@ def load_llama(model_path: Path, *, n_ctx: int, threads: int, seed: int) -> Any:
             f"{model_path}: cannot load the GGUF model ({first_line(e)}); "
             "pass --llm-model a valid .gguf file"
         ) from None
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many tokens ``a`` and ``b`` share from their start."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def follow_cores(cores: CoreShare, ctx: Any, threads: int) -> int:
@@ -230,63 +258,6 @@ class ChatFormat:
             prompt.encode("utf-8"), add_bos=not result.added_special, special=True
         )
         return tokens
-
-
-class _Decoder:
-    """The context's KV cache (sequence 0) and the tokens in it, fed with ``llama_decode``."""
-
-    def __init__(self, llm: Any) -> None:
-        import llama_cpp
-
-        self._c = llama_cpp
-        self.ctx = llm.ctx
-        self._mem = llama_cpp.llama_get_memory(self.ctx)
-        self._n_batch = int(llm.n_batch)
-        self._n_ctx = int(llm.n_ctx())
-        self.tokens: list[int] = []
-        """What the KV cache holds, in order."""
-        self._fresh = False
-        """The context's logits are those after ``tokens[-1]`` (a sample may be drawn)."""
-        self._one = (llama_cpp.llama_token * 1)()
-
-    @property
-    def full(self) -> bool:
-        return len(self.tokens) >= self._n_ctx
-
-    def evaluate(self, prompt: Sequence[int]) -> None:
-        """Make the cache hold ``prompt``: keep the prefix it shares with what is there,
-        evaluate the rest (at least the last token: its logits are the next sample's)."""
-        if not prompt or len(prompt) > self._n_ctx:
-            raise ValueError(f"prompt of {len(prompt)} tokens, the context holds {self._n_ctx}")
-        keep = common_prefix(self.tokens, prompt)
-        if keep == len(prompt) == len(self.tokens) and self._fresh:
-            return
-        keep = min(keep, len(prompt) - 1)
-        if keep < len(self.tokens):
-            if not self._c.llama_memory_seq_rm(self._mem, 0, keep, -1):
-                self._c.llama_memory_clear(self._mem, True)  # a recurrent model: start over
-                keep = 0
-            del self.tokens[keep:]
-        self._fresh = False
-        rest = list(prompt[keep:])
-        for i in range(0, len(rest), self._n_batch):
-            self._decode(rest[i : i + self._n_batch])
-
-    def evaluate_next(self, token: int) -> None:
-        self._one[0] = token
-        self._decode_array(self._one, [token])
-
-    def _decode(self, tokens: list[int]) -> None:
-        self._decode_array((self._c.llama_token * len(tokens))(*tokens), tokens)
-
-    def _decode_array(self, array: Any, tokens: list[int]) -> None:
-        batch = self._c.llama_batch_get_one(array, len(tokens))
-        code = self._c.llama_decode(self.ctx, batch)
-        if code != 0:
-            self._fresh = False
-            raise RuntimeError(f"llama_decode failed ({code})")
-        self.tokens += tokens
-        self._fresh = True
 
 
 class Sampler:

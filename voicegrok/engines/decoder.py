@@ -1,0 +1,126 @@
+"""A llama.cpp context's KV cache (sequence 0) and the tokens in it, fed with ``llama_decode``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["Decoder", "common_prefix"]
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens ``a`` and ``b`` share from their start."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class Decoder:
+    """The context's KV cache (sequence 0) and the tokens in it, fed with ``llama_decode``."""
+
+    def __init__(self, llm: Any) -> None:
+        import llama_cpp
+
+        self._c = llama_cpp
+        self.ctx = llm.ctx
+        self._mem = llama_cpp.llama_get_memory(self.ctx)
+        self._n_batch = int(llm.n_batch)
+        self._n_ctx = int(llm.n_ctx())
+        self.tokens: list[int] = []
+        """What the KV cache holds, in order."""
+        self._fresh = False
+        """The context's logits are those after ``tokens[-1]`` (a sample may be drawn)."""
+        self._one = (llama_cpp.llama_token * 1)()
+        self._batch: Any = None
+        self._capacity = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.tokens) >= self._n_ctx
+
+    def evaluate(self, prompt: Sequence[int]) -> None:
+        """Make the cache hold ``prompt``: keep the prefix it shares with what is there,
+        evaluate the rest (at least the last token: its logits are the next sample's)."""
+        if not prompt or len(prompt) > self._n_ctx:
+            raise ValueError(f"prompt of {len(prompt)} tokens, the context holds {self._n_ctx}")
+        keep = common_prefix(self.tokens, prompt)
+        if keep == len(prompt) == len(self.tokens) and self._fresh:
+            return
+        keep = min(keep, len(prompt) - 1)
+        if keep < len(self.tokens):
+            if not self._c.llama_memory_seq_rm(self._mem, 0, keep, -1):
+                self._c.llama_memory_clear(self._mem, True)  # a recurrent model: start over
+                keep = 0
+            del self.tokens[keep:]
+        self._fresh = False
+        rest = list(prompt[keep:])
+        for i in range(0, len(rest), self._n_batch):
+            self._decode(rest[i : i + self._n_batch])
+
+    def evaluate_next(self, token: int) -> None:
+        self._one[0] = token
+        self._decode_array(self._one, [token])
+
+    def _decode(self, tokens: list[int]) -> None:
+        self._decode_array((self._c.llama_token * len(tokens))(*tokens), tokens)
+
+    def _decode_array(self, array: Any, tokens: list[int]) -> None:
+        batch = self._c.llama_batch_get_one(array, len(tokens))
+        code = self._c.llama_decode(self.ctx, batch)
+        if code != 0:
+            self._fresh = False
+            raise RuntimeError(f"llama_decode failed ({code})")
+        self.tokens += tokens
+        self._fresh = True
+
+    @property
+    def room(self) -> int:
+        """Tokens the context can still take."""
+        return self._n_ctx - len(self.tokens)
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    def evaluate_all(self, tokens: Sequence[int]) -> None:
+        """Evaluate ``tokens`` after the cache's, with the logits after each of them (row
+        ``i`` of the output: the next token after ``tokens[i]``)."""
+        c = self._c
+        n = len(tokens)
+        if n > self._capacity:
+            if self._batch is not None:
+                c.llama_batch_free(self._batch)
+            self._batch = c.llama_batch_init(max(n, 8), 0, 1)
+            self._capacity = max(n, 8)
+        batch = self._batch
+        start = len(self.tokens)
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = start + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = 1
+        batch.n_tokens = n
+        code = c.llama_decode(self.ctx, batch)
+        if code != 0:
+            self._fresh = False
+            raise RuntimeError(f"llama_decode failed ({code})")
+        self.tokens += tokens
+        self._fresh = True
+
+    def drop(self, n: int) -> None:
+        """Forget the last ``n`` tokens of the cache."""
+        if n <= 0:
+            return
+        keep = len(self.tokens) - n
+        self._c.llama_memory_seq_rm(self._mem, 0, keep, -1)
+        del self.tokens[keep:]
+        self._fresh = False
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._c.llama_batch_free(self._batch)
+            self._batch = None
