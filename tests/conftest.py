@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from voicegrok import models
 from voicegrok.assistant import Engines, load_engines
+from voicegrok.choice import ENV
 from voicegrok.config import Settings
 from voicegrok.history import History
 from voicegrok.server.app import RealtimeServer, ServerOptions
@@ -46,6 +47,20 @@ def private_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
         os.environ.pop("VOICEGROK_DATA_DIR", None)
     else:
         os.environ["VOICEGROK_DATA_DIR"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_llm() -> Iterator[None]:
+    """The suite talks to the embedded SmolLM2-135M (fast on any machine), in this process
+    and the commands it runs, unless a test names another; the tests of the default choice
+    (``auto``, test_choice) take this away."""
+    before = os.environ.get(ENV)
+    os.environ[ENV] = "smollm2-135m"
+    yield
+    if before is None:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = before
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from .threads import CoreShare, EngineThread
 from .tools import Tool
 
 if TYPE_CHECKING:
+    from .choice import Choice
     from .engines.llama import LlamaEngine
     from .engines.speculative import Drafter
 
@@ -38,6 +39,8 @@ class Engines:
     """Tools of MCP servers, connected once and shared (see :mod:`.adapters.mcp`)."""
     load_s: dict[str, float] = field(default_factory=dict)
     """Seconds each engine took to load and warm up."""
+    llm_choice: Choice | None = None
+    """The local LLM, and why it was chosen."""
     threads: dict[str, EngineThread] = field(
         default_factory=lambda: {
             k: EngineThread(k) for k in ("stt", "stt-partial", "llm", "tts", "vad")
@@ -91,7 +94,6 @@ def load_engines(
         kind: models.resolve(kind, spec)
         for kind, spec, wanted in (
             ("stt", settings.stt_model, stt),
-            ("llm", settings.llm_model, llm and not settings.llm_url),
             ("tts", settings.voice, tts),
             ("vad", None, vad),
         )
@@ -100,6 +102,12 @@ def load_engines(
     cores = CoreShare(settings.threads)
     engines = Engines(cores=cores)
     say = progress or (lambda _msg: None)
+    if llm and not settings.llm_url:
+        from .choice import choose_llm
+
+        # by name, or the best this machine runs fast enough (measured once)
+        engines.llm_choice = choose_llm(settings.llm_model, settings.threads, progress=say)
+        paths["llm"] = engines.llm_choice.path
     if "stt" in paths:
         from .engines.whisper import WhisperEngine
 

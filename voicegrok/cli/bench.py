@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
 import signal
 
@@ -20,6 +22,13 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         run_ui_bench,
     )
 
+    if settings.llm_model is None and not settings.llm_url:
+        # the LLM auto picks, by path: the benches' commands run with a home folder of
+        # their own, where a joined model and its measured speed are not
+        from ..choice import choose_llm
+
+        picked = await asyncio.to_thread(choose_llm, None, settings.threads)
+        settings = dataclasses.replace(settings, llm_model=str(picked.path))
     if args.kind in ("ui", "soak"):
         # it only waits for other processes: run here, with Ctrl+C interrupting it at once
         # (the event loop's handler would wait for it to end), its cleanup then done
@@ -38,8 +47,6 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         report = await run_quality_bench(settings, progress=not args.quiet)
     elif args.kind == "speculative":
-        import asyncio
-
         from ..bench.speculative import run_speculative_bench
 
         report = await asyncio.to_thread(

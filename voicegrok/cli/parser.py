@@ -344,8 +344,14 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_devices)
 
-    p = sub.add_parser("models", help="list the model catalog")
+    p = sub.add_parser("models", help="list the model catalog, and the LLM auto picks here")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--bench",
+        action="store_true",
+        help="measure each installed LLM of known quality on this machine again (first "
+        "token on a typical question, tokens/s) and show the one auto picks",
+    )
     p.set_defaults(run=cmd_models)
 
     p = sub.add_parser("bench", help="measure per-stage latency (JSON)")

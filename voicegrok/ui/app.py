@@ -212,7 +212,7 @@ class VoicegrokApp(App[None]):
         self._banner(probe.problems + audio.problems, typed_only=audio.chunks is None)
         self._panel.show_info(
             settings,
-            engines.load_s,
+            engines,
             probe=probe,
             echo=audio.echo_cancel,
             server=getattr(self.backend, "url", None),  # voicegrok connect: models over there

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from ..config import Settings
 from ..frames import TurnMetrics
+from ..loading import Engines
 from .backend import Probe
 
 __all__ = ["STATES", "SidePanel"]
@@ -147,7 +148,7 @@ class SidePanel(Vertical):
     def show_info(
         self,
         settings: Settings,
-        load_s: dict[str, float],
+        engines: Engines,
         *,
         probe: Probe,
         echo: bool,
@@ -161,14 +162,21 @@ class SidePanel(Vertical):
                 return models.DEFAULTS[kind].name
             return Path(spec).name
 
+        load_s = engines.load_s
         loaded = ", ".join(f"{k} {v:.1f} s" for k, v in load_s.items())
+        picked = engines.llm_choice
+        llm = f"LLM    {name('llm', settings.llm_model)}"
+        if picked is not None:  # and why: the default is chosen for this machine
+            llm = f"LLM    {picked.name}" + (
+                "" if picked.reason == "chosen by name" else f"\n       auto: {picked.reason}"
+            )
         lines = (
             [f"server {server}"]
             if server
             else [
                 f"LLM    {settings.llm_model or 'served'} at {settings.llm_url}"
                 if settings.llm_url
-                else f"LLM    {name('llm', settings.llm_model)}",
+                else llm,
                 f"STT    {name('stt', settings.stt_model)}" if "stt" in load_s else "STT    –",
                 f"voice  {name('tts', settings.voice)}" if "tts" in load_s else "voice  –",
             ]
