@@ -7,6 +7,8 @@ chain applies top-k before the repetition penalty, which changes nothing in prac
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,9 +64,7 @@ def test_answers_are_those_of_llama_cpp_python_create_chat_completion(temperatur
     assert ask(LlamaEngine(models.resolve("llm")), messages, temperature) == expected
 
 
-def test_a_follow_up_reuses_the_cached_conversation_and_answers_as_a_fresh_model_would() -> (
-    None
-):
+def test_a_follow_up_reuses_the_cached_conversation_and_answers_as_a_fresh_model_would() -> None:
     """The second turn evaluates only what follows the first one's prompt, and the cache
     it starts from (the stale end of the first answer, cut by a barge-in, removed) gives
     the answer of a fresh model fed the same tokens in the same batches. (Not in one
@@ -123,3 +123,32 @@ def test_an_answer_stops_at_max_tokens_and_the_cache_stays_usable(engine: LlamaE
     next(stream)
     stream.close()  # the listener went away (barge-in) after the first token
     assert "Paris" in ask(engine, chat("What is the capital of France?"), 0.0)
+
+
+def test_an_answer_cancelled_while_its_prompt_is_evaluated_stops_there(
+    engine: LlamaEngine,
+) -> None:
+    """A withdrawn answer does not hold the engine for its whole prompt (with a 1.5B model
+    on 2 cores a question's prompt takes a second): ``cancel()`` from another thread stops
+    the evaluation between two chunks, and the cache keeps the prefix done so far."""
+    long_text = " ".join(f"Item {i} is a {['red', 'green', 'blue'][i % 3]} box." for i in range(24))
+    messages = chat("Which items are red?", long_text, "I see them.")
+    prompt = engine.prompt_tokens(messages)
+    engine.warm_up(chat("Something else entirely, to move the cache away."))
+    answer = engine.stream_chat(messages, max_tokens=20, temperature=0.0)
+    got: list[str] = []
+    worker = threading.Thread(target=lambda: got.extend(answer))
+    worker.start()
+    time.sleep(0.02)
+    started = time.perf_counter()
+    answer.cancel()  # type: ignore[attr-defined]
+    worker.join(timeout=30)
+    assert time.perf_counter() - started < 0.5
+    assert got == []
+    held = engine._decoder.tokens
+    assert len(held) < len(prompt)  # stopped before its end
+    assert prompt[: len(held)] == held[: len(prompt)]  # a prefix of it
+    # the next answer goes on from that prefix and is the same as an uninterrupted one's
+    resumed = ask(engine, messages, 0.0)
+    engine.forget()
+    assert resumed == ask(engine, messages, 0.0)

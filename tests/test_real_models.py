@@ -275,7 +275,7 @@ def test_an_unknown_option_is_a_usage_error(cli: object) -> None:
 
 def test_models_lists_the_catalog_with_the_defaults_present(cli: object) -> None:
     r = cli("models", "--json")  # type: ignore[operator]
-    rows = {row["name"]: row for row in json.loads(r.out)}
+    rows = {row["name"]: row for row in json.loads(r.out)["models"]}
     for name, kind in [
         ("whisper-tiny.en", "stt"),
         ("smollm2-135m", "llm"),
@@ -284,6 +284,8 @@ def test_models_lists_the_catalog_with_the_defaults_present(cli: object) -> None
     ]:
         assert rows[name]["kind"] == kind and rows[name]["present"] and rows[name]["default"]
         assert rows[name]["size_bytes"] > 100_000
+    assert rows["qwen2.5-coder-1.5b"]["present"]  # its parts come with the install
+    assert rows["qwen2.5-coder-1.5b"]["quality"] == 99
 
 
 def test_the_voice_gives_back_between_turns_what_its_longest_clause_took(

@@ -27,6 +27,7 @@ NO_DEVICE = "voicegrok-bench: no such device"
 """A sound device name that matches none: the UI then has no microphone or speaker."""
 _ASK_OPTIONS = (
     "llm_model",
+    "draft",
     "llm_url",
     "llm_api_key",
     "voice",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["Decoder", "common_prefix"]
+__all__ = ["STOPPABLE_CHUNK", "Decoder", "common_prefix"]
+
+STOPPABLE_CHUNK = 16
+"""Tokens of a prompt evaluated between two looks at its stop flag (a quarter of a second
+for a 1.5B model on 2 cores; the cost per token is about the same in chunks this size)."""
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -41,14 +46,19 @@ class Decoder:
     def full(self) -> bool:
         return len(self.tokens) >= self._n_ctx
 
-    def evaluate(self, prompt: Sequence[int]) -> None:
+    def evaluate(self, prompt: Sequence[int], stop: threading.Event | None = None) -> bool:
         """Make the cache hold ``prompt``: keep the prefix it shares with what is there,
-        evaluate the rest (at least the last token: its logits are the next sample's)."""
+        evaluate the rest (at least the last token: its logits are the next sample's).
+
+        With ``stop``, the rest is evaluated :data:`STOPPABLE_CHUNK` tokens at a time and
+        given up between two chunks once ``stop`` is set (an answer withdrawn while its
+        prompt is evaluated: a bigger model's prompt takes a second or more). The cache
+        then holds a prefix of the prompt, and False is returned."""
         if not prompt or len(prompt) > self._n_ctx:
             raise ValueError(f"prompt of {len(prompt)} tokens, the context holds {self._n_ctx}")
         keep = common_prefix(self.tokens, prompt)
         if keep == len(prompt) == len(self.tokens) and self._fresh:
-            return
+            return True
         keep = min(keep, len(prompt) - 1)
         if keep < len(self.tokens):
             if not self._c.llama_memory_seq_rm(self._mem, 0, keep, -1):
@@ -57,8 +67,12 @@ class Decoder:
             del self.tokens[keep:]
         self._fresh = False
         rest = list(prompt[keep:])
-        for i in range(0, len(rest), self._n_batch):
-            self._decode(rest[i : i + self._n_batch])
+        step = self._n_batch if stop is None else min(self._n_batch, STOPPABLE_CHUNK)
+        for i in range(0, len(rest), step):
+            if stop is not None and stop.is_set():
+                return False
+            self._decode(rest[i : i + step])
+        return True
 
     def evaluate_next(self, token: int) -> None:
         self._one[0] = token

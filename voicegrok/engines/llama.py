@@ -97,11 +97,24 @@ class LlamaEngine:
         tools: ToolOffer | None = None,
     ) -> Iterator[str]:
         """The answer's pieces. With ``tools``, the answer may be a tool call (see
-        :mod:`voicegrok.tools.calls`), sampled under the tools' grammar."""
+        :mod:`voicegrok.tools.calls`), sampled under the tools' grammar. The iterator's
+        ``cancel()`` (from any thread) ends it soon, even while its prompt is evaluated."""
+        stop = threading.Event()
+        return _Answer(self._answer(messages, max_tokens, temperature, tools, stop), stop)
+
+    def _answer(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        temperature: float,
+        tools: ToolOffer | None,
+        stop: threading.Event,
+    ) -> Iterator[str]:
         with self._lock, self._cores.generating():
             self._adjust_threads()  # the prompt is evaluated with the cores free now
             decoder = self._decoder
-            decoder.evaluate(self.prompt_tokens(messages, tools))
+            if not decoder.evaluate(self.prompt_tokens(messages, tools), stop):
+                return
             if tools is not None and tools.required:
                 yield TRIGGER  # the prompt ends with it: the call's arguments follow
             text = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -109,7 +122,7 @@ class LlamaEngine:
                 self._llm, temperature, self._top_p, self._repeat_penalty, self._seed, tools
             ) as sampler:
                 for token in self._tokens(sampler, max_tokens, guess=tools is None):
-                    if self._text.is_end(token):
+                    if self._text.is_end(token) or stop.is_set():
                         break
                     raw = self._text.piece(token)
                     sampler.saw(raw)
@@ -161,6 +174,25 @@ class LlamaEngine:
         with self._lock, self._cores.generating():
             self._adjust_threads()
             self._decoder.evaluate(self.prompt_tokens(messages))
+
+
+class _Answer(Iterator[str]):
+    """An answer being written, which another thread can ``cancel()``."""
+
+    def __init__(self, pieces: Iterator[str], stop: threading.Event) -> None:
+        self._pieces = pieces
+        self._stop = stop
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
 
 
 def load_llama(model_path: Path, *, n_ctx: int, threads: int, seed: int) -> Any:
