@@ -107,6 +107,8 @@ def load_engines(
 
         # by name, or the best this machine runs fast enough (measured once)
         engines.llm_choice = choose_llm(settings.llm_model, settings.threads, progress=say)
+        if engines.llm_choice.reason != "chosen by name":
+            say(f"LLM {engines.llm_choice.name}: {engines.llm_choice.reason}")
         paths["llm"] = engines.llm_choice.path
     if "stt" in paths:
         from .engines.whisper import WhisperEngine
