@@ -91,14 +91,14 @@ def test_voicegrok_models_bench_measures_here_and_shows_the_choice(
 ) -> None:
     """As a user runs it, with every installed LLM of known quality (the 1.5B too, when its
     parts are installed): each measured, and auto's pick is the best of those fast enough."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv(choice.ENV, raising=False)
-    for name in ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"):  # joined parts, if any
+    for name in ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"):  # joined already, if so
         entry = next(e for e in models.catalog() if e.name == name)
         if entry.file is not None and entry.file.is_file():
             target = tmp_path / "cache" / "voicegrok" / entry.file.name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(entry.file)  # not joined again
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(choice.ENV, raising=False)
     run = cli("models", "--bench", "--json", timeout=600)
     assert run.code == 0, run.err
     report = json.loads(run.out)
