@@ -23,6 +23,7 @@ from voicegrok.frames import (
     TurnStarted,
     UserText,
 )
+from voicegrok.loading import Engines
 from voicegrok.testing import FakeBackend, FakeChat, FakeSTT, FakeTTS, fake_engines
 from voicegrok.ui import VoicegrokApp
 from voicegrok.ui.chat import ChatView
@@ -532,3 +533,25 @@ def test_snapshots(
     """The main states look right (no-device banner included: the fake has no devices)."""
     app = VoicegrokApp(backend=FakeBackend(), config_path=Path("/nonexistent/voicegrok.toml"))
     assert snap_compare(app, terminal_size=SIZE, run_before=before, press=press)
+
+
+async def test_the_info_panel_shows_the_llm_auto_picked_and_why() -> None:
+    from voicegrok.choice import Choice
+
+    def engines() -> Engines:
+        e = fake_engines()
+        e.llm_choice = Choice(
+            "qwen2.5-coder-1.5b",
+            Path("/models/qwen.gguf"),
+            "best quality here (quality 99/100, first clause 1257 ms, 13 tokens/s)",
+        )
+        return e
+
+    app = VoicegrokApp(
+        backend=FakeBackend(make_engines=engines), config_path=Path("/nonexistent/vg.toml")
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        info = text_of(app, "#info")
+        assert "LLM    qwen2.5-coder-1.5b" in info
+        assert "auto: best quality here (quality 99/100" in info
