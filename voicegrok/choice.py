@@ -92,22 +92,17 @@ def measure(path: Path, threads: int) -> Speed:
     heard_so_far, question = system.snapshot(), system.snapshot()
     heard_so_far.add_user(" ".join(TYPICAL_QUESTION.split()[:-LAST_WORDS]))
     question.add_user(TYPICAL_QUESTION)
-    firsts: list[float] = []
-    stamps: list[float] = []
-    for attempt in range(3):
+    tries: list[tuple[float, list[float]]] = []  # (start, time of each piece)
+    for tokens in (40, 1, 1):
         engine.warm_up(heard_so_far.messages())
         start = time.perf_counter()
-        tokens = 40 if attempt == 0 else 1
         answer = engine.stream_chat(question.messages(), max_tokens=tokens, temperature=0.0)
-        times = [time.perf_counter() for _ in answer]
-        if not times:
-            raise ModelError(f"{path}: gave no answer to a test question; pass --llm-model another")
-        firsts.append(times[0] - start)
-        stamps = stamps or times
-    if len(stamps) < 2:
+        tries.append((start, [time.perf_counter() for _ in answer]))
+    stamps = tries[0][1]
+    if len(stamps) < 2 or not all(times for _, times in tries):
         raise ModelError(f"{path}: gave no answer to a test question; pass --llm-model another")
     return Speed(
-        first_token_ms=min(firsts) * 1000,
+        first_token_ms=min(times[0] - start for start, times in tries) * 1000,
         tokens_per_s=(len(stamps) - 1) / max(1e-6, stamps[-1] - stamps[0]),
     )
 

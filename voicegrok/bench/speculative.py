@@ -14,15 +14,16 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from .. import models
 from ..config import Settings
 from ..conversation import Conversation
-from ..engines.llama import LlamaEngine, load_llama
-from ..engines.speculative import Drafter, DraftModel, PromptLookup
+from ..engines.llama import LlamaEngine
+from ..engines.speculative import Drafter, PromptLookup
 from ..errors import ModelError
+from ..loading import drafter
 from .qa_cases import DEMO_TURNS
 
 __all__ = ["run_speculative_bench"]
@@ -67,19 +68,12 @@ def run_speculative_bench(
     engine = LlamaEngine(path, n_ctx=settings.n_ctx, threads=settings.threads, seed=0)
     drafters: dict[str, Drafter | None] = {"none": None, "lookup": PromptLookup()}
     draft_name = draft if draft not in (None, "", "lookup", "none") else DRAFT_MODEL
-    draft_path: Path | None = None
     if draft not in ("lookup", "none"):
         try:
-            draft_path = models.resolve("llm", draft_name)
+            drafters[f"model:{draft_name}"] = drafter(replace(settings, draft=draft_name), engine)
         except ModelError as e:
             if say is not None:
                 say(f"no draft model: {e}")
-    if draft_path is not None and draft_path != path:
-        small = DraftModel(
-            load_llama(draft_path, n_ctx=settings.n_ctx, threads=settings.threads, seed=0)
-        )
-        small.check_vocabulary(engine._llm, draft_name)
-        drafters[f"model:{draft_name}"] = small
     prompts: list[tuple[str, tuple[str, ...]]] = [("demo", DEMO_TURNS)]
     prompts += [(f"question {i + 1}", (q,)) for i, q in enumerate(QUESTIONS)]
     rows: list[dict[str, Any]] = []
@@ -88,8 +82,8 @@ def run_speculative_bench(
         for k, text in enumerate(turns):
             conversation.add_user(text)
             results: dict[str, dict[str, Any]] = {}
-            for name, drafter in drafters.items():
-                engine.drafter = drafter
+            for name, guesser in drafters.items():
+                engine.drafter = guesser
                 results[name] = _answer(engine, conversation, settings.max_tokens)
             plain = results["none"]
             row: dict[str, Any] = {

@@ -133,8 +133,3 @@ class Decoder:
         self._c.llama_memory_seq_rm(self._mem, 0, keep, -1)
         del self.tokens[keep:]
         self._fresh = False
-
-    def close(self) -> None:
-        if self._batch is not None:
-            self._c.llama_batch_free(self._batch)
-            self._batch = None

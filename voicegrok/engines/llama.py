@@ -14,7 +14,7 @@ import codecs
 import contextlib
 import ctypes
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ class LlamaEngine:
         temperature: float,
         tools: ToolOffer | None,
         stop: threading.Event,
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         with self._lock, self._cores.generating():
             self._adjust_threads()  # the prompt is evaluated with the cores free now
             decoder = self._decoder
@@ -179,7 +179,7 @@ class LlamaEngine:
 class _Answer(Iterator[str]):
     """An answer being written, which another thread can ``cancel()``."""
 
-    def __init__(self, pieces: Iterator[str], stop: threading.Event) -> None:
+    def __init__(self, pieces: Generator[str, None, None], stop: threading.Event) -> None:
         self._pieces = pieces
         self._stop = stop
 
@@ -190,9 +190,7 @@ class _Answer(Iterator[str]):
         self._stop.set()
 
     def close(self) -> None:
-        close = getattr(self._pieces, "close", None)
-        if close is not None:
-            close()
+        self._pieces.close()
 
 
 def load_llama(model_path: Path, *, n_ctx: int, threads: int, seed: int) -> Any:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -132,7 +132,6 @@ class SpeculationStats:
     drafted: int = 0
     accepted: int = 0
     tokens: int = 0
-    draft_lengths: list[int] = field(default_factory=list)
 
     @property
     def acceptance(self) -> float:
@@ -183,7 +182,6 @@ def speculate(
         history = [*decoder.tokens, token]
         drafts = drafter.draft(history, min(want, room)) if want > 0 else []
         stats.drafted += len(drafts)
-        stats.draft_lengths.append(len(drafts))
         stats.rounds += 1
         accepted_before = stats.accepted
         between()
