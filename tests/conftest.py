@@ -72,10 +72,14 @@ def engines() -> Iterator[Engines]:
 
 
 def engines_with_vad(e: Engines) -> Engines:
-    """The same loaded engines plus the Silero VAD (listening mode)."""
+    """The same loaded engines plus the Silero VAD and the end-of-turn model (listening
+    mode)."""
     from voicegrok.engines.silero import SileroVAD
+    from voicegrok.engines.smart_turn import SmartTurn
 
-    return dataclasses.replace(e, vad=SileroVAD(models.resolve("vad")))
+    return dataclasses.replace(
+        e, vad=SileroVAD(models.resolve("vad")), turn=SmartTurn(models.resolve("turn"))
+    )
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import itertools
 import threading
@@ -21,6 +22,7 @@ from voicegrok.endpointing import EndpointConfig
 from voicegrok.frames import (
     AudioChunk,
     Frame,
+    Heard,
     SpeechStarted,
     TurnConfirmed,
     TurnFailed,
@@ -71,16 +73,23 @@ def silence(seconds: float) -> np.ndarray:
 
 
 async def listen(
-    stage: ListenStage, audio: np.ndarray, rate: int = RATE, pace: float = 0.0
+    stage: ListenStage,
+    audio: np.ndarray,
+    rate: int = RATE,
+    pace: float = 0.0,
+    *,
+    heard: bool = False,
 ) -> list[tuple[float, Frame]]:
     """Feed ``audio`` in 20 ms chunks (``pace``: seconds of wall time per chunk); each output
-    frame with the stream time it came at."""
+    frame with the stream time it came at (``heard``: with the ``Heard`` frames, the
+    control lane's copy of each transcript)."""
     out: list[tuple[float, Frame]] = []
     step = rate * CHUNK // RATE
     for i in range(0, len(audio), step):
         chunk = AudioChunk(turn_id=0, samples=audio[i : i + step], sample_rate_hz=rate)
         async for frame in stage.process(chunk):
-            out.append(((i + step) / rate, frame))
+            if heard or not isinstance(frame, Heard):
+                out.append(((i + step) / rate, frame))
         if pace:
             await asyncio.sleep(pace)
     return out
@@ -207,8 +216,19 @@ async def test_going_on_after_an_early_turn_withdraws_it() -> None:
     assert second.turn_id != first.turn_id
     final = frames[5][1]
     assert isinstance(final, UserText) and final.text == "Book a table for two at eight."
-    # the second transcript covers the whole utterance, both parts
+    # the second transcript covers the whole utterance, both parts, and begins with the
+    # words the person was shown (whisper hearing it all again may drop them: an open
+    # speaker's echo under "Wait, stop." left only "What is 2 plus 2?")
     assert stt.heard[-1] >= (1.0 + 0.3 + 0.8) * RATE
+    assert stt.prefixes == ["", "Book a table."]
+
+
+async def test_words_withdrawn_are_not_the_beginning_of_the_next_utterance() -> None:
+    stt = FakeSTT(["Book a table.", "Book a table for two.", "Thanks."])
+    audio = np.concatenate([tone(1.0), silence(0.3), tone(0.8), silence(1.0), tone(0.5)])
+    stage = make_stage(stt, partial_every_ms=10_000)
+    await listen(stage, np.concatenate([audio, silence(1.0)]))
+    assert stt.prefixes == ["", "Book a table.", ""]
 
 
 async def test_speech_to_text_starts_at_the_first_silence_not_after_the_pause() -> None:
@@ -320,6 +340,22 @@ async def test_partial_transcripts_while_speaking() -> None:
     assert finals[0].text == "Tell me about the moon."
 
 
+async def test_the_final_transcript_begins_from_the_words_partials_agreed_on() -> None:
+    """Two partial transcripts in a row agree on how the utterance begins: the next
+    transcription (the one that ends the turn) is given those words, and decodes only the
+    rest. A new utterance starts from nothing."""
+    stt = FakeSTT(["Tell me", "Tell me about the", "Tell me about the moon."], delay_s=0.01)
+    stage = make_stage(stt, partial_every_ms=500)
+    await listen(stage, np.concatenate([tone(2.2), silence(1.0)]), pace=0.005)
+    assert stt.prefixes[:2] == ["", ""]
+    assert stt.prefixes[2] == "Tell me"  # what "Tell me" and "Tell me about the" agree on
+    # "Tell me about the" and "Tell me about the moon." ("moon." may be cut off: left out)
+    assert stt.prefixes[3] == "Tell me about the"
+    said = len(stt.prefixes)
+    await listen(stage, np.concatenate([tone(0.5), silence(1.0)]), pace=0.005)
+    assert stt.prefixes[said] == ""
+
+
 async def test_noise_that_says_nothing_fails_the_turn_quietly() -> None:
     frames = await listen(make_stage(FakeSTT([""])), np.concatenate([tone(0.5), silence(1.0)]))
     assert kinds(frames) == ["SpeechStarted", "TurnFailed"]
@@ -335,11 +371,17 @@ async def test_any_microphone_rate_is_resampled() -> None:
     assert abs(stt.heard[-1] / RATE - (1.0 + 0.3 + 0.15)) < 0.2  # pre-roll + speech + tail
 
 
-async def test_going_on_after_a_question_merges_it_with_the_rest(engines: Engines) -> None:
+@pytest.mark.parametrize("turn_model", [False, True], ids=["pause-and-words", "smart-turn"])
+async def test_going_on_after_a_question_merges_it_with_the_rest(
+    engines: Engines, turn_model: bool
+) -> None:
     """Real speech, real models, real-time pace: a finished question, a 300 ms pause and
-    more words. The answer prepared for the first part at the pause is never heard (it is
-    let out only after a longer silence) and is forgotten; the history holds one question
-    with both parts."""
+    more words. The answer prepared for the first part at the pause is never heard, and is
+    forgotten; the history holds one question with both parts.
+
+    Without the end-of-turn model it is let out only after 320 ms of silence, so it is not
+    even shown. With it, a question in a voice that sounds finished is let out after 200 ms:
+    the person going on at 300 ms withdraws it ("you went on") before it has made a sound."""
     first = load_audio(DEMO / "turn2.wav")  # "Can you put this itinerary in a table?"
     rest = load_audio(DEMO / "turn3.wav")  # "Please add a column with the approximate cost..."
     _, end_first = voiced_span(first)
@@ -349,7 +391,10 @@ async def test_going_on_after_a_question_merges_it_with_the_rest(engines: Engine
     )
     settings = Settings(max_tokens=60)
     out = io.StringIO()
-    async with Assistant(engines_with_vad(engines), settings) as assistant:
+    listening = engines_with_vad(engines)
+    if not turn_model:
+        listening = dataclasses.replace(listening, turn=None)
+    async with Assistant(listening, settings) as assistant:
         speaker = VirtualSpeaker(22050)
         session = LiveSession(assistant, speaker, ConsoleView(out))
         run = asyncio.create_task(session.run(paced_chunks(audio, RATE), RATE))
@@ -360,11 +405,34 @@ async def test_going_on_after_a_question_merges_it_with_the_rest(engines: Engine
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
         turns = assistant.conversation.turns
-    # the answer prepared at the pause was never heard: it was held, then dropped
-    assert "went on" not in out.getvalue() and out.getvalue().count("you: ") == 1, out.getvalue()
+    shown = out.getvalue()
+    if turn_model:
+        assert shown.count("voicegrok: ") == 1, shown  # the first answer said nothing
+    else:
+        assert "went on" not in shown and shown.count("you: ") == 1, shown
     assert [t["role"] for t in turns] == ["user", "assistant"], turns
     said = words(turns[0]["content"])
     assert "table" in said and "column" in said
+
+
+async def test_each_transcript_is_also_heard_on_the_control_lane() -> None:
+    """Every partial and final transcript, and a turn with no words, comes first as a
+    ``Heard`` (control lane: it is not held up behind an LLM writing an earlier answer)."""
+    stt = FakeSTT(["what about", "What about Atlanta?"], by_length=[(1.2, "what about")])
+    frames = await listen(
+        make_stage(stt, partial_every_ms=700),
+        np.concatenate([silence(0.3), tone(1.6), silence(1.0)]),
+        heard=True,
+    )
+    texts = [f for _, f in frames if isinstance(f, UserText)]
+    assert texts
+    for i, (_, f) in enumerate(frames):
+        if isinstance(f, UserText):
+            before = frames[i - 1][1]
+            assert isinstance(before, Heard) and before.text == f.text and before.final == f.final
+    stage = make_stage(FakeSTT([""]))
+    frames = await listen(stage, np.concatenate([tone(0.5), silence(1.0)]), heard=True)
+    assert any(isinstance(f, Heard) and f.text == "" and f.final for _, f in frames)
 
 
 async def test_no_partial_starts_in_the_silence_that_ends_a_turn() -> None:

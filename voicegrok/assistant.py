@@ -92,6 +92,8 @@ class Assistant:
                 lambda: next(self._ids),
                 endpointing,
                 vad_thread=engines.threads["vad"],
+                turn=engines.turn,
+                turn_thread=engines.threads["turn"],
                 stt_thread=engines.threads["stt"],
                 partial_thread=engines.threads["stt-partial"],
                 background=background,

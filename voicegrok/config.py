@@ -28,6 +28,9 @@ class Settings:
     llm_api_key: str | None = None
     """The server's key (None: ``$VOICEGROK_LLM_API_KEY``, or no key)."""
     voice: str | None = None
+    turn_model: str | None = None
+    """The end-of-turn model heard at each pause: a path or catalog name, ``none`` (the
+    pause and the words decide alone), or None for the embedded Smart Turn."""
     threads: int = field(default_factory=_cores)
     """CPU threads for the LLM."""
     stt_threads: int = field(default_factory=_cores)

@@ -13,7 +13,7 @@ import numpy as np
 from . import models
 from .config import Settings
 from .conversation import Conversation
-from .engines import ChatModel, SpeechToText, TextToSpeech, VoiceActivity
+from .engines import ChatModel, SpeechToText, TextToSpeech, TurnDetector, VoiceActivity
 from .threads import CoreShare, EngineThread
 from .tools import Tool
 
@@ -33,6 +33,8 @@ class Engines:
     llm: ChatModel | None = None
     tts: TextToSpeech | None = None
     vad: VoiceActivity | None = None
+    turn: TurnDetector | None = None
+    """The end-of-turn model, heard at each pause (None: the pause and words decide)."""
     cores: CoreShare | None = None
     """How the LLM and speech synthesis share the CPU (None: not shared, as with fakes)."""
     tools: list[Tool] = field(default_factory=list)
@@ -43,7 +45,7 @@ class Engines:
     """The local LLM, and why it was chosen."""
     threads: dict[str, EngineThread] = field(
         default_factory=lambda: {
-            k: EngineThread(k) for k in ("stt", "stt-partial", "llm", "tts", "vad")
+            k: EngineThread(k) for k in ("stt", "stt-partial", "llm", "tts", "vad", "turn")
         }
     )
 
@@ -96,6 +98,7 @@ def load_engines(
             ("stt", settings.stt_model, stt),
             ("tts", settings.voice, tts),
             ("vad", None, vad),
+            ("turn", settings.turn_model, vad and settings.turn_model != "none"),
         )
         if wanted
     }
@@ -200,6 +203,12 @@ def load_engines(
         t = time.perf_counter()
         engines.vad = SileroVAD(paths["vad"])
         engines.load_s["vad"] = time.perf_counter() - t
+    if "turn" in paths:
+        from .engines.smart_turn import SmartTurn
+
+        t = time.perf_counter()
+        engines.turn = engines.threads["turn"].run(lambda: SmartTurn(paths["turn"]))
+        engines.load_s["turn"] = time.perf_counter() - t
     return engines
 
 

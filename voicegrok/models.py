@@ -35,8 +35,14 @@ __all__ = [
     "resolve",
 ]
 
-KINDS = ("stt", "llm", "tts", "vad")
-_FLAG = {"stt": "--stt-model", "llm": "--llm-model", "tts": "--voice", "vad": ""}
+KINDS = ("stt", "llm", "tts", "vad", "turn")
+_FLAG = {
+    "stt": "--stt-model",
+    "llm": "--llm-model",
+    "tts": "--voice",
+    "vad": "",
+    "turn": "--turn-model",
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class ModelEntry:
 
     name: str
     kind: str
-    """``stt``, ``llm``, ``tts`` or ``vad``."""
+    """``stt``, ``llm``, ``tts``, ``vad`` or ``turn`` (end of turn)."""
     description: str
     locate: Callable[[], Path | None]
     """Where the model is (None when its package is not installed)."""
@@ -117,6 +123,16 @@ DEFAULTS: dict[str, ModelEntry] = {
         locate=_in_package("faster_whisper", "assets", "silero_vad_v6.onnx"),
         origin="PyPI package faster-whisper",
         install_hint="pip install faster-whisper",
+    ),
+    "turn": ModelEntry(
+        name="smart-turn-v3.2",
+        kind="turn",
+        description="Smart Turn v3.2 int8 (ONNX): does the voice sound finished?",
+        locate=_in_package(
+            "pipecat", "audio", "turn", "smart_turn", "data", "smart-turn-v3.2-cpu.onnx"
+        ),
+        origin="PyPI package pipecat-ai (only its model file is used)",
+        install_hint="pip install pipecat-ai",
     ),
 }
 

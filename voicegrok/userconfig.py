@@ -31,6 +31,10 @@ __all__ = [
 
 SENSITIVITY_SILENCE_MS = {"fast": 320, "normal": 480, "patient": 800}
 """End-of-turn sensitivity: how long a silence ends the turn (ms)."""
+UNSURE_SILENCE_MS = {"fast": 480, "normal": 800, "patient": 1200}
+"""... with the end-of-turn model, when the words or the voice leave doubt (a voice that
+sounds finished after finished words is answered after 200 ms; see
+:func:`~voicegrok.endpointing.when_to_answer`)."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,7 @@ def parse_servers(table: object, where: str) -> tuple[McpServer, ...]:
             raise UsageError(f"{at}: args must be a list of strings")
         if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
             raise UsageError(f"{at}: env must be a table of strings")
-        servers.append(
-            McpServer(str(name), command, tuple(args), tuple(sorted(env.items())), url)
-        )
+        servers.append(McpServer(str(name), command, tuple(args), tuple(sorted(env.items())), url))
     return tuple(servers)
 
 
@@ -106,6 +108,10 @@ class UserConfig:
     @property
     def end_silence_ms(self) -> int:
         return SENSITIVITY_SILENCE_MS[self.end_of_turn]
+
+    @property
+    def unsure_end_ms(self) -> int:
+        return UNSURE_SILENCE_MS[self.end_of_turn]
 
     def with_flags(self, **values: str | None) -> UserConfig:
         """This config with one-off command-line values on top (None: that flag was not

@@ -15,15 +15,17 @@ import numpy.typing as npt
 
 from ..conversation import Message
 
-__all__ = ["ChatModel", "SpeechToText", "TextToSpeech", "VoiceActivity"]
+__all__ = ["ChatModel", "SpeechToText", "TextToSpeech", "TurnDetector", "VoiceActivity"]
 
 
 class SpeechToText(Protocol):
     sample_rate_hz: int
     """The rate ``transcribe`` expects (Hz)."""
 
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
-        """The text of mono float32 audio at ``sample_rate_hz`` ("" when nothing is said)."""
+    def transcribe(self, audio: npt.NDArray[np.float32], prefix: str = "") -> str:
+        """The text of mono float32 audio at ``sample_rate_hz`` ("" when nothing is said).
+        ``prefix``: words the audio is known to begin with (earlier transcripts of its start
+        agreed on them); they need not be decoded again, and the text begins with them."""
         ...
 
 
@@ -75,4 +77,13 @@ class VoiceActivity(Protocol):
 
     def fork(self) -> VoiceActivity:
         """A detector for another stream: the same model, its own state."""
+        ...
+
+
+class TurnDetector(Protocol):
+    sample_rate_hz: int
+
+    def probability(self, audio: npt.NDArray[np.float32]) -> float:
+        """How likely the speaker of ``audio`` (an utterance so far, ending now) has
+        finished their turn, from the sound (0 to 1)."""
         ...

@@ -81,23 +81,24 @@ class WhisperEngine:
             )
             self._prompt = self._model.get_prompt(self._tokenizer, [], without_timestamps=True)
 
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+    def transcribe(self, audio: npt.NDArray[np.float32], prefix: str = "") -> str:
         with self._cores.working():
-            return self._transcribe(audio)
+            return self._transcribe(audio, prefix.strip())
 
-    def _transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+    def _transcribe(self, audio: npt.NDArray[np.float32], prefix: str) -> str:
         seconds = len(audio) / self.sample_rate_hz
         if self._prompt is not None:
             for pad_s, min_s in self.short_windows:
                 if seconds + pad_s > 30:
                     break
-                text = self._transcribe_short(audio, pad_s, min_s)
+                text = self._transcribe_short(audio, pad_s, min_s, prefix)
                 if text is not None:
                     return text
+                prefix = ""  # failed with it: the next window goes without
         return self._transcribe_full(audio)
 
     def _transcribe_short(
-        self, audio: npt.NDArray[np.float32], pad_s: float, min_s: int
+        self, audio: npt.NDArray[np.float32], pad_s: float, min_s: int, prefix: str = ""
     ) -> str | None:
         """Encode only the audio plus a little silence instead of whisper's padded 30 s.
 
@@ -106,6 +107,9 @@ class WhisperEngine:
         words on short utterances. Returns None when the result
         looks like a hallucination loop or stops too early for the audio's length (the
         caller then tries another window).
+
+        ``prefix`` is forced as the text's beginning: its tokens go into the decoder's
+        prompt and are evaluated in one step, not generated one by one.
         """
         import ctranslate2
         from faster_whisper.transcribe import get_compression_ratio
@@ -123,9 +127,10 @@ class WhisperEngine:
         model: Any = self._model.model
         encoded = model.encode(batch, to_cpu=False)
         cap = math.ceil(self.tokens_per_s * speech_s) + 12
+        forced = self._tokenizer.encode(" " + prefix) if prefix else []
         result = model.generate(
             encoded,
-            [self._prompt],
+            [self._prompt + forced],
             beam_size=self._beam_size,
             # CTranslate2 4.x gives at most max_length // 2 tokens here (measured).
             max_length=min(448, 2 * cap),

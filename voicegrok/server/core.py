@@ -120,6 +120,7 @@ class SessionCore:
             endpointing = EndpointConfig(
                 threshold=td.threshold if td.threshold is not None else endpointing.threshold,
                 end_silence_ms=td.silence_duration_ms or endpointing.end_silence_ms,
+                unsure_end_ms=td.silence_duration_ms or endpointing.unsure_end_ms,
                 preroll_ms=(
                     td.prefix_padding_ms
                     if td.prefix_padding_ms is not None
@@ -314,8 +315,9 @@ class SessionCore:
                 )
             ]
         self._commits.commit(speech_turn)
-        end_ms = self.turn_detection.silence_duration_ms or EndpointConfig().end_silence_ms
-        silence_ms = end_ms + 200
+        default = EndpointConfig()
+        end_ms = self.turn_detection.silence_duration_ms or default.end_silence_ms
+        silence_ms = max(end_ms, default.unfinished_end_ms) + 200  # the longest a turn waits
         samples = np.zeros(self.input_rate_hz * silence_ms // 1000, dtype=np.float32)
         self._heard_s += len(samples) / self.input_rate_hz
         self.encoder.heard_ms = round(1000 * self._heard_s)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -34,12 +34,21 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio import StreamResampler
-from ..endpointing import Ended, EndpointConfig, Endpointer, Paused, Resumed, Started
-from ..engines import SpeechToText, VoiceActivity
+from ..endpointing import (
+    Ended,
+    EndpointConfig,
+    Endpointer,
+    Paused,
+    Resumed,
+    Started,
+    when_to_answer,
+)
+from ..engines import SpeechToText, TurnDetector, VoiceActivity
 from ..errors import first_line
 from ..frames import (
     AudioChunk,
     Frame,
+    Heard,
     SpeechStarted,
     TurnConfirmed,
     TurnFailed,
@@ -48,7 +57,7 @@ from ..frames import (
     UserText,
 )
 from ..pipeline import Background
-from ..text import looks_complete
+from ..text import agreed_words
 from ..threads import EngineThread
 
 log = logging.getLogger(__name__)
@@ -87,9 +96,14 @@ class ListenStage:
         partial_every_ms: int = 700,
         eager_ms: int = 64,
         background: Background | None = None,
+        turn: TurnDetector | None = None,
+        turn_thread: EngineThread | None = None,
     ) -> None:
         """``background``: where transcriptions made while the person speaks run; give the
-        pipeline's (:attr:`Pipeline.background`) so that the runner cancels them."""
+        pipeline's (:attr:`Pipeline.background`) so that the runner cancels them.
+        ``turn``: an end-of-turn model, asked at each pause whether the voice sounds
+        finished (see :func:`~voicegrok.endpointing.when_to_answer`); it runs on
+        ``turn_thread``, next to the transcription."""
         if stt.sample_rate_hz != vad.sample_rate_hz:
             raise ValueError("the VAD and speech-to-text engines must use the same rate")
         self._vad = vad
@@ -104,6 +118,8 @@ class ListenStage:
         self._partial_thread = partial_thread or self._stt_thread
         """Partials run here: on a thread of their own, a partial still running when the
         person stops does not delay the transcript that ends the turn."""
+        self._turn = turn
+        self._turn_thread = turn_thread or EngineThread("turn")
         self._partial_every = int(partial_every_ms * vad.sample_rate_hz / 1000)
         self._eager_ms = eager_ms
         self._pending = np.zeros(0, dtype=np.float32)
@@ -123,6 +139,14 @@ class ListenStage:
         self._eager: _Transcript | None = None
         """The latest eager transcription, begun at a silence (on ``stt_thread``)."""
         self._partial_at = 0
+        self._texts: list[tuple[int, str]] = []
+        """The utterance's transcripts so far (background ones, done) and where each ends:
+        the words the last two agree on are given to the next one as its beginning."""
+        self._went_on_from = ""
+        """The words of a turn started at a pause and withdrawn when the person went on:
+        shown to them as theirs, and decoded from audio that ended in a pause, they are the
+        beginning of the utterance's next transcripts (which whisper, hearing the whole
+        utterance again, was seen to drop over an open speaker's echo)."""
 
     def _to_engine_rate(self, chunk: AudioChunk) -> FloatAudio:
         return self._resampler(chunk.samples, chunk.sample_rate_hz)
@@ -131,8 +155,15 @@ class ListenStage:
         return [j for j in (self._partial, self._eager) if j is not None]
 
     async def _transcribe(self, audio: FloatAudio) -> str:
-        text = await self._stt_thread.call(self._stt.transcribe, audio)
+        text = await self._stt_thread.call(self._stt.transcribe, audio, self._went_on_from)
         return text.strip()
+
+    def _prefix(self) -> str:
+        """The words the utterance's next transcript is given as its beginning: those the
+        last two agree on, or the words of a withdrawn turn if they are more."""
+        texts = [text for _, text in self._texts[-2:]]
+        agreed = agreed_words(*texts) if len(texts) == 2 else ""
+        return agreed if len(agreed) > len(self._went_on_from) else self._went_on_from
 
     async def _transcript_until(self, end_sample: int, audio: FloatAudio) -> str:
         """The utterance's transcript up to ``end_sample`` (its last voiced sample): a
@@ -146,6 +177,17 @@ class ListenStage:
             job.used = True
             return text
         return await self._transcribe(audio)
+
+    async def _sounds_done(self, audio: FloatAudio) -> float | None:
+        """The end-of-turn model's probability that the voice has finished (None: no
+        model, or it failed: the pause and the words decide alone)."""
+        if self._turn is None:
+            return None
+        try:
+            return await self._turn_thread.call(self._turn.probability, audio)
+        except Exception as e:
+            log.warning("the end-of-turn model failed: %s", first_line(e))
+            return None
 
     def _finished_partial(self) -> Frame | None:
         """The newest finished background transcript, as a partial, if not shown yet."""
@@ -163,6 +205,17 @@ class ListenStage:
         if not text or job.turn_id != self._turn_id or self._early:
             return None
         return UserText(turn_id=self._turn_id, text=text, final=False)
+
+    def _heard(self, frames: list[Frame]) -> list[Frame]:
+        """``frames``, each transcript (or failure to make one) preceded by a ``Heard``."""
+        out: list[Frame] = []
+        for f in frames:
+            if isinstance(f, UserText):
+                out.append(Heard(turn_id=f.turn_id, text=f.text, final=f.final))
+            elif isinstance(f, TurnFailed):
+                out.append(Heard(turn_id=f.turn_id, text="", final=True))
+            out.append(f)
+        return out
 
     def _turn_started(
         self, end_sample: int, arrived_s: float, *, tentative: bool = False
@@ -203,7 +256,8 @@ class ListenStage:
         assert isinstance(frame, AudioChunk)
         partial = self._finished_partial()
         if partial is not None:
-            yield partial
+            for out in self._heard([partial]):
+                yield out
         audio = np.concatenate([self._pending, self._to_engine_rate(frame)])
         self._consumed += len(audio) - len(self._pending)
         win = self._vad.window_samples
@@ -221,30 +275,33 @@ class ListenStage:
                 self._early, self._hold_ms = False, None
                 self._pause_text = None
                 self._partial_at = 0
+                self._texts = []
+                self._went_on_from = ""
                 yield SpeechStarted(
                     turn_id=self._turn_id,
                     audio_start_s=event.start_sample / self._vad.sample_rate_hz,
                 )
             elif isinstance(event, Paused):
                 try:
-                    text = await self._transcript_until(event.end_sample, event.audio)
+                    text, done = await asyncio.gather(
+                        self._transcript_until(event.end_sample, event.audio),
+                        self._sounds_done(event.audio),
+                    )
                 except Exception as e:  # tried again at the end of the turn
                     log.warning("speech-to-text failed at a pause: %s", first_line(e))
                     continue
                 self._pause_text = text
-                config = self._endpointer.config
-                if looks_complete(text):
-                    question = text.rstrip().endswith("?")
-                    self._hold_ms = config.question_confirm_ms if question else config.confirm_ms
-                elif text and config.speculate and not _trails_off(text):
-                    # answered now, heard only if the silence goes on to the end of turn
-                    self._hold_ms = config.end_silence_ms
+                self._hold_ms, end_ms = when_to_answer(text, done, self._endpointer.config)
+                self._endpointer.end_after(end_ms)
                 if self._hold_ms is not None:
                     self._early = True
-                    for out in self._start_turn(text, event.end_sample, frame.at_s, tentative=True):
+                    started = self._start_turn(text, event.end_sample, frame.at_s, tentative=True)
+                    for out in self._heard(started):
                         yield out
                 elif text:
-                    yield UserText(turn_id=self._turn_id, text=text, final=False)
+                    partial = UserText(turn_id=self._turn_id, text=text, final=False)
+                    for out in self._heard([partial]):
+                        yield out
             elif (
                 event is None
                 and self._hold_ms is not None
@@ -253,6 +310,8 @@ class ListenStage:
                 yield TurnConfirmed(turn_id=self._turn_id)
                 self._hold_ms = None
             elif isinstance(event, Resumed):
+                if self._early and any(c.isalnum() for c in self._pause_text or ""):
+                    self._went_on_from = self._pause_text or ""
                 self._pause_text = None
                 if self._early:
                     yield TurnRetracted(turn_id=self._turn_id)
@@ -271,13 +330,15 @@ class ListenStage:
                 except Exception as e:  # this utterance is lost; listening goes on
                     log.warning("speech-to-text failed", exc_info=e)
                     yield self._turn_started(event.end_sample, frame.at_s)
-                    yield TurnFailed(
+                    failed = TurnFailed(
                         turn_id=self._turn_id,
                         message=f"speech-to-text failed: {first_line(e)}",
                         stage="stt",
                     )
+                    for out in self._heard([failed]):
+                        yield out
                     continue
-                for out in self._start_turn(final, event.end_sample, frame.at_s):
+                for out in self._heard(self._start_turn(final, event.end_sample, frame.at_s)):
                     yield out
         self._listened = self._consumed - len(self._pending)
         self._maybe_transcribe()
@@ -308,18 +369,25 @@ class ListenStage:
             self._partial_at = ep.utterance_samples
             self._partial = self._start(self._partial_thread, eager=False)
 
+    async def _kept(self, work: Awaitable[str], end: int) -> str:
+        """``work``'s transcript (of the utterance up to ``end``), also kept in
+        :attr:`_texts` while its utterance lasts."""
+        texts = self._texts
+        text = (await work).strip()
+        if text:
+            texts.append((end, text))
+            texts.sort()
+        return text
+
     def _start(self, thread: EngineThread, *, eager: bool) -> _Transcript:
-        """Transcribe the utterance so far on ``thread``, in the background."""
+        """Transcribe the utterance so far on ``thread``, in the background, from the words
+        the last two transcripts of it agree on (only the rest is left to decode)."""
         audio = self._endpointer.utterance()
+        work = thread.call(self._stt.transcribe, audio, self._prefix())
+        end = self._endpointer.position
         return _Transcript(
-            task=self._background.spawn(thread.call(self._stt.transcribe, audio), self._turn_id),
+            task=self._background.spawn(self._kept(work, end), self._turn_id),
             turn_id=self._turn_id,
-            end=self._endpointer.position,
+            end=end,
             eager=eager,
         )
-
-
-def _trails_off(text: str) -> bool:
-    """Whisper marks words cut off or trailing away ("And now...", "for a gl-"): the person
-    is clearly not done, so no answer is prepared."""
-    return text.rstrip().endswith(("...", "…", "-"))

@@ -54,13 +54,16 @@ class FakeSTT:
     """Seconds each call takes, in call order (then ``delay_s``)."""
     errors: int = 0
     """The first ``errors`` transcriptions raise RuntimeError (a broken engine)."""
+    prefixes: list[str] = field(default_factory=list)
+    """The ``prefix`` each transcription was given, in call order."""
 
     by_length: list[tuple[float, str]] = field(default_factory=list)
     """When given, (seconds, text) pairs: audio up to that long says that text (the first
     pair that fits), instead of the scripted order."""
 
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+    def transcribe(self, audio: npt.NDArray[np.float32], prefix: str = "") -> str:
         self.started += 1
+        self.prefixes.append(prefix)
         if self.gate is not None:
             self.gate.wait(10)
         if self.started <= self.errors:
