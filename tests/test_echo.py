@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from voicegrok.adapters.echo import EchoCanceller
 from voicegrok.audio import load_audio
@@ -144,3 +145,107 @@ def test_a_frame_waits_for_its_far_end_only_while_the_speaker_plays() -> None:
         elapsed = time.perf_counter() - t
         aec.close()
         assert (elapsed > 0.1) is waits, (queued, waits, elapsed)
+
+
+@pytest.mark.parametrize("speaker_clock", [1.005, 0.995], ids=["slow", "fast"])
+def test_the_echo_stays_removed_when_the_speaker_clock_drifts(speaker_clock: float) -> None:
+    """Speaker and microphone run on clocks of their own: here the speaker plays 0.5% slower
+    (or faster) than its nominal rate, so the echo's delay drifts by 5 ms a second, as on
+    the virtual devices (seen drifting 70 to 100 ms in 6 s there, and AEC3 lost the echo
+    for seconds when the far end was then set back in one step). The far end follows the
+    speaker's own sample clock, so the echo stays removed; and from the first word, none
+    of it is let through before AEC3 has converged."""
+    import soxr
+
+    aec = EchoCanceller(RATE, RATE, delay_ms=50)
+    far = speech(20.0)
+    start, block = time.perf_counter(), 320
+    rendered = [
+        (start + (k + block) / RATE * speaker_clock, pcm(far[k : k + block]))
+        for k in range(0, len(far), block)
+    ]
+    played = soxr.resample(far, RATE, RATE * speaker_clock)  # on the microphone's clock
+    echo = np.concatenate([np.zeros(int(0.08 * RATE), np.float32), played])[: len(played)]
+    mic = (0.25 * echo).astype(np.float32)
+    out = []
+    for i in range(0, len(mic), block):
+        now = start + (i + block) / RATE
+        while rendered and rendered[0][0] <= now + 0.1:  # rendered ahead of its echo
+            aec._far.append(rendered.pop(0))
+        aec.captured(now)
+        out.append(aec.process(mic[i : i + block]))
+    aec.close()
+    cleaned = np.concatenate(out)
+    left = [rms(cleaned[i : i + RATE]) / rms(mic[i : i + RATE]) for i in range(0, 19 * RATE, RATE)]
+    assert max(left) < 10 ** (-30 / 20), np.round(20 * np.log10(np.maximum(left, 1e-9)))
+    aec_erle = aec.erle_db
+    assert aec.converged and aec_erle is not None and aec_erle > 30
+    figures = aec.take_erle()  # a turn's figures: since the last ones taken
+    assert figures["echo_erle_db"] == aec_erle and figures["echo_erle_p10_db"] is not None
+    assert aec.take_erle() == {
+        "echo_erle_db": None,
+        "echo_erle_p10_db": None,
+        "echo_leaks_muted_ms": None,
+    }
+
+
+def through(aec: EchoCanceller, far: np.ndarray, mic: np.ndarray) -> np.ndarray:
+    """The speaker renders ``far`` (100 ms ahead of its echo) while ``mic`` is captured,
+    both on one clock; the cleaned microphone."""
+    start, block = time.perf_counter(), 320
+    rendered = [
+        (start + (k + block) / RATE, pcm(far[k : k + block])) for k in range(0, len(far), block)
+    ]
+    out = []
+    for i in range(0, len(mic), block):
+        now = start + (i + block) / RATE
+        while rendered and rendered[0][0] <= now + 0.1:
+            aec._far.append(rendered.pop(0))
+        aec.captured(now)
+        out.append(aec.process(mic[i : i + block]))
+    aec.close()
+    return np.concatenate(out)
+
+
+def delayed(audio: np.ndarray, delay_s: float, gain: float) -> np.ndarray:
+    return gain * np.concatenate([np.zeros(int(delay_s * RATE), np.float32), audio])[: len(audio)]
+
+
+def worst_leak_db(cleaned: np.ndarray, mic: np.ndarray, from_s: float, to_s: float) -> float:
+    """The loudest quarter second of echo left, against the microphone's (dB)."""
+    q = RATE // 4
+    return max(
+        20 * np.log10(max(rms(cleaned[i : i + q]), 1e-9) / rms(mic[i : i + q]))
+        for i in range(int(from_s * RATE), int(to_s * RATE), q)
+    )
+
+
+def test_echo_let_through_when_the_echo_path_changes_is_muted() -> None:
+    """Converged, then the echo's delay jumps by 30 ms (the speaker moved, a device's
+    buffer grew): AEC3 alone let the echo through at -21 dB for a second; the microphone
+    is no louder than the speaker's echo could be, so it is muted."""
+    far = speech(14.0)
+    echo = delayed(far, 0.08, 0.5)
+    echo[6 * RATE :] = delayed(far, 0.11, 0.5)[6 * RATE :]
+    aec = EchoCanceller(RATE, RATE, delay_ms=50)
+    cleaned = through(aec, far, echo.astype(np.float32))
+    assert worst_leak_db(cleaned, echo, 2, 14) < -30
+    assert (aec.take_erle()["echo_leaks_muted_ms"] or 0) > 0  # and said so
+
+
+def test_a_person_talking_over_the_answer_is_heard_and_the_next_answer_is_not() -> None:
+    """The person talks over the answer 6 dB above its echo (a laptop at -6 dB): the
+    voice comes through; the speaker falls silent, then plays the next answer, whose echo
+    is not let through (seen on the rig: AEC3, thrown by the double talk, let the next
+    answer's echo through, and it was answered)."""
+    far = speech(14.0)
+    far[6 * RATE : 8 * RATE] = 0.0
+    echo = delayed(far, 0.08, 0.5)
+    voice = np.zeros_like(far)
+    said = speech(2.0, "turn4.wav")
+    voice[4 * RATE : 6 * RATE] = said * 2 * rms(echo[4 * RATE : 6 * RATE]) / rms(said)
+    mic = (echo + voice).astype(np.float32)
+    cleaned = through(EchoCanceller(RATE, RATE, delay_ms=50), far, mic)
+    talk = slice(4 * RATE, 6 * RATE)
+    assert rms(cleaned[talk]) > 0.7 * rms(voice[talk])
+    assert worst_leak_db(cleaned, mic, 8, 14) < -40

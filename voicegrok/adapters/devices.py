@@ -37,6 +37,13 @@ class Devices:
     """One line for each device that could not be opened (only when not ``required``)."""
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
+    def echo_figures(self) -> dict[str, object]:
+        """The echo canceller's figures since the last call, for a turn's metrics (see
+        :meth:`EchoCanceller.take_erle`; None: no echo to remove); nothing without one."""
+        if self.canceller is None:
+            return {}
+        return dict(self.canceller.take_erle())
+
     def close(self) -> None:
         """Close what was opened, the last first; never raises."""
         while self._closers:

@@ -45,8 +45,25 @@ was starved: the device played silence we never rendered)."""
 _IDLE_S = 0.3
 """The speaker is idle once it has rendered no sound for this long and has nothing queued:
 a microphone frame then need not wait for its far end, which will be silence."""
+_CONVERGED_DB = 20.0
+"""Echo return loss enhancement (microphone in over out, while the speaker plays) at which
+AEC3 counts as converged."""
+_CONVERGED_FRAMES = 25
+"""Frames with the speaker playing over which convergence is judged (a quarter second)."""
+_ERLE_CAP_DB = 60.0
+"""A frame's ERLE counts as at most this (AEC3 and the noise suppressor may leave digital
+silence)."""
 _CLOCK_WINDOW_S = 2.0
 """The microphone's sample clock is the earliest anchor of the blocks of this long."""
+_REACH_FRAMES = 20
+"""Far-end frames (200 ms) whose echo may be in a microphone frame: the delay AEC3 is
+told, the echo path's own (with the far end's smoothing, which spreads it further)."""
+_TALK_DB = 3.0
+"""A microphone frame this much louder than the loudest echo it could hold has the person
+in it (double talk)."""
+_TALK_HOLD_FRAMES = 30
+"""Frames (300 ms) the microphone stays open after the person was last heard over the
+speaker: the quieter sounds between a word's loud ones."""
 
 
 class _SampleClock:
@@ -70,6 +87,11 @@ class _SampleClock:
         while self._anchors[0][0] < at_s - _CLOCK_WINDOW_S:
             self._anchors.popleft()
         return self._anchors[0][1]
+
+
+def _power(frame: npt.NDArray[np.int16]) -> float:
+    """Mean power of a 16-bit frame."""
+    return float(np.mean(frame.astype(np.float32) ** 2))
 
 
 class EchoCanceller:
@@ -105,9 +127,13 @@ class EchoCanceller:
     passed as it is.
 
     Cold, AEC3 still lets some echo through, enough to interrupt the first answer of a
-    session. So until it has heard ``warm_up_ms`` of far-end sound, microphone frames near
-    far-end sound are muted (half duplex); from then on the person can talk over the
-    assistant at once.
+    session, or to be transcribed (whisper makes words of echo 10 dB down). So microphone
+    frames near far-end sound are muted (half duplex) until AEC3 has converged: it has
+    heard at least ``warm_up_ms`` of far-end sound and removes :data:`_CONVERGED_DB` of
+    the echo over the last quarter second the speaker played (or the speaker is not heard
+    at all). A fixed second of warm-up was not enough on the virtual devices: the echo
+    still came through at 6-15 dB for a second or two after it, and was answered. From
+    then on the person can talk over the assistant at once.
     """
 
     def __init__(
@@ -139,8 +165,10 @@ class EchoCanceller:
         self._far_lock = threading.Lock()
         self._far_rate = speaker_rate_hz
         self._far_resampler = StreamResampler(RATE, np.int16, quality="QQ")
+        self._far_clock = _SampleClock()
         self._far_t0: float | None = None
-        """When the far end's first sample was rendered (perf_counter)."""
+        """When the far end's first sample was rendered (perf_counter), by the speaker's
+        sample clock: it follows a speaker slower or faster than its nominal rate."""
         self._far_last = 0.0
         """When the latest far-end block was rendered (perf_counter)."""
         self._far_sound_s = -_IDLE_S
@@ -165,7 +193,15 @@ class EchoCanceller:
         self._near_pending = np.zeros(0, dtype=np.int16)
         self._silence = np.zeros(FRAME, dtype=np.int16)
         self._cold_frames = warm_up_ms // 10
-        """Far-end frames with sound still to be heard before AEC3 is trusted alone."""
+        """Far-end frames with sound still to be heard before AEC3 may be trusted alone."""
+        self.converged = False
+        """AEC3 removes the echo (or there is none): the microphone is no longer muted while
+        the speaker plays."""
+        self._recent: deque[tuple[float, float]] = deque(maxlen=_CONVERGED_FRAMES)
+        """(microphone in, out) power of the latest frames with the speaker playing."""
+        self._erle_frames: list[float] = []
+        """ERLE (dB) of each frame with the speaker playing since :meth:`take_erle` (AEC3
+        converged)."""
         self._guard = 0
         """Microphone frames still to mute (cold only: echo of far-end sound may follow)."""
         self._guard_frames = (lead_ms + 200) // 10
@@ -173,6 +209,18 @@ class EchoCanceller:
         self._near_pow = 0.0
         self._coupling_db: deque[float] = deque(maxlen=300)
         """Microphone-to-speaker power ratio (dB) of recent frames where the speaker plays."""
+        self._coupling = 1.0
+        """How loud the speaker is in the microphone (power ratio, the median of
+        ``_coupling_db``; 0 dB until measured)."""
+        self._far_reach: deque[float] = deque(maxlen=_REACH_FRAMES)
+        """Far-end power (smoothed, as for the coupling) of the frames whose echo may be in
+        the next microphone frame."""
+        self._near_fast = 0.0
+        """Microphone power, smoothed over a few frames (a word's onset shows in 20 ms)."""
+        self._talk_hold = 0
+        """Frames the microphone stays open: the person was heard over the speaker."""
+        self._leaks_muted = 0
+        """Frames since :meth:`take_erle` where AEC3 let echo through and it was muted."""
         self.no_echo = False
         """The speaker is not heard in the microphone (a headset): AEC3 is bypassed."""
         self._thread = EngineThread("aec")
@@ -211,21 +259,20 @@ class EchoCanceller:
         if not blocks:
             return
         self._far_last = blocks[-1][0]
-        if self._far_t0 is None:
-            first_t, first = blocks[0]
-            self._far_t0 = first_t - len(first) / 2 / self._far_rate
         parts = []
         for at_s, block in blocks:
             n = len(block) // 2
             if np.abs(np.frombuffer(block, dtype=np.int16)).max(initial=0) > _SOUND:
                 self._far_sound_s = at_s
-            late = at_s - (self._far_t0 + (self._far_rendered + n) / self._far_rate)
-            if late > _GAP_S:  # the device played silence while we were not called
-                gap = round(late * self._far_rate)
-                parts.append(bytes(2 * gap))
-                self._far_rendered += gap
+            if self._far_t0 is not None:
+                late = at_s - (self._far_t0 + (self._far_rendered + n) / self._far_rate)
+                if late > _GAP_S:  # the device played silence while we were not called
+                    gap = round(late * self._far_rate)
+                    parts.append(bytes(2 * gap))
+                    self._far_rendered += gap
             parts.append(block)
             self._far_rendered += n
+            self._far_t0 = self._far_clock.update(at_s, self._far_rendered / self._far_rate)
         pcm = self._far_resampler(np.frombuffer(b"".join(parts), dtype=np.int16), self._far_rate)
         self._far_buf = np.concatenate([self._far_buf, pcm])
 
@@ -296,37 +343,111 @@ class EchoCanceller:
         for k in range(n):
             self._wait_for_far(self._near_count)
             far = self._far_frame(self._near_count)
-            if self._cold_frames > 0 and np.abs(far).max() > _SOUND:
+            if not self.converged and np.abs(far).max() > _SOUND:
                 self._cold_frames -= 1
                 self._guard = self._guard_frames
             self._apm.process_reverse_stream(self._rtc.AudioFrame(far.tobytes(), RATE, 1, FRAME))
             near_frame = audio[k * FRAME : (k + 1) * FRAME]
             frame = self._rtc.AudioFrame(near_frame.tobytes(), RATE, 1, FRAME)
             self._apm.process_stream(frame)
-            self._measure_coupling(far, near_frame)
+            cleaned = np.frombuffer(bytes(frame.data), dtype=np.int16)
+            far_pow, near_pow, out_pow = _power(far), _power(near_frame), _power(cleaned)
+            self._measure_coupling(far_pow, near_pow)
+            self._far_reach.append(self._far_pow)
+            self._near_fast += 0.3 * (near_pow - self._near_fast)
+            self._measure_erle(far_pow, near_pow, out_pow)
             if self._guard > 0:
                 self._guard -= 1
                 out.append(self._silence)
             elif self.no_echo:
                 out.append(near_frame)
+            elif self._echo_only():
+                if self._far_pow > _ACTIVE_POW and (
+                    out_pow * 10 ** (_CONVERGED_DB / 10) > near_pow > _ACTIVE_POW / 100
+                ):
+                    self._leaks_muted += 1  # AEC3 let an audible part of the echo through
+                out.append(self._silence)
             else:
-                out.append(np.frombuffer(bytes(frame.data), dtype=np.int16))
+                out.append(cleaned)
             self._near_count += FRAME
         if not out:
             return np.zeros(0, dtype=np.float32)
         return int16_to_float(np.concatenate(out))
 
-    def _measure_coupling(self, far: npt.NDArray[np.int16], near: npt.NDArray[np.int16]) -> None:
+    def _echo_only(self) -> bool:
+        """Whether the microphone frame holds nothing but the speaker's echo: it is no
+        louder than that echo could be (the loudest far-end power within the echo path's
+        reach, times the coupling measured; both smoothed, as speech's power jumps from
+        frame to frame), and the person was not heard over the speaker in the last
+        :data:`_TALK_HOLD_FRAMES`. Such a frame is muted whatever AEC3 made of it:
+        AEC3 lets echo through for a moment when the echo path changes, or after the
+        person talked over the answer (seen at -6 dB: the echo of the answer to that
+        interruption came through as "two, three, three" and was answered). A person
+        talking over the speaker is louder than its echo and passes (through AEC3); one no
+        louder than the echo (a speaker as loud at the microphone as the person) is not
+        heard until the speaker stops."""
+        expected = self._coupling * max(self._far_reach, default=0.0)
+        if self._near_fast > expected * 10 ** (_TALK_DB / 10):
+            self._talk_hold = _TALK_HOLD_FRAMES
+            return False
+        if self._talk_hold > 0:
+            self._talk_hold -= 1
+            return False
+        return True
+
+    def _measure_erle(self, far_pow: float, near_pow: float, out_pow: float) -> None:
+        """Follow how much of the echo AEC3 removes while the speaker plays (frame powers,
+        microphone in and out), and decide when it has converged."""
+        if far_pow < _ACTIVE_POW:
+            return
+        if self.converged:
+            if not self.no_echo and near_pow > _ACTIVE_POW / 100:  # (the echo has come)
+                erle = 10 * float(np.log10((near_pow + 1.0) / (out_pow + 1.0)))
+                self._erle_frames.append(min(_ERLE_CAP_DB, erle))
+            return
+        self._recent.append((near_pow, out_pow))
+        if self._cold_frames <= 0 and len(self._recent) == _CONVERGED_FRAMES:
+            near_sum = sum(p for p, _ in self._recent)
+            out_sum = sum(p for _, p in self._recent)
+            self.converged = self.no_echo or near_sum >= out_sum * 10 ** (_CONVERGED_DB / 10)
+
+    @property
+    def erle_db(self) -> float | None:
+        """Echo return loss enhancement since :meth:`take_erle`: how much quieter the
+        speaker's sound is in the cleaned microphone than in the raw one, the median of
+        the frames where the speaker plays (frames where someone talks over it are few, and
+        do not move it). None: no echo removed since (not converged, or none to remove)."""
+        return self.take_erle(keep=True)["echo_erle_db"]
+
+    def take_erle(self, *, keep: bool = False) -> dict[str, float | None]:
+        """ERLE over the frames since the last call (a turn's, in its metrics): the median
+        (``echo_erle_db``) and the worst tenth (``echo_erle_p10_db``: echo let through), and
+        how long the echo AEC3 let through was muted (``echo_leaks_muted_ms``)."""
+        frames, leaks = self._erle_frames, self._leaks_muted
+        if not keep:
+            self._erle_frames, self._leaks_muted = [], 0
+        median, p10 = (
+            (round(float(v), 1) for v in np.percentile(frames, [50, 10]))
+            if frames
+            else (None, None)
+        )
+        return {
+            "echo_erle_db": median,
+            "echo_erle_p10_db": p10,
+            "echo_leaks_muted_ms": float(10 * leaks) if frames or leaks else None,
+        }
+
+    def _measure_coupling(self, far_pow: float, near_pow: float) -> None:
         """Follow how loud the speaker's sound is in the microphone (echo return loss),
-        over the frames where the speaker plays."""
-        far_f, near_f = far.astype(np.float32), near.astype(np.float32)
-        self._far_pow += 0.1 * (float(np.mean(far_f**2)) - self._far_pow)
-        self._near_pow += 0.1 * (float(np.mean(near_f**2)) - self._near_pow)
+        over the frames where the speaker plays (frame powers)."""
+        self._far_pow += 0.1 * (far_pow - self._far_pow)
+        self._near_pow += 0.1 * (near_pow - self._near_pow)
         if self._far_pow > _ACTIVE_POW:
             self._coupling_db.append(10 * np.log10((self._near_pow + 1) / self._far_pow))
             if len(self._coupling_db) >= 100:  # 1 s of the speaker playing
-                floor = float(np.percentile(self._coupling_db, 20))
-                self.no_echo = floor < _NO_ECHO_DB
+                floor, median = np.percentile(self._coupling_db, [20, 50])
+                self.no_echo = float(floor) < _NO_ECHO_DB
+                self._coupling = 10 ** (float(median) / 10)
 
     async def cancel(self, chunks: AsyncIterator[FloatAudio]) -> AsyncIterator[FloatAudio]:
         """The microphone stream with the speaker's echo removed (16 kHz)."""

@@ -83,6 +83,12 @@ class SwappableOutput:
     def clear(self) -> None:
         self._out.clear()
 
+    def pause(self) -> None:
+        self._out.pause()
+
+    def resume(self) -> None:
+        self._out.resume()
+
 
 class DeviceKeeper:
     """The microphone and speaker of a live conversation, kept open (see the module).
@@ -178,8 +184,7 @@ class DeviceKeeper:
         self.speaker.attach(None)
         devices.close()
         self.notify(
-            f"{what} lost (unplugged, or it stopped delivering sound): waiting for it to "
-            "come back"
+            f"{what} lost (unplugged, or it stopped delivering sound): waiting for it to come back"
         )
 
     async def _reopen(self) -> None:
@@ -211,6 +216,10 @@ class DeviceKeeper:
                 return True
             await asyncio.sleep(0.05)
         return False
+
+    def echo_figures(self) -> dict[str, object]:
+        """The echo canceller's figures for a turn's metrics (see :meth:`Devices.echo_figures`)."""
+        return self.devices.echo_figures() if self.devices is not None else {}
 
     def close(self) -> None:
         for task in self._tasks:

@@ -89,8 +89,9 @@ class Speaker:
     """Plays mono 16-bit PCM on an output device.
 
     ``play`` appends to a buffer that the device's callback drains, so consecutive chunks
-    play without gaps; ``clear`` drops what is not yet played (barge-in). Audio at a rate
-    the device refuses is resampled on the way in.
+    play without gaps; ``clear`` drops what is not yet played (barge-in); ``pause`` plays
+    silence, keeping it, until ``resume``. Audio at a rate the device refuses is resampled
+    on the way in.
     """
 
     def __init__(
@@ -105,6 +106,7 @@ class Speaker:
         self.on_render = on_render
         self._lock = threading.Lock()
         self._buf = bytearray()
+        self._paused = False
         self.played_bytes = 0
         """Bytes handed to the device so far."""
         self.queued_bytes = 0
@@ -139,8 +141,8 @@ class Speaker:
         self.last_block_s = time.perf_counter()
         n = len(outdata)
         with self._lock:
-            chunk = bytes(self._buf[:n])
-            del self._buf[:n]
+            chunk = b"" if self._paused else bytes(self._buf[:n])
+            del self._buf[: len(chunk)]
         outdata[: len(chunk)] = chunk
         if len(chunk) < n:
             outdata[len(chunk) :] = b"\x00" * (n - len(chunk))
@@ -161,10 +163,20 @@ class Speaker:
             return len(self._buf) / 2 / self.sample_rate_hz
 
     def clear(self) -> None:
-        """Stop at once: drop whatever has not been played yet."""
+        """Stop at once: drop whatever has not been played yet (a pause ends with it)."""
         with self._lock:
             self.queued_bytes -= len(self._buf)
             self._buf.clear()
+            self._paused = False
+
+    def pause(self) -> None:
+        """Play silence from the next block on, keeping what is queued."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
 
     async def drain(self) -> None:
         """Wait until everything queued has been played."""

@@ -46,10 +46,11 @@ class VirtualSpeaker:
         self._played = 0
         self._keep = keep
         self.recording = bytearray()
+        self._paused = False
 
     def _advance(self) -> None:
         now = time.perf_counter()
-        if not self._queued:
+        if not self._queued or self._paused:
             return
         due = self._base + 2 * int((now - self._started_s) * self.sample_rate_hz)
         n = min(len(self._queued), max(0, due - self._played))
@@ -86,6 +87,18 @@ class VirtualSpeaker:
             self._advance()
             self.queued_bytes -= len(self._queued)
             self._queued.clear()
+            self._paused = False  # the next audio starts a new run of playback
+
+    def pause(self) -> None:
+        with self._lock:
+            self._advance()
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._paused:
+                self._paused = False
+                self._started_s, self._base = time.perf_counter(), self._played
 
     async def drain(self) -> None:
         while self.buffered_s > 0:  # noqa: ASYNC110 (a clock, not an event)

@@ -44,6 +44,8 @@ SPEAKER_RATE_HZ = 22050
 """Sample rate of the null sink (the speaker) and of its recordings."""
 CHUNK_S = 0.02
 """What the microphone is fed at a time, in seconds."""
+_VOICED = 328
+"""Peak (16-bit) above which a block of what ``speak`` says has voice in it (-40 dBFS)."""
 _PAREC = ("parec", "--channels=1", "--format=s16le", "--raw", "--latency-msec=20")
 
 
@@ -82,21 +84,32 @@ class Loopback(threading.Thread):
     """Writes the speaker's sound into the microphone, 20 ms at a time as it is played,
     plus whatever the person says meanwhile (one writer: a FIFO does not mix)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], fifo: Path, mix: queue.Queue[bytes]):
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        fifo: Path,
+        mix: queue.Queue[bytes],
+        gain: float = 1.0,
+    ) -> None:
         super().__init__(daemon=True)
-        self.proc, self.fifo, self.mix = proc, fifo, mix
+        self.proc, self.fifo, self.mix, self.gain = proc, fifo, mix, gain
+        self.voiced_at: list[float] = []
+        """When (``perf_counter``) each block with voiced samples of what ``speak`` said
+        went into the microphone."""
 
     def run(self) -> None:
         assert self.proc.stdout is not None
         with self.fifo.open("wb", buffering=0) as f:
             while block := self.proc.stdout.read(640):
-                echo = np.frombuffer(block, dtype="<i2").astype(np.int32)
+                echo = (np.frombuffer(block, dtype="<i2") * self.gain).astype(np.int32)
                 try:
                     voice = np.frombuffer(self.mix.get_nowait(), dtype="<i2")
                     echo[: len(voice)] += voice[: len(echo)]
                 except queue.Empty:
-                    pass
+                    voice = None
                 f.write(np.clip(echo, -32768, 32767).astype("<i2").tobytes())
+                if voice is not None and np.abs(voice).max(initial=0) > _VOICED:
+                    self.voiced_at.append(time.perf_counter())
 
     def terminate(self) -> None:
         self.proc.terminate()
@@ -292,14 +305,15 @@ class VirtualAudio:
         mic.start()
         return mic
 
-    def loopback(self) -> Loopback:
-        """Feed what the speaker plays back into the microphone, at the same level, in real
-        time, mixed with what ``speak`` says: a loudspeaker next to the microphone."""
+    def loopback(self, gain: float = 1.0) -> Loopback:
+        """Feed what the speaker plays back into the microphone, at ``gain`` times its level
+        (0.25: -12 dB, as a laptop's speaker and microphone), in real time, mixed with what
+        ``speak`` says: a loudspeaker next to the microphone."""
         cmd = [*_PAREC, "--device=vg_speaker.monitor", f"--rate={MIC_RATE_HZ}"]
         proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE)
         self.procs.append(proc)
         self.mix = queue.Queue()
-        loop = Loopback(proc, self.fifo, self.mix)
+        loop = Loopback(proc, self.fifo, self.mix, gain)
         loop.start()
         return loop
 

@@ -217,7 +217,9 @@ class VoicegrokApp(App[None]):
             echo=audio.echo_cancel,
             server=getattr(self.backend, "url", None),  # voicegrok connect: models over there
         )
-        endpointing = EndpointConfig(end_silence_ms=self.config.end_silence_ms)
+        endpointing = EndpointConfig(
+            end_silence_ms=self.config.end_silence_ms, unsure_end_ms=self.config.unsure_end_ms
+        )
         try:
             async with self.backend.assistant(
                 engines, settings, self.conversation, endpointing
@@ -229,6 +231,7 @@ class VoicegrokApp(App[None]):
                     metrics_path=self.metrics_path,
                     on_metrics=self._device_metrics,
                     after_turn=engines.between_turns,
+                    figures=audio.keeper.echo_figures if audio.keeper else None,
                 )
                 self.session = session
                 self.state = "listening" if audio.chunks is not None else "typing"
@@ -321,7 +324,9 @@ class VoicegrokApp(App[None]):
             return
         device = row.get("first_audio_device_ms")
         if isinstance(device, (int, float)):
-            self._panel.show_device_latency(device)
+            # (a row written while the screen is being changed, a device rescan: not shown)
+            with contextlib.suppress(NoMatches):
+                self._panel.show_device_latency(device)
 
     def _device_notice(self, line: str) -> None:
         """A device was lost or is back: said in the conversation; while the microphone
@@ -397,14 +402,7 @@ class VoicegrokApp(App[None]):
         it (the conversation goes on; the answers are spoken again once a speaker is back)."""
         before = self.probe
         now = await asyncio.to_thread(self.backend.rescan, self.config)
-        found = [
-            what
-            for what, was, is_ in (
-                ("microphone", before.mic, now.mic),
-                ("speaker", before.speaker, now.speaker),
-            )
-            if was is None and is_ is not None
-        ]
+        found = now.found_since(before)
         session = self.session
         if not found or session is None or session.answering or self.probe is not before:
             return

@@ -39,6 +39,11 @@ class Probe:
     problems: list[str] = field(default_factory=list)
     """One line each, for the banner (e.g. "no microphone: ...")."""
 
+    def found_since(self, before: Probe) -> list[str]:
+        """The devices missing in ``before`` and here now ("microphone", "speaker")."""
+        pairs = (("microphone", before.mic, self.mic), ("speaker", before.speaker, self.speaker))
+        return [what for what, was, now in pairs if was is None and now is not None]
+
 
 @dataclass
 class Audio:
