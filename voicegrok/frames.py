@@ -18,6 +18,7 @@ __all__ = [
     "AudioChunk",
     "ControlFrame",
     "Frame",
+    "Heard",
     "Interrupt",
     "LLMDone",
     "LLMToken",
@@ -78,6 +79,16 @@ class SpeechStarted(ControlFrame):
 
     audio_start_s: float
     """Position of the first voiced sample in the microphone stream (seconds)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heard(ControlFrame):
+    """What the listener made out of the speech of ``turn_id`` so far (``final``: all of
+    it; "": no words). On the control lane, next to the ``UserText`` that waits behind a
+    busy LLM: whether speech over an answer was meant to stop it is decided at once."""
+
+    text: str
+    final: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -30,7 +30,9 @@ from .turns import (
     EndTurn,
     Forget,
     KeepHeard,
+    PausePlayback,
     Report,
+    ResumePlayback,
     Show,
     StopPlayback,
     TurnController,
@@ -86,6 +88,12 @@ class AudioOutput(Protocol):
 
     def clear(self) -> None: ...
 
+    def pause(self) -> None:
+        """Go silent at once, keeping what is queued (until ``resume``)."""
+        ...
+
+    def resume(self) -> None: ...
+
     @property
     def buffered_s(self) -> float: ...
 
@@ -103,8 +111,10 @@ class LiveSession:
 
     - hands every frame worth showing to ``view`` (a console printer, the terminal UI);
     - plays reply audio as it comes (gapless, the speaker buffers);
-    - barge-in: when the person starts speaking during an answer, playback stops at once,
-      the turn is cancelled and the history keeps only the clauses actually played;
+    - barge-in: when the person starts speaking during an answer, playback pauses at once;
+      once their words are known, an aside ("mm-hmm", a cough, its own voice heard back)
+      lets it play on, anything else cancels the turn, and the history keeps only the
+      clauses actually played;
     - takes commands: a typed question, interrupt, a new conversation, mute, push-to-talk;
     - writes one JSON line of metrics per turn (``metrics_path``), including the time from
       the end of speech to the first reply sample handed to the device.
@@ -118,7 +128,11 @@ class LiveSession:
         metrics_path: Path | None = None,
         on_metrics: Callable[[dict[str, object]], None] | None = None,
         after_turn: Callable[[], object] | None = None,
+        figures: Callable[[], dict[str, object]] | None = None,
     ) -> None:
+        """Speech over an answer pauses it, and its words decide whether it stops (see
+        :class:`~voicegrok.turns.TurnController`); unless the assistant is a server's,
+        which stops its answers itself (``stops_answers_itself``: ``connect``)."""
         self.assistant = assistant
         self.speaker = speaker
         self.view: View = view or (lambda _frame: None)
@@ -127,8 +141,11 @@ class LiveSession:
         self.after_turn = after_turn
         """Run on a thread of its own once a turn has been heard (and its metrics written):
         housekeeping, e.g. giving freed memory back to the system."""
+        self.figures = figures
+        """More figures for each metrics row, from the devices (the echo canceller's)."""
         self._chores: set[asyncio.Future[object]] = set()
-        self.turns = TurnController()
+        remote = bool(getattr(assistant, "stops_answers_itself", False))
+        self.turns = TurnController(confirm_interruptions=not remote)
         """Owns each turn's life; this loop carries out its decisions."""
         self.muted = False
         """The microphone is heard as silence (an utterance in progress ends normally)."""
@@ -293,6 +310,10 @@ class LiveSession:
                 self.view(d.frame)
             elif isinstance(d, StopPlayback):
                 self.speaker.clear()
+            elif isinstance(d, PausePlayback):
+                self.speaker.pause()
+            elif isinstance(d, ResumePlayback):
+                self.speaker.resume()
             elif isinstance(d, EndTurn):
                 await self.assistant.end_turn(d.turn_id, d.reason)
             elif isinstance(d, EditHistory):
@@ -308,6 +329,8 @@ class LiveSession:
         self.turns.queued(frame.turn_id, frame.clause_index, start, end, first_play_s=first_play_s)
 
     def _write_metrics(self, row: dict[str, object]) -> None:
+        if self.figures is not None:
+            row.update(self.figures())
         if self.on_metrics is not None:
             self.on_metrics(row)
         if self.metrics_path is not None:

@@ -69,6 +69,10 @@ class RemoteAssistant:
     """Use ``async with RemoteAssistant(url, token) as assistant:`` as you would an
     ``Assistant`` in listening mode: ``hear``, ``push_text``, ``frames``..."""
 
+    stops_answers_itself = True
+    """The server stops an answer as soon as speech comes over it (its client cannot
+    resume one the server has cancelled): see :class:`~voicegrok.live.LiveSession`."""
+
     def __init__(self, url: str, token: str | None = None) -> None:
         self.url = realtime_url(url)
         self.token = token

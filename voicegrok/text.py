@@ -10,7 +10,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["ClauseSplitter", "RepetitionGuard", "agreed_words", "looks_complete", "speakable"]
+import jellyfish
+
+__all__ = [
+    "ClauseSplitter",
+    "RepetitionGuard",
+    "agreed_words",
+    "goes_on",
+    "is_aside",
+    "looks_complete",
+    "speakable",
+    "trails_off",
+]
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
@@ -227,6 +238,69 @@ def looks_complete(transcript: str) -> bool:
         return False
     words = _WORD.findall(text.lower())
     return bool(words) and words[-1] not in _OPEN_ENDINGS
+
+
+def trails_off(transcript: str) -> bool:
+    """Whisper marks words cut off or trailing away ("And now...", "for a gl-")."""
+    return transcript.rstrip().endswith(("...", "…", "-"))
+
+
+def goes_on(transcript: str) -> bool:
+    """Whether the words say more is coming, whatever their punctuation: nothing yet, a
+    trailing "..." or cut-off "-", or a last word a sentence goes on from ("So.", "And
+    then the.", "Um")."""
+    text = transcript.strip()
+    if trails_off(text):
+        return True
+    words = _WORD.findall(text.lower())
+    return not words or words[-1] in _OPEN_ENDINGS
+
+
+_ASIDES = frozenset(
+    """mm mmm hmm hm mhm mmhmm uh huh um ah oh okay ok yeah yes yep right sure alright
+    cool nice wow great i see got it gotcha thanks thank you""".split()
+)
+
+
+_NUMBER = {
+    w: str(i)
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve".split()
+    )
+}
+"""Numbers as whisper may write them either way ("two", "2")."""
+
+
+def is_aside(heard: str, answer: str) -> bool:
+    """Whether words heard over an answer are not meant to stop it: nothing (a cough, a
+    noise), one word that asks for nothing (a sound made out as "t" or "street", its own
+    echo), a few words of listening ("mm-hmm", "okay", "yeah, right"), or only words of
+    the answer itself or words that sound like them (its own voice heard back from the
+    speaker). "Stop", "wait", "no" and the like, and a one-word question, are meant."""
+    words = [_NUMBER.get(w, w) for w in _WORD.findall(heard.lower())]
+    if not words:
+        return True
+    if len(words) == 1 and words[0] not in _MEANT and not heard.rstrip().endswith("?"):
+        return True  # (one word stops an answer only if it asks to, as voice agents do)
+    if len(words) <= 3 and all(w in _ASIDES for w in words):
+        return True
+    if len(words) > 6:
+        return False
+    said = {_NUMBER.get(w, w) for w in _WORD.findall(answer.lower())}
+    sounds = {_sound(w) for w in said}
+    return all(w in said or (w not in _MEANT and _sound(w) in sounds) for w in words)
+
+
+_MEANT = frozenset("stop wait no nope hold pause quiet enough hey cancel shh shush".split())
+"""Words that stop an answer, alone or when the answer has a word that sounds like them."""
+
+_SPOKEN = {digit: word for word, digit in _NUMBER.items()}
+
+
+def _sound(word: str) -> str:
+    """How a word sounds, roughly (its Metaphone key), so that the answer's own words heard
+    back match whatever whisper made of them: "4" heard as "for", "write" as "right"."""
+    return str(jellyfish.metaphone(_SPOKEN.get(word, word)))
 
 
 def agreed_words(older: str, newer: str) -> str:

@@ -37,7 +37,7 @@ _ASK_OPTIONS = (
     "system_prompt",
 )
 """The settings ``ask`` takes as options (``talk`` and ``ui`` take them all)."""
-_OPTIONS = (*_ASK_OPTIONS, "stt_model", "stt_threads")
+_OPTIONS = (*_ASK_OPTIONS, "stt_model", "stt_threads", "turn_model")
 
 
 def settings_flags(settings: Settings, names: Sequence[str] = _OPTIONS) -> list[str]:

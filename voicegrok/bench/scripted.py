@@ -37,19 +37,27 @@ class Listener(Protocol):
 
 
 class TimedSpeaker(VirtualSpeaker):
-    """A virtual speaker that notes when playback is first stopped after ``onset_s`` (also
-    when it had just run dry between two clauses: the answer is stopped all the same)."""
+    """A virtual speaker that notes when playback is first stopped (cleared, or paused
+    while the interruption is confirmed) after ``onset_s`` (also when it had just run dry
+    between two clauses: the answer is stopped all the same)."""
 
     onset_s: float | None = None
     """When the first sound of the words spoken over the answer is heard (perf_counter)."""
     stopped_s: float | None = None
     """When playback was first stopped after ``onset_s`` (perf_counter)."""
 
-    def clear(self) -> None:
+    def _stopping(self) -> None:
         now = time.perf_counter()
         if self.onset_s is not None and self.stopped_s is None and now >= self.onset_s:
             self.stopped_s = now
+
+    def clear(self) -> None:
+        self._stopping()
         super().clear()
+
+    def pause(self) -> None:
+        self._stopping()
+        super().pause()
 
 
 async def _silence_until(

@@ -7,6 +7,9 @@ import asyncio
 import dataclasses
 import json
 import signal
+import sys
+from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 
@@ -22,6 +25,17 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         run_ui_bench,
     )
 
+    if args.kind == "turns":  # no LLM in it
+        from ..bench.turns import run_turns_bench
+
+        report = await asyncio.to_thread(
+            run_turns_bench,
+            set_path=args.set,
+            turn_model=None if settings.turn_model == "none" else settings.turn_model,
+            stt_model=settings.stt_model,
+            progress=not args.quiet,
+        )
+        return _print(report, args.out)
     if settings.llm_model is None and not settings.llm_url:
         # the LLM auto picks, by path: the benches' commands run with a home folder of
         # their own, where a joined model and its measured speed are not
@@ -29,6 +43,17 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         picked = await asyncio.to_thread(choose_llm, None, settings.threads)
         settings = dataclasses.replace(settings, llm_model=str(picked.path))
+    if args.kind == "echo":  # it only waits for voicegrok talk, on virtual devices
+        from ..bench.echo import run_echo_bench
+
+        def say(line: str) -> None:
+            if not args.quiet:
+                print(f"… {line}", file=sys.stderr, flush=True)
+
+        report = await asyncio.to_thread(
+            run_echo_bench, settings, runs=args.runs, gains=tuple(args.gains), progress=say
+        )
+        return _print(report, args.out)
     if args.kind in ("ui", "soak"):
         # it only waits for other processes: run here, with Ctrl+C interrupting it at once
         # (the event loop's handler would wait for it to end), its cleanup then done
@@ -65,8 +90,12 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     else:
         bench = run_latency_bench if args.kind == "latency" else run_reply_bench
         report = await bench(settings, runs=args.runs, progress=not args.quiet)
+    return _print(report, args.out)
+
+
+def _print(report: dict[str, Any], out: Path | None) -> int:
     text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0

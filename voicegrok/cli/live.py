@@ -42,9 +42,12 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
     try:
         engines = load(settings, args, vad=True)
         end_silence_ms = args.end_silence_ms or config.end_silence_ms
+        unsure_end_ms = args.end_silence_ms or config.unsure_end_ms  # asked for: in doubt too
         timers = Timers()  # kept by every assistant of the session (one is made anew
         # when a device comes back)
-        endpointing = EndpointConfig(end_silence_ms=end_silence_ms, pause_ms=args.pause_ms)
+        endpointing = EndpointConfig(
+            end_silence_ms=end_silence_ms, unsure_end_ms=unsure_end_ms, pause_ms=args.pause_ms
+        )
         try:
             async with mcp_connected(config, engines):
                 return await live_console(
@@ -123,6 +126,7 @@ async def live_console(
                 metrics,
                 on_metrics,
                 after_turn=after_turn,
+                figures=keeper.echo_figures,
             )
             running = asyncio.create_task(session.run(keeper.chunks(), keeper.sample_rate_hz))
             stopping = asyncio.create_task(stop.wait())

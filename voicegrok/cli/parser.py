@@ -26,6 +26,7 @@ SETTINGS_OPTIONS = (
     "llm_api_key",
     "draft",
     "voice",
+    "turn_model",
     "threads",
     "stt_threads",
     "max_tokens",
@@ -56,8 +57,21 @@ def _minutes(text: str) -> float:
     return value
 
 
-def _models(p: argparse.ArgumentParser, *, stt: bool, llm: bool, voice: bool) -> None:
-    """The options of the engines a command loads: speech-to-text, the LLM, the voice."""
+def _gain(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a gain from 0 to 1 (0.25: -12 dB)")
+    return value
+
+
+def _models(
+    p: argparse.ArgumentParser, *, stt: bool, llm: bool, voice: bool, listens: bool = False
+) -> None:
+    """The options of the engines a command loads: speech-to-text, the LLM, the voice;
+    ``listens``: the end-of-turn model of a command that listens to a microphone."""
     g = p.add_argument_group("models and speed")
     if stt:
         g.add_argument(
@@ -88,6 +102,13 @@ def _models(p: argparse.ArgumentParser, *, stt: bool, llm: bool, voice: bool) ->
         )
     if voice:
         g.add_argument("--voice", metavar="PATH|NAME", help="Piper .onnx voice or catalog name")
+    if listens:
+        g.add_argument(
+            "--turn-model",
+            metavar="PATH|NAME|none",
+            help="end-of-turn model that hears whether the voice sounds finished (Smart Turn "
+            "v3, the default); none: the pause and the words decide alone",
+        )
     if llm:
         g.add_argument("--threads", type=_positive, metavar="N", help="CPU threads for the LLM")
     if stt:
@@ -110,8 +131,8 @@ def _models(p: argparse.ArgumentParser, *, stt: bool, llm: bool, voice: bool) ->
         g.add_argument("--system-prompt", metavar="TEXT", help="replace the built-in system prompt")
 
 
-def _all_models(p: argparse.ArgumentParser) -> None:
-    _models(p, stt=True, llm=True, voice=True)
+def _all_models(p: argparse.ArgumentParser, *, listens: bool = False) -> None:
+    _models(p, stt=True, llm=True, voice=True, listens=listens)
 
 
 def _metrics(p: argparse.ArgumentParser) -> None:
@@ -234,7 +255,7 @@ def _offline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ui", help="the terminal UI (also: voicegrok with no command)")
-    _all_models(p)
+    _all_models(p, listens=True)
     _devices(p)
     _history(p)
     _metrics(p)
@@ -246,8 +267,8 @@ def _live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--end-silence-ms",
         type=_positive,
         metavar="MS",
-        help="silence that ends your turn (default 480, or the saved end-of-turn setting; "
-        "raise it if you get cut off)",
+        help="silence that ends your turn (default 480, and 800 when the end-of-turn model "
+        "is in doubt; or the saved end-of-turn setting; raise it if you get cut off)",
     )
     p.add_argument(
         "--pause-ms",
@@ -256,7 +277,7 @@ def _live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="MS",
         help="pause after which a finished-sounding sentence is answered at once (default 160)",
     )
-    _all_models(p)
+    _all_models(p, listens=True)
     _devices(p)
     _history(p)
     _metrics(p)
@@ -305,7 +326,7 @@ def _remote(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="KB",
         help="largest message accepted (1024 KiB)",
     )
-    _all_models(p)
+    _all_models(p, listens=True)
     _messages(p)
     p.set_defaults(run=cmd_serve)
 
@@ -358,14 +379,41 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "kind",
         nargs="?",
-        choices=("latency", "reply", "server", "ui", "soak", "tools", "quality", "speculative"),
+        choices=(
+            "latency",
+            "reply",
+            "server",
+            "ui",
+            "soak",
+            "tools",
+            "quality",
+            "speculative",
+            "turns",
+            "echo",
+        ),
         default="latency",
         help="latency: the live loop at real-time pace (default); reply: whole recordings; "
         "server: concurrent websocket sessions; ui: the terminal UI against ask and talk; "
         "soak: a long scripted conversation with the UI (failures, memory, latency drift); "
         "tools: requests that need a tool and ones that must not call one, scored; "
         "quality: a hundred questions and the itinerary demo, graded; "
-        "speculative: the LLM's decoding speed with and without guessed tokens",
+        "speculative: the LLM's decoding speed with and without guessed tokens; "
+        "turns: false cut-offs against latency of each end-of-turn policy; "
+        "echo: open speakers (the speaker heard in the microphone), tried from outside",
+    )
+    p.add_argument(
+        "--gains",
+        type=_gain,
+        nargs="+",
+        default=[0.0, 0.25, 0.5],
+        metavar="G",
+        help="echo bench: speaker-to-microphone gains (default 0 0.25 0.5: none, -12, -6 dB)",
+    )
+    p.add_argument(
+        "--set",
+        type=Path,
+        metavar="FILE.toml",
+        help="turns bench: the turn-taking set (default: tests/data/turn_taking.toml)",
     )
     p.add_argument(
         "--minutes",
@@ -405,7 +453,7 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="runs of the demo turns (ui bench: of each prompt and question)",
     )
     p.add_argument("--out", type=Path, metavar="FILE.json", help="also write the JSON here")
-    _all_models(p)
+    _all_models(p, listens=True)
     _messages(p)
     p.set_defaults(run=cmd_bench)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from ..frames import (
     Frame,
+    Heard,
     Interrupt,
     LLMToken,
     SpeechStarted,
@@ -17,14 +19,17 @@ from ..frames import (
     TurnStarted,
     UserText,
 )
+from ..text import is_aside
 from .model import (
     Decision,
     EditHistory,
     EndTurn,
     Forget,
     KeepHeard,
+    PausePlayback,
     Phase,
     Report,
+    ResumePlayback,
     Show,
     StopPlayback,
     Turn,
@@ -40,6 +45,17 @@ _STOPPED = (TurnRetracted, Interrupt)
 """What in ``_early`` means the turn was stopped before its ``TurnStarted`` came."""
 
 
+@dataclass
+class _Paused:
+    """An answer paused by speech over it, until the speech's words are known."""
+
+    turn: Turn
+    speech: int
+    """The turn id of the speech (the listener gives a continued utterance a newer one)."""
+    started: TurnStarted | None = None
+    """The speech's ``TurnStarted``, held until its words decide."""
+
+
 # ---------------------------------------------------------------------------- controller
 
 
@@ -50,6 +66,10 @@ class TurnController:
     False (a server, whose client plays the audio) an answer counts as heard in full
     once made, until the client says otherwise (:meth:`truncate`).
     ``interrupt_on_speech``: the person speaking during an answer interrupts it.
+    ``confirm_interruptions``: ... only once their words are known (a local speaker): the
+    answer pauses at once; an aside (:func:`~voicegrok.text.is_aside`: a "mm-hmm", a
+    cough, its own words heard back) resumes it where it paused and is forgotten, anything
+    else interrupts it (a partial transcript with real words does, before the speech ends).
     """
 
     def __init__(
@@ -58,9 +78,15 @@ class TurnController:
         tracks_playback: bool = True,
         interrupt_on_speech: bool = True,
         barge_in_reason: str = "interrupted",
+        confirm_interruptions: bool = False,
     ) -> None:
         self.tracks_playback = tracks_playback
         self.interrupt_on_speech = interrupt_on_speech
+        self.confirm_interruptions = confirm_interruptions and tracks_playback
+        self._paused: _Paused | None = None
+        self._aside: tuple[int, Turn] | None = None
+        """The last speech taken for an aside, and the answer it let play on: if the
+        person goes on speaking after it, the answer pauses again."""
         self.barge_in_reason = barge_in_reason
         """What the ``Interrupt`` of a turn spoken over says."""
         self._turns: OrderedDict[int, Turn] = OrderedDict()
@@ -102,10 +128,21 @@ class TurnController:
             if turn is not None and turn.phase is Phase.ANSWERING:
                 turn.answer.append(frame.text)
                 return [Show(frame)]
+        if self._paused is not None:
+            decided = self._while_paused(self._paused, frame)
+            if decided is not None:
+                return decided
+        if isinstance(frame, Heard):
+            return self._heard(frame)
         if isinstance(frame, SpeechStarted):
             out: list[Decision] = [Show(frame)]
-            if self.interrupt_on_speech and self.current is not None:
-                out += self._interrupt(self.current, self.barge_in_reason)
+            current = self.current
+            if self.interrupt_on_speech and current is not None:
+                if self.confirm_interruptions and self._interruptible(current):
+                    self._paused = _Paused(current, frame.turn_id)
+                    out.append(PausePlayback(current.turn_id))
+                else:
+                    out += self._interrupt(current, self.barge_in_reason)
             return out
         if isinstance(frame, TurnConfirmed):
             return self._confirmed(frame)
@@ -131,6 +168,69 @@ class TurnController:
                 return self._release(turn)
             return []
         return self._released_frame(turn, frame)
+
+    def _while_paused(self, paused: _Paused, frame: Frame) -> list[Decision] | None:
+        """A frame while an answer is paused by speech (None: handled as usual). The
+        speech's words come as ``Heard`` on the control lane: its ``UserText`` may wait
+        behind an LLM still writing the paused answer."""
+        if isinstance(frame, SpeechStarted):  # speech again, after words that decided nothing
+            paused.speech, paused.started = frame.turn_id, None
+            return [Show(frame)]
+        if frame.turn_id < paused.speech:
+            return None  # the paused answer's own frames, and older ones
+        if isinstance(frame, TurnStarted) and frame.source == "speech":
+            paused.started = frame
+            return []
+        if isinstance(frame, TurnRetracted):  # the person went on: a newer id follows
+            paused.started = None
+            return self._retracted(frame)
+        if not isinstance(frame, Heard):
+            return None
+        if is_aside(frame.text, "".join(paused.turn.answer)):
+            return self._resume(paused, frame.turn_id) if frame.final else []
+        self._paused = None  # meant: the answer stops, the speech becomes the next turn
+        out = self._interrupt(paused.turn, self.barge_in_reason)
+        if out:  # shown before the words that stopped it
+            out.append(Show(Interrupt(turn_id=paused.turn.turn_id, reason=self.barge_in_reason)))
+            paused.turn.interrupt_shown = True
+        if paused.started is not None:
+            out += self._started(paused.started)
+        return out
+
+    def _heard(self, frame: Heard) -> list[Decision]:
+        """Words of speech with no answer paused. They decide only when the speech went on,
+        under a newer id, after words taken for an aside that started no turn (so no
+        retraction told of it; seen on open speakers: "Wait" made out as "."): an aside
+        again lets the answer play on, anything else stops it."""
+        current = self.current
+        if (
+            self._paused is not None  # words of an older speech than the one that paused it
+            or not self.confirm_interruptions
+            or not self.interrupt_on_speech
+            or current is None
+            or frame.turn_id <= current.turn_id
+            or not self._interruptible(current)
+        ):
+            return []
+        if is_aside(frame.text, "".join(current.answer)):
+            if not frame.final:
+                return []
+            out = self._resume(_Paused(current, frame.turn_id), frame.turn_id)
+            return [d for d in out if not isinstance(d, ResumePlayback)]  # never paused
+        self._paused = _Paused(current, frame.turn_id)
+        return self._while_paused(self._paused, frame) or []
+
+    def _resume(self, paused: _Paused, speech: int) -> list[Decision]:
+        """The speech was not meant for the answer: it plays on, and the speech's turn
+        never was."""
+        self._paused = None
+        self._early[speech] = TurnRetracted
+        self._aside = (speech, paused.turn)
+        return [
+            EndTurn(speech, ""),
+            EditHistory(speech, Forget()),
+            ResumePlayback(paused.turn.turn_id),
+        ]
 
     def _started(self, frame: TurnStarted) -> list[Decision]:
         out = self._start(frame)
@@ -165,7 +265,17 @@ class TurnController:
         return self._begin(turn, frame)
 
     def _begin(self, turn: Turn, frame: TurnStarted) -> list[Decision]:
-        out = self._report_previous(final=True)
+        previous = self.current
+        out: list[Decision] = []
+        if (
+            self.interrupt_on_speech
+            and frame.source == "speech"
+            and previous is not None
+            and previous is not turn
+            and self._interruptible(previous)
+        ):  # a spoken turn whose speech stopped nothing (missed): its answer goes first
+            out += self._interrupt(previous, self.barge_in_reason)
+        out += self._report_previous(final=True)
         self.current = turn
         out.append(Show(frame))
         return out
@@ -173,7 +283,8 @@ class TurnController:
     def _confirmed(self, frame: TurnConfirmed) -> list[Decision]:
         turn = self._turns.get(frame.turn_id)
         if turn is None:
-            self._early[frame.turn_id] = TurnConfirmed
+            if self._early.get(frame.turn_id) not in _STOPPED:
+                self._early[frame.turn_id] = TurnConfirmed
             return []
         if turn.phase is not Phase.HELD:
             return []  # released already
@@ -192,6 +303,12 @@ class TurnController:
         return out
 
     def _retracted(self, frame: TurnRetracted) -> list[Decision]:
+        if self._aside is not None and self._aside[0] == frame.turn_id:
+            # words after the aside: the same speech goes on (under a newer turn id)
+            answer, self._aside = self._aside[1], None
+            if self._paused is None and self._interruptible(answer):
+                self._paused = _Paused(answer, frame.turn_id + 1)
+                return [PausePlayback(answer.turn_id)]
         turn = self._turns.get(frame.turn_id)
         stop: list[Decision] = [EndTurn(frame.turn_id, ""), EditHistory(frame.turn_id, Forget())]
         if turn is None:  # overtook its TurnStarted: stop its work now, drop it when it comes
@@ -230,6 +347,8 @@ class TurnController:
         elif isinstance(frame, Interrupt):
             if turn.phase is Phase.ANSWERING:  # cancelled elsewhere (the runner, a reader)
                 turn.phase = Phase.INTERRUPTED
+            if turn.interrupt_shown:
+                return []
         return [Show(frame)]
 
     # ------------------------------------------------------------------ playback
@@ -299,11 +418,17 @@ class TurnController:
         self.current = None
         return out
 
-    def _interrupt(self, turn: Turn, reason: str) -> list[Decision]:
+    def _interruptible(self, turn: Turn) -> bool:
+        """Its answer is being made, or not all heard yet."""
         if turn.ended:
-            return []
-        answering = turn.phase is Phase.ANSWERING
-        if not answering and not (self.tracks_playback and turn.audio_end > self.played_pos):
+            return False
+        playing = self.tracks_playback and turn.audio_end > self.played_pos
+        return turn.phase is Phase.ANSWERING or playing
+
+    def _interrupt(self, turn: Turn, reason: str) -> list[Decision]:
+        if self._paused is not None and self._paused.turn is turn:
+            self._paused = None  # stopped here: the speech is a turn as any other
+        if not self._interruptible(turn):
             return []  # its answer is complete and heard: nothing left to interrupt
         turn.phase = Phase.INTERRUPTED
         self.interruptions += 1

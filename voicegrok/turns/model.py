@@ -17,8 +17,10 @@ __all__ = [
     "EndTurn",
     "Forget",
     "KeepHeard",
+    "PausePlayback",
     "Phase",
     "Report",
+    "ResumePlayback",
     "Show",
     "StopPlayback",
     "Turn",
@@ -50,6 +52,22 @@ class Show:
 @dataclass(frozen=True, slots=True)
 class StopPlayback:
     """Silence the speaker now: drop whatever of ``turn_id`` is queued for playback."""
+
+    turn_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PausePlayback:
+    """Go silent now, keeping ``turn_id``'s queued audio: someone started speaking over
+    it, and whether they mean to interrupt is not known yet."""
+
+    turn_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePlayback:
+    """Play on from where it paused: what was said over the answer was not meant for it
+    (a "mm-hmm", a cough, its own voice heard back)."""
 
     turn_id: int
 
@@ -95,7 +113,7 @@ class Report:
     row: dict[str, object]
 
 
-Decision = Show | StopPlayback | EndTurn | EditHistory | Report
+Decision = Show | StopPlayback | PausePlayback | ResumePlayback | EndTurn | EditHistory | Report
 
 
 # ---------------------------------------------------------------------------- turns
@@ -127,6 +145,9 @@ class Turn:
     """``perf_counter()`` time the answer was let out (a held turn: when it was confirmed)."""
     metrics: TurnMetrics | None = None
     reported: bool = False
+    interrupt_shown: bool = False
+    """Its interruption was shown when decided (the words that stopped it come next), not
+    when the pipeline's ``Interrupt`` comes out."""
 
     @property
     def ended(self) -> bool:

@@ -14,7 +14,7 @@ from textual.widgets.option_list import Option
 
 from .. import models
 from ..history import SavedConversation
-from ..userconfig import SENSITIVITY_SILENCE_MS, UserConfig
+from ..userconfig import SENSITIVITY_SILENCE_MS, UNSURE_SILENCE_MS, UserConfig
 
 __all__ = ["HelpScreen", "PastScreen", "SettingsScreen"]
 
@@ -147,7 +147,10 @@ class SettingsScreen(ModalScreen[UserConfig | None]):
                     )
                 yield Label("End of turn")
                 yield Select(
-                    [(f"{k} ({ms} ms of silence)", k) for k, ms in SENSITIVITY_SILENCE_MS.items()],
+                    [
+                        (f"{k} ({ms}-{UNSURE_SILENCE_MS[k]} ms of silence)", k)
+                        for k, ms in SENSITIVITY_SILENCE_MS.items()
+                    ],
                     value=c.end_of_turn,
                     allow_blank=False,
                     id="end_of_turn",
