@@ -61,9 +61,11 @@ told, the echo path's own (with the far end's smoothing, which spreads it furthe
 _TALK_DB = 3.0
 """A microphone frame this much louder than the loudest echo it could hold has the person
 in it (double talk)."""
-_TALK_HOLD_FRAMES = 30
-"""Frames (300 ms) the microphone stays open after the person was last heard over the
-speaker: the quieter sounds between a word's loud ones."""
+_TALK_HOLD_FRAMES = 80
+"""Frames (800 ms) the microphone stays open after the person was last heard over the
+speaker: the quieter sounds between a word's loud ones, and the short pauses between
+words. With 300 ms, the "s" of "Wait, stop" over an answer at -6 dB was muted and the
+pause after "Wait" split the utterance ("8. Stop.", "up what is Q plus 2")."""
 
 
 class _SampleClock:

@@ -142,11 +142,6 @@ class ListenStage:
         self._texts: list[tuple[int, str]] = []
         """The utterance's transcripts so far (background ones, done) and where each ends:
         the words the last two agree on are given to the next one as its beginning."""
-        self._went_on_from = ""
-        """The words of a turn started at a pause and withdrawn when the person went on:
-        shown to them as theirs, and decoded from audio that ended in a pause, they are the
-        beginning of the utterance's next transcripts (which whisper, hearing the whole
-        utterance again, was seen to drop over an open speaker's echo)."""
 
     def _to_engine_rate(self, chunk: AudioChunk) -> FloatAudio:
         return self._resampler(chunk.samples, chunk.sample_rate_hz)
@@ -155,15 +150,8 @@ class ListenStage:
         return [j for j in (self._partial, self._eager) if j is not None]
 
     async def _transcribe(self, audio: FloatAudio) -> str:
-        text = await self._stt_thread.call(self._stt.transcribe, audio, self._went_on_from)
+        text = await self._stt_thread.call(self._stt.transcribe, audio)
         return text.strip()
-
-    def _prefix(self) -> str:
-        """The words the utterance's next transcript is given as its beginning: those the
-        last two agree on, or the words of a withdrawn turn if they are more."""
-        texts = [text for _, text in self._texts[-2:]]
-        agreed = agreed_words(*texts) if len(texts) == 2 else ""
-        return agreed if len(agreed) > len(self._went_on_from) else self._went_on_from
 
     async def _transcript_until(self, end_sample: int, audio: FloatAudio) -> str:
         """The utterance's transcript up to ``end_sample`` (its last voiced sample): a
@@ -276,7 +264,6 @@ class ListenStage:
                 self._pause_text = None
                 self._partial_at = 0
                 self._texts = []
-                self._went_on_from = ""
                 yield SpeechStarted(
                     turn_id=self._turn_id,
                     audio_start_s=event.start_sample / self._vad.sample_rate_hz,
@@ -310,8 +297,6 @@ class ListenStage:
                 yield TurnConfirmed(turn_id=self._turn_id)
                 self._hold_ms = None
             elif isinstance(event, Resumed):
-                if self._early and any(c.isalnum() for c in self._pause_text or ""):
-                    self._went_on_from = self._pause_text or ""
                 self._pause_text = None
                 if self._early:
                     yield TurnRetracted(turn_id=self._turn_id)
@@ -383,7 +368,9 @@ class ListenStage:
         """Transcribe the utterance so far on ``thread``, in the background, from the words
         the last two transcripts of it agree on (only the rest is left to decode)."""
         audio = self._endpointer.utterance()
-        work = thread.call(self._stt.transcribe, audio, self._prefix())
+        texts = [text for _, text in self._texts[-2:]]
+        prefix = agreed_words(*texts) if len(texts) == 2 else ""
+        work = thread.call(self._stt.transcribe, audio, prefix)
         end = self._endpointer.position
         return _Transcript(
             task=self._background.spawn(self._kept(work, end), self._turn_id),
