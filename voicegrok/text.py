@@ -261,6 +261,8 @@ _ASIDES = frozenset(
     cool nice wow great i see got it gotcha thanks thank you""".split()
 )
 
+_MEANT = frozenset("stop wait no nope hold pause quiet enough hey cancel shh shush".split())
+"""Words that stop an answer, alone or when the answer has a word that sounds like them."""
 
 _NUMBER = {
     w: str(i)
@@ -269,6 +271,7 @@ _NUMBER = {
     )
 }
 """Numbers as whisper may write them either way ("two", "2")."""
+_SPOKEN = {digit: word for word, digit in _NUMBER.items()}
 
 
 def is_aside(heard: str, answer: str) -> bool:
@@ -289,12 +292,6 @@ def is_aside(heard: str, answer: str) -> bool:
     said = {_NUMBER.get(w, w) for w in _WORD.findall(answer.lower())}
     sounds = {_sound(w) for w in said}
     return all(w in said or (w not in _MEANT and _sound(w) in sounds) for w in words)
-
-
-_MEANT = frozenset("stop wait no nope hold pause quiet enough hey cancel shh shush".split())
-"""Words that stop an answer, alone or when the answer has a word that sounds like them."""
-
-_SPOKEN = {digit: word for word, digit in _NUMBER.items()}
 
 
 def _sound(word: str) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from ..frames import AudioChunk, TurnConfirmed, TurnStarted, UserText
 from ..pipeline import Background
 from ..stages.listen import ListenStage
 from ..threads import EngineThread
+from .stats import percentiles
 from .turn_set import RATE, Clip, Voices, load_set, render
 
 __all__ = ["Outcome", "Policy", "judge", "run_turns_bench"]
@@ -162,13 +162,16 @@ async def _released(clip: Clip, stage: ListenStage) -> Outcome:
 
 def summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     def of(rows: Sequence[Outcome]) -> dict[str, Any]:
-        late = [o.released_ms for o in rows if not o.cut_off and o.released_ms is not None]
+        late = percentiles(
+            (o.released_ms for o in rows if not o.cut_off and o.released_ms is not None),
+            digits=0,
+        )
         return {
             "turns": len(rows),
             "cut_off_pct": round(100 * sum(o.cut_off for o in rows) / max(1, len(rows)), 1),
             "never_released": sum(o.released_ms is None for o in rows),
-            "latency_p50_ms": round(statistics.median(late)) if late else None,
-            "latency_p90_ms": round(float(np.percentile(late, 90))) if late else None,
+            "latency_p50_ms": late.get("p50"),
+            "latency_p90_ms": late.get("p90"),
         }
 
     out = of(outcomes)
