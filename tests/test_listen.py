@@ -432,3 +432,34 @@ async def test_no_partial_starts_in_the_silence_that_ends_a_turn() -> None:
     frames = await listen(stage, np.concatenate([tone(1.36), silence(1.0)]), pace=0.002)
     assert stt.started == 1, stt.heard
     assert [f.text for _, f in frames if isinstance(f, UserText)] == ["What time is it?"]
+
+
+async def test_a_transcript_begun_as_the_words_ended_is_the_final_one() -> None:
+    """The VAD still calls a window or two voiced after the words end (Silero's probability
+    falls slowly): a partial begun there holds every word, and no second decode of the
+    same words is made at the silence (on 2 cores the two ran side by side and the turn
+    started ~200 ms later)."""
+    stt = FakeSTT(["What time is it?"], delay_s=0.01)
+    ids = itertools.count(1)
+    config = EndpointConfig(end_silence_ms=480, pause_ms=160)
+    stage = ListenStage(FakeVAD(level=0.001), stt, lambda: next(ids), config, partial_every_ms=1400)
+    hum = 0.003 * np.sqrt(2) * np.sin(2 * np.pi * 50 * np.arange(int(0.12 * RATE)) / RATE)
+    audio = np.concatenate([tone(1.4), hum.astype(np.float32), silence(1.0)])
+    frames = await listen(stage, audio, pace=0.002)
+    assert stt.started == 1, stt.heard
+    assert stt.heard[0] >= 1.4 * RATE, "the partial holds every word"
+    finals = [f.text for _, f in frames if isinstance(f, UserText) and f.final]
+    assert finals == ["What time is it?"]
+
+
+async def test_words_after_the_last_transcript_are_transcribed_again() -> None:
+    """A soft word after the partial's end (20 dB below the loudest, not 30) is words."""
+    stt = FakeSTT(["What time", "What time is it?"], delay_s=0.01)
+    ids = itertools.count(1)
+    config = EndpointConfig(end_silence_ms=480, pause_ms=160)
+    stage = ListenStage(FakeVAD(level=0.001), stt, lambda: next(ids), config, partial_every_ms=1400)
+    soft = tone(0.12) / 10
+    audio = np.concatenate([tone(1.4), soft, silence(1.0)])
+    frames = await listen(stage, audio, pace=0.002)
+    assert stt.started == 2, stt.heard
+    assert [f.text for _, f in frames if isinstance(f, UserText)][-1] == "What time is it?"

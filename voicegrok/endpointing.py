@@ -81,6 +81,9 @@ class EndpointConfig:
     unfinished_end_ms: int = 1500
     """With an end-of-turn model: the end-of-turn silence when the words go on ("So", "what
     about...") or the voice sounds unfinished with them ("I'd like to book | a table")."""
+    quiet_db: float = 30.0
+    """Audio this far below the utterance's loudest window holds no words (see
+    :meth:`Endpointer.words_after`)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,8 @@ class Endpointer:
         self._run = 0
         self._speaking = False
         self._windows: list[FloatAudio] = []
+        self._power: list[float] = []
+        """Mean square of each window of :attr:`_windows`."""
         self._start = 0
         self._utterance_start = 0
         self._last_voiced_end = 0
@@ -176,6 +181,20 @@ class Endpointer:
         """Silence since the last voiced window of the utterance in progress."""
         return self._silence * 1000 * self._win / self._rate if self._speaking else 0.0
 
+    def words_after(self, position: int) -> bool:
+        """Whether the utterance may hold words after stream position ``position``: some
+        window from there to the last voiced one is no more than ``quiet_db`` below its
+        loudest. The VAD's speech probability falls a window or two after the words end,
+        so a transcript of the audio up to a moment just after them already holds every
+        word although it ends before :attr:`last_voiced_end`."""
+        if position >= self._last_voiced_end or not self._power:
+            return False
+        first = max(0, (position - self._utterance_start) // self._win)
+        last = (self._last_voiced_end - self._utterance_start + self._win - 1) // self._win
+        tail = self._power[first:last]
+        floor = max(self._power) * 10 ** (-self.config.quiet_db / 10)
+        return not tail or max(tail) > floor
+
     def end_after(self, silence_ms: float) -> None:
         """End the utterance in progress after ``silence_ms`` of silence instead of
         ``end_silence_ms`` (until the person speaks again)."""
@@ -201,6 +220,7 @@ class Endpointer:
             self._start = pos - (self._run - 1) * self._win
             kept = min(len(self._history), self._run + self._preroll)
             self._windows = list(self._history)[-kept:]
+            self._power = [_mean_square(w) for w in self._windows]
             self._utterance_start = self._pos - kept * self._win
             self._last_voiced_end = self._pos
             self._silence = 0
@@ -208,6 +228,7 @@ class Endpointer:
             self._history.clear()
             return Started(self._start)
         self._windows.append(window)
+        self._power.append(_mean_square(window))
         if self._paused:
             # After a pause, only clear speech (not a breath) counts as going on.
             self._resume_run = self._resume_run + 1 if probability >= self.config.threshold else 0
@@ -247,8 +268,13 @@ class Endpointer:
         self._paused = False
         self._run = 0
         self._windows = []
+        self._power = []
         self._end_now = self._end_silence
         return ended
+
+
+def _mean_square(window: FloatAudio) -> float:
+    return float(np.dot(window, window)) / max(1, len(window))
 
 
 def when_to_answer(

@@ -156,7 +156,12 @@ class ListenStage:
     async def _transcript_until(self, end_sample: int, audio: FloatAudio) -> str:
         """The utterance's transcript up to ``end_sample`` (its last voiced sample): a
         background one when it covers that much, else a new one of ``audio``."""
-        covering = [j for j in self._jobs() if j.turn_id == self._turn_id and j.end >= end_sample]
+        ep = self._endpointer
+        covering = [
+            j
+            for j in self._jobs()
+            if j.turn_id == self._turn_id and (j.end >= end_sample or not ep.words_after(j.end))
+        ]
         for job in sorted(covering, key=lambda j: not j.task.done()):  # a finished one first
             try:
                 text = (await job.task).strip()
@@ -340,7 +345,7 @@ class ListenStage:
         jobs = [j for j in self._jobs() if j.turn_id == self._turn_id]
         if any(j.task.done() and not j.used for j in jobs):
             return  # shown first
-        if max((j.end for j in jobs), default=0) >= ep.last_voiced_end:
+        if not ep.words_after(max((j.end for j in jobs), default=0)):
             return  # nothing said since the last transcript
         if ep.silent_ms >= self._eager_ms:
             if self._eager is None or self._eager.task.done():
