@@ -94,7 +94,7 @@ class ListenStage:
         stt_thread: EngineThread | None = None,
         partial_thread: EngineThread | None = None,
         partial_every_ms: int = 700,
-        eager_ms: int = 64,
+        eager_ms: int = 32,
         background: Background | None = None,
         turn: TurnDetector | None = None,
         turn_thread: EngineThread | None = None,
@@ -103,7 +103,9 @@ class ListenStage:
         pipeline's (:attr:`Pipeline.background`) so that the runner cancels them.
         ``turn``: an end-of-turn model, asked at each pause whether the voice sounds
         finished (see :func:`~voicegrok.endpointing.when_to_answer`); it runs on
-        ``turn_thread``, next to the transcription."""
+        ``turn_thread``, next to the transcription. ``eager_ms``: the silence after which the
+        utterance is transcribed (one 32 ms VAD window; the VAD already lags the end of the
+        words by a window or two)."""
         if stt.sample_rate_hz != vad.sample_rate_hz:
             raise ValueError("the VAD and speech-to-text engines must use the same rate")
         self._vad = vad
