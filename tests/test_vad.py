@@ -124,3 +124,24 @@ def test_speech_over_background_noise_is_still_found(vad: SileroVAD) -> None:
     events = run(vad, noisy, EndpointConfig(end_silence_ms=1000))
     assert isinstance(events[0], Started) and isinstance(events[-1], Ended)
     assert 0.8 <= events[0].start_sample / RATE <= 1.6
+
+
+def test_the_vad_lags_the_words_and_words_after_tells_the_lag_from_words(
+    vad: SileroVAD,
+) -> None:
+    """On a real recording the VAD still calls windows voiced after the words end; from a
+    window past the words, ``words_after`` finds nothing more to transcribe, while from a
+    moment inside the last word it does."""
+    speech = load_audio(DEMO / "turn4.wav", RATE)
+    _, end_s = voiced_span(speech)
+    audio = np.concatenate([silence(0.5), speech[: int(end_s * RATE)], silence(0.4)])
+    words_end = int((0.5 + end_s) * RATE)
+    vad.reset()
+    ep = Endpointer(EndpointConfig(end_silence_ms=10_000))
+    probs = vad.probabilities(audio[: len(audio) // 512 * 512])
+    for k, p in enumerate(probs):
+        ep.feed(audio[k * 512 : (k + 1) * 512], p)
+    after_words = words_end + 640  # 40 ms: the next 32 ms window holds no words
+    assert ep.last_voiced_end > after_words, "Silero's probability falls after the words"
+    assert not ep.words_after(after_words)
+    assert ep.words_after(words_end - 800), "50 ms before the end: the last word"

@@ -163,11 +163,12 @@ def run_heard(
     runs: int,
     progress: Callable[[str], None],
     commands: Sequence[str] = ("talk", "ui"),
+    asked: Sequence[int] = HEARD_QUESTIONS,
 ) -> dict[str, Any]:
     """The ``heard`` JSON (:func:`heard_report`): each run starts each of ``commands`` in
-    turn (the order reversed every other run) and asks it the questions."""
+    turn (the order reversed every other run) and asks it the demo questions ``asked``."""
     recordings = demo_recordings(demo_dir())
-    questions = [(i, recordings[i - 1]) for i in HEARD_QUESTIONS if i <= len(recordings)]
+    questions = [(i, recordings[i - 1]) for i in asked if i <= len(recordings)]
     mic = audio.microphone()
     rec = audio.record()
     turns: list[dict[str, Any]] = []
