@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from voicegrok.bench.turn_set import RATE, Turn, Voices, load_set, render
 from voicegrok.bench.turns import judge
 from voicegrok.endpointing import Ended, EndpointConfig, Endpointer, Paused, Resumed, when_to_answer
 from voicegrok.engines.smart_turn import SmartTurn
-from voicegrok.frames import TurnConfirmed, TurnRetracted, TurnStarted
+from voicegrok.frames import AudioChunk, Frame, TurnConfirmed, TurnRetracted, TurnStarted, UserText
 from voicegrok.testing import FakeSTT, FakeVAD
 from voicegrok.text import goes_on
 from voicegrok.threads import EngineThread
@@ -142,6 +143,41 @@ async def test_a_failing_model_leaves_the_pause_and_the_words_to_decide() -> Non
     frames = await listen(stage, np.concatenate([silence(0.3), tone(1.0), silence(1.5)]))
     assert any(isinstance(f, TurnConfirmed) for _, f in frames)
     assert not any(isinstance(f, TurnRetracted) for _, f in frames)
+
+
+async def test_the_answer_is_prepared_while_the_end_of_turn_model_still_listens() -> None:
+    """The words alone decide whether an answer is prepared at a pause; the model only
+    decides when it is let out. So the turn starts as soon as the transcript is there,
+    and the LLM does not wait for the model (on 2 cores it often finished after whisper)."""
+    from voicegrok.stages.listen import ListenStage
+
+    class Slow(ScriptedTurn):
+        def __init__(self, probability: float) -> None:
+            super().__init__(probability)
+            self.gate = threading.Event()
+
+        def probability(self, audio: Any) -> float:
+            self.gate.wait(2.0)
+            return super().probability(audio)
+
+    model = Slow(0.95)
+    ids = iter(range(1, 100))
+    stage = ListenStage(FakeVAD(), FakeSTT(["What time is it?"]), lambda: next(ids), turn=model)
+    audio = np.concatenate([silence(0.3), tone(1.0), silence(1.5)])
+    heard_before: list[int] = []
+    frames: list[Frame] = []
+    for i in range(0, len(audio), 320):
+        chunk = AudioChunk(turn_id=0, samples=audio[i : i + 320], sample_rate_hz=RATE)
+        async for frame in stage.process(chunk):
+            frames.append(frame)
+            if isinstance(frame, UserText) and frame.final:
+                heard_before.append(len(model.heard))
+                model.gate.set()
+    assert heard_before == [0], "the final transcript came before the model's answer"
+    assert model.heard, "the model was still asked"
+    started = [f for f in frames if isinstance(f, TurnStarted)]
+    assert len(started) == 1 and started[0].tentative
+    assert any(isinstance(f, TurnConfirmed) for f in frames), "and it let the answer out"
 
 
 # ------------------------------------------------------------------ real models

@@ -29,6 +29,7 @@ __all__ = [
     "Paused",
     "Resumed",
     "Started",
+    "prepares_answer",
     "when_to_answer",
 ]
 
@@ -277,6 +278,13 @@ def _mean_square(window: FloatAudio) -> float:
     return float(np.dot(window, window)) / max(1, len(window))
 
 
+def prepares_answer(text: str, config: EndpointConfig) -> bool:
+    """With an end-of-turn model, whether an answer to ``text`` is prepared at a pause
+    (:func:`when_to_answer` gives it a hold then, whatever the model says): any words but
+    ones trailing away, which say the person is clearly not done."""
+    return bool(text) and config.speculate and not trails_off(text)
+
+
 def when_to_answer(
     text: str, sounds_done: float | None, config: EndpointConfig
 ) -> tuple[int | None, int]:
@@ -293,8 +301,7 @@ def when_to_answer(
       voice that does not sound finished either: after ``unfinished_end_ms``;
     - anything else leaves doubt: after ``unsure_end_ms``.
     """
-    # words trailing away: the person is clearly not done, so no answer is prepared
-    speculate = bool(text) and config.speculate and not trails_off(text)
+    speculate = prepares_answer(text, config)
     if sounds_done is None:
         if looks_complete(text):
             question = text.rstrip().endswith("?")

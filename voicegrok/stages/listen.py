@@ -41,6 +41,7 @@ from ..endpointing import (
     Paused,
     Resumed,
     Started,
+    prepares_answer,
     when_to_answer,
 )
 from ..engines import SpeechToText, TurnDetector, VoiceActivity
@@ -276,23 +277,34 @@ class ListenStage:
                     audio_start_s=event.start_sample / self._vad.sample_rate_hz,
                 )
             elif isinstance(event, Paused):
+                config = self._endpointer.config
+                sounds = asyncio.ensure_future(self._sounds_done(event.audio))
                 try:
-                    text, done = await asyncio.gather(
-                        self._transcript_until(event.end_sample, event.audio),
-                        self._sounds_done(event.audio),
-                    )
+                    text = await self._transcript_until(event.end_sample, event.audio)
                 except Exception as e:  # tried again at the end of the turn
+                    sounds.cancel()
                     log.warning("speech-to-text failed at a pause: %s", first_line(e))
                     continue
                 self._pause_text = text
-                self._hold_ms, end_ms = when_to_answer(text, done, self._endpointer.config)
+                if self._turn is not None and prepares_answer(text, config):
+                    # the answer is prepared now: the voice decides only when it is let
+                    # out, so the LLM does not wait for the end-of-turn model
+                    self._early, self._hold_ms = True, config.unsure_end_ms  # until it answers
+                    started = self._start_turn(text, event.end_sample, frame.at_s, tentative=True)
+                    for out in self._heard(started):
+                        yield out
+                try:
+                    done = await sounds
+                finally:
+                    sounds.cancel()
+                self._hold_ms, end_ms = when_to_answer(text, done, config)
                 self._endpointer.end_after(end_ms)
-                if self._hold_ms is not None:
+                if self._hold_ms is not None and not self._early:
                     self._early = True
                     started = self._start_turn(text, event.end_sample, frame.at_s, tentative=True)
                     for out in self._heard(started):
                         yield out
-                elif text:
+                elif self._hold_ms is None and text:
                     partial = UserText(turn_id=self._turn_id, text=text, final=False)
                     for out in self._heard([partial]):
                         yield out
