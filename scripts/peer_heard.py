@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from voicegrok.bench.commands import Voicegrok
-from voicegrok.bench.heard import LEAD_IN_S, SETTLE_S, first_above, last_above, run_heard
+from voicegrok.bench.heard import LEAD_IN_S, LEVEL, SETTLE_S, first_above, last_above, run_heard
 from voicegrok.bench.rig import MIC_RATE_HZ, VirtualAudio, virtual_audio
 from voicegrok.bench.stats import percentiles
 from voicegrok.config import Settings
@@ -66,7 +66,7 @@ def _answered(audio: VirtualAudio, question: np.ndarray, timeout_s: float = 120)
         since = time.monotonic()
         while time.monotonic() - since < SETTLE_S and time.monotonic() < deadline:
             now = rec.now_s()
-            if rec.loudness(now - 0.1, now) > 0.001:
+            if rec.loudness(now - 0.1, now) > LEVEL / 10:  # as wait_quiet hears it
                 since = time.monotonic()
             time.sleep(0.05)
         sound = first_above(rec.audio(start))

@@ -18,7 +18,15 @@ from voicegrok import models
 from voicegrok.audio import load_audio
 from voicegrok.bench.turn_set import RATE, Turn, Voices, load_set, render
 from voicegrok.bench.turns import judge
-from voicegrok.endpointing import Ended, EndpointConfig, Endpointer, Paused, Resumed, when_to_answer
+from voicegrok.endpointing import (
+    Ended,
+    EndpointConfig,
+    Endpointer,
+    Paused,
+    Resumed,
+    prepares_answer,
+    when_to_answer,
+)
 from voicegrok.engines.smart_turn import SmartTurn
 from voicegrok.frames import AudioChunk, Frame, TurnConfirmed, TurnRetracted, TurnStarted, UserText
 from voicegrok.testing import FakeSTT, FakeVAD
@@ -63,6 +71,23 @@ def test_words_that_go_on_wait_longest_however_finished_the_voice_sounds() -> No
 def test_unfinished_words_in_an_unfinished_voice_wait_longest() -> None:
     assert when_to_answer("Remind me to call my mother", 0.2, CONFIG) == (1500, 1500)
     assert when_to_answer("Remind me to call my mother", 0.6, CONFIG) == (800, 800)
+
+
+@pytest.mark.parametrize("speculate", [True, False])
+@pytest.mark.parametrize(
+    "text",
+    ["What time is it?", "Put it in a table.", "I'd like to book", "So, um...", "and", ""],
+)
+def test_an_answer_prepared_before_the_model_answers_is_one_it_would_prepare(
+    text: str, speculate: bool
+) -> None:
+    """The listener starts the answer when ``prepares_answer`` says so, before the model
+    has answered: whatever the model then says, ``when_to_answer`` gives it a hold."""
+    config = EndpointConfig(speculate=speculate)
+    if prepares_answer(text, config):
+        assert all(when_to_answer(text, p, config)[0] is not None for p in (0, 0.3, 0.85, 1))
+    else:  # only the model can have it prepared: finished words in a finished voice
+        assert when_to_answer(text, 0.3, config)[0] is None
 
 
 def test_a_longer_end_of_turn_lasts_until_the_person_speaks_again() -> None:

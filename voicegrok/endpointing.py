@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import WHISPER_RATE_HZ, FloatAudio
+from .audio import WHISPER_RATE_HZ, FloatAudio, rms_dbfs
 from .text import goes_on, looks_complete, trails_off
 
 __all__ = [
@@ -145,8 +145,10 @@ class Endpointer:
         self._run = 0
         self._speaking = False
         self._windows: list[FloatAudio] = []
-        self._power: list[float] = []
-        """Mean square of each window of :attr:`_windows`."""
+        self._levels: list[float] = []
+        """Loudness (dBFS) of each window of :attr:`_windows`..."""
+        self._loudest = float("-inf")
+        """... and of the loudest of them."""
         self._start = 0
         self._utterance_start = 0
         self._last_voiced_end = 0
@@ -188,13 +190,12 @@ class Endpointer:
         loudest. The VAD's speech probability falls a window or two after the words end,
         so a transcript of the audio up to a moment just after them already holds every
         word although it ends before :attr:`last_voiced_end`."""
-        if position >= self._last_voiced_end or not self._power:
+        if position >= self._last_voiced_end or not self._levels:
             return False
         first = max(0, (position - self._utterance_start) // self._win)
         last = (self._last_voiced_end - self._utterance_start + self._win - 1) // self._win
-        tail = self._power[first:last]
-        floor = max(self._power) * 10 ** (-self.config.quiet_db / 10)
-        return not tail or max(tail) > floor
+        tail = self._levels[first:last]
+        return not tail or max(tail) > self._loudest - self.config.quiet_db
 
     def end_after(self, silence_ms: float) -> None:
         """End the utterance in progress after ``silence_ms`` of silence instead of
@@ -221,7 +222,8 @@ class Endpointer:
             self._start = pos - (self._run - 1) * self._win
             kept = min(len(self._history), self._run + self._preroll)
             self._windows = list(self._history)[-kept:]
-            self._power = [_mean_square(w) for w in self._windows]
+            self._levels = [rms_dbfs(w) for w in self._windows]
+            self._loudest = max(self._levels, default=float("-inf"))
             self._utterance_start = self._pos - kept * self._win
             self._last_voiced_end = self._pos
             self._silence = 0
@@ -229,7 +231,9 @@ class Endpointer:
             self._history.clear()
             return Started(self._start)
         self._windows.append(window)
-        self._power.append(_mean_square(window))
+        level = rms_dbfs(window)
+        self._levels.append(level)
+        self._loudest = max(self._loudest, level)
         if self._paused:
             # After a pause, only clear speech (not a breath) counts as going on.
             self._resume_run = self._resume_run + 1 if probability >= self.config.threshold else 0
@@ -269,19 +273,16 @@ class Endpointer:
         self._paused = False
         self._run = 0
         self._windows = []
-        self._power = []
+        self._levels, self._loudest = [], float("-inf")
         self._end_now = self._end_silence
         return ended
 
 
-def _mean_square(window: FloatAudio) -> float:
-    return float(np.dot(window, window)) / max(1, len(window))
-
-
 def prepares_answer(text: str, config: EndpointConfig) -> bool:
     """With an end-of-turn model, whether an answer to ``text`` is prepared at a pause
-    (:func:`when_to_answer` gives it a hold then, whatever the model says): any words but
-    ones trailing away, which say the person is clearly not done."""
+    whatever the model says (:func:`when_to_answer` gives it a hold then): any words but
+    ones trailing away, which say the person is clearly not done. (With ``speculate``
+    off, the model's answer alone can still have finished words prepared.)"""
     return bool(text) and config.speculate and not trails_off(text)
 
 
