@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.protocol import State
 
 from voicegrok import models
 from voicegrok.assistant import Engines, load_engines
@@ -247,10 +248,16 @@ async def raw(
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
         kw["sock"] = sock
-    async with connect(url, **kw) as ws:
+    ws = await connect(url, **kw)
+    try:
         client = Raw(ws)
         await client.next("session.created")
         yield client
+    finally:
+        # closing one the server has failed (1009: a message beyond its limit) aborts a
+        # transport asyncio has already let go of, in websockets 15: AttributeError
+        if ws.state is not State.CLOSED:
+            await ws.close()
 
 
 async def no_sessions(server: RealtimeServer, timeout_s: float = 5) -> None:
