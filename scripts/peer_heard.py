@@ -11,6 +11,10 @@ other way round, so that both see the same machine in the same minutes.
 
     python scripts/peer_heard.py --peer ../shared/peers/pipecat_local --rounds 3 \
         --llm-model smollm2-135m --out heard.json
+
+With ``--no-peer`` it is an A/B of talk from two source trees, on the same rig:
+
+    python scripts/peer_heard.py --no-peer --talk old=/tmp/wt new=. --rounds 2
 """
 
 from __future__ import annotations
@@ -114,6 +118,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--peer", type=Path, default=Path("../shared/peers/pipecat_local"))
     p.add_argument(
+        "--no-peer", action="store_true", help="only talk, from each source tree (an A/B)"
+    )
+    p.add_argument(
         "--peer-venv",
         type=Path,
         default=Path.home() / ".cache" / "voicegrok-peers" / "pipecat-venv",
@@ -134,7 +141,9 @@ def main() -> None:
     questions = [(f"turn{i}.wav", recordings[i - 1][1]) for i in args.questions]
     settings = Settings(llm_model=args.llm_model)
     talks = dict(t.split("=", 1) if "=" in t else (t, "") for t in args.talk)
-    heard: dict[str, list[dict[str, Any]]] = {"pipecat": [], **{t: [] for t in talks}}
+    heard: dict[str, list[dict[str, Any]]] = {t: [] for t in talks}
+    if not args.no_peer:
+        heard = {"pipecat": [], **heard}
     with (
         tempfile.TemporaryDirectory(prefix="peer-heard-") as tmp,
         virtual_audio(Path(tmp) / "pulse") as audio,
