@@ -78,6 +78,27 @@ def test_what_is_an_aside(heard: str, aside: bool) -> None:
     assert is_aside(heard, answer) is aside
 
 
+@pytest.mark.parametrize(
+    ("heard", "voiced_ms", "aside"),
+    [
+        # a filler said over the answer's echo, made out as words by whisper
+        ("I'm Adam.", 600, True),
+        ("And then then...", 650, True),
+        ("and m-m-m", 640, True),
+        ("I'm Adam.", None, False),  # how long it lasted not known: the words decide
+        ("I'm Adam.", 900, False),  # too long for a sound of listening
+        ("Tell me more about it.", 600, False),  # more words than a filler has
+        ("Stop it.", 400, False),  # short, but asks
+        ("Shut up.", 400, False),
+        ("Why not?", 400, False),  # a question
+    ],
+)
+def test_short_speech_that_asks_for_nothing_is_an_aside(
+    heard: str, voiced_ms: float | None, aside: bool
+) -> None:
+    assert is_aside(heard, "Start at the museum, then walk along the river.", voiced_ms) is aside
+
+
 def answering() -> TurnController:
     """An answer of three clauses of a second each, one and a half played."""
     ctl = TurnController(confirm_interruptions=True)
@@ -137,6 +158,22 @@ def test_a_partial_transcript_with_real_words_stops_it_before_the_speech_ends() 
     ctl.feed(SpeechStarted(turn_id=2, audio_start_s=0.0))
     assert ctl.feed(Heard(turn_id=2, text="Okay", final=False)) == []  # no verdict yet
     out = ctl.feed(Heard(turn_id=2, text="Okay, stop, I want", final=False))
+    assert StopPlayback(1) in out and ctl.interruptions == 1
+
+
+def test_a_short_partial_waits_for_the_end_of_the_speech() -> None:
+    """Words made of a filler ("mm-hmm" heard over the echo as "and then") stop nothing:
+    they wait for the speech to end, and it was short; the same words in longer speech,
+    still going on, stop the answer."""
+    ctl = answering()
+    ctl.feed(SpeechStarted(turn_id=2, audio_start_s=0.0))
+    assert ctl.feed(Heard(turn_id=2, text="And then", final=False, voiced_ms=450)) == []
+    out = ctl.feed(Heard(turn_id=2, text="And then then...", final=True, voiced_ms=620))
+    assert ResumePlayback(1) in out and ctl.interruptions == 0
+    ctl = answering()
+    ctl.feed(SpeechStarted(turn_id=2, audio_start_s=0.0))
+    assert ctl.feed(Heard(turn_id=2, text="And then", final=False, voiced_ms=450)) == []
+    out = ctl.feed(Heard(turn_id=2, text="And then what", final=False, voiced_ms=1100))
     assert StopPlayback(1) in out and ctl.interruptions == 1
 
 

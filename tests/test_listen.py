@@ -437,6 +437,22 @@ async def test_each_transcript_is_also_heard_on_the_control_lane() -> None:
     assert any(isinstance(f, Heard) and f.text == "" and f.final for _, f in frames)
 
 
+async def test_what_is_heard_tells_how_long_the_speech_lasted() -> None:
+    """Each ``Heard`` carries how long the speech has been voiced so far: a short sound
+    over an answer is judged by it (a filler made out as words)."""
+    for seconds in (0.5, 1.6):
+        stt = FakeSTT(["what about", "What about Atlanta?"])
+        frames = await listen(
+            make_stage(stt),
+            np.concatenate([silence(0.3), tone(seconds), silence(1.0)]),
+            heard=True,
+        )
+        final = [f for _, f in frames if isinstance(f, Heard) and f.final]
+        assert final and final[-1].voiced_ms is not None
+        # within the VAD's windows of the tone's length
+        assert abs(final[-1].voiced_ms - seconds * 1000) <= 100, (seconds, final[-1])
+
+
 async def test_no_partial_starts_in_the_silence_that_ends_a_turn() -> None:
     """A partial falling due just after the person stopped would run beside the transcript
     that ends the turn (the same words twice, on the same cores): only that one is made."""

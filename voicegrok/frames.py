@@ -89,6 +89,9 @@ class Heard(ControlFrame):
 
     text: str
     final: bool
+    voiced_ms: float | None = None
+    """How long the speech has lasted so far, from its first voiced window to its last
+    (None: not known)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

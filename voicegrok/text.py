@@ -261,7 +261,7 @@ _ASIDES = frozenset(
     cool nice wow great i see got it gotcha thanks thank you""".split()
 )
 
-_MEANT = frozenset("stop wait no nope hold pause quiet enough hey cancel shh shush".split())
+_MEANT = frozenset("stop wait no nope hold pause quiet enough hey cancel shh shush shut".split())
 """Words that stop an answer, alone or when the answer has a word that sounds like them."""
 
 _NUMBER = {
@@ -274,18 +274,30 @@ _NUMBER = {
 _SPOKEN = {digit: word for word, digit in _NUMBER.items()}
 
 
-def is_aside(heard: str, answer: str) -> bool:
+SHORT_SPEECH_MS = 700
+"""Speech over an answer shorter than this is a sound of listening ("mm-hmm" lasts 0.4-0.7
+s) unless its words ask for something: whisper often makes a filler said over an echo
+into words ("I'm Adam.", "And then then...")."""
+
+
+def is_aside(heard: str, answer: str, voiced_ms: float | None = None) -> bool:
     """Whether words heard over an answer are not meant to stop it: nothing (a cough, a
     noise), one word that asks for nothing (a sound made out as "t" or "street", its own
-    echo), a few words of listening ("mm-hmm", "okay", "yeah, right"), or only words of
-    the answer itself or words that sound like them (its own voice heard back from the
-    speaker). "Stop", "wait", "no" and the like, and a one-word question, are meant."""
+    echo), a few words of listening ("mm-hmm", "okay", "yeah, right"), a few words that ask
+    for nothing said in less than :data:`SHORT_SPEECH_MS` (``voiced_ms``: a filler made
+    out wrong), or only words of the answer itself or words that sound like them (its own
+    voice heard back from the speaker). "Stop", "wait", "no" and the like, and a question,
+    are meant."""
     words = [_NUMBER.get(w, w) for w in _WORD.findall(heard.lower())]
     if not words:
         return True
-    if len(words) == 1 and words[0] not in _MEANT and not heard.rstrip().endswith("?"):
+    asks = any(w in _MEANT for w in words) or heard.rstrip().endswith("?")
+    if len(words) == 1 and not asks:
         return True  # (one word stops an answer only if it asks to, as voice agents do)
     if len(words) <= 3 and all(w in _ASIDES for w in words):
+        return True
+    short = voiced_ms is not None and voiced_ms < SHORT_SPEECH_MS
+    if short and not asks and len(heard.split()) <= 3:  # (a stutter, "m-m-m", is one)
         return True
     if len(words) > 6:
         return False

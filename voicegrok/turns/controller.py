@@ -186,7 +186,7 @@ class TurnController:
             return self._retracted(frame)
         if not isinstance(frame, Heard):
             return None
-        if is_aside(frame.text, "".join(paused.turn.answer)):
+        if is_aside(frame.text, "".join(paused.turn.answer), frame.voiced_ms):
             return self._resume(paused, frame.turn_id) if frame.final else []
         self._paused = None  # meant: the answer stops, the speech becomes the next turn
         out = self._interrupt(paused.turn, self.barge_in_reason)
@@ -212,7 +212,7 @@ class TurnController:
             or not self._interruptible(current)
         ):
             return []
-        if is_aside(frame.text, "".join(current.answer)):
+        if is_aside(frame.text, "".join(current.answer), frame.voiced_ms):
             if not frame.final:
                 return []
             out = self._resume(_Paused(current, frame.turn_id), frame.turn_id)
