@@ -204,6 +204,34 @@ async def test_an_assistant_with_timers_closes_at_once_after_one_is_cancelled() 
     assert done and time.perf_counter() - closing < 1
 
 
+async def test_an_alert_is_spoken_ahead_and_heard_at_its_second() -> None:
+    """The voice may be busy with an answer when a timer rings: its alert is synthesized
+    before its time, so it plays the moment the timer rings; a timer cancelled before
+    then is forgotten with its speech."""
+    from voicegrok.assistant import ALERT_AHEAD_S, Assistant
+    from voicegrok.testing import FakeTTS, fake_engines
+
+    tts = FakeTTS(delay_s=0.6)  # a slow voice
+    async with Assistant(fake_engines(tts=tts), timers=Timers()) as assistant:
+        timers = assistant.timers
+        assert timers is not None
+        timers.add(ALERT_AHEAD_S + 0.3, "eggs")
+        timers.add(ALERT_AHEAD_S + 0.9, "tea")
+        await asyncio.sleep(0.2)
+        assert tts.spoken == []  # not yet
+        await asyncio.sleep(0.4)
+        assert "eggs" in " ".join(assistant._said_ahead)  # being spoken
+        assert timers.cancel("eggs")
+        alerts = assistant.alerts()
+        text = await asyncio.wait_for(anext(alerts), timeout=3)
+        assert "tea" in text
+        rang = time.perf_counter()
+        chunks = [pcm async for pcm in assistant.speak_alert(text)]
+        assert chunks and time.perf_counter() - rang < 0.3  # it did not wait for the voice
+        assert tts.spoken[-1] == text and tts.urgent == []
+        assert not assistant._said_ahead  # the cancelled timer's speech is gone too
+
+
 def test_the_tool_bench_scores_tool_arguments_and_answer() -> None:
     from voicegrok.bench.tool_cases import CASES, Case
     from voicegrok.bench.tools import score

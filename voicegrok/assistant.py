@@ -41,6 +41,9 @@ from .tools.base import ToolContext
 from .tools.timers import Timers
 from .turns import Forget, KeepHeard
 
+ALERT_AHEAD_S = 2.0
+"""How long before its timer's time an alert is spoken (kept until it rings)."""
+
 __all__ = ["Assistant", "Engines", "load_engines"]
 
 
@@ -80,6 +83,11 @@ class Assistant:
         """The built-in tools (unless switched off), a client's functions, MCP tools."""
         self._alerts: asyncio.Queue[str] = asyncio.Queue()
         self._ringer: asyncio.Task[None] | None = None
+        self._said_ahead: dict[str, asyncio.Task[list[bytes]]] = {}
+        """Alerts spoken ahead of their timers' time (by text), so that each is heard at
+        its second even while an answer keeps the voice busy."""
+        self._rung: set[str] = set()
+        """Alerts whose timers have rung, not spoken yet."""
         stages: list[Stage] = []
         background = Background()
         self._listen: ListenStage | None = None
@@ -134,10 +142,11 @@ class Assistant:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._ringer is not None:
-            self._ringer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ringer
+        for task in [*self._said_ahead.values(), self._ringer]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self.pipeline.abort()
         if self._own_llm_thread is not None:
             self._own_llm_thread.close()
@@ -240,26 +249,56 @@ class Assistant:
     async def speak_alert(self, text: str) -> AsyncIterator[bytes]:
         """``text`` spoken now (PCM16 at the voice's rate), ahead of any answer's later
         clauses; nothing without a voice. Not a turn: nothing to answer, nothing for the
-        history."""
+        history. A timer's alert was spoken ahead of its time: it plays at once."""
+        self._rung.discard(text)
+        ahead = self._said_ahead.pop(text, None)
+        if ahead is not None:
+            with contextlib.suppress(Exception):  # (said now instead)
+                if chunks := await ahead:
+                    for pcm in chunks:
+                        yield pcm
+                    return
+        async for pcm in self._speak(text, urgent=True):
+            yield pcm
+
+    async def _speak(self, text: str, *, urgent: bool) -> AsyncIterator[bytes]:
         if self._engines.tts is None:
             return
         tts, rate = self._engines.tts, self._engines.tts.sample_rate_hz
         async for raw in self._engines.threads["tts"].stream(
-            lambda: tts.synthesize(text, urgent=True), priority=0
+            lambda: tts.synthesize(text, urgent=urgent), priority=0 if urgent else 1
         ):
             yield trim_pcm16(raw, rate, lead_ms=LEAD_SILENCE_MS, tail_ms=300)
 
+    async def _say_ahead(self, text: str) -> list[bytes]:
+        return [pcm async for pcm in self._speak(text, urgent=False)]
+
     async def _ring(self, timers: Timers) -> None:
+        """Put each timer's alert in :meth:`alerts` at its time, its speech made
+        :data:`ALERT_AHEAD_S` before."""
         changed = asyncio.Event()
         timers.on_change = changed.set
         while True:
             changed.clear()
+            keep = {t.alert() for t in timers.pending()} | self._rung
+            for text in [t for t in self._said_ahead if t not in keep]:  # cancelled
+                self._said_ahead.pop(text).cancel()
+            wait = timers.next_due_s()
+            for timer in timers.pending():
+                text, left = timer.alert(), timers.left_s(timer)
+                if text in self._said_ahead or self._engines.tts is None:
+                    continue
+                if left <= ALERT_AHEAD_S:
+                    self._said_ahead[text] = asyncio.ensure_future(self._say_ahead(text))
+                elif wait is not None:
+                    wait = min(wait, left - ALERT_AHEAD_S)
             # (asyncio.timeout, not wait_for: wait_for swallows a cancellation that comes
             # as the event is set, and this task then never ends)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timers.next_due_s()):
+                async with asyncio.timeout(wait):
                     await changed.wait()
             for timer in timers.due():
+                self._rung.add(timer.alert())
                 self._alerts.put_nowait(timer.alert())
 
     async def _push(self, *inputs: Frame) -> int:
