@@ -49,3 +49,28 @@ def test_the_report_sums_each_gain() -> None:
     assert (report["unspoken_turns"], report["extra_interruptions"]) == (1, 1)
     assert report["real_question_answered"] == 2
     assert report["barge_in_heard_ms"]["p50"] == 120.0
+
+
+def test_the_conversation_tells_what_was_said_from_what_nobody_said() -> None:
+    from voicegrok.bench.echo import WORDS_OVER
+    from voicegrok.bench.echo_talk import FILLER, said_by_whom
+
+    said = ["Tell me a long story about a lighthouse keeper and his dog.", WORDS_OVER, FILLER]
+    # transcripts differ a little from what was said
+    heard = "Tell me a long story about the lighthouse keeper in his dog"
+    assert said_by_whom(heard, said) == said[0]
+    assert said_by_whom("Stop. What is two plus two?", said) == WORDS_OVER
+    assert said_by_whom("Hmm.", said) == FILLER
+    # its own answer heard back, and the fragments echo made of it
+    for echo in ("The lighthouse keeper and his dog lived by the sea.", "use with that.", "I"):
+        assert said_by_whom(echo, said) is None, echo
+
+
+def test_the_conversation_counts_words_withdrawn_as_part_of_the_utterance() -> None:
+    from voicegrok.bench.echo_talk import _turn_lines
+
+    out = (
+        "you: I'd like to visit.\n\n(you went on: still listening…)\n"
+        "you: I'd like to visit New York.\nvoicegrok: Sure!\n(interrupted)\nyou: Okay.\n"
+    )
+    assert _turn_lines(out) == ["I'd like to visit New York.", "Okay."]

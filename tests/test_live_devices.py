@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voicegrok import models
 from voicegrok.audio import load_audio
 from voicegrok.bench import rig
 from voicegrok.bench.rig import VirtualAudio
@@ -267,15 +268,22 @@ def test_open_speakers_answer_only_what_the_person_says(
 ) -> None:
     """An open speaker, as a laptop's: everything voicegrok plays comes back into the
     microphone at -12 dB and -6 dB. A question with a long answer, 20 s of listening to
-    it, then "Wait, stop. What is 2 plus 2?" said over it. No turn that nobody spoke, the
-    long answer plays on until the real interruption, and the real question is answered."""
-    stop_words = tmp_path / "stop.wav"
+    it (with a "Mm-hmm." said over it, in another voice, after 10 s), then "Wait, stop.
+    What is 2 plus 2?" said over it. No turn that nobody spoke, the long answer plays on
+    (through the filler) until the real interruption, and the real question is answered."""
+    import soundfile
+
+    from voicegrok.bench.turn_set import RATE, Voices
+
+    stop_words, filler = tmp_path / "stop.wav", tmp_path / "filler.wav"
     words_over = "Wait, stop. What is 2 plus 2?"
     subprocess.run(
         [sys.executable, "-m", "voicegrok", "say", words_over, "-q", "--out", str(stop_words)],
         env=virtual_audio.env,
         check=True,
     )
+    voice = "espeak:en-us+m3" if Voices.available("espeak:en-us+m3") else "piper"
+    soundfile.write(str(filler), Voices(models.resolve("tts")).say("Mm-hmm.", voice), RATE)
     talk = start_talk(virtual_audio, tmp_path)
     ready(talk)
     rec = virtual_audio.record()
@@ -283,7 +291,8 @@ def test_open_speakers_answer_only_what_the_person_says(
     try:
         virtual_audio.speak(0.5, str(DEMO / "turn1.wav"))
         asked_at = rec.now_s()
-        virtual_audio.speak(20.0)
+        virtual_audio.speak(10.0, str(filler))
+        virtual_audio.speak(max(0.0, 20.0 - (rec.now_s() - asked_at)))
         bins = np.arange(asked_at + 3.0, rec.now_s(), 0.5)  # once the answer has begun
         loud = [rec.loudness(t, t + 0.5) > 0.01 for t in bins]
         virtual_audio.speak(str(stop_words), 8.0)

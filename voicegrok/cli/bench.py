@@ -50,9 +50,20 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             if not args.quiet:
                 print(f"… {line}", file=sys.stderr, flush=True)
 
-        report = await asyncio.to_thread(
-            run_echo_bench, settings, runs=args.runs, gains=tuple(args.gains), progress=say
-        )
+        if args.minutes is not None:
+            from ..bench.echo_talk import run_echo_conversation
+
+            report = await asyncio.to_thread(
+                run_echo_conversation,
+                settings,
+                minutes=args.minutes,
+                gains=tuple(args.gains),
+                progress=say,
+            )
+        else:
+            report = await asyncio.to_thread(
+                run_echo_bench, settings, runs=args.runs, gains=tuple(args.gains), progress=say
+            )
         return _print(report, args.out)
     if args.kind in ("ui", "soak"):
         # it only waits for other processes: run here, with Ctrl+C interrupting it at once
@@ -64,7 +75,9 @@ async def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
                     settings, runs=args.runs, modes=args.modes, progress=not args.quiet
                 )
             else:
-                report = run_soak_bench(settings, minutes=args.minutes, progress=not args.quiet)
+                report = run_soak_bench(
+                    settings, minutes=args.minutes or 60.0, progress=not args.quiet
+                )
         finally:
             signal.signal(signal.SIGINT, previous)
     elif args.kind == "quality":

@@ -418,9 +418,9 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--minutes",
         type=_minutes,
-        default=60.0,
         metavar="N",
-        help="soak bench: how long to talk, in minutes (default 60; fractions allowed)",
+        help="soak bench: how long to talk, in minutes (default 60; fractions allowed); "
+        "echo bench: a conversation this long at each gain instead of the short script",
     )
     p.add_argument(
         "--sessions",
