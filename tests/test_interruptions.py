@@ -87,7 +87,8 @@ def test_what_is_an_aside(heard: str, aside: bool) -> None:
         ("and m-m-m", 640, True),
         ("I'm Adam.", None, False),  # how long it lasted not known: the words decide
         ("I'm Adam.", 900, False),  # too long for a sound of listening
-        ("Tell me more about it.", 600, False),  # more words than a filler has
+        ("And we have them.", 620, True),  # more words than 0.6 s can hold: made of noise
+        ("Tell me more about it.", 1100, False),
         ("Stop it.", 400, False),  # short, but asks
         ("Shut up.", 400, False),
         ("Why not?", 400, False),  # a question

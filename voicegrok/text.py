@@ -283,11 +283,11 @@ into words ("I'm Adam.", "And then then...")."""
 def is_aside(heard: str, answer: str, voiced_ms: float | None = None) -> bool:
     """Whether words heard over an answer are not meant to stop it: nothing (a cough, a
     noise), one word that asks for nothing (a sound made out as "t" or "street", its own
-    echo), a few words of listening ("mm-hmm", "okay", "yeah, right"), a few words that ask
-    for nothing said in less than :data:`SHORT_SPEECH_MS` (``voiced_ms``: a filler made
-    out wrong), or only words of the answer itself or words that sound like them (its own
-    voice heard back from the speaker). "Stop", "wait", "no" and the like, and a question,
-    are meant."""
+    echo), a few words of listening ("mm-hmm", "okay", "yeah, right"), words that ask for
+    nothing said in less than :data:`SHORT_SPEECH_MS` (``voiced_ms``: a filler made out
+    wrong, as "I'm Adam." or "And we have them."), or only words of the answer itself or
+    words that sound like them (its own voice heard back from the speaker). "Stop", "wait",
+    "no" and the like, and a question, are meant."""
     words = [_NUMBER.get(w, w) for w in _WORD.findall(heard.lower())]
     if not words:
         return True
@@ -296,9 +296,8 @@ def is_aside(heard: str, answer: str, voiced_ms: float | None = None) -> bool:
         return True  # (one word stops an answer only if it asks to, as voice agents do)
     if len(words) <= 3 and all(w in _ASIDES for w in words):
         return True
-    short = voiced_ms is not None and voiced_ms < SHORT_SPEECH_MS
-    if short and not asks and len(heard.split()) <= 3:  # (a stutter, "m-m-m", is one)
-        return True
+    if voiced_ms is not None and voiced_ms < SHORT_SPEECH_MS and not asks:
+        return True  # (in that time, more than 2 or 3 words were made of a noise)
     if len(words) > 6:
         return False
     said = {_NUMBER.get(w, w) for w in _WORD.findall(answer.lower())}
