@@ -180,6 +180,12 @@ class Endpointer:
         return self._last_voiced_end
 
     @property
+    def voiced_ms(self) -> float:
+        """How long the current (or last) utterance has been voiced: from its first voiced
+        window to the end of its last."""
+        return max(0, self._last_voiced_end - self._start) * 1000 / self._rate
+
+    @property
     def silent_ms(self) -> float:
         """Silence since the last voiced window of the utterance in progress."""
         return self._silence * 1000 * self._win / self._rate if self._speaking else 0.0

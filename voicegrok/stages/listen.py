@@ -142,8 +142,6 @@ class ListenStage:
         self._eager: _Transcript | None = None
         """The latest eager transcription, begun at a silence (on ``stt_thread``)."""
         self._partial_at = 0
-        self._speech_start = 0
-        """Where the current (or last) speech's first voiced window starts."""
         self._texts: list[tuple[int, str]] = []
         """The utterance's transcripts so far (background ones, done) and where each ends:
         the words the last two agree on are given to the next one as its beginning."""
@@ -207,15 +205,13 @@ class ListenStage:
     def _heard(self, frames: list[Frame]) -> list[Frame]:
         """``frames``, each transcript (or failure to make one) preceded by a ``Heard``
         that tells how long the speech has lasted."""
-        voiced = self._endpointer.last_voiced_end - self._speech_start
-        voiced_ms = round(max(0, voiced) * 1000 / self._vad.sample_rate_hz, 1)
+        voiced = round(self._endpointer.voiced_ms, 1)
         out: list[Frame] = []
         for f in frames:
             if isinstance(f, UserText):
-                text, final = f.text, f.final
-                out.append(Heard(turn_id=f.turn_id, text=text, final=final, voiced_ms=voiced_ms))
+                out.append(Heard(turn_id=f.turn_id, text=f.text, final=f.final, voiced_ms=voiced))
             elif isinstance(f, TurnFailed):
-                out.append(Heard(turn_id=f.turn_id, text="", final=True, voiced_ms=voiced_ms))
+                out.append(Heard(turn_id=f.turn_id, text="", final=True, voiced_ms=voiced))
             out.append(f)
         return out
 
@@ -274,7 +270,6 @@ class ListenStage:
             event = self._endpointer.feed(whole[i * win : (i + 1) * win], p)
             if isinstance(event, Started):
                 self._turn_id = self._next_turn_id()
-                self._speech_start = event.start_sample
                 self._early, self._hold_ms = False, None
                 self._pause_text = None
                 self._partial_at = 0
