@@ -67,10 +67,10 @@ def test_the_conversation_tells_what_was_said_from_what_nobody_said() -> None:
 
 
 def test_the_conversation_counts_words_withdrawn_as_part_of_the_utterance() -> None:
-    from voicegrok.bench.echo_talk import _turn_lines
+    from voicegrok.bench.echo import turn_lines
 
     out = (
         "you: I'd like to visit.\n\n(you went on: still listening…)\n"
         "you: I'd like to visit New York.\nvoicegrok: Sure!\n(interrupted)\nyou: Okay.\n"
     )
-    assert _turn_lines(out) == ["I'd like to visit New York.", "Okay."]
+    assert turn_lines(out) == ["I'd like to visit New York.", "Okay."]

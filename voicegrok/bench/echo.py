@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from ..demo import demo_dir
 from ..errors import VoicegrokError
 from .commands import MetricsFile, Voicegrok
 from .heard import LEVEL
-from .rig import VirtualAudio, missing, virtual_audio
+from .rig import Recording, VirtualAudio, missing, virtual_audio
 from .stats import percentiles
 
 __all__ = ["GAINS", "barge_in_heard_ms", "run_echo_bench", "unspoken_turns"]
@@ -49,14 +49,17 @@ QUIET_S = 0.3
 """Silence in the speaker's recording that counts as the answer having stopped."""
 
 
+def turn_lines(out: str) -> list[str]:
+    """The turns ``talk`` printed in ``out`` (words released at a pause and withdrawn when
+    the person went on are part of the utterance they belong to, printed again whole)."""
+    out = re.sub(r"you: .*\n\n\(you went on: still listening…\)\n", "", out)
+    return [line[5:] for line in out.splitlines() if line.startswith("you: ")]
+
+
 def unspoken_turns(out: str, question_end: str) -> list[str]:
     """What was heard as turns in ``talk``'s output after the question ending
-    ``question_end``, other than the words the person said over the answer (words
-    released at a pause and withdrawn when the person went on are part of the utterance
-    they belong to)."""
-    after = out.split(question_end, 1)[-1]
-    after = re.sub(r"you: .*\n\n\(you went on: still listening…\)\n", "", after)
-    said = [line[5:] for line in after.splitlines() if line.startswith("you: ")]
+    ``question_end``, other than the words the person said over the answer."""
+    said = turn_lines(out.split(question_end, 1)[-1])
     spoken = next((s for s in said if "stop" in s.lower()), None)
     return [s for s in said if s is not spoken] if spoken else said[1:]
 
@@ -75,6 +78,28 @@ def barge_in_heard_ms(speaker: np.ndarray, rate_hz: int, onset: int) -> float | 
     return round(float(quiet[0]) / rate_hz * 1000, 1) if len(quiet) else None
 
 
+def words_onset(rec: Recording, voiced_at: Sequence[float], said_at: float) -> int:
+    """Where, in the speaker's recording, words said from ``said_at`` (``perf_counter``)
+    begin: their first block with voice in it as it went into the microphone
+    (``voiced_at``: the loopback's record of those)."""
+    onset_s = next((t for t in voiced_at if t >= said_at), said_at)
+    return int(rec.position_of(onset_s) * rec.RATE)
+
+
+def leaks_muted_ms(rows: Sequence[Mapping[str, object]]) -> float:
+    """How long the echo gate muted echo that AEC3 let through, over ``talk``'s turns."""
+    return sum(float(v) for r in rows if isinstance(v := r.get("echo_leaks_muted_ms"), int | float))
+
+
+def alsa_lines(err: str) -> int:
+    """Lines ALSA printed on the terminal."""
+    return sum(1 for line in err.splitlines() if line.startswith("ALSA lib"))
+
+
+def gain_db(gain: float) -> float | None:
+    return None if gain == 0 else round(20 * float(np.log10(gain)), 1)
+
+
 def _one_run(
     vg: Voicegrok, audio: VirtualAudio, gain: float, stop_words: Path, k: int
 ) -> dict[str, Any]:
@@ -91,8 +116,6 @@ def _one_run(
             loud = [rec.loudness(t, t + 0.5) > LEVEL for t in bins]
             said_at = time.perf_counter()
             audio.speak(str(stop_words), 8.0)
-            # the first block of the words with voice in it, as it went into the microphone
-            onset_s = next((t for t in loop.voiced_at if t >= said_at), said_at)
             metrics.wait(2, timeout_s=120, alive=alive, what="voicegrok talk")
         finally:
             loop.terminate()
@@ -101,7 +124,7 @@ def _one_run(
     out = (vg.folder / "talk.out").read_text(errors="replace")
     err = (vg.folder / "talk.err").read_text(errors="replace")
     rows = metrics.rows()
-    onset = int(rec.position_of(onset_s) * rec.RATE)
+    onset = words_onset(rec, loop.voiced_at, said_at)
     long_answer = next((r for r in rows if r.get("interrupted")), rows[0] if rows else {})
     return {
         "gain": gain,
@@ -111,11 +134,9 @@ def _one_run(
         "barge_in_heard_ms": barge_in_heard_ms(rec.audio(), rec.RATE, onset),
         "echo_erle_db": long_answer.get("echo_erle_db"),
         "echo_erle_p10_db": long_answer.get("echo_erle_p10_db"),
-        "echo_leaks_muted_ms": sum(
-            float(v) for r in rows if isinstance(v := r.get("echo_leaks_muted_ms"), (int, float))
-        ),
+        "echo_leaks_muted_ms": leaks_muted_ms(rows),
         "answered": len(rows) >= 2 and not rows[-1].get("interrupted"),
-        "alsa_lines": sum(1 for line in err.splitlines() if line.startswith("ALSA lib")),
+        "alsa_lines": alsa_lines(err),
     }
 
 
@@ -129,7 +150,7 @@ def echo_report(
         worst = [float(r["echo_erle_p10_db"]) for r in mine if r["echo_erle_p10_db"] is not None]
         barge = [float(r["barge_in_heard_ms"]) for r in mine if r["barge_in_heard_ms"] is not None]
         by_gain[f"{gain:g}"] = {
-            "db": None if gain == 0 else round(20 * float(np.log10(gain)), 1),
+            "db": gain_db(gain),
             "runs": len(mine),
             "unspoken_turns": sum(len(r["unspoken"]) for r in mine),
             "unspoken": [text for r in mine for text in r["unspoken"]],

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import soundfile
 
 from .. import models
@@ -33,7 +32,15 @@ from ..config import Settings
 from ..demo import DEMO_QUESTIONS, demo_dir
 from ..errors import VoicegrokError
 from .commands import MetricsFile, Voicegrok
-from .echo import WORDS_OVER, barge_in_heard_ms
+from .echo import (
+    WORDS_OVER,
+    alsa_lines,
+    barge_in_heard_ms,
+    gain_db,
+    leaks_muted_ms,
+    turn_lines,
+    words_onset,
+)
 from .heard import LEVEL
 from .rig import VirtualAudio, missing, virtual_audio
 from .stats import percentiles
@@ -99,13 +106,6 @@ def said_by_whom(heard: str, said: Sequence[str]) -> str | None:
     return best if score >= 0.6 else None
 
 
-def _turn_lines(out: str) -> list[str]:
-    """The turns ``talk`` printed in ``out`` (words withdrawn when the person went on are
-    part of the utterance they belong to, printed again as a whole)."""
-    out = re.sub(r"you: .*\n\n\(you went on: still listening…\)\n", "", out)
-    return [line[5:] for line in out.splitlines() if line.startswith("you: ")]
-
-
 class _Run:
     """The script at one gain, for as long as asked."""
 
@@ -165,8 +165,7 @@ class _Run:
         said_at = time.perf_counter()
         self.audio.speak(str(self.wavs["stop"]), 0.2)
         self.rows_asked = len(self.metrics.rows())  # with the answer it stopped
-        onset_s = next((t for t in loop_voiced if t >= said_at), said_at)
-        onset = int(self.rec.position_of(onset_s) * self.rec.RATE)
+        onset = words_onset(self.rec, loop_voiced, said_at)
         ms = barge_in_heard_ms(self.rec.audio(), self.rec.RATE, onset)
         if ms is not None:
             self.result["barge_in_heard_ms"].append(ms)
@@ -180,7 +179,7 @@ class _Run:
         r, new = self.result, self._new_output()
         interrupted = new.count("(interrupted)")
         r["extra_interruptions"] += max(0, interrupted - said.count(WORDS_OVER))
-        for line in _turn_lines(new):
+        for line in turn_lines(new):
             r["turns"] += 1
             who = said_by_whom(line, said) or (FILLER if filler else None)
             if who is None:
@@ -296,17 +295,13 @@ def run_echo_conversation(
                 r = run.result
                 barge = r.pop("barge_in_heard_ms")
                 by_gain[f"{gain:g}"] = {
-                    "db": None if gain == 0 else round(20 * float(np.log10(gain)), 1),
+                    "db": gain_db(gain),
                     "minutes": round(minutes_run, 1),
                     **r,
                     "unspoken_turns": len(r["unspoken"]),
                     "barge_in_heard_ms": percentiles(barge),
-                    "echo_leaks_muted_ms": sum(
-                        float(v)
-                        for row in metrics.rows()
-                        if isinstance(v := row.get("echo_leaks_muted_ms"), (int, float))
-                    ),
-                    "alsa_lines": sum(1 for ln in err.splitlines() if ln.startswith("ALSA lib")),
+                    "echo_leaks_muted_ms": leaks_muted_ms(metrics.rows()),
+                    "alsa_lines": alsa_lines(err),
                 }
     return {
         "what": "voicegrok talk on virtual devices with its speaker mixed back into its "
