@@ -152,3 +152,14 @@ def test_an_answer_cancelled_while_its_prompt_is_evaluated_stops_there(
     resumed = ask(engine, messages, 0.0)
     engine.forget()
     assert resumed == ask(engine, messages, 0.0)
+
+
+def test_a_prompt_is_evaluated_in_stoppable_chunks_without_a_short_tail() -> None:
+    """Chunks of 16 tokens between two looks at the stop flag; a tail of fewer than 8 goes
+    with the chunk before it (one pass over the weights fewer), as long as that fits."""
+    from voicegrok.engines.decoder import _chunks
+
+    sizes = [[len(c) for c in _chunks(list(range(n)), 16, 512)] for n in (1, 16, 17, 23, 24, 39)]
+    assert sizes == [[1], [16], [17], [23], [16, 8], [16, 23]]
+    assert [len(c) for c in _chunks(list(range(17)), 16, 16)] == [16, 1]
+    assert [t for c in _chunks(list(range(39)), 16, 512) for t in c] == list(range(39))

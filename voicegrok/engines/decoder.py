@@ -23,6 +23,17 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def _chunks(tokens: list[int], step: int, most: int) -> list[list[int]]:
+    """``tokens`` in chunks of ``step``; a tail shorter than half a step goes with the
+    chunk before it (as long as that fits in ``most``): a chunk of one or two tokens costs
+    a whole pass over the weights, as a full one does."""
+    chunks = [tokens[i : i + step] for i in range(0, len(tokens), step)]
+    if len(chunks) > 1 and 2 * len(chunks[-1]) < step and step + len(chunks[-1]) <= most:
+        tail = chunks.pop()
+        chunks[-1] = chunks[-1] + tail
+    return chunks
+
+
 class Decoder:
     """The context's KV cache (sequence 0) and the tokens in it, fed with ``llama_decode``."""
 
@@ -68,10 +79,10 @@ class Decoder:
         self._fresh = False
         rest = list(prompt[keep:])
         step = self._n_batch if stop is None else min(self._n_batch, STOPPABLE_CHUNK)
-        for i in range(0, len(rest), step):
+        for chunk in _chunks(rest, step, self._n_batch):
             if stop is not None and stop.is_set():
                 return False
-            self._decode(rest[i : i + step])
+            self._decode(chunk)
         return True
 
     def evaluate_next(self, token: int) -> None:
