@@ -18,6 +18,8 @@ def test_a_turn_nobody_spoke_is_counted_and_words_withdrawn_are_not() -> None:
     withdrawn = "\n(interrupted)\nyou: wait.\n\n(you went on: still listening…)\n" + words
     assert unspoken_turns(QUESTION + withdrawn, "for me?") == []
     assert unspoken_turns(QUESTION + withdrawn.replace("went on", "?"), "for me?") == ["wait."]
+    shown = "\n(interrupted)\nyou: Wait.\nvoicegrok: I'm\n(you went on: still listening…)\n"
+    assert unspoken_turns(QUESTION + shown + words, "for me?") == []
     echo = "\n(interrupted)\nyou: the Big Apple.\nvoicegrok: It is New York.\n"
     assert unspoken_turns(QUESTION + echo + real, "for me?") == ["the Big Apple."]
 

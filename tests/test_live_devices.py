@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 from voicegrok import models
 from voicegrok.audio import load_audio
 from voicegrok.bench import rig
+from voicegrok.bench.echo import turn_lines
 from voicegrok.bench.rig import VirtualAudio
 
 from .conftest import DEMO, words
@@ -318,8 +318,7 @@ def test_open_speakers_answer_only_what_the_person_says(
     after_question = after_the_question(out)
     # (words released at a pause, "wait.", and withdrawn when the person went on, are
     # part of the one utterance)
-    utterances = re.sub(r"you: .*\n\n\(you went on: still listening…\)\n", "", after_question)
-    said = [line for line in utterances.splitlines() if line.startswith("you: ")]
+    said = [f"you: {line}" for line in turn_lines(after_question)]
     assert len(said) == 1, out  # no turn that nobody spoke
     assert "stop" in said[0].lower() and "2" in said[0], out
     assert out.count("(interrupted)") == 1, out  # only the real interruption

@@ -51,8 +51,9 @@ QUIET_S = 0.3
 
 def turn_lines(out: str) -> list[str]:
     """The turns ``talk`` printed in ``out`` (words released at a pause and withdrawn when
-    the person went on are part of the utterance they belong to, printed again whole)."""
-    out = re.sub(r"you: .*\n\n\(you went on: still listening…\)\n", "", out)
+    the person went on, the first words of their answer shown or not, are part of the
+    utterance they belong to, printed again whole)."""
+    out = re.sub(r"you: .*\n(?:voicegrok: .*)?\n\(you went on: still listening…\)\n", "", out)
     return [line[5:] for line in out.splitlines() if line.startswith("you: ")]
 
 
