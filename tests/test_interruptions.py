@@ -92,6 +92,9 @@ def test_what_is_an_aside(heard: str, aside: bool) -> None:
         ("Stop it.", 400, False),  # short, but asks
         ("Shut up.", 400, False),
         ("Why not?", 400, False),  # a question
+        ("Have you ever been?", 550, True),  # a "Mm-hmm." made out as a question
+        ("Have you ever been?", 900, False),
+        ("Wait, have you been?", 550, False),
     ],
 )
 def test_short_speech_that_asks_for_nothing_is_an_aside(

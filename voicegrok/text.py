@@ -285,18 +285,23 @@ def is_aside(heard: str, answer: str, voiced_ms: float | None = None) -> bool:
     noise), one word that asks for nothing (a sound made out as "t" or "street", its own
     echo), a few words of listening ("mm-hmm", "okay", "yeah, right"), words that ask for
     nothing said in less than :data:`SHORT_SPEECH_MS` (``voiced_ms``: a filler made out
-    wrong, as "I'm Adam." or "And we have them."), or only words of the answer itself or
-    words that sound like them (its own voice heard back from the speaker). "Stop", "wait",
-    "no" and the like, and a question, are meant."""
+    wrong, as "I'm Adam." or "And we have them."; a question of more than two words is
+    too long for that time), or only words of the answer itself or words that sound like
+    them (its own voice heard back from the speaker). "Stop", "wait", "no" and the like,
+    and a question, are meant."""
     words = [_NUMBER.get(w, w) for w in _WORD.findall(heard.lower())]
     if not words:
         return True
-    asks = any(w in _MEANT for w in words) or heard.rstrip().endswith("?")
+    short = voiced_ms is not None and voiced_ms < SHORT_SPEECH_MS
+    # (a short question has a word or two, "What?", "Why not?"; more, in that time, were
+    # made of a noise: a "Mm-hmm." over the echo came out as "Have you ever been?")
+    question = heard.rstrip().endswith("?") and not (short and len(words) > 2)
+    asks = any(w in _MEANT for w in words) or question
     if len(words) == 1 and not asks:
         return True  # (one word stops an answer only if it asks to, as voice agents do)
     if len(words) <= 3 and all(w in _ASIDES for w in words):
         return True
-    if voiced_ms is not None and voiced_ms < SHORT_SPEECH_MS and not asks:
+    if short and not asks:
         return True  # (in that time, more than 2 or 3 words were made of a noise)
     if len(words) > 6:
         return False
