@@ -71,7 +71,11 @@ def test_answers_are_those_of_llama_cpp_python_create_chat_completion(temperatur
         )
     )
     assert len(expected.split()) > 10
-    assert ask(LlamaEngine(models.resolve("llm")), messages, temperature) == expected
+    engine = LlamaEngine(models.resolve("llm"))
+    # (the engine folds a tail of fewer than 8 tokens into the chunk before; this prompt
+    # has none, so both evaluate it in the same batches)
+    assert len(engine.prompt_tokens(messages)) % STOPPABLE_CHUNK >= STOPPABLE_CHUNK // 2
+    assert ask(engine, messages, temperature) == expected
 
 
 def test_a_follow_up_reuses_the_cached_conversation_and_answers_as_a_fresh_model_would() -> None:
