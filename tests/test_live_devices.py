@@ -21,7 +21,7 @@ import pytest
 from voicegrok import models
 from voicegrok.audio import load_audio
 from voicegrok.bench import rig
-from voicegrok.bench.echo import turn_lines
+from voicegrok.bench.echo import after_question, turn_lines
 from voicegrok.bench.rig import VirtualAudio
 
 from .conftest import DEMO, words
@@ -73,13 +73,11 @@ def answering(tmp_path: Path, question_end: str) -> bool:
 
 
 def after_the_question(out: str) -> str:
-    """What ``talk`` printed after the line of the itinerary question (which ends "make
-    that itinerary for me", with whatever punctuation whisper gives it)."""
-    lines = out.splitlines(keepends=True)
-    for i, line in enumerate(lines):
-        if line.startswith("you: ") and "itinerary for me" in line:
-            return "".join(lines[i + 1 :])
-    raise AssertionError(f"the itinerary question is not in the output:\n{out}")
+    """What ``talk`` printed after the line of the itinerary question."""
+    assert any(
+        line.startswith("you: ") and "itinerary for me" in line for line in out.splitlines()
+    ), f"the itinerary question is not in the output:\n{out}"
+    return after_question(out, "itinerary for me")
 
 
 def wait_for_metrics(path: Path, n: int, timeout_s: float = 60) -> list[dict[str, object]]:

@@ -57,10 +57,21 @@ def turn_lines(out: str) -> list[str]:
     return [line[5:] for line in out.splitlines() if line.startswith("you: ")]
 
 
+def after_question(out: str, question_end: str) -> str:
+    """What ``talk`` printed in ``out`` after the line of the question ending with
+    ``question_end`` (words: whisper's punctuation after them varies). The whole of
+    ``out`` when no line has them."""
+    lines = out.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("you: ") and question_end in line:
+            return "".join(lines[i + 1 :])
+    return out
+
+
 def unspoken_turns(out: str, question_end: str) -> list[str]:
     """What was heard as turns in ``talk``'s output after the question ending
     ``question_end``, other than the words the person said over the answer."""
-    said = turn_lines(out.split(question_end, 1)[-1])
+    said = turn_lines(after_question(out, question_end))
     spoken = next((s for s in said if "stop" in s.lower()), None)
     return [s for s in said if s is not spoken] if spoken else said[1:]
 
@@ -129,7 +140,7 @@ def _one_run(
     long_answer = next((r for r in rows if r.get("interrupted")), rows[0] if rows else {})
     return {
         "gain": gain,
-        "unspoken": unspoken_turns(out, "for me?"),
+        "unspoken": unspoken_turns(out, "itinerary for me"),
         "interruptions": out.count("(interrupted)"),
         "answer_played": round(sum(loud) / max(1, len(loud)), 2),
         "barge_in_heard_ms": barge_in_heard_ms(rec.audio(), rec.RATE, onset),
