@@ -95,6 +95,7 @@ def test_what_is_an_aside(heard: str, aside: bool) -> None:
         ("Have you ever been?", 550, True),  # a "Mm-hmm." made out as a question
         ("Have you ever been?", 900, False),
         ("Wait, have you been?", 550, False),
+        ("Is it far?", 550, False),
     ],
 )
 def test_short_speech_that_asks_for_nothing_is_an_aside(

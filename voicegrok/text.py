@@ -285,17 +285,18 @@ def is_aside(heard: str, answer: str, voiced_ms: float | None = None) -> bool:
     noise), one word that asks for nothing (a sound made out as "t" or "street", its own
     echo), a few words of listening ("mm-hmm", "okay", "yeah, right"), words that ask for
     nothing said in less than :data:`SHORT_SPEECH_MS` (``voiced_ms``: a filler made out
-    wrong, as "I'm Adam." or "And we have them."; a question of more than two words is
-    too long for that time), or only words of the answer itself or words that sound like
+    wrong, as "I'm Adam." or "And we have them."; a question of four words or more is too
+    long for that time), or only words of the answer itself or words that sound like
     them (its own voice heard back from the speaker). "Stop", "wait", "no" and the like,
     and a question, are meant."""
     words = [_NUMBER.get(w, w) for w in _WORD.findall(heard.lower())]
     if not words:
         return True
     short = voiced_ms is not None and voiced_ms < SHORT_SPEECH_MS
-    # (a short question has a word or two, "What?", "Why not?"; more, in that time, were
-    # made of a noise: a "Mm-hmm." over the echo came out as "Have you ever been?")
-    question = heard.rstrip().endswith("?") and not (short and len(words) > 2)
+    # (a short question has up to three words, "What?", "Is it far?"; four in that time
+    # would be said at 6 words a second: made of a noise, as "Have you ever been?" was of
+    # a "Mm-hmm." over the echo)
+    question = heard.rstrip().endswith("?") and not (short and len(words) > 3)
     asks = any(w in _MEANT for w in words) or question
     if len(words) == 1 and not asks:
         return True  # (one word stops an answer only if it asks to, as voice agents do)
