@@ -211,7 +211,8 @@ def test_its_own_voice_from_the_speaker_does_not_interrupt_it(
     loop = virtual_audio.loopback()
     try:
         virtual_audio.speak(0.5, str(DEMO / "turn1.wav"), 0.6)
-        wait_for_metrics(tmp_path / "m.jsonl", 1, timeout_s=90)  # written after playback
+        # (written after playback: the longest answer, 400 tokens, is 75-80 s of speech)
+        wait_for_metrics(tmp_path / "m.jsonl", 1, timeout_s=150)
         time.sleep(2.0)
     finally:
         loop.terminate()
