@@ -57,21 +57,22 @@ def turn_lines(out: str) -> list[str]:
     return [line[5:] for line in out.splitlines() if line.startswith("you: ")]
 
 
-def after_question(out: str, question_end: str) -> str:
+def after_question(out: str, question_end: str) -> str | None:
     """What ``talk`` printed in ``out`` after the line of the question ending with
-    ``question_end`` (words: whisper's punctuation after them varies). The whole of
-    ``out`` when no line has them."""
+    ``question_end`` (words: whisper's punctuation after them varies); None when no line
+    has them."""
     lines = out.splitlines(keepends=True)
     for i, line in enumerate(lines):
         if line.startswith("you: ") and question_end in line:
             return "".join(lines[i + 1 :])
-    return out
+    return None
 
 
 def unspoken_turns(out: str, question_end: str) -> list[str]:
     """What was heard as turns in ``talk``'s output after the question ending
     ``question_end``, other than the words the person said over the answer."""
-    said = turn_lines(after_question(out, question_end))
+    rest = after_question(out, question_end)
+    said = turn_lines(out if rest is None else rest)
     spoken = next((s for s in said if "stop" in s.lower()), None)
     return [s for s in said if s is not spoken] if spoken else said[1:]
 
