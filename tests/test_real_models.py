@@ -58,18 +58,48 @@ async def test_a_decode_that_would_loop_gives_the_words_once(
     assert normalize(text) == "can you put this itinerary in a table", text
 
 
-async def test_a_decode_that_stops_after_the_first_words_is_made_again(engines: Engines) -> None:
-    """On this recording (5 s of the Piper voice), whisper tiny in the short windows ends
-    after "It's our"; a decode that short for 5 s of speech is not taken, and the words
-    come from the next window."""
+async def test_a_decode_that_stops_after_the_first_words_is_made_again(
+    engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On this recording (5 s of the Piper voice), whisper tiny ends after "It's our" in
+    both short windows, padded with zero features; a decode that short for 5 s of speech is
+    not taken, and the words come from the window padded with silence, without decoding
+    whisper's whole 30 s."""
     from voicegrok.engines.whisper import WhisperEngine
 
     stt = engines.stt
     assert isinstance(stt, WhisperEngine)
     audio = load_audio(DATA / "whisper_stops_early.flac")
+    for window in stt.short_windows:
+        assert stt._transcribe_short(audio, *window) is None, window
+
+    def whole(_audio: object) -> str:
+        raise AssertionError("decoded over 30 s")
+
+    monkeypatch.setattr(stt, "_transcribe_full", whole)
     text = stt.transcribe(audio)
     expected = "day at a small bakery in the west village then walk along the high line"
     assert expected in normalize(text), text
+
+
+async def test_the_retry_window_is_padded_with_silence_as_whisper_knows_it(
+    engines: Engines,
+) -> None:
+    """After the audio, the short windows have zero features (a voice going on, to
+    whisper: words at a pause come without a final full stop); the retry window has what
+    whisper's own padding makes of silence, the floor 8 decades under the loudest frame."""
+    from voicegrok.engines.whisper import WhisperEngine
+
+    stt = engines.stt
+    assert isinstance(stt, WhisperEngine)
+    audio = load_audio(DATA / "jfk.flac")[:16000]
+    for silence in (False, True):
+        features = stt._features(audio, 300, silence=silence)
+        assert features.shape == (80, 300)
+        floor = features.max() - 2.0  # log10 of the loudest - 8, after whisper's (x + 4) / 4
+        after = features[:, 110:]
+        assert np.allclose(after, floor, atol=1e-5) if silence else not after.any(), silence
+        assert (features[:, 10:90] > floor + 0.5).any(axis=0).all(), "speech is not the floor"
 
 
 async def test_words_known_to_begin_the_audio_are_not_decoded_again(engines: Engines) -> None:
