@@ -165,10 +165,10 @@ def main() -> None:
                     env = dict(audio.env, **({"PYTHONPATH": talks[who]} if talks[who] else {}))
                     vg = Voicegrok(sys.executable, settings, env, folder)
                     report = run_heard(
-                        vg, audio, 1, lambda _m: None, commands=("talk",), asked=args.questions
+                        vg, audio, 1, lambda _m: None, commands=("talk",), questions=questions
                     )
                     rows = [
-                        {"question": f"turn{t['question']}.wav", "heard_ms": t["heard_ms"]}
+                        {"question": t["question"], "heard_ms": t["heard_ms"]}
                         for t in report["turns"]
                     ]
                 for row in rows:

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -250,6 +251,25 @@ def test_typed_report_sets_each_ui_turn_against_ask_on_the_same_prompt() -> None
     assert first["text"] == "a" and first["same_answer"] and not second["same_answer"]
     assert first["n_tokens"] == {"ask": [10, 10], "ui": [10, 10]}
     assert first["ui_vs_ask"]["each"] == [0.9, 1.0]
+
+
+def test_heard_questions_are_the_demo_recordings_then_other_voices() -> None:
+    """bench latency's heard part asks the demo questions, then the same kind of question
+    in other voices (espeak-ng's and Piper's slowed down), each labelled with its voice."""
+    from voicegrok.audio import WHISPER_RATE_HZ
+    from voicegrok.engines.whisper import WhisperEngine
+    from voicegrok.models import resolve
+
+    questions = heard.heard_questions((2,), heard.HEARD_VOICES)
+    labels = [label for label, _ in questions]
+    assert labels == ["turn2.wav", *(f"{v}: {t}" for v, t in heard.HEARD_VOICES)], labels
+    stt = WhisperEngine(resolve("stt"))
+    for (voice, text), (_, audio) in zip(heard.HEARD_VOICES, questions[1:], strict=True):
+        assert 0.8 < len(audio) / WHISPER_RATE_HZ < 6, voice  # one short question each
+        said = set(re.findall(r"[a-z']+", stt.transcribe(audio).lower()))
+        words = set(re.findall(r"[a-z']+", text.lower()))
+        assert len(words & said) >= 0.6 * len(words), (voice, said)  # its words, mostly
+    assert [label for label, _ in heard.heard_questions()] == ["turn2.wav", "turn3.wav"]
 
 
 def test_heard_report_sets_the_ui_against_talk_by_their_medians() -> None:

@@ -1,8 +1,10 @@
 """``voicegrok bench ui``, mode ``heard``: how long after the end of a spoken question the
 answer is heard, with ``voicegrok talk`` and with the UI.
 
-The demo's short questions are spoken into the virtual microphone at real-time pace (after
-half a second of a quiet room, which goes on meanwhile); the speaker's monitor is recorded.
+The demo's short questions (for ``voicegrok bench latency``, then questions said by other
+voices: :data:`HEARD_VOICES`) are spoken into the virtual microphone at real-time pace
+(after half a second of a quiet room, which goes on meanwhile); the speaker's monitor is
+recorded.
 The delay runs from the moment the last voiced sample of the question was due at the
 microphone to the first sample of the answer in the recording, both on this process's
 clock (:meth:`.rig.Recording.time_of`). Each answer is heard to its end (its metrics line)
@@ -32,9 +34,11 @@ from .stats import percentiles
 
 __all__ = [
     "HEARD_QUESTIONS",
+    "HEARD_VOICES",
     "LEVEL",
     "first_above",
     "heard_of_talk",
+    "heard_questions",
     "heard_report",
     "last_above",
     "run_heard",
@@ -43,6 +47,14 @@ __all__ = [
 
 HEARD_QUESTIONS = (2, 3)
 """The demo questions asked (``turn2.wav``, ``turn3.wav``: short ones)."""
+HEARD_VOICES = (
+    ("espeak:en-gb+f3", "What is the capital of France?"),
+    ("espeak:en-us+m3", "How far is the moon from the earth?"),
+    ("piper:slow", "Tell me a joke about cats."),
+)
+"""Questions said by other voices after the demo's (``voicegrok bench latency``), so the
+figure is not one speaker's: voices of the turn-taking set (:mod:`.turn_set`), questions
+with short answers (each answer is heard to its end)."""
 LEVEL = 0.01
 """Amplitude (-40 dBFS) above which a sample is sound: voiced in a question, heard in an
 answer (the virtual devices add no noise)."""
@@ -157,18 +169,40 @@ def _accounted(end_s: float, heard_ms: float | None, row: dict[str, Any]) -> dic
     return out
 
 
+def heard_questions(
+    asked: Sequence[int] = HEARD_QUESTIONS, voiced: Sequence[tuple[str, str]] = ()
+) -> list[tuple[str, FloatAudio]]:
+    """(label, 16 kHz audio) of each question: the demo recordings ``asked`` (labelled
+    ``turn2.wav``...), then each (voice, text) of ``voiced`` said by that voice (labelled
+    ``voice: text``; an espeak-ng voice is left out where espeak-ng is not installed)."""
+    recordings = demo_recordings(demo_dir())
+    questions = [(f"turn{i}.wav", recordings[i - 1][1]) for i in asked if i <= len(recordings)]
+    if voiced:
+        from .. import models
+        from .turn_set import Voices
+
+        voices = Voices(models.resolve("tts"))
+        questions += [
+            (f"{voice}: {text}", voices.say(text, voice))
+            for voice, text in voiced
+            if voices.available(voice)
+        ]
+    return questions
+
+
 def run_heard(
     vg: Voicegrok,
     audio: VirtualAudio,
     runs: int,
     progress: Callable[[str], None],
     commands: Sequence[str] = ("talk", "ui"),
-    asked: Sequence[int] = HEARD_QUESTIONS,
+    questions: Sequence[tuple[str, FloatAudio]] | None = None,
 ) -> dict[str, Any]:
     """The ``heard`` JSON (:func:`heard_report`): each run starts each of ``commands`` in
-    turn (the order reversed every other run) and asks it the demo questions ``asked``."""
-    recordings = demo_recordings(demo_dir())
-    questions = [(i, recordings[i - 1]) for i in asked if i <= len(recordings)]
+    turn (the order reversed every other run) and asks it ``questions`` (None: the demo
+    questions :data:`HEARD_QUESTIONS`)."""
+    if questions is None:
+        questions = heard_questions()
     mic = audio.microphone()
     rec = audio.record()
     turns: list[dict[str, Any]] = []
@@ -179,7 +213,7 @@ def run_heard(
                 metrics = MetricsFile(here.folder / "metrics.jsonl")
                 with _running(here, who, metrics) as alive:
                     time.sleep(SETTLE_S)  # a person does not speak the instant it is ready
-                    for q, (_, samples) in questions:
+                    for q, samples in questions:
                         turn = _ask_aloud(mic, rec, samples, metrics, alive, who)
                         turns.append({"run": run, "who": who, "question": q, **turn})
                         heard = turn["heard_ms"]
@@ -187,23 +221,28 @@ def run_heard(
     finally:
         mic.close()
         rec.stop()
-    return heard_report([f"turn{q}.wav" for q, _ in questions], runs, turns)
+    return heard_report([q for q, _ in questions], runs, turns)
 
 
 def heard_of_talk(
-    settings: Settings, runs: int, progress: Callable[[str], None], python: str = sys.executable
+    settings: Settings,
+    runs: int,
+    progress: Callable[[str], None],
+    python: str = sys.executable,
+    voiced: Sequence[tuple[str, str]] = HEARD_VOICES,
 ) -> dict[str, Any]:
     """``voicegrok talk`` in a process of its own on virtual devices (a private PulseAudio
-    daemon), asked the heard questions ``runs`` times: :func:`heard_report`, or
-    ``{"skipped": why}`` where PulseAudio is missing."""
+    daemon), asked the demo's heard questions and ``voiced`` ones ``runs`` times:
+    :func:`heard_report`, or ``{"skipped": why}`` where PulseAudio is missing."""
     if reason := missing():
         return {"skipped": reason}
+    questions = heard_questions(HEARD_QUESTIONS, voiced)
     with (
         tempfile.TemporaryDirectory(prefix="voicegrok-bench-heard-") as tmp,
         virtual_audio(Path(tmp) / "pulse") as audio,
     ):
         vg = Voicegrok(python, settings, dict(audio.env), Path(tmp))
-        return run_heard(vg, audio, runs, progress, commands=("talk",))
+        return run_heard(vg, audio, runs, progress, commands=("talk",), questions=questions)
 
 
 def heard_report(
