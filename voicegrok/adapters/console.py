@@ -56,7 +56,9 @@ class ConsoleView:
     def _show(self, frame: Frame) -> None:
         out = self.out
         if isinstance(frame, SpeechStarted):
-            self._say("(listening…)")
+            # over an answer still being written: on a line of its own, not inside the
+            # answer's ("New Orleans(listening…)")
+            self._say(("\n" if self._answering else "") + "(listening…)")
         elif isinstance(frame, TurnRetracted):
             self._say("\n(you went on: still listening…)")
         elif isinstance(frame, UserText) and not frame.final:
