@@ -79,6 +79,7 @@ async def listen(
     pace: float = 0.0,
     *,
     heard: bool = False,
+    hears_over_speaker: bool = True,
 ) -> list[tuple[float, Frame]]:
     """Feed ``audio`` in 20 ms chunks (``pace``: seconds of wall time per chunk); each output
     frame with the stream time it came at (``heard``: with the ``Heard`` frames, the
@@ -86,7 +87,12 @@ async def listen(
     out: list[tuple[float, Frame]] = []
     step = rate * CHUNK // RATE
     for i in range(0, len(audio), step):
-        chunk = AudioChunk(turn_id=0, samples=audio[i : i + step], sample_rate_hz=rate)
+        chunk = AudioChunk(
+            turn_id=0,
+            samples=audio[i : i + step],
+            sample_rate_hz=rate,
+            hears_over_speaker=hears_over_speaker,
+        )
         async for frame in stage.process(chunk):
             if heard or not isinstance(frame, Heard):
                 out.append(((i + step) / rate, frame))
@@ -123,6 +129,57 @@ async def test_finished_sentence_starts_the_turn_at_the_pause(words: str, confir
     text = frames[2][1]
     assert isinstance(text, UserText) and text.final and text.text == words
     assert len(stt.heard) == 1, "the pause's transcript is the final one"
+
+
+async def test_a_microphone_deaf_over_the_speaker_lets_the_answer_out_at_the_end_of_turn() -> None:
+    """While the echo canceller mutes the microphone whenever the speaker plays (not yet
+    converged), an answer let out at the pause would make the rest of the person's words
+    unheard: it is prepared there as ever, and let out at the end-of-turn silence."""
+    stt = FakeSTT(["I'd like to visit New York City for two days."])
+    frames = await listen(
+        make_stage(stt, partial_every_ms=10_000),
+        np.concatenate([tone(1.5), silence(1.0)]),
+        hears_over_speaker=False,
+    )
+    assert kinds(frames) == ["SpeechStarted", "TurnStarted", "UserText", "TurnConfirmed"]
+    started_at, confirmed_at = frames[1][0], frames[3][0]
+    assert started_at - 1.5 <= 0.16 + 0.1, "prepared at the pause"
+    assert 1.5 + 0.48 <= confirmed_at <= 1.5 + 0.48 + 0.1, "released at the end of turn"
+
+
+@pytest.mark.parametrize("hears_over_speaker", [True, False], ids=["converged", "converging"])
+async def test_the_live_loop_tells_the_listener_whether_the_person_is_heard_over_the_speaker(
+    hears_over_speaker: bool,
+) -> None:
+    """Through the live loop, from the devices' side (``LiveSession(hears_over_speaker=)``,
+    the echo canceller's): a statement, a 420 ms pause, then more words. With the
+    microphone open over the speaker, the statement is let out after 380 ms and withdrawn
+    when the person goes on; while it would be muted, nothing is let out before the end."""
+    stt = FakeSTT(
+        by_length=[(1.7, "I'd like to visit New York."), (9, "I'd like to visit New York today.")]
+    )
+    engines = fake_engines(stt=stt, llm=FakeChat(["Sure."]))
+    engines.vad = FakeVAD()
+    config = EndpointConfig(end_silence_ms=480, pause_ms=160)
+    seen: list[Frame] = []
+    audio = np.concatenate([tone(1.0), silence(0.42), tone(0.6), silence(1.0)])
+    async with Assistant(engines, Settings(), endpointing=config) as assistant:
+        session = LiveSession(
+            assistant,
+            VirtualSpeaker(16000),
+            view=seen.append,
+            hears_over_speaker=lambda: hears_over_speaker,
+        )
+        await session.run(paced_chunks(audio, RATE), RATE)
+        await asyncio.sleep(0.3)
+    answered = [f.turn_id for f in seen if isinstance(f, TurnStarted)]
+    retracted = [f.turn_id for f in seen if isinstance(f, TurnRetracted)]
+    if hears_over_speaker:  # the statement let out, and withdrawn
+        assert answered == [1, 2] and retracted == [1], seen
+    else:
+        assert answered == [2] and retracted == [], seen
+    said = [f.text for f in seen if isinstance(f, UserText) and f.final]
+    assert said[-1] == "I'd like to visit New York today.", said
 
 
 async def test_unfinished_words_start_a_tentative_turn_confirmed_at_the_end_silence() -> None:

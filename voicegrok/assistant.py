@@ -306,10 +306,22 @@ class Assistant:
             await self.pipeline.push(frame)
         return inputs[0].turn_id
 
-    async def hear(self, samples: npt.NDArray[np.float32], sample_rate_hz: int) -> None:
-        """Feed microphone audio (listening mode: needs a VAD engine); read ``frames()``."""
+    async def hear(
+        self,
+        samples: npt.NDArray[np.float32],
+        sample_rate_hz: int,
+        *,
+        hears_over_speaker: bool = True,
+    ) -> None:
+        """Feed microphone audio (listening mode: needs a VAD engine); read ``frames()``.
+        ``hears_over_speaker``: see :attr:`AudioChunk.hears_over_speaker`."""
         await self.pipeline.push(
-            AudioChunk(turn_id=0, samples=samples, sample_rate_hz=sample_rate_hz)
+            AudioChunk(
+                turn_id=0,
+                samples=samples,
+                sample_rate_hz=sample_rate_hz,
+                hears_over_speaker=hears_over_speaker,
+            )
         )
 
     async def frames(self) -> AsyncIterator[Frame]:

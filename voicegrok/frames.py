@@ -111,6 +111,11 @@ class AudioChunk(Frame):
 
     samples: FloatAudio
     sample_rate_hz: int
+    hears_over_speaker: bool = True
+    """Whether the microphone would hear the person talking over the speaker. False while
+    an echo canceller is still converging: it mutes the microphone whenever the speaker
+    plays, so an answer let out while the person may go on would make their next words
+    unheard."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

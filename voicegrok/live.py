@@ -52,7 +52,13 @@ class LiveAssistant(Protocol):
     @property
     def conversation(self) -> _History: ...
 
-    async def hear(self, samples: npt.NDArray[np.float32], sample_rate_hz: int) -> None: ...
+    async def hear(
+        self,
+        samples: npt.NDArray[np.float32],
+        sample_rate_hz: int,
+        *,
+        hears_over_speaker: bool = True,
+    ) -> None: ...
 
     async def push_text(self, text: str) -> int: ...
 
@@ -129,10 +135,13 @@ class LiveSession:
         on_metrics: Callable[[dict[str, object]], None] | None = None,
         after_turn: Callable[[], object] | None = None,
         figures: Callable[[], dict[str, object]] | None = None,
+        hears_over_speaker: Callable[[], bool] | None = None,
     ) -> None:
         """Speech over an answer pauses it, and its words decide whether it stops (see
         :class:`~voicegrok.turns.TurnController`); unless the assistant is a server's,
-        which stops its answers itself (``stops_answers_itself``: ``connect``)."""
+        which stops its answers itself (``stops_answers_itself``: ``connect``).
+        ``hears_over_speaker``: whether the microphone now hears the person over the
+        speaker (the echo canceller's; None: always)."""
         self.assistant = assistant
         self.speaker = speaker
         self.view: View = view or (lambda _frame: None)
@@ -143,6 +152,7 @@ class LiveSession:
         housekeeping, e.g. giving freed memory back to the system."""
         self.figures = figures
         """More figures for each metrics row, from the devices (the echo canceller's)."""
+        self._hears_over_speaker = hears_over_speaker or (lambda: True)
         self._chores: set[asyncio.Future[object]] = set()
         remote = bool(getattr(assistant, "stops_answers_itself", False))
         self.turns = TurnController(confirm_interruptions=not remote)
@@ -195,7 +205,9 @@ class LiveSession:
                     self._ptt.append(chunk)
                 if self._ptt is not None or self.muted:
                     chunk = np.zeros_like(chunk)
-                await self.assistant.hear(chunk, sample_rate_hz)
+                await self.assistant.hear(
+                    chunk, sample_rate_hz, hears_over_speaker=self._hears_over_speaker()
+                )
 
         async def watch_playback() -> None:
             while True:

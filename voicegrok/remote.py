@@ -153,7 +153,15 @@ class RemoteAssistant:
 
     # ------------------------------------------------------------------ commands
 
-    async def hear(self, samples: npt.NDArray[np.float32], sample_rate_hz: int) -> None:
+    async def hear(
+        self,
+        samples: npt.NDArray[np.float32],
+        sample_rate_hz: int,
+        *,
+        hears_over_speaker: bool = True,
+    ) -> None:
+        """Send microphone audio to the server, whose listener decides the turns
+        (``hears_over_speaker`` is not sent: the Realtime API has no such field)."""
         samples = self._resampler(samples, sample_rate_hz)
         if len(samples):
             await self._send(rt.InputAudioBufferAppend(audio=float_to_pcm16(samples)))

@@ -44,6 +44,12 @@ class Devices:
             return {}
         return dict(self.canceller.take_erle())
 
+    def hears_over_speaker(self) -> bool:
+        """Whether the microphone now hears the person talking over the speaker: always
+        without an echo canceller (a headset), else once it has converged (until then it
+        mutes the microphone whenever the speaker plays)."""
+        return self.canceller is None or self.canceller.converged
+
     def close(self) -> None:
         """Close what was opened, the last first; never raises."""
         while self._closers:

@@ -217,6 +217,11 @@ class DeviceKeeper:
             await asyncio.sleep(0.05)
         return False
 
+    def hears_over_speaker(self) -> bool:
+        """Whether the microphone now hears the person over the speaker (see
+        :meth:`Devices.hears_over_speaker`)."""
+        return self.devices is None or self.devices.hears_over_speaker()
+
     def echo_figures(self) -> dict[str, object]:
         """The echo canceller's figures for a turn's metrics (see :meth:`Devices.echo_figures`)."""
         return self.devices.echo_figures() if self.devices is not None else {}

@@ -127,6 +127,7 @@ async def live_console(
                 on_metrics,
                 after_turn=after_turn,
                 figures=keeper.echo_figures,
+                hears_over_speaker=keeper.hears_over_speaker,
             )
             running = asyncio.create_task(session.run(keeper.chunks(), keeper.sample_rate_hz))
             stopping = asyncio.create_task(stop.wait())

@@ -20,6 +20,12 @@ It runs the streaming VAD on every chunk and speech-to-text while the person spe
   and is released only at the end-of-turn silence: the person hears it at once instead of
   after the silence plus the time to answer. With ``speculate`` off, the turn starts at
   the end-of-turn silence, with the transcript made at the pause.
+
+While the microphone cannot hear the person over the speaker (``AudioChunk.hears_over_speaker``
+false: an echo canceller not yet converged mutes it whenever the speaker plays), an answer
+started at a pause is let out only at the end-of-turn silence: let out sooner, it would
+have muted the rest of the person's words (on open speakers, "I'd like to visit New York
+City for two days," was answered, and the request after the comma went unheard).
 """
 
 from __future__ import annotations
@@ -300,6 +306,10 @@ class ListenStage:
                 finally:
                     sounds.cancel()
                 self._hold_ms, end_ms = when_to_answer(text, done, config)
+                if self._hold_ms is not None and not frame.hears_over_speaker:
+                    # the answer would mute the person if they went on: it waits for the
+                    # end of the turn (the first answer on open speakers, as a rule)
+                    self._hold_ms = end_ms
                 self._endpointer.end_after(end_ms)
                 if self._hold_ms is not None and not self._early:
                     self._early = True

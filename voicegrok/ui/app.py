@@ -232,6 +232,7 @@ class VoicegrokApp(App[None]):
                     on_metrics=self._device_metrics,
                     after_turn=engines.between_turns,
                     figures=audio.keeper.echo_figures if audio.keeper else None,
+                    hears_over_speaker=audio.keeper.hears_over_speaker if audio.keeper else None,
                 )
                 self.session = session
                 self.state = "listening" if audio.chunks is not None else "typing"
