@@ -556,3 +556,42 @@ async def test_words_after_the_last_transcript_are_transcribed_again() -> None:
     frames = await listen(stage, audio, pace=0.002)
     assert stt.started == 2, stt.heard
     assert [f.text for _, f in frames if isinstance(f, UserText)][-1] == "What time is it?"
+
+
+@pytest.mark.parametrize("goes_on", [True, False], ids=["went-on", "let-out"])
+async def test_a_tool_that_acts_waits_for_the_turn_to_be_let_out(goes_on: bool) -> None:
+    """A timer asked for, a 300 ms pause: the answer is prepared there, but the timer is set
+    only once the turn is let out. When the person goes on, the request prepared at the
+    pause sets nothing: one timer, for the whole request."""
+    from voicegrok.tools.timers import Timers
+
+    stt = FakeSTT(
+        by_length=[
+            (1.7, "Set a timer for ten minutes."),
+            (9, "Set a timer for ten minutes for the tea."),
+        ]
+    )
+    engines = fake_engines(stt=stt)
+    engines.vad = FakeVAD()
+    config = EndpointConfig(end_silence_ms=480, pause_ms=160)
+    timers = Timers()
+    seen: list[Frame] = []
+    audio = [tone(1.0), silence(0.3)] + ([tone(0.6)] if goes_on else []) + [silence(1.0)]
+    async with Assistant(engines, Settings(), endpointing=config, timers=timers) as assistant:
+        session = LiveSession(assistant, VirtualSpeaker(16000), view=seen.append)
+        set_before_let_out: list[int] = []
+
+        async def watch() -> None:  # timers set while the turn is still held at the pause
+            while True:
+                if not any(isinstance(f, TurnStarted) for f in seen):
+                    set_before_let_out.append(len(timers.pending()))
+                await asyncio.sleep(0.01)
+
+        watcher = asyncio.create_task(watch())
+        await session.run(paced_chunks(np.concatenate(audio), RATE), RATE)
+        await asyncio.sleep(0.3)
+        watcher.cancel()
+    assert max(set_before_let_out) == 0, "nothing is done for an answer not let out"
+    pending = timers.pending()
+    assert len(pending) == 1, pending
+    assert [f.turn_id for f in seen if isinstance(f, TurnStarted)] == ([2] if goes_on else [1])

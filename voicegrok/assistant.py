@@ -120,6 +120,7 @@ class Assistant:
             temperature=settings.temperature,
             thread=self._own_llm_thread or engines.threads["llm"],
             tools=self.tools,
+            released=self._listen.released if self._listen is not None else None,
         )
         stages.append(self._llm)
         stages.append(ClauseStage(first_min_words=settings.first_clause_words))

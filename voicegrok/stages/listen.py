@@ -151,6 +151,21 @@ class ListenStage:
         self._texts: list[tuple[int, str]] = []
         """The utterance's transcripts so far (background ones, done) and where each ends:
         the words the last two agree on are given to the next one as its beginning."""
+        self._let_out: dict[int, asyncio.Future[bool]] = {}
+        """Turns started at a pause: whether each was let out (True) or withdrawn."""
+
+    async def released(self, turn_id: int) -> bool:
+        """Wait until the turn is let out (True) or withdrawn when the person went on
+        (False); a turn not started at a pause is let out from the start."""
+        decided = self._let_out.get(turn_id)
+        return True if decided is None else await asyncio.shield(decided)
+
+    def _decide(self, turn_id: int, let_out: bool) -> None:
+        decided = self._let_out.get(turn_id)
+        if decided is not None and not decided.done():
+            decided.set_result(let_out)
+        for old in [t for t in self._let_out if t < turn_id - 8]:
+            del self._let_out[old]
 
     def _to_engine_rate(self, chunk: AudioChunk) -> FloatAudio:
         return self._resampler(chunk.samples, chunk.sample_rate_hz)
@@ -240,6 +255,8 @@ class ListenStage:
     ) -> list[Frame]:
         if not text:
             return [TurnFailed(turn_id=self._turn_id, message="no words were heard", stage="stt")]
+        if tentative:
+            self._let_out[self._turn_id] = asyncio.get_running_loop().create_future()
         return [
             self._turn_started(end_sample, arrived_s, tentative=tentative),
             UserText(turn_id=self._turn_id, text=text, final=True, source="speech"),
@@ -275,6 +292,8 @@ class ListenStage:
         for i, p in enumerate(probs):
             event = self._endpointer.feed(whole[i * win : (i + 1) * win], p)
             if isinstance(event, Started):
+                for turn_id in list(self._let_out):  # (decided by now; never left waiting)
+                    self._decide(turn_id, False)
                 self._turn_id = self._next_turn_id()
                 self._early, self._hold_ms = False, None
                 self._pause_text = None
@@ -325,17 +344,20 @@ class ListenStage:
                 and self._hold_ms is not None
                 and self._endpointer.silent_ms >= self._hold_ms
             ):
+                self._decide(self._turn_id, True)
                 yield TurnConfirmed(turn_id=self._turn_id)
                 self._hold_ms = None
             elif isinstance(event, Resumed):
                 self._pause_text = None
                 if self._early:
+                    self._decide(self._turn_id, False)
                     yield TurnRetracted(turn_id=self._turn_id)
                     self._turn_id = self._next_turn_id()
                     self._early, self._hold_ms = False, None
             elif isinstance(event, Ended):
                 if self._early:
                     if self._hold_ms is not None:  # held to the end of turn: it stands
+                        self._decide(self._turn_id, True)
                         yield TurnConfirmed(turn_id=self._turn_id)
                     self._early, self._hold_ms = False, None
                     continue

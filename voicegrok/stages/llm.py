@@ -9,7 +9,7 @@ token.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import ClassVar
 
 from ..conversation import Conversation, Message
@@ -43,8 +43,12 @@ class LLMStage:
         temperature: float = 0.3,
         thread: EngineThread | None = None,
         tools: Toolbox | None = None,
+        released: Callable[[int], Awaitable[bool]] | None = None,
     ) -> None:
+        """``released``: waits until a turn is let out (True) or withdrawn (False): a tool
+        that acts (:attr:`Tool.acts`) is called only then (None: at once)."""
         self._engine = engine
+        self._released = released
         self.tools = tools
         """Called for a request that plainly asks for one (see :meth:`Toolbox.route`)."""
         self.conversation = conversation if conversation is not None else Conversation()
@@ -135,9 +139,19 @@ class LLMStage:
             messages, max_tokens=self._max_tokens, temperature=self._temperature, **extra
         )
 
+    async def _let_out(self, turn_id: int, name: str) -> bool:
+        """Whether the tool ``name`` may be called for the turn: at once unless it acts,
+        else once the turn is let out (False: it was withdrawn)."""
+        tool = self.tools.get(name) if self.tools is not None else None
+        if tool is None or not tool.acts or self._released is None:
+            return True
+        return await self._released(turn_id)
+
     async def _routed(self, turn_id: int, text: str, call: ToolCall) -> AsyncIterator[Frame]:
         """A plain request for a built-in tool: the tool answers it, not the model."""
         assert self.tools is not None
+        if not await self._let_out(turn_id, call.name):
+            return  # withdrawn: the person went on, and nothing was done
         outcome = await self.tools.call(call)
         arguments = arguments_json(call.arguments)
         yield _used(turn_id, call, arguments, outcome, "router")
@@ -164,6 +178,8 @@ class LLMStage:
                 turn_id=turn_id, name=call.name, arguments=arguments, call_id=call_id
             )
             return
+        if not await self._let_out(turn_id, call.name):
+            raise UsageError("the request was withdrawn before its tool was called")
         running = asyncio.ensure_future(self.tools.call(call))
         try:
             done, _ = await asyncio.wait({running}, timeout=FILLER_AFTER_S)

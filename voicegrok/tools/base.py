@@ -85,6 +85,10 @@ class Tool:
     """Calls may take seconds: a short filler is said first."""
     source: str = "builtin"
     """``builtin``, ``mcp:<server>`` or ``client`` (a Realtime client's own function)."""
+    acts: bool = True
+    """Calls change something outside the conversation (a timer set, whatever an MCP
+    server's tool does): one is made only once the turn is let out, never for an answer
+    prepared at a pause in the person's words (they may go on, and it is withdrawn)."""
 
     def schema(self) -> dict[str, Any]:
         """The tool in the OpenAI chat format (also what chat templates take)."""
@@ -124,10 +128,12 @@ def sync_tool(
     parameters: dict[str, Any],
     function: Callable[[dict[str, Any]], Outcome],
     match: Callable[[str], dict[str, Any] | None] | None = None,
+    *,
+    acts: bool = False,
 ) -> Tool:
-    """A tool from a plain function (pure and quick: run on the loop)."""
+    """A tool from a plain function (quick: run on the loop; ``acts``: see :attr:`Tool.acts`)."""
 
     async def run(arguments: dict[str, Any]) -> Outcome:
         return function(arguments)
 
-    return Tool(name, description, parameters, run, match)
+    return Tool(name, description, parameters, run, match, acts=acts)

@@ -212,6 +212,7 @@ def tools(context: ToolContext) -> list[Tool]:
             },
             lambda a: _set(context, a),
             _match_set,
+            acts=True,
         ),
         sync_tool(
             "set_alarm",
@@ -226,6 +227,7 @@ def tools(context: ToolContext) -> list[Tool]:
             },
             lambda a: _alarm(context, a),
             _match_alarm,
+            acts=True,
         ),
         sync_tool(
             "list_timers",
@@ -240,5 +242,6 @@ def tools(context: ToolContext) -> list[Tool]:
             {"type": "object", "properties": {"label": label, "all": {"type": "boolean"}}},
             lambda a: _cancel(context, a),
             _match_cancel,
+            acts=True,
         ),
     ]
