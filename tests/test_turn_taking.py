@@ -59,13 +59,28 @@ def test_finished_words_in_a_voice_that_does_not_sound_finished_wait_in_doubt() 
 
 
 def test_words_that_go_on_wait_longest_however_finished_the_voice_sounds() -> None:
-    for words in ("So.", "Um", "And then the.", "What about...", "I was wondering if-"):
+    for words in (
+        "So.",
+        "Um",
+        "And then the.",
+        "What about...",
+        "I was wondering if-",
+        "My favorite city is",
+        "Could you put it in",
+    ):
         assert goes_on(words), words
         _hold, end = when_to_answer(words, 0.97, CONFIG)
         assert end == CONFIG.unfinished_end_ms, words
     assert when_to_answer("Um", 0.97, CONFIG)[0] == 1500  # prepared, held
     assert when_to_answer("What about...", 0.97, CONFIG)[0] is None  # trailing: not prepared
     assert when_to_answer("", 0.97, CONFIG) == (None, 1500)
+
+
+def test_a_last_word_that_seldom_ends_a_sentence_goes_on_only_without_punctuation() -> None:
+    assert goes_on("My favorite city is")
+    assert not goes_on("Do you know where it is?")
+    assert not goes_on("Tell me what it is.")
+    assert not goes_on("Remind me to call my mother")
 
 
 def test_unfinished_words_in_an_unfinished_voice_wait_longest() -> None:

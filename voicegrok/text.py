@@ -227,6 +227,13 @@ _OPEN_ENDINGS = frozenset(
     """a an the and or but nor so because if than to of for from with into onto about my
     your our their um uh er plus""".split()
 )
+_OPEN_UNPUNCTUATED = frozenset(
+    """is are was were am be been will would can could should shall may might must do does
+    did has have had in on at by as""".split()
+)
+"""Words a sentence seldom ends on: when whisper has not ended the words with ``.``, ``?``
+or ``!`` either, they go on ("My favourite city is | probably Lisbon", cut off at the
+pause in the turn-taking set); "Do you know where it is?" keeps its ``?``."""
 _WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -248,12 +255,15 @@ def trails_off(transcript: str) -> bool:
 def goes_on(transcript: str) -> bool:
     """Whether the words say more is coming, whatever their punctuation: nothing yet, a
     trailing "..." or cut-off "-", or a last word a sentence goes on from ("So.", "And
-    then the.", "Um")."""
+    then the.", "Um"); or, with no final punctuation, one it seldom ends on ("My favourite
+    city is")."""
     text = transcript.strip()
     if trails_off(text):
         return True
     words = _WORD.findall(text.lower())
-    return not words or words[-1] in _OPEN_ENDINGS
+    if not words or words[-1] in _OPEN_ENDINGS:
+        return True
+    return text[-1] not in ".?!" and words[-1] in _OPEN_UNPUNCTUATED
 
 
 _ASIDES = frozenset(
