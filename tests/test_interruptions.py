@@ -19,6 +19,7 @@ from voicegrok.frames import (
     Heard,
     Interrupt,
     LLMToken,
+    SpeechOnset,
     SpeechStarted,
     SpokenClause,
     TTSAudio,
@@ -267,6 +268,35 @@ def test_without_confirmation_speech_stops_the_answer_at_once() -> None:
     ctl.queued(1, 0, 0.0, 1.0, first_play_s=0.1)
     out = ctl.feed(SpeechStarted(turn_id=2, audio_start_s=0.0))
     assert StopPlayback(1) in out
+
+
+def test_a_voiced_window_pauses_the_answer_at_once_and_a_blip_lets_it_play_on() -> None:
+    ctl = answering()
+    assert ctl.feed(SpeechOnset(turn_id=0, voiced=True)) == [PausePlayback(1)]
+    assert ctl.feed(SpeechOnset(turn_id=0, voiced=False)) == [ResumePlayback(1)]
+    assert ctl.interruptions == 0 and ctl.current is not None and ctl.current.turn_id == 1
+
+
+def test_speech_that_starts_from_an_onset_keeps_the_answer_paused_until_its_words() -> None:
+    ctl = answering()
+    assert ctl.feed(SpeechOnset(turn_id=0, voiced=True)) == [PausePlayback(1)]
+    ctl.feed(SpeechStarted(turn_id=2, audio_start_s=0.0))
+    assert ctl.feed(SpeechOnset(turn_id=0, voiced=False)) == []  # still paused: words decide
+    out = ctl.feed(Heard(turn_id=2, text="Mm-hmm.", final=True))
+    assert ResumePlayback(1) in out
+    out = ctl.feed(SpeechOnset(turn_id=0, voiced=True))  # again, over the answer resumed
+    assert out == [PausePlayback(1)]
+
+
+def test_an_onset_pauses_nothing_when_nothing_plays_or_the_client_plays() -> None:
+    ctl = answering()
+    ctl.played(3.0)  # all heard
+    assert ctl.feed(SpeechOnset(turn_id=0, voiced=True)) == []
+    assert ctl.feed(SpeechOnset(turn_id=0, voiced=False)) == []
+    server = TurnController()  # a server: no local playback to pause
+    server.feed(TurnStarted(turn_id=1, speech_end_s=0.0))
+    server.feed(TTSAudio(turn_id=1, pcm=b"\0\0" * 100, sample_rate_hz=100, clause_index=0))
+    assert server.feed(SpeechOnset(turn_id=0, voiced=True)) == []
 
 
 def test_a_paused_virtual_speaker_keeps_its_audio_and_plays_it_later() -> None:

@@ -23,6 +23,7 @@ from voicegrok.frames import (
     AudioChunk,
     Frame,
     Heard,
+    SpeechOnset,
     SpeechStarted,
     TurnConfirmed,
     TurnFailed,
@@ -79,11 +80,12 @@ async def listen(
     pace: float = 0.0,
     *,
     heard: bool = False,
+    onsets: bool = False,
     hears_over_speaker: bool = True,
 ) -> list[tuple[float, Frame]]:
     """Feed ``audio`` in 20 ms chunks (``pace``: seconds of wall time per chunk); each output
     frame with the stream time it came at (``heard``: with the ``Heard`` frames, the
-    control lane's copy of each transcript)."""
+    control lane's copy of each transcript; ``onsets``: with the ``SpeechOnset`` frames)."""
     out: list[tuple[float, Frame]] = []
     step = rate * CHUNK // RATE
     for i in range(0, len(audio), step):
@@ -94,7 +96,9 @@ async def listen(
             hears_over_speaker=hears_over_speaker,
         )
         async for frame in stage.process(chunk):
-            if heard or not isinstance(frame, Heard):
+            if (heard or not isinstance(frame, Heard)) and (
+                onsets or not isinstance(frame, SpeechOnset)
+            ):
                 out.append(((i + step) / rate, frame))
         if pace:
             await asyncio.sleep(pace)
@@ -109,6 +113,22 @@ def make_stage(stt: FakeSTT, **kw: int) -> ListenStage:
 
 def kinds(frames: list[tuple[float, Frame]]) -> list[str]:
     return [type(f).__name__ for _, f in frames]
+
+
+async def test_a_voiced_window_is_told_at_once_and_its_end_after_what_it_started() -> None:
+    stage = make_stage(FakeSTT(["What time is it?"]), partial_every_ms=10_000)
+    window = 512 / RATE  # one VAD window of tone, on a window's edge: too short for speech
+    audio = np.concatenate([silence(16 * window), tone(window), silence(0.2)])
+    blip = await listen(stage, audio, onsets=True)
+    assert [f for _, f in blip] == [
+        SpeechOnset(turn_id=0, voiced=True),
+        SpeechOnset(turn_id=0, voiced=False),
+    ]
+    assert blip[0][0] - 17 * window < 0.021  # in the chunk that completed the window
+    frames = await listen(stage, np.concatenate([tone(1.0), silence(1.0)]), onsets=True)
+    assert kinds(frames)[:3] == ["SpeechOnset", "SpeechStarted", "SpeechOnset"]
+    assert [f.voiced for _, f in frames if isinstance(f, SpeechOnset)] == [True, False]
+    assert frames[1][0] - frames[0][0] < 0.041  # speech started a window later
 
 
 @pytest.mark.parametrize(

@@ -165,6 +165,14 @@ class Endpointer:
         return self._paused
 
     @property
+    def onset(self) -> bool:
+        """Voiced windows have come in silence (between utterances, or in a pause), not yet
+        enough of them to start or resume speech."""
+        if not self._speaking:
+            return self._run > 0
+        return self._paused and self._resume_run > 0
+
+    @property
     def position(self) -> int:
         """Samples fed so far (the end of :meth:`utterance` in the stream)."""
         return self._pos

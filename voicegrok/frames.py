@@ -22,6 +22,7 @@ __all__ = [
     "Interrupt",
     "LLMDone",
     "LLMToken",
+    "SpeechOnset",
     "SpeechStarted",
     "SpokenClause",
     "TTSAudio",
@@ -79,6 +80,15 @@ class SpeechStarted(ControlFrame):
 
     audio_start_s: float
     """Position of the first voiced sample in the microphone stream (seconds)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeechOnset(ControlFrame):
+    """A voiced window in silence (``voiced``), before it is long enough to start speech,
+    or the end of such a run that did not (``turn_id`` is 0): an answer playing pauses at
+    once, and plays on if no speech starts."""
+
+    voiced: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

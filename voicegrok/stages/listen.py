@@ -56,6 +56,7 @@ from ..frames import (
     AudioChunk,
     Frame,
     Heard,
+    SpeechOnset,
     SpeechStarted,
     TurnConfirmed,
     TurnFailed,
@@ -131,6 +132,8 @@ class ListenStage:
         self._turn_thread = turn_thread or EngineThread("turn")
         self._partial_every = int(partial_every_ms * vad.sample_rate_hz / 1000)
         self._eager_ms = eager_ms
+        self._onset = False
+        """A ``SpeechOnset`` (voiced) was given out, and not yet its end."""
         self._pending = np.zeros(0, dtype=np.float32)
         self._resampler = StreamResampler(vad.sample_rate_hz, np.float32)
         self._consumed = 0
@@ -290,7 +293,13 @@ class ListenStage:
         whole = audio[: n * win]
         probs = await self._vad_thread.call(self._vad.probabilities, whole)
         for i, p in enumerate(probs):
+            gone = self._onset_gone()  # (after the event of the window that ended it)
+            if gone is not None:
+                yield gone
             event = self._endpointer.feed(whole[i * win : (i + 1) * win], p)
+            if self._endpointer.onset and not self._onset:
+                self._onset = True
+                yield SpeechOnset(turn_id=0, voiced=True)
             if isinstance(event, Started):
                 for turn_id in list(self._let_out):  # (decided by now; never left waiting)
                     self._decide(turn_id, False)
@@ -378,8 +387,19 @@ class ListenStage:
                     continue
                 for out in self._heard(self._start_turn(final, event.end_sample, frame.at_s)):
                     yield out
+        gone = self._onset_gone()
+        if gone is not None:
+            yield gone
         self._listened = self._consumed - len(self._pending)
         self._maybe_transcribe()
+
+    def _onset_gone(self) -> SpeechOnset | None:
+        """The end of voiced windows told as an onset: they started (or resumed) speech, or
+        were too short to."""
+        if not self._onset or self._endpointer.onset:
+            return None
+        self._onset = False
+        return SpeechOnset(turn_id=0, voiced=False)
 
     def _maybe_transcribe(self) -> None:
         """Start a background transcription: at the first silence after speech (eager), or

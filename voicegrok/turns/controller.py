@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from ..frames import (
     Frame,
     Heard,
     Interrupt,
     LLMToken,
+    SpeechOnset,
     SpeechStarted,
     SpokenClause,
     TurnConfirmed,
@@ -26,6 +26,7 @@ from .model import (
     EndTurn,
     Forget,
     KeepHeard,
+    PausedAnswer,
     PausePlayback,
     Phase,
     Report,
@@ -43,17 +44,6 @@ _MAX_AHEAD = 4096
 """Frames kept for a turn that has not started yet (a whole answer's tokens and audio)."""
 _STOPPED = (TurnRetracted, Interrupt)
 """What in ``_early`` means the turn was stopped before its ``TurnStarted`` came."""
-
-
-@dataclass
-class _Paused:
-    """An answer paused by speech over it, until the speech's words are known."""
-
-    turn: Turn
-    speech: int
-    """The turn id of the speech (the listener gives a continued utterance a newer one)."""
-    started: TurnStarted | None = None
-    """The speech's ``TurnStarted``, held until its words decide."""
 
 
 # ---------------------------------------------------------------------------- controller
@@ -83,7 +73,9 @@ class TurnController:
         self.tracks_playback = tracks_playback
         self.interrupt_on_speech = interrupt_on_speech
         self.confirm_interruptions = confirm_interruptions and tracks_playback
-        self._paused: _Paused | None = None
+        self._paused: PausedAnswer | None = None
+        self._onset_paused: int | None = None
+        """The answer paused by voiced windows that have not started speech (yet)."""
         self._aside: tuple[int, Turn] | None = None
         """The last speech taken for an aside, and the answer it let play on: if the
         person goes on speaking after it, the answer pauses again."""
@@ -128,6 +120,8 @@ class TurnController:
             if turn is not None and turn.phase is Phase.ANSWERING:
                 turn.answer.append(frame.text)
                 return [Show(frame)]
+        if isinstance(frame, SpeechOnset):
+            return self._onset(frame.voiced)
         if self._paused is not None:
             decided = self._while_paused(self._paused, frame)
             if decided is not None:
@@ -136,10 +130,10 @@ class TurnController:
             return self._heard(frame)
         if isinstance(frame, SpeechStarted):
             out: list[Decision] = [Show(frame)]
-            current = self.current
+            current, self._onset_paused = self.current, None  # (its pause goes on, if any)
             if self.interrupt_on_speech and current is not None:
                 if self.confirm_interruptions and self._interruptible(current):
-                    self._paused = _Paused(current, frame.turn_id)
+                    self._paused = PausedAnswer(current, frame.turn_id)
                     out.append(PausePlayback(current.turn_id))
                 else:
                     out += self._interrupt(current, self.barge_in_reason)
@@ -169,7 +163,29 @@ class TurnController:
             return []
         return self._released_frame(turn, frame)
 
-    def _while_paused(self, paused: _Paused, frame: Frame) -> list[Decision] | None:
+    def _onset(self, voiced: bool) -> list[Decision]:
+        """A voiced window over an answer pauses it at once (a 32 ms window before speech
+        starts); if no speech starts, it plays on."""
+        current, paused = self.current, self._onset_paused
+        if not voiced:
+            self._onset_paused = None
+            if paused is None or self._paused is not None or current is None:
+                return []
+            return [ResumePlayback(paused)] if current.turn_id == paused else []
+        if (
+            self.confirm_interruptions
+            and self.interrupt_on_speech
+            and self._paused is None
+            and paused is None
+            and current is not None
+            and self.playing
+            and self._interruptible(current)
+        ):
+            self._onset_paused = current.turn_id
+            return [PausePlayback(current.turn_id)]
+        return []
+
+    def _while_paused(self, paused: PausedAnswer, frame: Frame) -> list[Decision] | None:
         """A frame while an answer is paused by speech (None: handled as usual). The
         speech's words come as ``Heard`` on the control lane: its ``UserText`` may wait
         behind an LLM still writing the paused answer."""
@@ -215,12 +231,12 @@ class TurnController:
         if is_aside(frame.text, "".join(current.answer), frame.voiced_ms):
             if not frame.final:
                 return []
-            out = self._resume(_Paused(current, frame.turn_id), frame.turn_id)
+            out = self._resume(PausedAnswer(current, frame.turn_id), frame.turn_id)
             return [d for d in out if not isinstance(d, ResumePlayback)]  # never paused
-        self._paused = _Paused(current, frame.turn_id)
+        self._paused = PausedAnswer(current, frame.turn_id)
         return self._while_paused(self._paused, frame) or []
 
-    def _resume(self, paused: _Paused, speech: int) -> list[Decision]:
+    def _resume(self, paused: PausedAnswer, speech: int) -> list[Decision]:
         """The speech was not meant for the answer: it plays on, and the speech's turn
         never was."""
         self._paused = None
@@ -307,7 +323,7 @@ class TurnController:
             # words after the aside: the same speech goes on (under a newer turn id)
             answer, self._aside = self._aside[1], None
             if self._paused is None and self._interruptible(answer):
-                self._paused = _Paused(answer, frame.turn_id + 1)
+                self._paused = PausedAnswer(answer, frame.turn_id + 1)
                 return [PausePlayback(answer.turn_id)]
         turn = self._turns.get(frame.turn_id)
         stop: list[Decision] = [EndTurn(frame.turn_id, ""), EditHistory(frame.turn_id, Forget())]
@@ -444,7 +460,7 @@ class TurnController:
             EditHistory(turn.turn_id, heard),
         ]
         turn.reported = True
-        out.append(Report(turn.turn_id, self._row(turn, interrupted=True)))
+        out.append(Report(turn.turn_id, turn.row(interrupted=True)))
         return out
 
     # ------------------------------------------------------------------ metrics
@@ -455,7 +471,7 @@ class TurnController:
         if self.tracks_playback and turn.audio_end > self.played_pos:
             return []  # written once it has been played out
         turn.reported = True
-        return [Report(turn.turn_id, self._row(turn, interrupted=False))]
+        return [Report(turn.turn_id, turn.row(interrupted=False))]
 
     def _report_previous(self, *, final: bool) -> list[Decision]:
         turn = self.current
@@ -463,27 +479,8 @@ class TurnController:
             return []
         if final:
             turn.reported = True
-            return [Report(turn.turn_id, self._row(turn, interrupted=False))]
+            return [Report(turn.turn_id, turn.row(interrupted=False))]
         return self._report_if_heard(turn)
-
-    def _row(self, turn: Turn, *, interrupted: bool) -> dict[str, object]:
-        """The turn's metrics as one flat row (JSON lines, the server's metrics event)."""
-        m = turn.metrics
-        row: dict[str, object] = m.as_dict() if m is not None else {"turn_id": turn.turn_id}
-        row["interrupted"] = interrupted
-        end = turn.speech_end_s
-
-        def since_end(t: float | None) -> float | None:
-            return None if t is None else round((t - end) * 1000, 1)
-
-        row["first_audio_device_ms"] = since_end(turn.first_play_s)
-        # when the answer was let out: at once, or when the silence confirmed a turn begun
-        # at a pause
-        row["released_ms"] = since_end(turn.released_s)
-        # the end of speech on this machine's monotonic clock (perf_counter), so that a
-        # benchmark in another process can set it against the sound it played
-        row["speech_end_at_s"] = round(end, 4)
-        return row
 
     def _remember(self, turn: Turn) -> None:
         self._turns[turn.turn_id] = turn

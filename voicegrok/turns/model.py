@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..frames import (
     Frame,
     TurnMetrics,
+    TurnStarted,
 )
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Forget",
     "KeepHeard",
     "PausePlayback",
+    "PausedAnswer",
     "Phase",
     "Report",
     "ResumePlayback",
@@ -162,3 +164,33 @@ class Turn:
             return KeepHeard(text, 0.0)
         heard_s = min(max(0.0, played - self.audio_start), self.audio_end - self.audio_start)
         return KeepHeard(text, heard_s)
+
+    def row(self, *, interrupted: bool) -> dict[str, object]:
+        """The turn's metrics as one flat row (JSON lines, the server's metrics event)."""
+        m = self.metrics
+        row: dict[str, object] = m.as_dict() if m is not None else {"turn_id": self.turn_id}
+        row["interrupted"] = interrupted
+        end = self.speech_end_s
+
+        def since_end(t: float | None) -> float | None:
+            return None if t is None else round((t - end) * 1000, 1)
+
+        row["first_audio_device_ms"] = since_end(self.first_play_s)
+        # when the answer was let out: at once, or when the silence confirmed a turn begun
+        # at a pause
+        row["released_ms"] = since_end(self.released_s)
+        # the end of speech on this machine's monotonic clock (perf_counter), so that a
+        # benchmark in another process can set it against the sound it played
+        row["speech_end_at_s"] = round(end, 4)
+        return row
+
+
+@dataclass
+class PausedAnswer:
+    """An answer paused by speech over it, until the speech's words are known."""
+
+    turn: Turn
+    speech: int
+    """The turn id of the speech (the listener gives a continued utterance a newer one)."""
+    started: TurnStarted | None = None
+    """The speech's ``TurnStarted``, held until its words decide."""
