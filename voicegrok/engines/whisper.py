@@ -126,7 +126,10 @@ class WhisperEngine:
         caller then tries another window).
 
         ``prefix`` is forced as the text's beginning: its tokens go into the decoder's
-        prompt and are evaluated in one step, not generated one by one.
+        prompt, which keeps a transcript's words steady from one partial to the next. It
+        saves no time: CTranslate2 takes a Whisper prompt's tokens after the start of the
+        transcript through its decoding loop one by one (measured on turn2.wav in a 10 s
+        window: 97 ms to decode with "Can you put this itinerary in a" forced, 95 without).
         """
         import ctranslate2
         from faster_whisper.transcribe import get_compression_ratio

@@ -439,7 +439,8 @@ class ListenStage:
 
     def _start(self, thread: EngineThread, *, eager: bool) -> _Transcript:
         """Transcribe the utterance so far on ``thread``, in the background, from the words
-        the last two transcripts of it agree on (only the rest is left to decode)."""
+        the last two transcripts of it agree on (kept as they were; see
+        :meth:`WhisperEngine._transcribe_short`)."""
         audio = self._endpointer.utterance()
         texts = [text for _, text in self._texts[-2:]]
         prefix = agreed_words(*texts) if len(texts) == 2 else ""
