@@ -66,6 +66,21 @@ def test_a_long_first_sentence_without_commas_is_cut_before_a_joining_word() -> 
     assert split(f"Yes. {later}") == ["Yes.", later]
 
 
+@pytest.mark.parametrize("chunk", [1, 4, 1000])
+def test_a_first_sentence_full_of_numbers_is_cut_before_it_gets_long_to_say(chunk: int) -> None:
+    """Numbers are long to say and written a digit at a time: the first sound should not
+    wait for "(3,476 kilometers)" too (SmolLM2's answer, heard 1.2-1.6 s after the question)."""
+    answer = "The moon is approximately 2,150 miles (3,476 kilometers) away from Earth."
+    assert split(answer, chunk) == [
+        "The moon is approximately 2,150 miles",
+        "(3,476 kilometers) away from Earth.",
+    ]
+    assert split("It takes 3 to 4 hours 20 minutes 15 seconds here now.", chunk)[0] == (
+        "It takes 3"
+    )  # (a joining word still comes first)
+    assert split("It is 12 34 56 78 degrees outside today.", chunk)[0] == "It is 12 34"  # 1+1+3+3
+
+
 def test_a_first_word_with_a_comma_is_spoken_on_its_own() -> None:
     """ "Sure," is a clause: it is heard while the rest of the sentence is written."""
     assert split("Sure, here is a table with the itinerary:\n| a |") == [

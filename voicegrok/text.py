@@ -87,6 +87,12 @@ _JOINING_WORDS = frozenset(
 )
 
 
+NUMBER_WORDS = 3
+"""Words a number counts for in a first clause's length: the voice reads "2,150" as "two
+thousand one hundred fifty", and the LLM writes it a digit at a time."""
+_DIGIT = re.compile(r"\d")
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -168,20 +174,26 @@ class ClauseSplitter:
         return min(cuts) if cuts else None
 
     def _first_phrase_cut(self, buf: str) -> int | None:
-        """Where to cut a long first sentence that has no clause mark yet (or None)."""
+        """Where to cut a long first sentence that has no clause mark yet (or None): before
+        a joining word or an opening bracket, or once it has ``first_max_words`` spoken
+        words, a number counting as :data:`NUMBER_WORDS` ("2,150" is said in five)."""
         words = list(_WORD_SPAN.finditer(buf))
         complete = words[:-1] if not buf[-1:].isspace() else words  # the last may go on
-        if "\n" in buf or "|" in buf or len(complete) < self.first_phrase_words + 1:
+        if "\n" in buf or "|" in buf or len(words) < self.first_phrase_words + 1:
             return None
         mark = _CLAUSE_END.search(buf)
         start = self.first_phrase_words
         if mark is not None:  # too early to cut at; count the words after it
             start += sum(1 for m in complete if m.end() <= mark.end())
-        for i, m in enumerate(complete[start:], start):
-            if m.group().lower() in _JOINING_WORDS:
-                return complete[i - 1].end()
-        if len(complete) >= self.first_max_words:
-            return complete[self.first_max_words - 1].end()
+        for i, m in enumerate(words[start:], start):
+            word = m.group()
+            if word.startswith("(") or (i < len(complete) and word.lower() in _JOINING_WORDS):
+                return words[i - 1].end()
+        spoken = 0
+        for m in complete:
+            spoken += NUMBER_WORDS if _DIGIT.search(m.group()) else 1
+            if spoken >= self.first_max_words:
+                return m.end()
         return None
 
 
