@@ -2,6 +2,9 @@
 
 It runs the streaming VAD on every chunk and speech-to-text while the person speaks:
 
+- the first voiced window heard in silence is told at once (``SpeechOnset``, voiced), before
+  it is long enough to start speech, and so is the end of such a run (whether it started
+  speech or not): an answer playing pauses on it;
 - every ``partial_every_ms`` of speech, the utterance so far is transcribed in the
   background and shown as a partial ``UserText`` (so the person sees they are heard);
 - as soon as ``eager_ms`` of silence follow the last voiced window, the utterance is
