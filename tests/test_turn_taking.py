@@ -138,7 +138,9 @@ class ScriptedTurn:
         return self.p
 
 
-async def _released_after(words: str, p: float, gap_s: float) -> tuple[list[str], float | None]:
+async def _released_after(
+    words: str, p: float, gap_s: float, *, hears_over_speaker: bool = True
+) -> tuple[list[str], float | None]:
     """Speech, ``gap_s`` of silence, more speech: which frames come, and when the answer
     was let out (seconds after the first speech ended)."""
     from voicegrok.stages.listen import ListenStage
@@ -147,7 +149,7 @@ async def _released_after(words: str, p: float, gap_s: float) -> tuple[list[str]
     ids = iter(range(1, 100))
     stage = ListenStage(FakeVAD(), FakeSTT([words]), lambda: next(ids), turn=model)
     audio = np.concatenate([silence(0.3), tone(1.0), silence(gap_s), tone(0.6), silence(2.0)])
-    frames = await listen(stage, audio)
+    frames = await listen(stage, audio, hears_over_speaker=hears_over_speaker)
     assert model.heard, "the model was asked at the pause"
     kinds = [type(f).__name__ for _, f in frames]
     released = [
@@ -163,6 +165,22 @@ async def test_a_finished_sounding_turn_is_let_out_after_a_short_silence() -> No
     assert released is not None and 0.15 <= released <= 0.35, released
     assert "TurnRetracted" not in kinds
     assert kinds.count("SpeechStarted") == 2  # the turn had ended: the tone is a new one
+
+
+@pytest.mark.parametrize(
+    ("p", "after_s"), [(0.95, CONFIG.end_silence_ms / 1000), (0.6, CONFIG.unsure_end_ms / 1000)]
+)
+async def test_a_microphone_deaf_over_the_speaker_waits_the_end_of_turn_silence(
+    p: float, after_s: float
+) -> None:
+    """An echo canceller not yet converged mutes the microphone while the speaker plays,
+    so the answer waits until the turn has ended: after the settings' end-of-turn silence
+    when words and voice sound finished, after the model's longer one in doubt."""
+    kinds, released = await _released_after(
+        "Put it in a table.", p, gap_s=1.2, hears_over_speaker=False
+    )
+    assert released is not None and after_s <= released <= after_s + 0.1, released
+    assert "TurnRetracted" not in kinds
 
 
 async def test_an_unfinished_sounding_turn_is_held_through_a_long_pause() -> None:

@@ -28,7 +28,9 @@ While the microphone cannot hear the person over the speaker (``AudioChunk.hears
 false: an echo canceller not yet converged mutes it whenever the speaker plays), an answer
 started at a pause is let out only at the end-of-turn silence: let out sooner, it would
 have muted the rest of the person's words (on open speakers, "I'd like to visit New York
-City for two days," was answered, and the request after the comma went unheard).
+City for two days," was answered, and the request after the comma went unheard). When
+the end-of-turn model and the words both say the turn is finished, that silence is the
+settings' ``end_silence_ms`` (480 ms), not the model's longer wait for doubt.
 """
 
 from __future__ import annotations
@@ -338,9 +340,12 @@ class ListenStage:
                     sounds.cancel()
                 self._hold_ms, end_ms = when_to_answer(text, done, config)
                 if self._hold_ms is not None and not frame.hears_over_speaker:
-                    # the answer would mute the person if they went on: it waits for the
-                    # end of the turn (the first answer on open speakers, as a rule)
-                    self._hold_ms = end_ms
+                    # the answer would mute the person if they went on (the first answer
+                    # on open speakers, as a rule): in doubt it waits for the end of the
+                    # turn; words and voice that sound finished wait for the settings'
+                    # end-of-turn silence, which ends turns when no model is heard
+                    early = self._hold_ms < end_ms
+                    self._hold_ms = max(self._hold_ms, config.end_silence_ms) if early else end_ms
                 self._endpointer.end_after(end_ms)
                 if self._hold_ms is not None and not self._early:
                     self._early = True
