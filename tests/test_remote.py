@@ -18,6 +18,7 @@ from voicegrok.adapters.virtual import VirtualSpeaker, paced_chunks
 from voicegrok.assistant import Engines
 from voicegrok.audio import load_audio
 from voicegrok.config import Settings
+from voicegrok.frames import TurnRetracted, UserText
 from voicegrok.live import LiveSession
 from voicegrok.remote import RATE_HZ, RemoteAssistant, RemoteError, realtime_url
 from voicegrok.server.app import RealtimeServer, ServerOptions
@@ -196,3 +197,48 @@ def test_server_addresses_are_normalised() -> None:
     assert realtime_url("ws://h:1/v1/realtime?token=x") == "ws://h:1/v1/realtime?token=x"
     with pytest.raises(RemoteError):
         realtime_url("ftp://nope")
+
+
+@pytest.mark.parametrize("hears_over_speaker", [True, False], ids=["converged", "converging"])
+async def test_the_server_hears_whether_connects_microphone_is_deaf_over_its_speaker(
+    hears_over_speaker: bool,
+) -> None:
+    """``connect``'s echo canceller, still learning, mutes its microphone while the speaker
+    plays: the server is told (``session.update``, voicegrok's own field), so an answer
+    ready at a pause waits for the end of the turn, as in ``talk``. A statement, a 420 ms
+    pause, then more words: heard over the speaker, the statement is answered at the pause
+    and withdrawn when the person goes on; deaf, only the whole turn is answered."""
+    stt = FakeSTT(
+        by_length=[(1.7, "I'd like to visit New York."), (9, "I'd like to visit New York today.")]
+    )
+    engines = fake_engines(stt=stt, llm=FakeChat(["Sure."]), tts=FakeTTS())
+    engines.vad = FakeVAD()
+    audio = np.concatenate([silence(0.5), tone(1.0), silence(0.42), tone(0.6), silence(3.0)])
+    seen: list[object] = []
+
+    def said() -> list[str]:
+        return [f.text for f in seen if isinstance(f, UserText) and f.final]
+
+    async with (
+        RealtimeServer(engines, Settings(), ServerOptions(port=0)) as server,
+        RemoteAssistant(f"ws://127.0.0.1:{server.port}") as remote,
+    ):
+        session = LiveSession(
+            remote,
+            VirtualSpeaker(RATE_HZ),
+            view=seen.append,
+            hears_over_speaker=lambda: hears_over_speaker,
+        )
+        run = asyncio.create_task(session.run(paced_chunks(audio, RATE), RATE))
+        try:
+            await wait_for(lambda: any("today" in t for t in said()), 30)
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+    retracted = [f for f in seen if isinstance(f, TurnRetracted)]
+    if hears_over_speaker:
+        assert said() == ["I'd like to visit New York.", "I'd like to visit New York today."]
+        assert retracted, seen
+    else:
+        assert said() == ["I'd like to visit New York today."] and not retracted, seen
+    assert not remote.errors, remote.errors

@@ -83,6 +83,8 @@ class RemoteAssistant:
         """Server events -> frames; knows the response in progress and its items."""
         self._resampler = StreamResampler(RATE_HZ, np.float32)
         self._reopening: asyncio.Task[None] | None = None
+        self._hears_over_speaker = True
+        """What the server was last told of it (see :meth:`hear`)."""
 
     @property
     def errors(self) -> list[str]:
@@ -119,18 +121,16 @@ class RemoteAssistant:
         if isinstance(first, rt.SessionCreated):
             self.session = first.session
         self._decoder.new_session()  # a new session's stream starts at 0
-        await self._ws.send(
-            rt.encode(
-                rt.SessionUpdate(
-                    session=rt.Session(
-                        audio=rt.AudioConfig(
-                            input=rt.AudioInput(format=rt.AudioFormat(rate=RATE_HZ)),
-                            output=rt.AudioOutput(format=rt.AudioFormat(rate=RATE_HZ)),
-                        )
-                    )
-                )
-            )
+        audio = rt.AudioConfig(
+            input=rt.AudioInput(format=rt.AudioFormat(rate=RATE_HZ)),
+            output=rt.AudioOutput(format=rt.AudioFormat(rate=RATE_HZ)),
         )
+        session = (  # (hears_over_speaker only when false: other servers need not know it)
+            rt.Session(audio=audio)
+            if self._hears_over_speaker
+            else rt.Session(audio=audio, hears_over_speaker=False)
+        )
+        await self._ws.send(rt.encode(rt.SessionUpdate(session=session)))
 
     def new_session(self) -> None:
         """Forget the conversation: what is sent from now on goes to a fresh server session."""
@@ -160,8 +160,15 @@ class RemoteAssistant:
         *,
         hears_over_speaker: bool = True,
     ) -> None:
-        """Send microphone audio to the server, whose listener decides the turns
-        (``hears_over_speaker`` is not sent: the Realtime API has no such field)."""
+        """Send microphone audio to the server, whose listener decides the turns.
+        ``hears_over_speaker`` (false while this side's echo canceller still learns and
+        mutes the microphone when the speaker plays) is told to the server with a
+        ``session.update`` of voicegrok's own field whenever it changes: an answer ready
+        at a pause then waits for the end of the turn, as in ``talk``."""
+        if hears_over_speaker != self._hears_over_speaker:
+            self._hears_over_speaker = hears_over_speaker
+            told = rt.Session(hears_over_speaker=hears_over_speaker)
+            await self._send(rt.SessionUpdate(session=told))
         samples = self._resampler(samples, sample_rate_hz)
         if len(samples):
             await self._send(rt.InputAudioBufferAppend(audio=float_to_pcm16(samples)))

@@ -171,6 +171,11 @@ class Session(_Model):
     builtin_tools: bool | None = None
     """voicegrok's own: its built-in tools (clock, timers, calculator, units) answer the
     requests that plainly ask for them (OpenAI's service ignores the field)."""
+    hears_over_speaker: bool | None = None
+    """voicegrok's own: whether the client's microphone hears the person while its speaker
+    plays (false while its echo canceller is still learning and mutes the microphone then).
+    While false, an answer ready at a pause in the person's words waits for the end of the
+    turn, so that it does not mute the rest of them."""
 
 
 class ContentPart(_Model):

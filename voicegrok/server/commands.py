@@ -70,6 +70,8 @@ class Hear:
 
     samples: FloatAudio
     sample_rate_hz: int
+    hears_over_speaker: bool = True
+    """See :attr:`~voicegrok.frames.AudioChunk.hears_over_speaker` (the client tells it)."""
 
 
 @dataclass(frozen=True)

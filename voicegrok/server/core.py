@@ -82,6 +82,9 @@ class SessionCore:
         """The client's functions."""
         self.tool_choice: rt.ToolChoice = "auto"
         self.builtin_tools = capabilities.builtin_tools
+        self.hears_over_speaker = True
+        """Whether the client's microphone hears the person over its speaker (it says so
+        with ``session.update``; see :attr:`rt.Session.hears_over_speaker`)."""
 
     # ------------------------------------------------------------------ session
 
@@ -111,6 +114,7 @@ class SessionCore:
             tools=self.tools,
             tool_choice=self.tool_choice,
             builtin_tools=self.builtin_tools,
+            hears_over_speaker=self.hears_over_speaker,
         )
 
     def _rebuild(self) -> Rebuild:
@@ -239,6 +243,8 @@ class SessionCore:
             out.append(SetTools(tuple(self.tools), self.builtin_tools))
         if patch.tool_choice is not None:
             self.tool_choice = patch.tool_choice
+        if patch.hears_over_speaker is not None:
+            self.hears_over_speaker = patch.hears_over_speaker
         if patch.output_modalities is not None:
             wanted = list(patch.output_modalities)
             rebuild |= wanted != self.modalities
@@ -268,7 +274,7 @@ class SessionCore:
         if self.turn_detection is not None:
             self._heard_s += len(samples) / self.input_rate_hz
             self.encoder.heard_ms = round(1000 * self._heard_s)
-            return [Hear(samples, self.input_rate_hz)]
+            return [Hear(samples, self.input_rate_hz, self.hears_over_speaker)]
         limit = int(self.limits.max_buffer_s * self.input_rate_hz)
         if self._buffered + len(samples) > limit:
             raise rt.ProtocolError(

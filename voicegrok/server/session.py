@@ -173,7 +173,9 @@ class RealtimeSession:
                 await self._send(out)
             elif isinstance(out, Hear):
                 assert self._assistant is not None
-                await self._assistant.hear(out.samples, out.sample_rate_hz)
+                await self._assistant.hear(
+                    out.samples, out.sample_rate_hz, hears_over_speaker=out.hears_over_speaker
+                )
             elif isinstance(out, Ask):
                 assert self._assistant is not None
                 self._use_tools(out.tools if out.tools is not None else self._tools.tools)
