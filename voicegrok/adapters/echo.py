@@ -397,8 +397,7 @@ class EchoCanceller:
         talking over the speaker is louder than its echo and passes (through AEC3); one no
         louder than the echo (a speaker as loud at the microphone as the person) is not
         heard until the speaker stops."""
-        expected = self._coupling * max(self._far_reach, default=0.0)
-        if self._near_fast > expected * 10 ** (_TALK_DB / 10):
+        if self._near_fast > self._loudest_echo() * 10 ** (_TALK_DB / 10):
             if not self._talk_hold:  # heard over the speaker after a muted frame
                 self._onset_left = _ONSET_FRAMES
             self._talk_hold = _TALK_HOLD_FRAMES
@@ -407,6 +406,10 @@ class EchoCanceller:
             self._talk_hold -= 1
             return False
         return True
+
+    def _loudest_echo(self) -> float:
+        """The loudest echo the next microphone frame could hold (power)."""
+        return self._coupling * max(self._far_reach, default=0.0)
 
     def _voice_first(
         self,
@@ -426,8 +429,7 @@ class EchoCanceller:
         if self._onset_left <= 0:
             return cleaned
         self._onset_left -= 1
-        expected = self._coupling * max(self._far_reach, default=0.0)
-        if near_pow >= expected * 10 ** (_VOICE_DB / 10) and out_pow * 4 < near_pow:
+        if near_pow >= self._loudest_echo() * 10 ** (_VOICE_DB / 10) and out_pow * 4 < near_pow:
             return near
         return cleaned
 
