@@ -56,6 +56,7 @@ async def test_the_history_carries_over_between_turns() -> None:
         "What is there?",
     ]
     assert chat.warmed, "the history is put in the cache after each answer"
+    assert all(chat.warmed_in_background), "after the answer's speech has had the cores"
 
 
 async def test_interrupting_stops_generation_and_speech_and_ends_the_turn() -> None:

@@ -130,6 +130,43 @@ def test_a_warmed_up_prompt_is_answered_as_if_it_had_not_been(engine: LlamaEngin
     assert "Paris" in cold
 
 
+def test_the_history_warmed_up_in_the_background_gives_way_to_the_last_clause(
+    engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-sentence answer is spoken only after its last token: the history warmed up
+    for the next turn then waits until that clause, synthesized with every core, is made.
+    A warm-up someone waits for (the words said so far) does not wait."""
+    cores = engine._cores
+    monkeypatch.setattr(cores, "speech_grace_s", 5.0)
+    order: list[str] = []
+    evaluate = engine._decoder.evaluate
+
+    def evaluated(*args: Any, **kwargs: Any) -> bool:
+        order.append("history evaluated")
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(engine._decoder, "evaluate", evaluated)
+
+    def last_clause() -> None:
+        time.sleep(0.05)  # the clause reaches the voice a moment after the answer ends
+        with cores.exclusive():
+            order.append("clause started")
+            time.sleep(0.1)
+            order.append("clause made")
+
+    voice = threading.Thread(target=last_clause)
+    voice.start()
+    engine.warm_up(chat("What is the capital of France?"), background=True)
+    voice.join()
+    assert order == ["clause started", "clause made", "history evaluated"]
+
+    order.clear()
+    start = time.perf_counter()
+    engine.warm_up(chat("What is the capital of Spain?"))
+    assert order == ["history evaluated"]
+    assert time.perf_counter() - start < 2.0, "no wait for a synthesis that never comes"
+
+
 def test_an_answer_stops_at_max_tokens_and_the_cache_stays_usable(engine: LlamaEngine) -> None:
     pieces = list(engine.stream_chat(chat(QUESTION), max_tokens=5, temperature=0.0))
     assert 1 <= len(pieces) <= 5

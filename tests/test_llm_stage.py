@@ -46,6 +46,7 @@ async def test_the_agreed_words_are_evaluated_ahead_of_the_final_transcript() ->
     thread.close()
     users = [w[-1]["content"] for w in chat.warmed]
     assert users == ["Can you put", "Can you put this", "Can you put this itinerary"]
+    assert not any(chat.warmed_in_background), "the person's words are waited for"
     history = [m["content"] for m in chat.warmed[0][:-1]]
     assert history[1:] == ["Hi", "Hello!"], "after the history, as the real prompt will be"
     assert not chat.prompts, "nothing is answered from a partial"

@@ -157,6 +157,8 @@ class CoreShare:
 
     exclusive_timeout_s = 2.0
     """The LLM never waits longer than this (a stuck engine must not stop the answer)."""
+    speech_grace_s = 0.05
+    """How long background work waits for speech to be made (see :meth:`let_speech_first`)."""
 
     def __init__(self, cores: int) -> None:
         self.cores = max(1, cores)
@@ -168,6 +170,7 @@ class CoreShare:
     def _counting(self, what: str) -> Iterator[None]:
         with self._changed:
             self._counts[what] += 1
+            self._changed.notify_all()
         try:
             yield
         finally:
@@ -193,6 +196,22 @@ class CoreShare:
             self._changed.wait_for(
                 lambda: self._counts["exclusive"] == 0, timeout=self.exclusive_timeout_s
             )
+
+    def let_speech_first(self) -> None:
+        """Block work nobody waits for (the LLM evaluating the history for the next turn)
+        behind speech that someone does: wait up to :attr:`speech_grace_s` for a synthesis
+        to start, then while an engine has every core.
+
+        An answer of one sentence is written before any of it is spoken: its last token
+        ends the LLM's work, and its only clause is synthesized a moment later, with every
+        core. The history warmed up in that moment took a core from it (on the rig, "The
+        cat was a lazy one." took 197 ms to synthesize instead of 70)."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._counts["working"] + self._counts["exclusive"] > 0,
+                timeout=self.speech_grace_s,
+            )
+        self.wait_for_cores()
 
     def serving(self, conversations: int) -> None:
         """The LLM is answering this many conversations at once (a batching engine)."""

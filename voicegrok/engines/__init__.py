@@ -47,8 +47,10 @@ class ChatModel(Protocol):
         a call in the format of :mod:`voicegrok.tools.calls`."""
         ...
 
-    def warm_up(self, messages: Sequence[Message]) -> None:
-        """Evaluate ``messages`` ahead of time so the next prompt that starts with them is fast."""
+    def warm_up(self, messages: Sequence[Message], *, background: bool = False) -> None:
+        """Evaluate ``messages`` ahead of time so the next prompt that starts with them is
+        fast. ``background``: nobody waits for it (the history while the answer is spoken):
+        it gives way to speech being made."""
         ...
 
 

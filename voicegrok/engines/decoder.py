@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["STOPPABLE_CHUNK", "Decoder", "common_prefix"]
@@ -57,14 +57,20 @@ class Decoder:
     def full(self) -> bool:
         return len(self.tokens) >= self._n_ctx
 
-    def evaluate(self, prompt: Sequence[int], stop: threading.Event | None = None) -> bool:
+    def evaluate(
+        self,
+        prompt: Sequence[int],
+        stop: threading.Event | None = None,
+        between: Callable[[], None] | None = None,
+    ) -> bool:
         """Make the cache hold ``prompt``: keep the prefix it shares with what is there,
         evaluate the rest (at least the last token: its logits are the next sample's).
 
         With ``stop``, the rest is evaluated :data:`STOPPABLE_CHUNK` tokens at a time and
         given up between two chunks once ``stop`` is set (an answer withdrawn while its
         prompt is evaluated: a bigger model's prompt takes a second or more). The cache
-        then holds a prefix of the prompt, and False is returned."""
+        then holds a prefix of the prompt, and False is returned. ``between`` is called
+        before each chunk but the first (the same chunks)."""
         if not prompt or len(prompt) > self._n_ctx:
             raise ValueError(f"prompt of {len(prompt)} tokens, the context holds {self._n_ctx}")
         keep = common_prefix(self.tokens, prompt)
@@ -78,10 +84,13 @@ class Decoder:
             del self.tokens[keep:]
         self._fresh = False
         rest = list(prompt[keep:])
-        step = self._n_batch if stop is None else min(self._n_batch, STOPPABLE_CHUNK)
-        for chunk in _chunks(rest, step, self._n_batch):
+        chunked = stop is not None or between is not None
+        step = min(self._n_batch, STOPPABLE_CHUNK) if chunked else self._n_batch
+        for i, chunk in enumerate(_chunks(rest, step, self._n_batch)):
             if stop is not None and stop.is_set():
                 return False
+            if between is not None and i:
+                between()
             self._decode(chunk)
         return True
 

@@ -236,7 +236,7 @@ class BatchedLlamaEngine:
         finally:
             self._cancel(request)
 
-    def warm_up(self, messages: Sequence[Message]) -> None:
+    def warm_up(self, messages: Sequence[Message], *, background: bool = False) -> None:
         request = _Request(self.prompt_tokens(messages), 0, None)
         self._submit(request)
         item = request.out.get()

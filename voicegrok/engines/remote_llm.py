@@ -159,7 +159,7 @@ class RemoteChatModel:
                 "with --interrupt_requests False)"
             )
 
-    def warm_up(self, messages: Sequence[Message]) -> None:
+    def warm_up(self, messages: Sequence[Message], *, background: bool = False) -> None:
         """Nothing to do: the server keeps its own prompt cache."""
 
     def _failure(self, e: Exception) -> str:

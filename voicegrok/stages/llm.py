@@ -113,14 +113,20 @@ class LLMStage:
         self._warm_up_later(ahead, unless=lambda: self._answered >= turn_id)
 
     def _warm_up_later(
-        self, conversation: Conversation, *, unless: Callable[[], bool] = lambda: False
+        self,
+        conversation: Conversation,
+        *,
+        unless: Callable[[], bool] = lambda: False,
+        background: bool = False,
     ) -> None:
         """Evaluate ``conversation``'s trimmed prompt into the KV cache on the LLM thread,
-        after the work queued there, unless ``unless()`` is true by then."""
+        after the work queued there, unless ``unless()`` is true by then. ``background``:
+        see :meth:`ChatModel.warm_up`."""
 
         def warm_up() -> None:
             if not unless():
-                self._engine.warm_up(conversation.messages(self._engine.count_tokens, self._budget))
+                messages = conversation.messages(self._engine.count_tokens, self._budget)
+                self._engine.warm_up(messages, background=background)
 
         self._thread.submit(warm_up)
 
@@ -262,8 +268,9 @@ class LLMStage:
             if pieces or not called:
                 self.conversation.add_assistant("".join(pieces).strip(), frame.turn_id)
         # While the answer is being spoken, put the history as it will be re-read into the KV
-        # cache (the stored text re-tokenizes differently from the generated tokens).
-        self._warm_up_later(self.conversation.snapshot())
+        # cache (the stored text re-tokenizes differently from the generated tokens), once
+        # its last clause, which may not be synthesized yet, has had the cores.
+        self._warm_up_later(self.conversation.snapshot(), background=True)
         if completed:
             yield LLMDone(
                 turn_id=frame.turn_id,

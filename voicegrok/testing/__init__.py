@@ -88,6 +88,8 @@ class FakeChat:
     n_ctx: int = 2048
     prompts: list[list[Message]] = field(default_factory=list)
     warmed: list[list[Message]] = field(default_factory=list)
+    warmed_in_background: list[bool] = field(default_factory=list)
+    """For each warm-up: whether nobody waited for it (see :meth:`ChatModel.warm_up`)."""
     stopped_early: int = 0
     """How many streams were closed before their end (cancellation reached the engine)."""
     offers: list[ToolOffer | None] = field(default_factory=list)
@@ -118,8 +120,9 @@ class FakeChat:
             if not finished:
                 self.stopped_early += 1
 
-    def warm_up(self, messages: Sequence[Message]) -> None:
+    def warm_up(self, messages: Sequence[Message], *, background: bool = False) -> None:
         self.warmed.append(list(messages))
+        self.warmed_in_background.append(background)
 
 
 @dataclass
