@@ -59,6 +59,24 @@ async def test_the_history_carries_over_between_turns() -> None:
     assert all(chat.warmed_in_background), "after the answer's speech has had the cores"
 
 
+async def test_a_history_narrowed_to_what_was_heard_is_put_in_the_cache_at_once() -> None:
+    """After a barge-in, the answer as heard is evaluated while the person speaks, in the
+    background, not before the first token of their next question."""
+    from voicegrok.turns import KeepHeard
+
+    chat = FakeChat(["One, two, three, four.", "Four."])
+    engines = fake_engines(llm=chat)
+    async with Assistant(engines) as a:
+        await collect(a.ask("Count to four."))
+        turn = a.current_turn or 1
+        warmed = len(chat.warmed)
+        await a.edit_history(turn, KeepHeard("One, two,", None))
+        await asyncio.to_thread(engines.threads["llm"].run, lambda: None)  # queued work done
+        assert len(chat.warmed) == warmed + 1
+        assert [m["content"] for m in chat.warmed[-1][1:]] == ["Count to four.", "One, two,"]
+        assert chat.warmed_in_background[-1]
+
+
 async def test_interrupting_stops_generation_and_speech_and_ends_the_turn() -> None:
     """interrupt() ends the turn with Interrupt; the engine stream is closed early."""
     chat = FakeChat(["word " * 500], token_delay_s=0.005)

@@ -353,6 +353,7 @@ class Assistant:
             self.conversation.forget_turn(turn_id)
         else:
             self.conversation.keep_heard(turn_id, edit.text)
+        self._llm.history_edited()
 
     def interrupt(self) -> None:
         """Cancel the current turn (barge-in): its reader gets an Interrupt and stops."""
