@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from voicegrok.conversation import Conversation, Message
@@ -51,3 +52,28 @@ def test_an_answer_interrupted_before_a_word_was_heard_is_dropped() -> None:
     c.add_assistant("Once upon a time.", turn_id=1)
     c.keep_heard(1, "")
     assert c.turns == [{"role": "user", "content": "tell me a story"}]
+
+
+def test_the_history_is_cut_at_the_same_place_from_one_question_to_the_next() -> None:
+    """The LLM reuses the prompt it evaluated last only from where they part: once the
+    history fills its budget, the place where it is cut must not move at every question.
+    The prompt warmed up after an answer is the start of the next question's prompt, and
+    the cut moves forward only now and then, by about half the budget."""
+    c = Conversation("sys")
+    budget = 200
+    cuts = []
+    for i in range(60):
+        c.add_user(f"question {i} " + "pad " * (3 + i % 5))
+        question = c.messages(words, budget)
+        assert words(question) <= budget
+        assert question[-1]["content"].startswith(f"question {i}")
+        c.add_assistant(f"answer {i} " + "pad " * (10 + 7 * (i % 3)))
+        warmed = c.messages(words, budget)  # the history, while the answer is spoken
+        after = c.snapshot()  # the next question, as it would be sent
+        after.add_user(f"next {i}")
+        following = after.messages(words, budget)
+        assert following[: len(warmed)] == warmed, f"question {i + 1} starts elsewhere"
+        cuts.append(warmed[1]["content"])
+    moves = sum(1 for a, b in itertools.pairwise(cuts) if a != b)
+    assert moves >= 3, "the long conversation was cut"
+    assert moves <= 60 // 4, f"the cut moved {moves} times in 60 exchanges"
