@@ -61,6 +61,9 @@ class Conversation:
     turn_ids: list[int] = field(default_factory=list)
     """The turn id of each message in ``turns`` (0: added without one)."""
     journal: Journal | None = field(default=None, repr=False, compare=False)
+    sizes: dict[tuple[str, str], int] = field(default_factory=dict, repr=False, compare=False)
+    """Tokens of each message alone, as the LLM counted it (see :meth:`messages`): shared
+    with the snapshots, so that each message is counted once, not at every question."""
     """Told of each change made through the methods below (copies have none)."""
 
     def _add(self, role: str, text: str, turn_id: int) -> None:
@@ -106,7 +109,9 @@ class Conversation:
     def snapshot(self) -> Conversation:
         """A copy, for work queued on another thread (this one may change meanwhile)."""
         self._sync()
-        return Conversation(self.system_prompt, list(self.turns), list(self.turn_ids))
+        return Conversation(
+            self.system_prompt, list(self.turns), list(self.turn_ids), sizes=self.sizes
+        )
 
     def _indexes(self, turn_id: int, role: str | None = None) -> list[int]:
         self._sync()
@@ -169,7 +174,8 @@ class Conversation:
             return system + turns
         newest = turns[-1:] if turns and turns[-1]["role"] == "user" else []
         before = turns[: len(turns) - len(newest)]
-        turns = before[_stable_cut(system, before, count_tokens, budget) :] + newest
+        sizes = [self._size(m, count_tokens) for m in system + before]
+        turns = before[_stable_cut(before, sizes, budget) :] + newest
         while len(turns) > 1 and count_tokens(system + turns) > budget:
             turns.pop(0)
             # never start with an orphan assistant message
@@ -177,30 +183,32 @@ class Conversation:
                 turns.pop(0)
         return system + turns
 
+    def _size(self, message: Message, count_tokens: Callable[[list[Message]], int]) -> int:
+        key = (message["role"], message["content"])
+        size = self.sizes.get(key)
+        if size is None:
+            size = self.sizes[key] = count_tokens([message])
+        return size
+
 
 QUESTION_ROOM = 8
 """The history before a question is cut when it leaves less than 1/QUESTION_ROOM of the
 budget for the question (see :meth:`Conversation.messages`)."""
 
 
-def _stable_cut(
-    system: list[Message],
-    turns: list[Message],
-    count_tokens: Callable[[list[Message]], int],
-    budget: int,
-) -> int:
+def _stable_cut(turns: list[Message], sizes: list[int], budget: int) -> int:
     """Index of the first of ``turns`` kept: 0, or the first user message after a
     multiple of half the budget in tokens from the start, the earliest such place that
-    leaves the rest within the budget less the question's room."""
+    leaves the rest within the budget less the question's room. ``sizes``: the tokens of
+    the system prompt, then of each turn."""
     limit = budget - budget // QUESTION_ROOM
-    sizes = [count_tokens([m]) for m in turns]
-    total = count_tokens(system) + sum(sizes)
+    total = sum(sizes)
     if total <= limit:
         return 0
     step = max(1, budget // 2)
     done, mark = 0, step
     cut = 0
-    for i, (message, size) in enumerate(zip(turns, sizes, strict=True)):
+    for i, (message, size) in enumerate(zip(turns, sizes[1:], strict=True)):
         if message["role"] == "user" and done >= mark:
             cut = i
             mark = (done // step + 1) * step
