@@ -61,10 +61,10 @@ class Conversation:
     turn_ids: list[int] = field(default_factory=list)
     """The turn id of each message in ``turns`` (0: added without one)."""
     journal: Journal | None = field(default=None, repr=False, compare=False)
+    """Told of each change made through the methods below (copies have none)."""
     sizes: dict[tuple[str, str], int] = field(default_factory=dict, repr=False, compare=False)
     """Tokens of each message alone, as the LLM counted it (see :meth:`messages`): shared
     with the snapshots, so that each message is counted once, not at every question."""
-    """Told of each change made through the methods below (copies have none)."""
 
     def _add(self, role: str, text: str, turn_id: int) -> None:
         self._sync()
