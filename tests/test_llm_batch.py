@@ -40,6 +40,12 @@ def engine() -> Iterator[BatchedLlamaEngine]:
     e.close()
 
 
+ESSAY = "Write a 500-word essay about the history of Rome."
+"""Answered up to any token limit (1,000 tokens take several seconds on any machine here),
+so the slot is busy for the whole test; "Tell me a long story." was 25 tokens, over before
+the test's next step on a fast machine."""
+
+
 def chat(*turns: str) -> list[Message]:
     conversation = Conversation()
     for i, text in enumerate(turns):
@@ -155,7 +161,7 @@ def test_closing_the_engine_ends_every_request_with_an_error() -> None:
     """Requests answering or waiting for a slot when the engine closes get an error,
     never a wait for ever."""
     e = BatchedLlamaEngine(models.resolve("llm"), slots=1, threads=2)
-    long = e.stream_chat(chat("Tell me a long story."), max_tokens=400, temperature=0)
+    long = e.stream_chat(chat(ESSAY), max_tokens=1000, temperature=0)
     assert next(long)
     waiting = e.stream_chat(chat(QUESTIONS[0]), max_tokens=40, temperature=0)
     outcome: list[object] = []
@@ -224,7 +230,7 @@ async def test_a_barge_in_frees_its_conversation_while_the_request_waits_for_a_s
     wait at once: the thread is free for the next turn while the long answer goes on."""
     e = BatchedLlamaEngine(models.resolve("llm"), slots=1, threads=2)
     thread = EngineThread("llm-conversation")
-    long = e.stream_chat(chat("Tell me a long story."), max_tokens=400, temperature=0)
+    long = e.stream_chat(chat(ESSAY), max_tokens=1000, temperature=0)
     try:
         assert next(long)
 
