@@ -355,3 +355,38 @@ def test_bench_turns_reports_cut_offs_and_latency_per_policy(cli: Any, tmp_path:
         )
         assert figures["turns"] == 2 and figures["never_released"] == 0
     assert policies["smart-turn patient"]["cut_off_pct"] == 0.0
+
+
+async def test_the_end_of_turn_model_is_asked_next_to_the_eager_transcription() -> None:
+    """The model hears the utterance at the first silent window, with the transcription
+    made there (its tail to come padded with silence), not at the pause: at the pause it
+    ran next to the LLM's first token and slowed it on 2 cores. It is asked once, and its
+    verdict still lets the answer out."""
+    from voicegrok.stages.listen import ListenStage
+
+    fed = 0
+    asked_at: list[int] = []
+
+    class Timed(ScriptedTurn):
+        def probability(self, audio: Any) -> float:
+            asked_at.append(fed)
+            return super().probability(audio)
+
+    model = Timed(0.95)
+    ids = iter(range(1, 100))
+    stage = ListenStage(FakeVAD(), FakeSTT(["What time is it?"]), lambda: next(ids), turn=model)
+    speech_end = int(1.3 * RATE)
+    audio = np.concatenate([silence(0.3), tone(1.0), silence(1.5)])
+    frames: list[Frame] = []
+    for i in range(0, len(audio), 320):
+        chunk = AudioChunk(turn_id=0, samples=audio[i : i + 320], sample_rate_hz=RATE)
+        fed = i + 320
+        async for frame in stage.process(chunk):
+            frames.append(frame)
+        await asyncio.sleep(0.005)  # the engine threads' turn
+    assert len(asked_at) == 1, asked_at
+    pause = EndpointConfig().pause_ms * RATE // 1000
+    assert asked_at[0] - speech_end < pause, "asked only at the pause"
+    tail = EndpointConfig().tail_ms * RATE // 1000
+    assert model.heard[0] >= speech_end - int(0.3 * RATE) + tail, "the tail was padded"
+    assert any(isinstance(f, TurnConfirmed) for f in frames)

@@ -222,6 +222,16 @@ class Endpointer:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(self._windows)
 
+    def as_paused(self) -> FloatAudio:
+        """The audio a ``Paused`` now would hold: the utterance to its last voiced window
+        and a tail of ``tail_ms``, the part of the tail not heard yet filled with digital
+        silence (as the end-of-turn model's input is padded before the speech)."""
+        audio = self._audio() if self._speaking else np.zeros(0, dtype=np.float32)
+        if not self._speaking:
+            return audio
+        want = self._last_voiced_end + self._tail * self._win - self._utterance_start
+        return np.pad(audio, (0, max(0, want - len(audio))))
+
     def feed(
         self, window: FloatAudio, probability: float
     ) -> Started | Paused | Resumed | Ended | None:

@@ -89,6 +89,9 @@ class _Transcript:
     """Started at a silence: shown as a partial only if the person speaks on."""
     used: bool = False
     """Shown as a partial, or taken as the final transcript."""
+    sounds: asyncio.Future[float | None] | None = None
+    """An eager one's: the end-of-turn model's verdict on the same audio, asked next to
+    the transcription (see :meth:`ListenStage._sounds_at_pause`)."""
 
 
 class ListenStage:
@@ -114,8 +117,9 @@ class ListenStage:
     ) -> None:
         """``background``: where transcriptions made while the person speaks run; give the
         pipeline's (:attr:`Pipeline.background`) so that the runner cancels them.
-        ``turn``: an end-of-turn model, asked at each pause whether the voice sounds
-        finished (see :func:`~voicegrok.endpointing.when_to_answer`); it runs on
+        ``turn``: an end-of-turn model, asked whether the voice sounds finished (see
+        :func:`~voicegrok.endpointing.when_to_answer`) at the first silence, with the eager
+        transcription, or at the pause when speech came between; it runs on
         ``turn_thread``, next to the transcription. ``eager_ms``: the silence after which the
         utterance is transcribed (one 32 ms VAD window; the VAD already lags the end of the
         words by a window or two)."""
@@ -202,6 +206,23 @@ class ListenStage:
             job.used = True
             return text
         return await self._transcribe(audio)
+
+    def _sounds_at_pause(self, event: Paused) -> asyncio.Future[float | None]:
+        """The end-of-turn model's verdict at a pause: the one asked with the eager
+        transcription when that covers the pause's last voiced sample, else asked now.
+
+        Asked with the eager transcription (one VAD window into the silence, its tail
+        still to come filled with silence), it runs next to speech-to-text, on the other
+        core, instead of next to the LLM's first token at the pause: on 2 cores it took
+        the LLM from 60-70 ms to 100-125 ms to that token."""
+        ep = self._endpointer
+        for job in self._jobs():
+            sounds = job.sounds
+            if sounds is None or sounds.cancelled() or job.turn_id != self._turn_id:
+                continue
+            if job.end >= event.end_sample or not ep.words_after(job.end):
+                return sounds
+        return asyncio.ensure_future(self._sounds_done(event.audio))
 
     async def _sounds_done(self, audio: FloatAudio) -> float | None:
         """The end-of-turn model's probability that the voice has finished (None: no
@@ -319,7 +340,7 @@ class ListenStage:
                 )
             elif isinstance(event, Paused):
                 config = self._endpointer.config
-                sounds = asyncio.ensure_future(self._sounds_done(event.audio))
+                sounds = self._sounds_at_pause(event)
                 try:
                     text = await self._transcript_until(event.end_sample, event.audio)
                 except Exception as e:  # tried again at the end of the turn
@@ -454,9 +475,14 @@ class ListenStage:
         prefix = agreed_words(*texts) if len(texts) == 2 else ""
         work = thread.call(self._stt.transcribe, audio, prefix)
         end = self._endpointer.position
+        sounds = None
+        if eager and self._turn is not None:
+            verdict = self._sounds_done(self._endpointer.as_paused())
+            sounds = self._background.spawn(verdict, self._turn_id)
         return _Transcript(
             task=self._background.spawn(self._kept(work, end), self._turn_id),
             turn_id=self._turn_id,
             end=end,
             eager=eager,
+            sounds=sounds,
         )
