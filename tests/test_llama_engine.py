@@ -167,6 +167,33 @@ def test_the_history_warmed_up_in_the_background_gives_way_to_the_last_clause(
     assert time.perf_counter() - start < 2.0, "no wait for a synthesis that never comes"
 
 
+def test_a_warm_up_told_to_stop_gives_way_and_leaves_a_usable_prefix(engine: LlamaEngine) -> None:
+    """An answer waits: the warm-up running stops between two chunks, its cache holds the
+    start of the prompt, and the question that follows is answered as after a full one."""
+    story = " ".join(f"On day {i} the traveller walked to a new town." for i in range(40))
+    history = chat("Thanks!", "Tell me about your trip.", story)
+    question = chat("Who wrote Hamlet?", "Tell me about your trip.", story, "Thanks!")
+    prompt = engine.prompt_tokens(history)
+    engine.warm_up(chat("Hi."))  # the cache holds something else
+    stop = threading.Event()
+    stop.set()  # the answer already waits: nothing more is evaluated
+    engine.warm_up(history, stop=stop)
+    assert len(engine._decoder.tokens) < len(prompt) // 2
+    stop.clear()
+    threading.Timer(0.02, stop.set).start()  # it comes while the history is evaluated
+    engine.warm_up(history, stop=stop)
+    held = list(engine._decoder.tokens)
+    assert 0 < len(held) < len(prompt), "stopped before the end"
+    assert held == prompt[: len(held)]
+    after_stop = ask(engine, question, 0.0)
+    engine.warm_up(chat("Hi."))
+    engine.warm_up(history)
+    assert engine._decoder.tokens[: len(prompt)] == prompt
+    after_all = ask(engine, question, 0.0)
+    # (the prompt evaluated in other batches gives slightly other numbers: words may differ)
+    assert "Shakespeare" in after_stop and "Shakespeare" in after_all, (after_stop, after_all)
+
+
 def test_an_answer_stops_at_max_tokens_and_the_cache_stays_usable(engine: LlamaEngine) -> None:
     pieces = list(engine.stream_chat(chat(QUESTION), max_tokens=5, temperature=0.0))
     assert 1 <= len(pieces) <= 5

@@ -324,3 +324,23 @@ async def test_a_second_session_is_answered_while_the_first_is_still_written(
             timeout=180,
         )
     assert heard["short first audio"] < heard["long last word"], heard
+
+
+@pytest.mark.models
+def test_a_warm_up_told_to_stop_frees_its_thread_at_once() -> None:
+    """A conversation's warm-up waits for the one slot, busy with a long answer; once its
+    next answer waits (``stop`` set), the warm-up returns and its request is dropped."""
+    e = BatchedLlamaEngine(models.resolve("llm"), slots=1, threads=2)
+    long = e.stream_chat(chat(ESSAY), max_tokens=1000, temperature=0)
+    try:
+        assert next(long)
+        stop = threading.Event()
+        threading.Timer(0.3, stop.set).start()
+        start = time.monotonic()
+        e.warm_up(chat(QUESTIONS[0]), stop=stop)
+        assert time.monotonic() - start < 2, "the warm-up waited for the slot"
+        assert stop.is_set()
+        assert e.answering() == 1  # the long answer goes on; the warm-up is gone
+    finally:
+        long.close()
+        e.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from voicegrok.frames import UserText
 from voicegrok.stages import LLMStage
@@ -69,3 +70,32 @@ async def test_a_prefill_still_queued_when_the_final_text_comes_is_skipped() -> 
     assert [p[-1]["content"] for p in chat.prompts] == [final.text]
     prefills = [w for w in chat.warmed if w[-1]["role"] == "user"]
     assert prefills == [], "skipped: the question was already answered"
+
+
+async def test_a_prefill_running_when_the_final_text_comes_gives_way_to_the_answer() -> None:
+    """A partial's prefill that began just before the pause must not hold the answer back:
+    the warm-up is told to stop (between two chunks, on a real engine) once the answer
+    waits, and the answer comes at once."""
+
+    class SlowWarmUp(FakeChat):
+        def warm_up(self, messages, *, background=False, stop=None):  # type: ignore[no-untyped-def]
+            super().warm_up(messages, background=background, stop=stop)
+            assert stop is not None
+            self.gave_way = stop.wait(5)  # a long prefill, cut short when told
+
+    chat = SlowWarmUp(replies=["Sure."])
+    thread = EngineThread("llm")
+    stage = LLMStage(chat, thread=thread)
+    final = UserText(turn_id=1, text="Can you put this itinerary in a table?")
+    started = time.perf_counter()
+    out = await run_stage(
+        stage, [partial("Can you put this"), partial("Can you put this itinerary"), final]
+    )
+    took = time.perf_counter() - started
+    thread.close()
+    assert [w[-1]["content"] for w in chat.warmed][:1] == ["Can you put this"]
+    assert chat.gave_way, "the prefill was not told to stop"
+    assert [p[-1]["content"] for p in chat.prompts] == [final.text]
+    assert any(getattr(f, "text", None) == "Sure." for f in out), out
+    assert took < 2, f"the answer waited {took:.1f} s behind the prefill"
+    assert not stage._answer_waits.is_set(), "later warm-ups would stop at once"

@@ -7,6 +7,7 @@ Stages depend on these protocols only, so tests can inject the fakes of
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
@@ -47,10 +48,17 @@ class ChatModel(Protocol):
         a call in the format of :mod:`voicegrok.tools.calls`."""
         ...
 
-    def warm_up(self, messages: Sequence[Message], *, background: bool = False) -> None:
+    def warm_up(
+        self,
+        messages: Sequence[Message],
+        *,
+        background: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None:
         """Evaluate ``messages`` ahead of time so the next prompt that starts with them is
         fast. ``background``: nobody waits for it (the history while the answer is spoken):
-        it gives way to speech being made."""
+        it gives way to speech being made. ``stop``: set when an answer waits for the
+        engine; the warm-up then ends soon (what it evaluated stays in the cache)."""
         ...
 
 

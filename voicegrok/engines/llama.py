@@ -168,17 +168,26 @@ class LlamaEngine:
     def _adjust_threads(self) -> None:
         self._threads = follow_cores(self._cores, self._llm.ctx, self._threads)
 
-    def warm_up(self, messages: Sequence[Message], *, background: bool = False) -> None:
+    def warm_up(
+        self,
+        messages: Sequence[Message],
+        *,
+        background: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None:
         """Evaluate ``messages`` (to the assistant's cue) into the KV cache, so a turn that
         starts with them only evaluates what follows. ``background``: after speech being
         made (:meth:`CoreShare.let_speech_first`), and in chunks that each wait for an
-        engine that has taken every core."""
+        engine that has taken every core. ``stop``: given up between two chunks once set
+        (an answer waits); the cache keeps the part evaluated."""
         if background:
             self._cores.let_speech_first()
+        if stop is not None and stop.is_set():
+            return
         with self._lock, self._cores.generating():
             self._adjust_threads()
             between = self._adjust_threads if background else None
-            self._decoder.evaluate(self.prompt_tokens(messages), between=between)
+            self._decoder.evaluate(self.prompt_tokens(messages), stop=stop, between=between)
 
 
 class _Answer(Iterator[str]):

@@ -236,10 +236,26 @@ class BatchedLlamaEngine:
         finally:
             self._cancel(request)
 
-    def warm_up(self, messages: Sequence[Message], *, background: bool = False) -> None:
+    def warm_up(
+        self,
+        messages: Sequence[Message],
+        *,
+        background: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Evaluate ``messages`` into a slot's cache; with ``stop``, the wait ends once it
+        is set (the request is dropped from the next step)."""
         request = _Request(self.prompt_tokens(messages), 0, None)
         self._submit(request)
-        item = request.out.get()
+        while True:
+            try:
+                item = request.out.get(timeout=None if stop is None else 0.005)
+                break
+            except queue.Empty:
+                assert stop is not None
+                if stop.is_set():
+                    self._cancel(request)
+                    return
         if isinstance(item, BaseException):
             raise item
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -159,7 +160,13 @@ class RemoteChatModel:
                 "with --interrupt_requests False)"
             )
 
-    def warm_up(self, messages: Sequence[Message], *, background: bool = False) -> None:
+    def warm_up(
+        self,
+        messages: Sequence[Message],
+        *,
+        background: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None:
         """Nothing to do: the server keeps its own prompt cache."""
 
     def _failure(self, e: Exception) -> str:

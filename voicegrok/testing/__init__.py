@@ -90,6 +90,8 @@ class FakeChat:
     warmed: list[list[Message]] = field(default_factory=list)
     warmed_in_background: list[bool] = field(default_factory=list)
     """For each warm-up: whether nobody waited for it (see :meth:`ChatModel.warm_up`)."""
+    warm_stops: list[threading.Event | None] = field(default_factory=list)
+    """For each warm-up: the event that ends it early when an answer waits."""
     stopped_early: int = 0
     """How many streams were closed before their end (cancellation reached the engine)."""
     offers: list[ToolOffer | None] = field(default_factory=list)
@@ -120,9 +122,16 @@ class FakeChat:
             if not finished:
                 self.stopped_early += 1
 
-    def warm_up(self, messages: Sequence[Message], *, background: bool = False) -> None:
+    def warm_up(
+        self,
+        messages: Sequence[Message],
+        *,
+        background: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.warmed.append(list(messages))
         self.warmed_in_background.append(background)
+        self.warm_stops.append(stop)
 
 
 @dataclass
