@@ -16,7 +16,11 @@ import numpy.typing as npt
 
 from ..conversation import Message
 
-__all__ = ["ChatModel", "SpeechToText", "TextToSpeech", "TurnDetector", "VoiceActivity"]
+__all__ = ["ChatModel", "SpeechToText", "Stop", "TextToSpeech", "TurnDetector", "VoiceActivity"]
+
+Stop = threading.Event | None
+"""Given to :meth:`ChatModel.warm_up`: once set (an answer waits for the engine), the
+warm-up ends soon."""
 
 
 class SpeechToText(Protocol):
@@ -49,11 +53,7 @@ class ChatModel(Protocol):
         ...
 
     def warm_up(
-        self,
-        messages: Sequence[Message],
-        *,
-        background: bool = False,
-        stop: threading.Event | None = None,
+        self, messages: Sequence[Message], *, background: bool = False, stop: Stop = None
     ) -> None:
         """Evaluate ``messages`` ahead of time so the next prompt that starts with them is
         fast. ``background``: nobody waits for it (the history while the answer is spoken):

@@ -22,6 +22,7 @@ from ..conversation import Message
 from ..errors import ModelError, first_line
 from ..threads import CoreShare
 from ..tools.calls import TRIGGER, ToolOffer, classify, instructions
+from . import Stop
 from .decoder import Decoder, common_prefix
 from .llama_check import extra_buffers_ok, plain_cpu_kernels
 from .speculative import Drafter, SpeculationStats, speculate
@@ -169,11 +170,7 @@ class LlamaEngine:
         self._threads = follow_cores(self._cores, self._llm.ctx, self._threads)
 
     def warm_up(
-        self,
-        messages: Sequence[Message],
-        *,
-        background: bool = False,
-        stop: threading.Event | None = None,
+        self, messages: Sequence[Message], *, background: bool = False, stop: Stop = None
     ) -> None:
         """Evaluate ``messages`` (to the assistant's cue) into the KV cache, so a turn that
         starts with them only evaluates what follows. ``background``: after speech being

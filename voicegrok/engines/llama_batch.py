@@ -38,6 +38,7 @@ from ..conversation import Message
 from ..errors import ServiceError, first_line
 from ..threads import CoreShare
 from ..tools.calls import TRIGGER, ToolOffer
+from . import Stop
 from .llama import (
     REPEAT_PENALTY,
     TOP_P,
@@ -237,11 +238,7 @@ class BatchedLlamaEngine:
             self._cancel(request)
 
     def warm_up(
-        self,
-        messages: Sequence[Message],
-        *,
-        background: bool = False,
-        stop: threading.Event | None = None,
+        self, messages: Sequence[Message], *, background: bool = False, stop: Stop = None
     ) -> None:
         """Evaluate ``messages`` into a slot's cache; with ``stop``, the wait ends once it
         is set (the request is dropped from the next step)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..conversation import Message
 from ..errors import ModelError, ServiceError, first_line
 from ..tools.calls import TRIGGER, ToolOffer, parse_call
+from . import Stop
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -161,11 +161,7 @@ class RemoteChatModel:
             )
 
     def warm_up(
-        self,
-        messages: Sequence[Message],
-        *,
-        background: bool = False,
-        stop: threading.Event | None = None,
+        self, messages: Sequence[Message], *, background: bool = False, stop: Stop = None
     ) -> None:
         """Nothing to do: the server keeps its own prompt cache."""
 

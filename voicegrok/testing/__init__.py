@@ -21,6 +21,7 @@ import numpy.typing as npt
 from ..assistant import Engines
 from ..audio import WHISPER_RATE_HZ, float_to_pcm16
 from ..conversation import Message
+from ..engines import Stop
 from ..frames import Frame
 from ..pipeline import Pipeline, Stage
 from ..tools.calls import ToolOffer
@@ -123,11 +124,7 @@ class FakeChat:
                 self.stopped_early += 1
 
     def warm_up(
-        self,
-        messages: Sequence[Message],
-        *,
-        background: bool = False,
-        stop: threading.Event | None = None,
+        self, messages: Sequence[Message], *, background: bool = False, stop: Stop = None
     ) -> None:
         self.warmed.append(list(messages))
         self.warmed_in_background.append(background)
