@@ -226,9 +226,9 @@ class Endpointer:
         """The audio a ``Paused`` now would hold: the utterance to its last voiced window
         and a tail of ``tail_ms``, the part of the tail not heard yet filled with digital
         silence (as the end-of-turn model's input is padded before the speech)."""
-        audio = self._audio() if self._speaking else np.zeros(0, dtype=np.float32)
         if not self._speaking:
-            return audio
+            return np.zeros(0, dtype=np.float32)
+        audio = self._audio()
         want = self._last_voiced_end + self._tail * self._win - self._utterance_start
         return np.pad(audio, (0, max(0, want - len(audio))))
 

@@ -192,12 +192,7 @@ class ListenStage:
     async def _transcript_until(self, end_sample: int, audio: FloatAudio) -> str:
         """The utterance's transcript up to ``end_sample`` (its last voiced sample): a
         background one when it covers that much, else a new one of ``audio``."""
-        ep = self._endpointer
-        covering = [
-            j
-            for j in self._jobs()
-            if j.turn_id == self._turn_id and (j.end >= end_sample or not ep.words_after(j.end))
-        ]
+        covering = [j for j in self._jobs() if self._covers(j, end_sample)]
         for job in sorted(covering, key=lambda j: not j.task.done()):  # a finished one first
             try:
                 text = (await job.task).strip()
@@ -207,6 +202,14 @@ class ListenStage:
             return text
         return await self._transcribe(audio)
 
+    def _covers(self, job: _Transcript, end_sample: int) -> bool:
+        """Whether ``job`` is of this utterance and heard every word up to ``end_sample``
+        (its last voiced sample): it ends there or later, or nothing after its end is
+        loud enough to be words (see :meth:`Endpointer.words_after`)."""
+        if job.turn_id != self._turn_id:
+            return False
+        return job.end >= end_sample or not self._endpointer.words_after(job.end)
+
     def _sounds_at_pause(self, event: Paused) -> asyncio.Future[float | None]:
         """The end-of-turn model's verdict at a pause: the one asked with the eager
         transcription when that covers the pause's last voiced sample, else asked now.
@@ -215,13 +218,11 @@ class ListenStage:
         still to come filled with silence), it runs next to speech-to-text, on the other
         core, instead of next to the LLM's first token at the pause: on 2 cores it took
         the LLM from 60-70 ms to 100-125 ms to that token."""
-        ep = self._endpointer
         for job in self._jobs():
-            sounds = job.sounds
-            if sounds is None or sounds.cancelled() or job.turn_id != self._turn_id:
+            if job.sounds is None or job.sounds.cancelled():
                 continue
-            if job.end >= event.end_sample or not ep.words_after(job.end):
-                return sounds
+            if self._covers(job, event.end_sample):
+                return job.sounds
         return asyncio.ensure_future(self._sounds_done(event.audio))
 
     async def _sounds_done(self, audio: FloatAudio) -> float | None:

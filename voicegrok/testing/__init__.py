@@ -91,8 +91,6 @@ class FakeChat:
     warmed: list[list[Message]] = field(default_factory=list)
     warmed_in_background: list[bool] = field(default_factory=list)
     """For each warm-up: whether nobody waited for it (see :meth:`ChatModel.warm_up`)."""
-    warm_stops: list[threading.Event | None] = field(default_factory=list)
-    """For each warm-up: the event that ends it early when an answer waits."""
     stopped_early: int = 0
     """How many streams were closed before their end (cancellation reached the engine)."""
     offers: list[ToolOffer | None] = field(default_factory=list)
@@ -128,7 +126,6 @@ class FakeChat:
     ) -> None:
         self.warmed.append(list(messages))
         self.warmed_in_background.append(background)
-        self.warm_stops.append(stop)
 
 
 @dataclass
