@@ -16,6 +16,7 @@ import pytest
 from voicegrok import models
 from voicegrok.engines import llama_check
 from voicegrok.engines.llama_check import extra_buffers_ok, plain_cpu_kernels
+from voicegrok.engines.llama_copy import working_copy
 from voicegrok.errors import ModelError
 
 pytestmark = pytest.mark.models
@@ -75,10 +76,12 @@ def test_plain_kernels_switch_the_extra_buffer_types_off_only_inside() -> None:
 def test_ask_answers_with_the_plain_kernels_when_the_check_said_so(tmp_path: Path) -> None:
     """The fallback through the real command: the cached verdict says extra buffer types
     crash here, and ``voicegrok ask`` still answers."""
-    model = models.resolve("llm")
     cache_home = tmp_path / "cache"
+    # the file loaded: the default model's working copy (see llama_copy), made here where
+    # the command will find it
+    model = working_copy(models.resolve("llm"), cache=cache_home / "voicegrok")
     cache = cache_home / "voicegrok" / "llama-check.json"
-    cache.parent.mkdir(parents=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({llama_check._key(model): False}))
     env = dict(os.environ, XDG_CACHE_HOME=str(cache_home))
     done = subprocess.run(

@@ -25,6 +25,7 @@ from ..tools.calls import TRIGGER, ToolOffer, classify, instructions
 from . import Stop
 from .decoder import Decoder, common_prefix
 from .llama_check import extra_buffers_ok, plain_cpu_kernels
+from .llama_copy import working_copy
 from .speculative import Drafter, SpeculationStats, speculate
 
 __all__ = [
@@ -208,6 +209,7 @@ def load_llama(model_path: Path, *, n_ctx: int, threads: int, seed: int) -> Any:
     """``llama_cpp.Llama`` for ``model_path``, or a one-line ModelError."""
     from llama_cpp import Llama
 
+    model_path = working_copy(model_path)  # faster kernels for Q4_1 weights (llama_copy)
     # llama.cpp built with native flags can die on this CPU (see llama_check)
     extra = not model_path.is_file() or extra_buffers_ok(model_path)
     try:
