@@ -18,6 +18,7 @@ from voicegrok import models
 from voicegrok.conversation import Conversation, Message
 from voicegrok.engines.decoder import STOPPABLE_CHUNK
 from voicegrok.engines.llama import REPEAT_PENALTY, TOP_P, LlamaEngine
+from voicegrok.engines.llama_copy import working_copy
 
 pytestmark = pytest.mark.models
 
@@ -50,7 +51,7 @@ def test_answers_are_those_of_llama_cpp_python_create_chat_completion(temperatur
     from llama_cpp import Llama
 
     reference: Any = Llama(
-        model_path=str(models.resolve("llm")),
+        model_path=str(working_copy(models.resolve("llm"))),  # the file the engine loads
         n_ctx=2048,
         n_batch=STOPPABLE_CHUNK,
         n_threads=2,

