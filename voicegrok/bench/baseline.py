@@ -85,8 +85,10 @@ def _bare_llama(settings: Settings) -> Any:
 
     from .. import models
     from ..engines.llama_check import extra_buffers_ok, plain_cpu_kernels
+    from ..engines.llama_copy import working_copy
 
-    path = models.resolve("llm", settings.llm_model)
+    # the weights the pipeline loads (a Q4_1 model's Q8_0 copy), for a fair ratio
+    path = working_copy(models.resolve("llm", settings.llm_model))
     with contextlib.nullcontext() if extra_buffers_ok(path) else plain_cpu_kernels():
         return Llama(
             model_path=str(path),
