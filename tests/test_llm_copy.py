@@ -11,8 +11,9 @@ import pytest
 from voicegrok import models
 from voicegrok.config import Settings
 from voicegrok.engines import llama_copy
-from voicegrok.engines.llama import LlamaEngine
+from voicegrok.engines.llama import LlamaEngine, load_llama
 from voicegrok.engines.llama_copy import working_copy
+from voicegrok.errors import ModelError
 
 pytestmark = pytest.mark.models
 
@@ -91,3 +92,49 @@ def test_it_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     source = models.resolve("llm")
     assert working_copy(source, cache=tmp_path) == source
     assert not (tmp_path / "llm-copies").exists()
+
+
+def test_a_copy_that_fails_leaves_no_part_file_and_loads_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "llama_model_quantize", lambda *_args: 1)
+    source = models.resolve("llm")
+    assert working_copy(source, cache=tmp_path) == source
+    assert "cannot write its Q8_0 copy" in caplog.text
+    assert not list((tmp_path / "llm-copies").glob("*.part"))
+    assert not list((tmp_path / "llm-copies").glob("*.gguf"))
+
+
+def test_a_damaged_verdict_file_is_read_as_empty(tmp_path: Path) -> None:
+    folder = tmp_path / "llm-copies"
+    folder.mkdir()
+    (folder / "not-q4_1.json").write_text("null")
+    copy = working_copy(models.resolve("llm"), cache=tmp_path)
+    assert copy != models.resolve("llm") and copy.is_file()
+    (folder / "not-q4_1.json").write_text('{"no": "list"}')
+    assert working_copy(copy, cache=tmp_path) == copy
+
+
+def test_a_damaged_copy_is_thrown_away_and_the_source_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    source = models.resolve("llm")
+    copy = working_copy(source)
+    assert copy.parent == tmp_path / "voicegrok" / "llm-copies"
+    copy.write_bytes(copy.read_bytes()[: 1 << 20])  # cut short, as by a full disk elsewhere
+    llm = load_llama(source, n_ctx=256, threads=1, seed=0)
+    assert llm.model_path == str(source)
+    assert not copy.exists()  # made again at the next load
+    assert working_copy(source) == copy and copy.stat().st_size > 100 << 20
+
+
+def test_a_broken_model_gives_one_line_naming_the_users_file(tmp_path: Path) -> None:
+    bad = tmp_path / "mine.gguf"
+    bad.write_bytes(b"GGUF" + b"\1" * 256)
+    with pytest.raises(ModelError) as caught:
+        load_llama(bad, n_ctx=256, threads=1, seed=0)
+    message = str(caught.value)
+    assert message.startswith(f"{bad}: cannot load the GGUF model") and "\n" not in message

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import logging
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ from .decoder import Decoder, common_prefix
 from .llama_check import extra_buffers_ok, plain_cpu_kernels
 from .llama_copy import working_copy
 from .speculative import Drafter, SpeculationStats, speculate
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ChatFormat",
@@ -206,31 +209,42 @@ class _Answer(Iterator[str]):
 
 
 def load_llama(model_path: Path, *, n_ctx: int, threads: int, seed: int) -> Any:
-    """``llama_cpp.Llama`` for ``model_path``, or a one-line ModelError."""
-    from llama_cpp import Llama
-
-    model_path = working_copy(model_path)  # faster kernels for Q4_1 weights (llama_copy)
-    # llama.cpp built with native flags can die on this CPU (see llama_check)
-    extra = not model_path.is_file() or extra_buffers_ok(model_path)
+    """``llama_cpp.Llama`` for ``model_path`` (from its working copy, see llama_copy), or a
+    one-line ModelError naming ``model_path``."""
+    copy = working_copy(model_path)
+    if copy != model_path:
+        try:
+            return _load(copy, n_ctx=n_ctx, threads=threads, seed=seed)
+        except (ValueError, RuntimeError, OSError):  # a damaged copy: made again next time
+            log.warning("cannot load %s; loading %s as it is", copy, model_path)
+            copy.unlink(missing_ok=True)
     try:
-        with contextlib.nullcontext() if extra else plain_cpu_kernels():
-            return Llama(
-                model_path=str(model_path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=seed,
-                # attention over the cache's used cells only: with many conversations in
-                # one cache (the batching engine), attending to every cell and masking out
-                # the other conversations' made a step up to 2x slower
-                flash_attn=True,
-                verbose=False,
-            )
+        return _load(model_path, n_ctx=n_ctx, threads=threads, seed=seed)
     except (ValueError, RuntimeError, OSError) as e:
         raise ModelError(
             f"{model_path}: cannot load the GGUF model ({first_line(e)}); "
             "pass --llm-model a valid .gguf file"
         ) from None
+
+
+def _load(path: Path, *, n_ctx: int, threads: int, seed: int) -> Any:
+    from llama_cpp import Llama
+
+    # llama.cpp built with native flags can die on this CPU (see llama_check)
+    extra = not path.is_file() or extra_buffers_ok(path)
+    with contextlib.nullcontext() if extra else plain_cpu_kernels():
+        return Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            seed=seed,
+            # attention over the cache's used cells only: with many conversations in one
+            # cache (the batching engine), attending to every cell and masking out the
+            # other conversations' made a step up to 2x slower
+            flash_attn=True,
+            verbose=False,
+        )
 
 
 def follow_cores(cores: CoreShare, ctx: Any, threads: int) -> int:
