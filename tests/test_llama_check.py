@@ -82,7 +82,7 @@ def test_ask_answers_with_the_plain_kernels_when_the_check_said_so(tmp_path: Pat
     model = working_copy(models.resolve("llm"), cache=cache_home / "voicegrok")
     cache = cache_home / "voicegrok" / "llama-check.json"
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({llama_check._key(model): False}))
+    cache.write_text(json.dumps({llama_check.build_key(model): False}))
     env = dict(os.environ, XDG_CACHE_HOME=str(cache_home))
     done = subprocess.run(
         [sys.executable, "-m", "voicegrok", "ask", "--no-speak", "-q", "What is 2 plus 2?"],
@@ -94,7 +94,7 @@ def test_ask_answers_with_the_plain_kernels_when_the_check_said_so(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
-    assert json.loads(cache.read_text()) == {llama_check._key(model): False}, "used as is"
+    assert json.loads(cache.read_text()) == {llama_check.build_key(model): False}, "used as is"
 
 
 def test_a_signal_is_named_for_people() -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import ModelError
 
-__all__ = ["extra_buffers_ok", "fix_command", "plain_cpu_kernels"]
+__all__ = ["build_key", "extra_buffers_ok", "fix_command", "plain_cpu_kernels"]
 
 CHECK_TIMEOUT_S = 300.0
 _PROMPT = "The quick brown fox jumps over the lazy dog. " * 8
@@ -57,10 +57,13 @@ def _build_id() -> str:
     return f"{llama_cpp.__version__}|{'|'.join(stats)}"
 
 
-def _key(model: Path) -> str:
+def build_key(model: Path, *, cpu: bool = True, length: int = 32) -> str:
+    """A key for what llama.cpp made of ``model``: the installed build, this CPU's flags
+    (with ``cpu``), and the file (path, size and time). Raises OSError if it is gone."""
     st = model.stat()
-    text = f"{_build_id()}|{_cpu_flags()}|{model.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    where = f"{_cpu_flags()}|" if cpu else ""
+    text = f"{_build_id()}|{where}{model.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def _cache_file() -> Path:
@@ -104,7 +107,7 @@ def extra_buffers_ok(model: Path, *, run: Runner = _run_child, cache: Path | Non
     if os.environ.get("VOICEGROK_LLAMA_CHECK") == "off":
         return True
     cache = cache or _cache_file()
-    key = _key(model)
+    key = build_key(model)
     known: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         known = json.loads(cache.read_text())

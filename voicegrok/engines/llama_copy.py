@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import glob
-import hashlib
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..models import cache_dir
-from .llama_check import _build_id
+from .llama_check import build_key
 
 __all__ = ["MAX_SOURCE_BYTES", "working_copy"]
 
@@ -65,8 +64,7 @@ def _copy_of(model: Path, folder: Path) -> Path:
         return model  # the loader reports it
     if st.st_size > MAX_SOURCE_BYTES:
         return model
-    text = f"{_build_id()}|{model.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    key = build_key(model, cpu=False, length=16)  # (the quantized bytes do not depend on it)
     target = folder / f"{model.stem}.{key}.q8_0.gguf"
     if target.is_file():
         return target
