@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from voicegrok.assistant import Assistant
 from voicegrok.config import Settings
@@ -41,6 +42,13 @@ async def test_a_voice_turn_flows_from_audio_to_speech_with_metrics() -> None:
     assert isinstance(m, TurnMetrics)
     assert m.n_tokens == 8 and m.clauses == 3 and m.stt_ms is not None and m.first_audio_ms
     assert m.first_audio_ms <= m.total_ms
+    # every step from the end of speech to the first audio is accounted for
+    steps = (m.stt_ms, m.llm_first_token_ms, m.first_clause_ms, m.tts_first_audio_ms)
+    assert all(s is not None and s >= 0 for s in steps), steps
+    assert sum(s for s in steps if s is not None) == pytest.approx(m.first_audio_ms, abs=0.01)
+    assert TurnMetrics.from_dict(m.as_dict(), turn_id=m.turn_id).first_clause_ms == (
+        pytest.approx(m.first_clause_ms, abs=0.1)
+    )
 
 
 async def test_the_history_carries_over_between_turns() -> None:

@@ -281,6 +281,9 @@ class TurnMetrics(Frame):
     audio_s: float
     """Seconds of reply audio produced."""
     failed: str | None = None
+    first_clause_ms: float | None = None
+    """First LLM token -> the first clause complete, handed to speech synthesis: the
+    step between the first token and the synthesis that the others leave out."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -288,6 +291,7 @@ class TurnMetrics(Frame):
             "source": self.source,
             "stt_ms": _round(self.stt_ms),
             "llm_first_token_ms": _round(self.llm_first_token_ms),
+            "first_clause_ms": _round(self.first_clause_ms),
             "tts_first_audio_ms": _round(self.tts_first_audio_ms),
             "first_audio_ms": _round(self.first_audio_ms),
             "total_ms": _round(self.total_ms),
@@ -317,6 +321,7 @@ class TurnMetrics(Frame):
             stt_ms=opt("stt_ms"),
             llm_first_token_ms=opt("llm_first_token_ms"),
             tts_first_audio_ms=opt("tts_first_audio_ms"),
+            first_clause_ms=opt("first_clause_ms"),
             first_audio_ms=opt("first_audio_ms"),
             total_ms=num("total_ms"),
             tokens_per_s=num("tokens_per_s"),
@@ -338,6 +343,7 @@ class TurnMetrics(Frame):
         parts += [
             f"LLM first token {ms(self.llm_first_token_ms)}",
             f"{self.tokens_per_s:.0f} tokens/s ({self.n_tokens} tokens)",
+            f"first clause {ms(self.first_clause_ms)}",
             f"text-to-speech first audio {ms(self.tts_first_audio_ms)}",
             f"first audio {ms(self.first_audio_ms)}",
             f"total {ms(self.total_ms)}",

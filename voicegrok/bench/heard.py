@@ -141,6 +141,7 @@ def _ask_aloud(
 STEPS = (
     "stt_ms",
     "llm_first_token_ms",
+    "first_clause_ms",
     "tts_first_audio_ms",
     "first_audio_ms",
     "released_ms",

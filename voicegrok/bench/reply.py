@@ -22,6 +22,7 @@ __all__ = ["METRICS", "run_reply_bench"]
 METRICS = (
     "stt_ms",
     "llm_first_token_ms",
+    "first_clause_ms",
     "tts_first_audio_ms",
     "first_audio_ms",
     "total_ms",

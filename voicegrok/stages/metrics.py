@@ -75,6 +75,7 @@ class MetricsStage:
                 if turn.source == "speech"
                 else None,
                 llm_first_token_ms=_ms(turn.first_token_s, turn.transcript_s),
+                first_clause_ms=_ms(turn.first_clause_s, turn.first_token_s),
                 tts_first_audio_ms=_ms(turn.first_audio_s, turn.first_clause_s),
                 first_audio_ms=_ms(turn.first_audio_s, turn.speech_end_s),
                 total_ms=(now - turn.speech_end_s) * 1000.0,
