@@ -129,6 +129,16 @@ def test_right_guesses_save_batches_and_wrong_ones_shorten_the_next_draft() -> N
     assert {len(b) for b in decoder.batches[2:]} == {1 + 4}
 
 
+def test_the_first_draft_is_short_and_a_kept_one_lets_the_next_be_long() -> None:
+    """The first words are on the way to the first sound: a long first guess that fails
+    costs a batch of 7 there."""
+    _, decoder, _ = run(Oracle(100), count=30)
+    assert [len(b) for b in decoder.batches[:3]] == [1 + 2, 1 + 6, 1 + 6]
+    _, decoder, _ = run(Oracle(0), count=10)
+    assert len(decoder.batches[0]) == 1 + 2  # a wrong first guess costs a batch of 3
+    assert {len(b) for b in decoder.batches[1:]} == {1 + 2}  # then 0 kept + 2, and so on
+
+
 def test_it_stops_at_the_end_of_the_context() -> None:
     decoder = ScriptedDecoder([1, 2, 3], n_ctx=20)
     out = list(speculate(decoder, Reader(decoder), Oracle(100)))  # type: ignore[arg-type]

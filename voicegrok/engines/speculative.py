@@ -148,16 +148,23 @@ def speculate(
     drafter: Drafter,
     *,
     max_draft: int = 6,
+    first_draft: int = 2,
     between: Callable[[], None] = lambda: None,
     stats: SpeculationStats | None = None,
 ) -> Iterator[int]:
     """The big model's tokens, from the logits the decoder holds now (after the prompt),
     for as long as the consumer takes them. ``between`` runs before each batch (the
     engine's core sharing). The decoder's cache may hold tokens past the last one
-    yielded when the consumer stops (the next prompt's prefix match drops them)."""
+    yielded when the consumer stops (the next prompt's prefix match drops them).
+
+    The first draft holds at most ``first_draft`` guesses; each draft kept whole lets the
+    next one hold ``max_draft``. The first words are on the way to the first sound: on the
+    rig (SmolLM2, 2 cores, the live loop), a batch of 7 tokens took 37-57 ms against 8-13
+    ms for one, and a first draft of 6 guesses from the question, rejected, put 30-45 ms
+    before the first clause in 3 turns of 5."""
     stats = stats if stats is not None else SpeculationStats()
     drafts: list[int] = []
-    want = max_draft
+    want = min(first_draft, max_draft)
     accepted_before = 0
     while True:
         # rows of the last batch: row i gives the token after batch[i]; drafts[i] was
