@@ -17,7 +17,7 @@ import pytest
 from voicegrok import models
 from voicegrok.conversation import Conversation, Message
 from voicegrok.engines.decoder import STOPPABLE_CHUNK
-from voicegrok.engines.llama import REPEAT_PENALTY, TOP_P, LlamaEngine
+from voicegrok.engines.llama import REPEAT_PENALTY, TOP_P, ChatFormat, LlamaEngine
 from voicegrok.engines.llama_copy import working_copy
 
 pytestmark = pytest.mark.models
@@ -242,3 +242,54 @@ def test_a_prompt_is_evaluated_in_stoppable_chunks_without_a_short_tail() -> Non
     assert sizes == [[1], [16], [17], [23], [16, 8], [16, 23]]
     assert [len(c) for c in _chunks(list(range(17)), 16, 16)] == [16, 1]
     assert [t for c in _chunks(list(range(39)), 16, 512) for t in c] == list(range(39))
+
+
+def test_a_whole_answer_is_reread_as_the_tokens_the_model_wrote(engine: LlamaEngine) -> None:
+    """After an answer the KV cache holds the tokens the model wrote; the next prompt holds
+    the answer's text. Tokenized again, a text is often other tokens ("accessible" is one,
+    the 1.5B wrote "access" + "ible"), and the cache then matched the next prompt only up
+    to there: the demo's fourth question re-evaluated 120 tokens of the third answer. The
+    next prompt gives the answer as the tokens written, so the whole cache is its prefix."""
+    first = chat("Name three quiet places to visit in New York City, in one sentence each.")
+    answer = "".join(engine.stream_chat(first, max_tokens=80, temperature=0.0))
+    cache = list(engine._decoder.tokens)
+    follow_up = chat("Which one is free?", first[-1]["content"], answer.strip())
+    prompt = engine.prompt_tokens(follow_up)
+    written = len(cache) - len(engine.prompt_tokens(first))
+    assert written > 20
+    assert prompt[: len(cache)] == cache
+
+
+def test_an_answer_written_in_other_tokens_than_its_text_is_reread_as_written() -> None:
+    """The chat format gives a remembered answer's tokens in place of its text, and only
+    there: the text before and after is tokenized as it would be in the whole."""
+    engine = LlamaEngine(models.resolve("llm"), threads=1)
+    llm, fmt = engine.llama, engine._chat
+    text = "The view from the top is accessible to everyone, and it is free."
+
+    def tok(s: str) -> list[int]:
+        return list(llm.tokenize(s.encode(), add_bos=False, special=False))
+
+    at = text.index("ible")
+    written = tok(text[:at]) + tok(text[at:])  # "access" + "ible...": not the text's own
+    assert written != tok(text)
+    messages = chat("Is it free?", "Tell me about the view.", text)
+    plain = fmt.prompt_tokens(messages)
+    assert not _holds(plain, written)
+    fmt.remember(written, engine._text.piece)
+    spliced = fmt.prompt_tokens(messages)
+    assert _holds(spliced, written)
+    start = next(i for i in range(len(spliced)) if spliced[i : i + len(written)] == written)
+    # before and after the answer, the tokens of the prompt as a whole
+    assert spliced[:start] == plain[:start]
+    after = len(spliced) - start - len(written)
+    assert spliced[start + len(written) :] == plain[len(plain) - after :]
+    assert llm.detokenize(spliced) == llm.detokenize(plain)
+    # a history that no longer holds the text whole (an answer cut by a barge-in) is
+    # tokenized as it is
+    cut = chat("Is it free?", "Tell me about the view.", text[:30])
+    assert fmt.prompt_tokens(cut) == ChatFormat(llm).prompt_tokens(cut)
+
+
+def _holds(tokens: list[int], part: list[int]) -> bool:
+    return any(tokens[i : i + len(part)] == part for i in range(len(tokens) - len(part) + 1))
