@@ -15,7 +15,7 @@ import contextlib
 import ctypes
 import logging
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,24 +120,25 @@ class LlamaEngine:
             decoder = self._decoder
             if not decoder.evaluate(self.prompt_tokens(messages, tools), stop):
                 return
-            if tools is not None and tools.required:
+            required = tools is not None and tools.required
+            if required:
                 yield TRIGGER  # the prompt ends with it: the call's arguments follow
             text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            written: list[int] = []
+            written: list[tuple[int, bytes]] = []
             with Sampler(
                 self._llm, temperature, self._top_p, self._repeat_penalty, self._seed, tools
             ) as sampler:
                 for token in self._tokens(sampler, max_tokens, guess=tools is None):
                     if self._text.is_end(token) or stop.is_set():
                         break
-                    written.append(token)
                     raw = self._text.piece(token)
+                    written.append((token, raw))
                     sampler.saw(raw)
                     piece = text.decode(raw)
                     if piece:
                         yield piece
-            if not (tools is not None and tools.required):
-                self._chat.remember(written, self._text.piece)
+            if not required:
+                self._chat.remember(written)
             rest = text.decode(b"", final=True)
             if rest:
                 yield rest
@@ -329,22 +330,22 @@ class ChatFormat:
             prompt += TRIGGER
         return self._spliced(prompt, add_bos=not result.added_special)
 
-    def remember(self, tokens: Sequence[int], piece: Callable[[int], bytes]) -> None:
-        """Keep an answer's tokens as the model wrote them (``piece``: a token's bytes), to
-        stand for its text in the prompts that follow (see :meth:`_spliced`)."""
-        tokens = list(tokens)
-        while tokens and not piece(tokens[0]).strip():
-            tokens.pop(0)  # the history keeps the answer's text stripped
-        while tokens and not piece(tokens[-1]).strip():
-            tokens.pop()
+    def remember(self, written: Sequence[tuple[int, bytes]]) -> None:
+        """Keep an answer's tokens as the model wrote them (each with its bytes), to stand
+        for its text in the prompts that follow (see :meth:`_spliced`)."""
+        kept = list(written)
+        while kept and not kept[0][1].strip():
+            kept.pop(0)  # the history keeps the answer's text stripped
+        while kept and not kept[-1][1].strip():
+            kept.pop()
         try:
-            text = b"".join(piece(t) for t in tokens).decode("utf-8")
+            text = b"".join(raw for _, raw in kept).decode("utf-8")
         except UnicodeDecodeError:
             return
         if text != text.strip() or len(text) < _MIN_REMEMBERED_CHARS:
             return
         self._written.pop(text, None)
-        self._written[text] = tokens
+        self._written[text] = [token for token, _ in kept]
         while len(self._written) > _REMEMBERED_ANSWERS:
             del self._written[next(iter(self._written))]
 
