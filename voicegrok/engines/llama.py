@@ -15,7 +15,7 @@ import contextlib
 import ctypes
 import logging
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,7 @@ class LlamaEngine:
         :mod:`voicegrok.tools.calls`), sampled under the tools' grammar. The iterator's
         ``cancel()`` (from any thread) ends it soon, even while its prompt is evaluated."""
         stop = threading.Event()
-        return _Answer(self._answer(messages, max_tokens, temperature, tools, stop), stop)
+        return Answer(self._answer(messages, max_tokens, temperature, tools, stop), stop.set)
 
     def _answer(
         self,
@@ -196,18 +196,15 @@ class LlamaEngine:
             self._decoder.evaluate(self.prompt_tokens(messages), stop=stop, between=between)
 
 
-class _Answer(Iterator[str]):
+class Answer(Iterator[str]):
     """An answer being written, which another thread can ``cancel()``."""
 
-    def __init__(self, pieces: Generator[str, None, None], stop: threading.Event) -> None:
+    def __init__(self, pieces: Generator[str, None, None], cancel: Callable[[], None]) -> None:
         self._pieces = pieces
-        self._stop = stop
+        self.cancel = cancel
 
     def __next__(self) -> str:
         return next(self._pieces)
-
-    def cancel(self) -> None:
-        self._stop.set()
 
     def close(self) -> None:
         self._pieces.close()
@@ -301,6 +298,8 @@ class ChatFormat:
         """The chat template lays out a list of tools itself (Qwen2.5's does)."""
         self._written: dict[str, list[int]] = {}
         """Recent answers' texts, and the tokens the model wrote for each."""
+        self._lock = threading.Lock()
+        """The batching engine remembers on its scheduler thread while callers tokenize."""
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         total = 0
@@ -344,10 +343,11 @@ class ChatFormat:
             return
         if text != text.strip() or len(text) < _MIN_REMEMBERED_CHARS:
             return
-        self._written.pop(text, None)
-        self._written[text] = [token for token, _ in kept]
-        while len(self._written) > _REMEMBERED_ANSWERS:
-            del self._written[next(iter(self._written))]
+        with self._lock:
+            self._written.pop(text, None)
+            self._written[text] = [token for token, _ in kept]
+            while len(self._written) > _REMEMBERED_ANSWERS:
+                del self._written[next(iter(self._written))]
 
     def _spliced(self, prompt: str, *, add_bos: bool) -> list[int]:
         """``prompt`` tokenized, each answer remembered (:meth:`remember`) that it holds
@@ -360,9 +360,11 @@ class ChatFormat:
         before its first token (2.4 s on the 1.5B). The text around an answer ends and
         starts at the chat template's special tokens, so tokenizing it apart gives the
         tokens it has in the whole."""
+        with self._lock:
+            written = dict(self._written)
         spans = sorted(
             (at, text)
-            for text in self._written
+            for text in written
             if (at := prompt.find(text)) >= 0 and prompt.count(text) == 1
         )
         tokens: list[int] = []
@@ -371,7 +373,7 @@ class ChatFormat:
             if at < start:
                 continue  # (an answer inside another: the outer one is spliced)
             tokens += self._tokenize(prompt[start:at], add_bos=add_bos and start == 0)
-            tokens += self._written[text]
+            tokens += written[text]
             start = at + len(text)
         return tokens + self._tokenize(prompt[start:], add_bos=add_bos and start == 0)
 

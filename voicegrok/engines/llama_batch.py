@@ -30,7 +30,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from . import Stop
 from .llama import (
     REPEAT_PENALTY,
     TOP_P,
+    Answer,
     ChatFormat,
     Sampler,
     TokenText,
@@ -66,25 +67,6 @@ _END = object()
 _CANCELLED = object()
 
 
-class _Answer:
-    """An answer's pieces, with ``cancel()`` for another thread (see ``stream_chat``)."""
-
-    def __init__(self, pieces: Iterator[str], cancel: Callable[[], None]) -> None:
-        self._pieces = pieces
-        self.cancel = cancel
-
-    def __iter__(self) -> _Answer:
-        return self
-
-    def __next__(self) -> str:
-        return next(self._pieces)
-
-    def close(self) -> None:
-        close = getattr(self._pieces, "close", None)
-        if callable(close):
-            close()
-
-
 @dataclasses.dataclass(eq=False)
 class _Request:
     prompt: list[int]
@@ -95,6 +77,8 @@ class _Request:
     pending: list[int] = dataclasses.field(default_factory=list)
     """Tokens to evaluate next: the rest of the prompt, then the last sampled token."""
     generated: int = 0
+    written: list[tuple[int, bytes]] = dataclasses.field(default_factory=list)
+    """The answer's tokens so far, each with its bytes (see ``ChatFormat.remember``)."""
     cancelled: bool = False
     finished: bool = False
 
@@ -208,13 +192,13 @@ class BatchedLlamaEngine:
             sampler.__exit__()
             raise
         first = TRIGGER if sampler.calling else ""  # the prompt ends with it
-        return _Answer(self._pieces(request, first), lambda: self._wake(request))
+        return Answer(self._pieces(request, first), lambda: self._wake(request))
 
     def _wake(self, request: _Request) -> None:
         self._cancel(request)
         request.out.put(_CANCELLED)
 
-    def _pieces(self, request: _Request, first: str = "") -> Iterator[str]:
+    def _pieces(self, request: _Request, first: str = "") -> Generator[str, None, None]:
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
             if first:
@@ -437,15 +421,26 @@ class BatchedLlamaEngine:
         token = request.sampler.sample(self._ctx, index)
         request.generated += 1
         if self._text.is_end(token) or len(slot.tokens) >= self.n_ctx:
-            self._release(slot)
+            self._answered(slot)
             return
         piece = self._text.piece(token)
+        request.written.append((token, piece))
         request.sampler.saw(piece)
         request.out.put(piece)
         if request.generated >= request.max_tokens:
-            self._release(slot)
+            self._answered(slot)
         else:
             request.pending = [token]
+
+    def _answered(self, slot: _Slot) -> None:
+        """The answer is whole: its tokens stand for its text in the conversation's next
+        prompt, so that the slot's cache stays that prompt's prefix (as in the plain
+        engine)."""
+        request = slot.request
+        assert request is not None and request.sampler is not None
+        if not request.sampler.calling:
+            self._chat.remember(request.written)
+        self._release(slot)
 
     def _release(self, slot: _Slot) -> None:
         if slot.request is not None:
