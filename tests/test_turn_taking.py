@@ -25,9 +25,11 @@ from voicegrok.endpointing import (
     Paused,
     Resumed,
     prepares_answer,
+    reads_needed,
     when_to_answer,
 )
 from voicegrok.engines.smart_turn import SmartTurn
+from voicegrok.engines.text_turn import TextTurn
 from voicegrok.frames import AudioChunk, Frame, TurnConfirmed, TurnRetracted, TurnStarted, UserText
 from voicegrok.testing import FakeSTT, FakeVAD
 from voicegrok.text import goes_on
@@ -56,6 +58,28 @@ def test_finished_words_in_a_voice_that_does_not_sound_finished_wait_in_doubt() 
     # "I'd like to book." said as "I'd like to book... a table for two"
     assert when_to_answer("I'd like to book.", 0.3, CONFIG) == (800, 800)
     assert when_to_answer("I'd like to book.", 0.79, CONFIG) == (800, 800)
+
+
+def test_finished_words_in_a_voice_in_doubt_are_answered_soon_when_they_read_as_finished() -> (
+    None
+):
+    """The model of the words is heard only where the voice leaves doubt (0.5 to 0.8) about
+    words that look finished; words that read as a finished request are then let out after
+    ``read_confirm_ms``, other words wait in doubt as before."""
+    question = "What is the capital of France?"
+    assert reads_needed(question, 0.6, CONFIG)
+    assert when_to_answer(question, 0.6, CONFIG, 0.7) == (CONFIG.read_confirm_ms, 800)
+    assert when_to_answer(question, 0.6, CONFIG, 0.1) == (800, 800)
+    assert when_to_answer(question, 0.6, CONFIG) == (800, 800)  # no model of the words
+    # a voice that sounds finished needs no reading; one that sounds unfinished is heeded
+    for p in (0.95, 0.3):
+        assert not reads_needed(question, p, CONFIG)
+        assert when_to_answer(question, p, CONFIG, 0.9) == when_to_answer(question, p, CONFIG)
+    # words that do not look finished are never let out sooner for reading well
+    for words in ("Remind me to call my mother", "So...", "What about"):
+        assert not reads_needed(words, 0.6, CONFIG)
+        assert when_to_answer(words, 0.6, CONFIG, 0.9) == when_to_answer(words, 0.6, CONFIG)
+    assert not reads_needed(question, None, CONFIG)  # (no end-of-turn model)
 
 
 def test_words_that_go_on_wait_longest_however_finished_the_voice_sounds() -> None:
@@ -138,8 +162,25 @@ class ScriptedTurn:
         return self.p
 
 
+class ScriptedWords:
+    """A model of the words that says what it is told."""
+
+    def __init__(self, probability: float) -> None:
+        self.p = probability
+        self.read: list[str] = []
+
+    def probability(self, text: str) -> float:
+        self.read.append(text)
+        return self.p
+
+
 async def _released_after(
-    words: str, p: float, gap_s: float, *, hears_over_speaker: bool = True
+    words: str,
+    p: float,
+    gap_s: float,
+    *,
+    hears_over_speaker: bool = True,
+    reader: ScriptedWords | None = None,
 ) -> tuple[list[str], float | None]:
     """Speech, ``gap_s`` of silence, more speech: which frames come, and when the answer
     was let out (seconds after the first speech ended)."""
@@ -147,7 +188,7 @@ async def _released_after(
 
     model = ScriptedTurn(p)
     ids = iter(range(1, 100))
-    stage = ListenStage(FakeVAD(), FakeSTT([words]), lambda: next(ids), turn=model)
+    stage = ListenStage(FakeVAD(), FakeSTT([words]), lambda: next(ids), turn=model, words=reader)
     audio = np.concatenate([silence(0.3), tone(1.0), silence(gap_s), tone(0.6), silence(2.0)])
     frames = await listen(stage, audio, hears_over_speaker=hears_over_speaker)
     assert model.heard, "the model was asked at the pause"
@@ -165,6 +206,33 @@ async def test_a_finished_sounding_turn_is_let_out_after_a_short_silence() -> No
     assert released is not None and 0.15 <= released <= 0.35, released
     assert "TurnRetracted" not in kinds
     assert kinds.count("SpeechStarted") == 2  # the turn had ended: the tone is a new one
+
+
+@pytest.mark.parametrize(
+    ("p", "reads", "after_s"),
+    [(0.6, 0.7, CONFIG.read_confirm_ms / 1000), (0.6, 0.1, CONFIG.unsure_end_ms / 1000)],
+)
+async def test_a_question_in_a_voice_in_doubt_is_let_out_soon_when_its_words_read_finished(
+    p: float, reads: float, after_s: float
+) -> None:
+    reader = ScriptedWords(reads)
+    kinds, released = await _released_after(
+        "What is the capital of France?", p, gap_s=1.2, reader=reader
+    )
+    # read once at each pause (the tone after the turn is an utterance of its own)
+    assert reader.read == ["What is the capital of France?"] * kinds.count("SpeechStarted")
+    assert released is not None and after_s <= released <= after_s + 0.1, released
+    assert "TurnRetracted" not in kinds
+
+
+async def test_the_words_are_not_read_where_the_voice_decides() -> None:
+    reader = ScriptedWords(0.9)
+    _kinds, released = await _released_after("Put it in a table.", 0.95, 1.2, reader=reader)
+    assert reader.read == []
+    assert released is not None and released <= 0.35, released
+    _kinds, released = await _released_after("I'd like to book", 0.1, 1.2, reader=reader)
+    assert reader.read == []
+    assert released is not None and released > 1.2, released
 
 
 @pytest.mark.parametrize(
@@ -262,6 +330,25 @@ def test_smart_turn_hears_a_finished_question_and_a_sentence_broken_off(
         assert smart_turn.probability(jfk[: int(cut_s * RATE)]) < 0.5, cut_s
 
 
+@pytest.mark.models
+def test_smollm2_reads_questions_as_finished_and_first_halves_as_not() -> None:
+    """The embedded SmolLM2 as the model of the words: plain questions read as finished
+    (over ``read_threshold``), the first halves of the turn-taking set's sentences with
+    pauses do not, whisper's punctuation and all."""
+    words = TextTurn(models.resolve("llm"))
+    for done in (
+        "What is the capital of France?",
+        "How far is the moon from the earth?",
+        "Can you recommend a good book about history?",
+    ):
+        assert words.probability(done) >= CONFIG.read_threshold, done
+    for half in ("Can you tell me?", "I'd like to book.", "How long does it take?", "Tell me."):
+        assert words.probability(half) < CONFIG.read_threshold, half
+    assert words.probability("") == 0.0
+    long = "and then " * 200 + "what is the capital of France?"
+    assert 0.0 <= words.probability(long) <= 1.0  # its last words are read
+
+
 def test_a_missing_or_broken_turn_model_is_one_line(tmp_path: Path) -> None:
     from voicegrok.errors import ModelError
 
@@ -355,6 +442,7 @@ def test_bench_turns_reports_cut_offs_and_latency_per_policy(cli: Any, tmp_path:
         )
         assert figures["turns"] == 2 and figures["never_released"] == 0
     assert policies["smart-turn patient"]["cut_off_pct"] == 0.0
+    assert "smart-turn+words normal" in policies
 
 
 async def test_the_end_of_turn_model_is_asked_next_to_the_eager_transcription() -> None:

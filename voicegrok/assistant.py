@@ -102,6 +102,7 @@ class Assistant:
                 vad_thread=engines.threads["vad"],
                 turn=engines.turn,
                 turn_thread=engines.threads["turn"],
+                words=engines.words,
                 stt_thread=engines.threads["stt"],
                 partial_thread=engines.threads["stt-partial"],
                 background=background,

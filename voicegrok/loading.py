@@ -3,6 +3,7 @@ thread that will run it."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,15 @@ import numpy as np
 from . import models
 from .config import Settings
 from .conversation import Conversation
-from .engines import ChatModel, SpeechToText, TextToSpeech, TurnDetector, VoiceActivity
+from .engines import (
+    ChatModel,
+    SpeechToText,
+    TextToSpeech,
+    TurnDetector,
+    VoiceActivity,
+    WordsDetector,
+)
+from .errors import ModelError
 from .threads import CoreShare, EngineThread
 from .tools import Tool
 
@@ -23,6 +32,8 @@ if TYPE_CHECKING:
     from .engines.speculative import Drafter
 
 __all__ = ["Engines", "load_engines"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,6 +46,9 @@ class Engines:
     vad: VoiceActivity | None = None
     turn: TurnDetector | None = None
     """The end-of-turn model, heard at each pause (None: the pause and words decide)."""
+    words: WordsDetector | None = None
+    """The model of the words, read where the end-of-turn model leaves doubt (None: not
+    read)."""
     cores: CoreShare | None = None
     """How the LLM and speech synthesis share the CPU (None: not shared, as with fakes)."""
     tools: list[Tool] = field(default_factory=list)
@@ -208,8 +222,21 @@ def load_engines(
 
         t = time.perf_counter()
         engines.turn = engines.threads["turn"].run(lambda: SmartTurn(paths["turn"]))
+        engines.words = engines.threads["turn"].run(_words_model)
         engines.load_s["turn"] = time.perf_counter() - t
     return engines
+
+
+def _words_model() -> WordsDetector | None:
+    """The embedded SmolLM2 reading the words at a pause (see :mod:`.engines.text_turn`);
+    None where it is not installed (the voice and the pause decide, as before)."""
+    from .engines.text_turn import TextTurn
+
+    try:
+        return TextTurn(models.resolve("llm"))
+    except ModelError as e:
+        log.warning("the words are not read at a pause: %s", e)
+        return None
 
 
 def _one_blas_thread() -> None:

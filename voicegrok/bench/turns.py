@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from .. import models
 from ..endpointing import EndpointConfig
-from ..engines import SpeechToText, TurnDetector
+from ..engines import SpeechToText, TurnDetector, WordsDetector
 from ..frames import AudioChunk, TurnConfirmed, TurnStarted, UserText
 from ..pipeline import Background
 from ..stages.listen import ListenStage
@@ -51,6 +51,8 @@ class Policy:
     config: EndpointConfig
     model: bool
     """Whether the end-of-turn model is heard."""
+    words: bool = False
+    """Whether the model of the words is read where the voice leaves doubt."""
 
 
 def policies() -> list[Policy]:
@@ -60,6 +62,7 @@ def policies() -> list[Policy]:
     out = []
     for label, end_ms in SENSITIVITY_SILENCE_MS.items():
         config = EndpointConfig(end_silence_ms=end_ms, unsure_end_ms=UNSURE_SILENCE_MS[label])
+        out.append(Policy(f"smart-turn+words {label}", config, True, words=True))
         out.append(Policy(f"smart-turn {label}", config, True))
         for threshold in THRESHOLDS:
             if threshold != config.done_threshold:
@@ -83,11 +86,14 @@ class Outcome:
 class _Memo:
     """The engines' answers kept per stretch of audio (they are deterministic)."""
 
-    def __init__(self, stt: SpeechToText, turn: TurnDetector | None) -> None:
+    def __init__(
+        self, stt: SpeechToText, turn: TurnDetector | None, words: WordsDetector | None = None
+    ) -> None:
         self.sample_rate_hz = stt.sample_rate_hz
-        self._stt, self._turn = stt, turn
+        self._stt, self._turn, self._words = stt, turn, words
         self._texts: dict[bytes, str] = {}
         self._done: dict[bytes, float] = {}
+        self._reads: dict[str, float] = {}
 
     @staticmethod
     def _key(audio: npt.NDArray[np.float32]) -> bytes:
@@ -106,6 +112,19 @@ class _Memo:
             self._done[key] = self._turn.probability(audio)
         return self._done[key]
 
+    def reads(self, text: str) -> float:
+        assert self._words is not None
+        if text not in self._reads:
+            self._reads[text] = self._words.probability(text)
+        return self._reads[text]
+
+
+class _Words:
+    """The memo's reading of the words, as a :class:`WordsDetector`."""
+
+    def __init__(self, memo: _Memo) -> None:
+        self.probability = memo.reads
+
 
 async def judge(
     clip: Clip,
@@ -114,8 +133,10 @@ async def judge(
     turn: TurnDetector | None,
     config: EndpointConfig,
     threads: dict[str, EngineThread],
+    words: WordsDetector | None = None,
 ) -> Outcome:
-    """When ``clip``'s answer is let out under ``config`` (with ``turn``, or without)."""
+    """When ``clip``'s answer is let out under ``config`` (with ``turn`` and ``words``, or
+    without)."""
     vad.reset()
     ids = iter(range(1, 1000))
     background = Background()
@@ -129,6 +150,7 @@ async def judge(
         partial_thread=threads["stt"],
         turn=turn,
         turn_thread=threads["turn"],
+        words=words,
         background=background,
     )
     try:
@@ -197,6 +219,7 @@ def run_turns_bench(
     """Blocking: renders the set, then judges every clip under every policy."""
     from ..engines.silero import SileroVAD
     from ..engines.smart_turn import SmartTurn
+    from ..engines.text_turn import TextTurn
     from ..engines.whisper import WhisperEngine
 
     say: Callable[[str], None] = (
@@ -214,6 +237,7 @@ def run_turns_bench(
     memo = _Memo(
         WhisperEngine(models.resolve("stt", stt_model)),
         SmartTurn(models.resolve("turn", turn_model)),
+        TextTurn(models.resolve("llm")),
     )
     vad = SileroVAD(models.resolve("vad"))
     threads = {k: EngineThread(k) for k in ("vad", "stt", "turn")}
@@ -227,7 +251,13 @@ def run_turns_bench(
             for clip in clips:
                 outcomes.append(
                     await judge(
-                        clip, vad, memo, memo if policy.model else None, policy.config, threads
+                        clip,
+                        vad,
+                        memo,
+                        memo if policy.model else None,
+                        policy.config,
+                        threads,
+                        _Words(memo) if policy.words else None,
                     )
                 )
             rows[policy.name] = outcomes

@@ -16,7 +16,15 @@ import numpy.typing as npt
 
 from ..conversation import Message
 
-__all__ = ["ChatModel", "SpeechToText", "Stop", "TextToSpeech", "TurnDetector", "VoiceActivity"]
+__all__ = [
+    "ChatModel",
+    "SpeechToText",
+    "Stop",
+    "TextToSpeech",
+    "TurnDetector",
+    "VoiceActivity",
+    "WordsDetector",
+]
 
 Stop = threading.Event | None
 """Given to :meth:`ChatModel.warm_up`: once set (an answer waits for the engine), the
@@ -96,4 +104,11 @@ class TurnDetector(Protocol):
     def probability(self, audio: npt.NDArray[np.float32]) -> float:
         """How likely the speaker of ``audio`` (an utterance so far, ending now) has
         finished their turn, from the sound (0 to 1)."""
+        ...
+
+
+class WordsDetector(Protocol):
+    def probability(self, text: str) -> float:
+        """How likely ``text`` (a transcript so far) is a finished request, from the words
+        alone (0 to 1)."""
         ...

@@ -39,7 +39,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -53,9 +53,10 @@ from ..endpointing import (
     Resumed,
     Started,
     prepares_answer,
+    reads_needed,
     when_to_answer,
 )
-from ..engines import SpeechToText, TurnDetector, VoiceActivity
+from ..engines import SpeechToText, TurnDetector, VoiceActivity, WordsDetector
 from ..errors import first_line
 from ..frames import (
     AudioChunk,
@@ -114,15 +115,16 @@ class ListenStage:
         background: Background | None = None,
         turn: TurnDetector | None = None,
         turn_thread: EngineThread | None = None,
+        words: WordsDetector | None = None,
     ) -> None:
         """``background``: where transcriptions made while the person speaks run; give the
         pipeline's (:attr:`Pipeline.background`) so that the runner cancels them.
         ``turn``: an end-of-turn model, asked whether the voice sounds finished (see
         :func:`~voicegrok.endpointing.when_to_answer`) at the first silence, with the eager
         transcription, or at the pause when speech came between; it runs on
-        ``turn_thread``, next to the transcription. ``eager_ms``: the silence after which the
-        utterance is transcribed (one 32 ms VAD window; the VAD already lags the end of the
-        words by a window or two)."""
+        ``turn_thread``, next to the transcription. ``words``: a model of the words, asked
+        there when the voice leaves doubt about finished-looking words. ``eager_ms``: the
+        silence after which the utterance is transcribed (a VAD window: it lags the words)."""
         if stt.sample_rate_hz != vad.sample_rate_hz:
             raise ValueError("the VAD and speech-to-text engines must use the same rate")
         self._vad = vad
@@ -139,6 +141,7 @@ class ListenStage:
         person stops does not delay the transcript that ends the turn."""
         self._turn = turn
         self._turn_thread = turn_thread or EngineThread("turn")
+        self._words = words
         self._partial_every = int(partial_every_ms * vad.sample_rate_hz / 1000)
         self._eager_ms = eager_ms
         self._onset = False
@@ -230,10 +233,14 @@ class ListenStage:
         model, or it failed: the pause and the words decide alone)."""
         if self._turn is None:
             return None
+        return await self._verdict(self._turn.probability, audio, "the end-of-turn model")
+
+    async def _verdict(self, model: Callable[[Any], float], of: object, name: str) -> float | None:
+        """``model``'s probability (on the end-of-turn models' thread), None if it fails."""
         try:
-            return await self._turn_thread.call(self._turn.probability, audio)
+            return await self._turn_thread.call(model, of)
         except Exception as e:
-            log.warning("the end-of-turn model failed: %s", first_line(e))
+            log.warning("%s failed: %s", name, first_line(e))
             return None
 
     def _finished_partial(self) -> Frame | None:
@@ -360,7 +367,11 @@ class ListenStage:
                     done = await sounds
                 finally:
                     sounds.cancel()
-                self._hold_ms, end_ms = when_to_answer(text, done, config)
+                reads = None  # the words are read where the voice leaves doubt
+                if self._words is not None and reads_needed(text, done, config):
+                    what = "the model of the words"
+                    reads = await self._verdict(self._words.probability, text, what)
+                self._hold_ms, end_ms = when_to_answer(text, done, config, reads)
                 if self._hold_ms is not None and not frame.hears_over_speaker:
                     # the answer would mute the person if they went on (the first answer
                     # on open speakers, as a rule): in doubt it waits for the end of the
