@@ -342,6 +342,35 @@ async def test_a_partial_still_running_does_not_delay_the_end_of_the_turn() -> N
     assert turn.at_s - t0 < 2.6, "the turn did not wait for the slow partial"
 
 
+async def test_words_after_a_short_silence_are_transcribed_beside_its_slow_transcript() -> None:
+    """A silence inside the sentence starts a transcription that is slow to finish; the
+    person goes on, then stops. The words since are transcribed at once, on the partials'
+    thread, not after the stale transcription at the pause (on the rig, a question in
+    espeak-ng's en-us+m3 had its end's transcript begin 0-40 ms after the pause instead of
+    130 ms before it, and it came 190-260 ms after the pause)."""
+    said = [(1.3, "What is the"), (99.0, "What is the time?")]
+    stt = FakeSTT(delays=[1.0, 0.05], by_length=said)
+    ids = itertools.count(1)
+    config = EndpointConfig(end_silence_ms=480, pause_ms=160)
+    stage = ListenStage(
+        FakeVAD(),
+        stt,
+        lambda: next(ids),
+        config,
+        stt_thread=EngineThread("stt"),
+        partial_thread=EngineThread("partial"),
+        partial_every_ms=10_000,
+    )
+    t0 = time.perf_counter()
+    audio = np.concatenate([tone(1.0), silence(0.1), tone(0.5), silence(1.0)])
+    frames = await listen(stage, audio, pace=0.02)
+    turn = next(f for _, f in frames if isinstance(f, TurnStarted))
+    text = next(f for _, f in frames if isinstance(f, UserText) and f.final)
+    assert text.text == "What is the time?" and max(stt.heard) >= 1.6 * RATE
+    # the stale one ends at ~2.05 s; the pause after the second part is at ~1.8 s
+    assert turn.at_s - t0 < 1.98, turn.at_s - t0
+
+
 async def test_a_breath_between_words_shows_the_transcript_made_during_it() -> None:
     stt = FakeSTT(["Tell me", "Tell me about the moon."], delay_s=0.01)
     audio = np.concatenate([tone(1.0), silence(0.12), tone(1.0), silence(1.0)])

@@ -24,13 +24,11 @@ It runs the streaming VAD on every chunk and speech-to-text while the person spe
   after the silence plus the time to answer. With ``speculate`` off, the turn starts at
   the end-of-turn silence, with the transcript made at the pause.
 
-While the microphone cannot hear the person over the speaker (``AudioChunk.hears_over_speaker``
-false: an echo canceller not yet converged mutes it whenever the speaker plays), an answer
-started at a pause is let out only at the end-of-turn silence: let out sooner, it would
-have muted the rest of the person's words (on open speakers, "I'd like to visit New York
-City for two days," was answered, and the request after the comma went unheard). When
-the end-of-turn model and the words both say the turn is finished, that silence is the
-settings' ``end_silence_ms`` (480 ms), not the model's longer wait for doubt.
+While the microphone cannot hear the person over the speaker (``hears_over_speaker`` false:
+an echo canceller not yet converged mutes it while the speaker plays), an answer started at
+a pause is let out only at the end-of-turn silence (sooner, it muted the rest of the words:
+"I'd like to visit New York City for two days," was answered alone), or at the settings'
+``end_silence_ms`` when the model and the words both say the turn is finished.
 """
 
 from __future__ import annotations
@@ -137,8 +135,8 @@ class ListenStage:
         self._vad_thread = vad_thread or EngineThread("vad")
         self._stt_thread = stt_thread or EngineThread("stt")
         self._partial_thread = partial_thread or self._stt_thread
-        """Partials run here: on a thread of their own, a partial still running when the
-        person stops does not delay the transcript that ends the turn."""
+        """Partials run here (on a thread of their own, a partial still running when the
+        person stops does not delay the end's transcript), and an eager one beside another."""
         self._turn = turn
         self._turn_thread = turn_thread or EngineThread("turn")
         self._words = words
@@ -189,8 +187,7 @@ class ListenStage:
         return [j for j in (self._partial, self._eager) if j is not None]
 
     async def _transcribe(self, audio: FloatAudio) -> str:
-        text = await self._stt_thread.call(self._stt.transcribe, audio)
-        return text.strip()
+        return (await self._stt_thread.call(self._stt.transcribe, audio)).strip()
 
     async def _transcript_until(self, end_sample: int, audio: FloatAudio) -> str:
         """The utterance's transcript up to ``end_sample`` (its last voiced sample): a
@@ -457,8 +454,11 @@ class ListenStage:
         if not ep.words_after(max((j.end for j in jobs), default=0)):
             return  # nothing said since the last transcript
         if ep.silent_ms >= self._eager_ms:
-            if self._eager is None or self._eager.task.done():
-                self._eager = self._start(self._stt_thread, eager=True)
+            # one begun at an earlier silence, still running, missed the words since
+            busy = [j is not None and not j.task.done() for j in (self._eager, self._partial)]
+            if not all(busy):
+                thread = self._partial_thread if busy[0] else self._stt_thread
+                self._eager = self._start(thread, eager=True)
                 self._partial_at = ep.utterance_samples  # it is the next partial too
         elif (
             ep.silent_ms == 0  # in a silence the eager one is coming: not both at once
