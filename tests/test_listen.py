@@ -9,6 +9,7 @@ import itertools
 import threading
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -105,7 +106,7 @@ async def listen(
     return out
 
 
-def make_stage(stt: FakeSTT, **kw: int) -> ListenStage:
+def make_stage(stt: FakeSTT, **kw: Any) -> ListenStage:
     ids = itertools.count(1)
     config = EndpointConfig(end_silence_ms=480, pause_ms=160)
     return ListenStage(FakeVAD(), stt, lambda: next(ids), config, **kw)
@@ -319,21 +320,19 @@ async def test_speech_to_text_starts_at_the_first_silence_not_after_the_pause() 
     assert stt.started == 1, "the transcript begun at the silence is the final one"
 
 
+def _two_threads(stt: FakeSTT, *, partial_every_ms: int) -> ListenStage:
+    """A stage whose partials have a thread of their own, as in the live loop."""
+    stt_thread, partial_thread = EngineThread("stt"), EngineThread("partial")
+    return make_stage(
+        stt, stt_thread=stt_thread, partial_thread=partial_thread, partial_every_ms=partial_every_ms
+    )
+
+
 async def test_a_partial_still_running_does_not_delay_the_end_of_the_turn() -> None:
     """The partial begun just before the person stopped takes long; the transcript that
     ends the turn runs beside it, on its own thread, and the turn starts at the pause."""
     stt = FakeSTT(["What time is it?"], delays=[1.5])
-    ids = itertools.count(1)
-    config = EndpointConfig(end_silence_ms=480, pause_ms=160)
-    stage = ListenStage(
-        FakeVAD(),
-        stt,
-        lambda: next(ids),
-        config,
-        stt_thread=EngineThread("stt"),
-        partial_thread=EngineThread("partial"),
-        partial_every_ms=1400,
-    )
+    stage = _two_threads(stt, partial_every_ms=1400)
     t0 = time.perf_counter()
     frames = await listen(stage, np.concatenate([tone(1.5), silence(0.5)]), pace=0.02)
     turn = next(f for _, f in frames if isinstance(f, TurnStarted))
@@ -350,17 +349,7 @@ async def test_words_after_a_short_silence_are_transcribed_beside_its_slow_trans
     130 ms before it, and it came 190-260 ms after the pause)."""
     said = [(1.3, "What is the"), (99.0, "What is the time?")]
     stt = FakeSTT(delays=[1.0, 0.05], by_length=said)
-    ids = itertools.count(1)
-    config = EndpointConfig(end_silence_ms=480, pause_ms=160)
-    stage = ListenStage(
-        FakeVAD(),
-        stt,
-        lambda: next(ids),
-        config,
-        stt_thread=EngineThread("stt"),
-        partial_thread=EngineThread("partial"),
-        partial_every_ms=10_000,
-    )
+    stage = _two_threads(stt, partial_every_ms=10_000)
     t0 = time.perf_counter()
     audio = np.concatenate([tone(1.0), silence(0.1), tone(0.5), silence(1.0)])
     frames = await listen(stage, audio, pace=0.02)

@@ -234,7 +234,7 @@ def _words_model() -> WordsDetector | None:
 
     try:
         return TextTurn(models.resolve("llm"))
-    except ModelError as e:
+    except (ModelError, ValueError) as e:
         log.warning("the words are not read at a pause: %s", e)
         return None
 
