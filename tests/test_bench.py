@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import mmap
 import os
 import pathlib
 import re
@@ -150,8 +151,36 @@ def test_sessions_report_times_each_batch_by_its_slowest_response() -> None:
     assert report["aggregate_tokens_per_s"] == 12.0  # 60 tokens in 2 s + 3 s
     assert report["aggregate_decode_tokens_per_s"] == 30.0  # written in 1 s + 1 s
     assert report["rss_peak_mb"] == 520.0 and report["rss_per_session_mb"] == 10.0
+    assert report["pss_peak_mb"] is None and report["pss_per_session_mb"] is None
     unmeasured = server.sessions_report(2, 2, rows, peak_mb=None, loaded_mb=None)
     assert unmeasured["rss_peak_mb"] is None and unmeasured["rss_per_session_mb"] is None
+    with_pss = server.sessions_report(2, 2, rows, 520.0, 500.0, pss=(410.0, 400.0))
+    assert with_pss["pss_peak_mb"] == 410.0 and with_pss["pss_per_session_mb"] == 5.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/smaps_rollup")
+def test_a_file_mapped_twice_counts_once_in_the_pss(tmp_path: pathlib.Path) -> None:
+    """Two mappings of one file (two llama.cpp models of one GGUF) add its size twice to
+    the resident set but once to the proportional set size."""
+    size = 64 * 2**20
+    path = tmp_path / "weights.bin"
+    path.write_bytes(os.urandom(size))
+    rss0, pss0 = memory.rss_mb(), memory.pss_mb()
+    assert rss0 is not None and pss0 is not None
+    with path.open("rb") as f:
+        maps = [mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) for _ in range(2)]
+    try:
+        for m in maps:
+            for i in range(0, size, mmap.PAGESIZE):
+                m[i]  # each page resident in both mappings
+        rss1, pss1 = memory.rss_mb(), memory.pss_mb()
+        assert rss1 is not None and pss1 is not None
+        size_mb = size / 1e6
+        assert rss1 - rss0 > 1.8 * size_mb
+        assert 0.8 * size_mb < pss1 - pss0 < 1.2 * size_mb
+    finally:
+        for m in maps:
+            m.close()
 
 
 def test_memory_of_this_process_is_measured() -> None:

@@ -20,7 +20,7 @@ try:
 except ImportError:  # Windows
     resource = None  # type: ignore[assignment]
 
-__all__ = ["peak_rss_field", "peak_rss_mb", "process_rss_mb", "rss_mb"]
+__all__ = ["peak_rss_field", "peak_rss_mb", "process_rss_mb", "pss_mb", "rss_mb"]
 
 _MIB = 2**20
 _MB = 10**6
@@ -43,6 +43,25 @@ def rss_mb() -> float | None:
     if now is None:
         now = _peak_bytes()
     return None if now is None else now / _MB
+
+
+def pss_mb() -> float | None:
+    """The proportional set size of this process now (MB), from ``/proc/self/smaps_rollup``
+    (Linux 4.14 and later); None elsewhere.
+
+    The resident set counts a file's pages once for each mapping of it: two llama.cpp
+    models of the same GGUF file (the LLM and the model of the words, both SmolLM2 by
+    default) read the same pages of the page cache, yet each adds the file's size to the
+    resident set. The PSS counts such a page once, and a page shared with other processes
+    by its share, so it is the memory the process really takes."""
+    try:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == "Pss":
+                return int(value.split()[0]) * 1024 / _MB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def process_rss_mb(pid: int) -> float | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..assistant import load_engines
 from ..config import Settings
-from .memory import UNAVAILABLE, rss_mb
+from .memory import UNAVAILABLE, pss_mb, rss_mb
 from .stats import percentiles
 
 __all__ = ["SERVER_QUESTIONS", "run_server_bench", "sessions_report"]
@@ -65,13 +65,19 @@ async def _ask(port: int, question: str) -> Row:
 
 
 def sessions_report(
-    n: int, runs: int, rows: list[Row], peak_mb: float | None, loaded_mb: float | None
+    n: int,
+    runs: int,
+    rows: list[Row],
+    peak_mb: float | None,
+    loaded_mb: float | None,
+    pss: tuple[float | None, float | None] = (None, None),
 ) -> dict[str, Any]:
     """The results of ``runs`` batches of ``n`` sessions at once (``rows``: every response),
     with the peak resident memory meanwhile and that with the models loaded (MB, None where
-    it cannot be measured). Speed is the batches' tokens over their slowest responses
-    (``aggregate_tokens_per_s``: to their last audio, paced by speech; ``..._decode_...``:
-    to their last word written, the LLM's own pace)."""
+    it cannot be measured), and the same two of the proportional set size (``pss``, see
+    :func:`~voicegrok.bench.memory.pss_mb`). Speed is the batches' tokens over their slowest
+    responses (``aggregate_tokens_per_s``: to their last audio, paced by speech;
+    ``..._decode_...``: to their last word written, the LLM's own pace)."""
     completed = [r for r in rows if r["status"] == "completed"]
     tokens = sum(float(r["tokens"]) for r in rows)
 
@@ -94,11 +100,36 @@ def sessions_report(
         "response_done_ms": percentiles([float(r["done_ms"]) for r in completed]),
         "aggregate_tokens_per_s": round(tokens / wall_s, 1) if wall_s else 0.0,
         "aggregate_decode_tokens_per_s": round(tokens / written_s, 1) if written_s else 0.0,
-        "rss_peak_mb": None if peak_mb is None else round(peak_mb, 1),
-        "rss_per_session_mb": None
-        if peak_mb is None or loaded_mb is None
-        else round((peak_mb - loaded_mb) / n, 2),
+        **_memory("rss", n, peak_mb, loaded_mb),
+        **_memory("pss", n, *pss),
     }
+
+
+def _memory(kind: str, n: int, peak: float | None, loaded: float | None) -> dict[str, Any]:
+    return {
+        f"{kind}_peak_mb": None if peak is None else round(peak, 1),
+        f"{kind}_per_session_mb": None
+        if peak is None or loaded is None
+        else round((peak - loaded) / n, 2),
+    }
+
+
+class _Peaks:
+    """The highest resident memory and PSS seen since it was made (MB, None: unmeasured)."""
+
+    def __init__(self) -> None:
+        self.rss: float | None = None
+        self.pss: float | None = None
+        self.look()
+
+    def look(self) -> None:
+        rss, pss = rss_mb(), pss_mb()
+        self.rss = _higher(self.rss, rss)
+        self.pss = _higher(self.pss, pss)
+
+
+def _higher(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 async def run_server_bench(
@@ -119,13 +150,13 @@ async def run_server_bench(
     t = time.perf_counter()
     engines = load_engines(settings, vad=True, sessions=max(sessions))
     load_s = time.perf_counter() - t
-    rss_loaded = rss_mb()
+    rss_loaded, pss_loaded = rss_mb(), pss_mb()
     results: dict[str, Any] = {}
     try:
         for n in sessions:
             options = ServerOptions(port=0, limits=Limits(max_sessions=max(n, 1)))
             rows: list[Row] = []
-            peak = rss_mb()
+            peaks = _Peaks()
             async with RealtimeServer(engines, settings, options) as server:
                 for run in range(runs):
                     tasks = [
@@ -134,11 +165,11 @@ async def run_server_bench(
                     ]
                     while not all(task.done() for task in tasks):
                         await asyncio.sleep(0.1)
-                        now = rss_mb()
-                        if now is not None:
-                            peak = now if peak is None else max(peak, now)
+                        peaks.look()
                     rows += [task.result() for task in tasks]
-            results[str(n)] = sessions_report(n, runs, rows, peak, rss_loaded)
+            results[str(n)] = sessions_report(
+                n, runs, rows, peaks.rss, rss_loaded, (peaks.pss, pss_loaded)
+            )
             if progress:
                 print(f"… {n} sessions done", file=sys.stderr, flush=True)
     finally:
@@ -149,6 +180,9 @@ async def run_server_bench(
         "what": "N concurrent websocket sessions, one typed question each, spoken answers",
         "load_s": round(load_s, 2),
         "rss_models_loaded_mb": None if rss_loaded is None else round(rss_loaded, 1),
+        "pss_models_loaded_mb": None if pss_loaded is None else round(pss_loaded, 1),
+        "pss_what": "proportional set size: a page of a file mapped twice (the LLM and the "
+        "model of the words read the same GGUF) counted once, unlike the resident set",
         **memory,
         "results": results,
     }
