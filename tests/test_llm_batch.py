@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -313,6 +313,81 @@ async def test_the_most_urgent_stream_waiting_for_an_engine_thread_starts_first(
         assert started == ["busy", "first clause", "later 0", "later 1"]
     finally:
         thread.close(wait=True)
+
+
+async def test_an_engine_thread_with_two_workers_runs_two_streams_at_once() -> None:
+    thread = EngineThread("tts", workers=2)
+    release = threading.Event()
+    started: list[str] = []
+
+    def job(name: str) -> Iterator[str]:
+        started.append(name)
+        if name == "busy":
+            release.wait(10)
+        yield name
+
+    async def drain(name: str) -> list[str]:
+        return [item async for item in thread.stream(lambda: job(name))]
+
+    try:
+        busy = asyncio.create_task(drain("busy"))
+        assert await asyncio.wait_for(drain("beside"), 10) == ["beside"]  # (busy still waits)
+        release.set()
+        assert await busy == ["busy"]
+    finally:
+        release.set()
+        thread.close(wait=True)
+
+
+@pytest.mark.parametrize("conversations", [1, 3])
+def test_a_first_clause_is_spoken_beside_a_busy_voice_while_many_conversations_wait(
+    conversations: int,
+) -> None:
+    """Serving many conversations, a first clause that finds the voice busy with another
+    is synthesized on the second voice at once, the LLM pausing meanwhile; with one
+    conversation it waits its turn as before."""
+    from voicegrok.engines.piper import PiperEngine
+    from voicegrok.threads import CoreShare
+
+    cores = CoreShare(2)
+    piper = PiperEngine(models.resolve("tts"), cores=cores, second_voice=True)
+    cores.serving(conversations)
+    ended: dict[str, float] = {}
+    paused_llm: list[bool] = []
+    long = "This is a long later clause of another answer, " * 4
+
+    def speak(name: str, text: str, urgent: bool) -> None:
+        audio = b"".join(piper.synthesize(text, urgent=urgent))
+        assert len(audio) > 0
+        ended[name] = time.perf_counter()
+
+    busy = threading.Thread(target=speak, args=("later clause", long, False))
+    busy.start()
+    assert wait_for_sync(piper._lock.locked)
+    first = threading.Thread(target=speak, args=("first clause", "Sure,", True))
+    first.start()
+    while first.is_alive() and not paused_llm:
+        with cores._changed:
+            if cores._counts["exclusive"]:
+                paused_llm.append(True)
+        time.sleep(0.002)
+    first.join(30)
+    busy.join(30)
+    if conversations > 1:
+        assert ended["first clause"] < ended["later clause"]
+        assert paused_llm
+    else:
+        assert ended["first clause"] > ended["later clause"]
+        assert not paused_llm
+
+
+def wait_for_sync(condition: Callable[[], bool], timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 @pytest.mark.models

@@ -196,6 +196,11 @@ def load_engines(
         say(f"loading voice {paths['tts']}")
         t = time.perf_counter()
 
+        second_voice = sessions > 1 and not settings.llm_url  # (a batching LLM here)
+        if second_voice:  # first clauses two at a time (see PiperEngine)
+            engines.threads["tts"].close()
+            engines.threads["tts"] = EngineThread("tts", workers=2)
+
         def load_piper() -> PiperEngine:
             piper = PiperEngine(
                 paths["tts"],
@@ -203,6 +208,7 @@ def load_engines(
                 urgent_threads=settings.tts_urgent_threads,
                 cores=cores,
                 seed=settings.seed,
+                second_voice=second_voice,
             )
             for urgent in (False, True):
                 for _ in piper.synthesize("Ready.", urgent=urgent):

@@ -29,11 +29,14 @@ log = logging.getLogger(__name__)
 
 
 class EngineThread:
-    """One worker thread: calls run one after another, in the order they were made."""
+    """One worker thread: calls run one after another, in the order they were made.
 
-    def __init__(self, name: str) -> None:
+    With ``workers`` > 1, that many calls or streams run at once (an engine that can run
+    two of them side by side, such as the voice serving many conversations)."""
+
+    def __init__(self, name: str, workers: int = 1) -> None:
         self._name = name
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"voicegrok-{name}")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"voicegrok-{name}")
         self._queued: list[tuple[int, int, Callable[[], None]]] = []
         """Streams waiting for the thread, most urgent first (see :meth:`stream`)."""
         self._order = itertools.count()
