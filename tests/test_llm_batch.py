@@ -80,8 +80,7 @@ def test_with_the_same_cache_it_answers_token_for_token_like_the_plain_engine() 
         for e in (plain, batched):
             e.warm_up(Conversation().messages())
         answers = [
-            "".join(e.stream_chat(story, max_tokens=200, temperature=0))
-            for e in (plain, batched)
+            "".join(e.stream_chat(story, max_tokens=200, temperature=0)) for e in (plain, batched)
         ]
         assert answers[0] == answers[1] and len(answers[0]) > 500
         sampled = [
@@ -100,9 +99,7 @@ def test_conversations_answered_at_once_share_each_decode(engine: BatchedLlamaEn
     answers: dict[int, str] = {}
 
     def ask(i: int) -> None:
-        answers[i] = "".join(
-            engine.stream_chat(chat(QUESTIONS[i]), max_tokens=60, temperature=0)
-        )
+        answers[i] = "".join(engine.stream_chat(chat(QUESTIONS[i]), max_tokens=60, temperature=0))
 
     steps, tokens = engine.steps, engine.batched_tokens
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
@@ -284,59 +281,55 @@ async def test_a_barge_in_frees_its_conversation_while_the_request_waits_for_a_s
         e.close()
 
 
+class _Jobs:
+    """Streams for an engine thread: each yields its name; "busy" first waits for
+    ``release``."""
+
+    def __init__(self, thread: EngineThread) -> None:
+        self.thread = thread
+        self.release = threading.Event()
+        self.started: list[str] = []
+
+    def _job(self, name: str) -> Iterator[str]:
+        self.started.append(name)
+        if name == "busy":
+            self.release.wait(10)
+        yield name
+
+    async def drain(self, name: str, priority: int = 1) -> list[str]:
+        return [
+            item async for item in self.thread.stream(lambda: self._job(name), priority=priority)
+        ]
+
+
 async def test_the_most_urgent_stream_waiting_for_an_engine_thread_starts_first() -> None:
     """With many conversations on one voice, the first clause somebody is waiting for
     (priority 0) goes ahead of later clauses queued before it."""
-    thread = EngineThread("tts")
-    release = threading.Event()
-    started: list[str] = []
-
-    def job(name: str) -> Iterator[str]:
-        started.append(name)
-        if name == "busy":
-            release.wait(10)
-        yield name
-
-    async def drain(name: str, priority: int) -> None:
-        async for _ in thread.stream(lambda: job(name), priority=priority):
-            pass
-
+    jobs = _Jobs(EngineThread("tts"))
     try:
-        busy = asyncio.create_task(drain("busy", 1))
-        await wait_for(lambda: started, timeout_s=10)
-        later = [asyncio.create_task(drain(f"later {i}", 1)) for i in range(2)]
+        busy = asyncio.create_task(jobs.drain("busy"))
+        await wait_for(lambda: jobs.started, timeout_s=10)
+        later = [asyncio.create_task(jobs.drain(f"later {i}")) for i in range(2)]
         await asyncio.sleep(0.05)
-        first = asyncio.create_task(drain("first clause", 0))
+        first = asyncio.create_task(jobs.drain("first clause", 0))
         await asyncio.sleep(0.05)
-        release.set()
+        jobs.release.set()
         await asyncio.gather(busy, first, *later)
-        assert started == ["busy", "first clause", "later 0", "later 1"]
+        assert jobs.started == ["busy", "first clause", "later 0", "later 1"]
     finally:
-        thread.close(wait=True)
+        jobs.thread.close(wait=True)
 
 
 async def test_an_engine_thread_with_two_workers_runs_two_streams_at_once() -> None:
-    thread = EngineThread("tts", workers=2)
-    release = threading.Event()
-    started: list[str] = []
-
-    def job(name: str) -> Iterator[str]:
-        started.append(name)
-        if name == "busy":
-            release.wait(10)
-        yield name
-
-    async def drain(name: str) -> list[str]:
-        return [item async for item in thread.stream(lambda: job(name))]
-
+    jobs = _Jobs(EngineThread("tts", workers=2))
     try:
-        busy = asyncio.create_task(drain("busy"))
-        assert await asyncio.wait_for(drain("beside"), 10) == ["beside"]  # (busy still waits)
-        release.set()
+        busy = asyncio.create_task(jobs.drain("busy"))
+        assert await asyncio.wait_for(jobs.drain("beside"), 10) == ["beside"]  # busy waits
+        jobs.release.set()
         assert await busy == ["busy"]
     finally:
-        release.set()
-        thread.close(wait=True)
+        jobs.release.set()
+        jobs.thread.close(wait=True)
 
 
 @pytest.mark.parametrize("conversations", [1, 3])
