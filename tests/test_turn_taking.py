@@ -9,7 +9,6 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -348,35 +347,6 @@ def test_smollm2_reads_questions_as_finished_and_first_halves_as_not() -> None:
     assert words.probability("") == 0.0
     long = "and then " * 200 + "what is the capital of France?"
     assert 0.0 <= words.probability(long) <= 1.0  # its last words are read
-
-
-@pytest.mark.models
-def test_the_turn_models_leave_the_llm_one_core_while_they_run(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Smart Turn and the model of the words mark a core busy while they run: an LLM
-    starting meanwhile takes the core left, instead of two threads, one of which would
-    share a core with them (on the rig its first token took 87-95 ms instead of 67-72)."""
-    from voicegrok.threads import CoreShare
-
-    cores = CoreShare(2)
-    seen: list[int] = []
-
-    def watched(run: Any) -> Any:
-        def call(*args: Any) -> Any:
-            seen.append(cores.llm_threads())
-            return run(*args)
-
-        return call
-
-    turn = SmartTurn(models.resolve("turn"), cores=cores)
-    monkeypatch.setattr(turn, "_session", SimpleNamespace(run=watched(turn._session.run)))
-    turn.probability(np.zeros(RATE, dtype=np.float32))
-    words = TextTurn(models.resolve("llm"), cores=cores)
-    monkeypatch.setattr(words._llm, "eval", watched(words._llm.eval))
-    words.probability("What time is it?")
-    assert seen == [1, 1]
-    assert cores.llm_threads() == 2  # and given back
 
 
 def test_a_missing_or_broken_turn_model_is_one_line(tmp_path: Path) -> None:

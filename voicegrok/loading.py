@@ -227,19 +227,19 @@ def load_engines(
         from .engines.smart_turn import SmartTurn
 
         t = time.perf_counter()
-        engines.turn = engines.threads["turn"].run(lambda: SmartTurn(paths["turn"], cores=cores))
-        engines.words = engines.threads["turn"].run(lambda: _words_model(cores))
+        engines.turn = engines.threads["turn"].run(lambda: SmartTurn(paths["turn"]))
+        engines.words = engines.threads["turn"].run(_words_model)
         engines.load_s["turn"] = time.perf_counter() - t
     return engines
 
 
-def _words_model(cores: CoreShare) -> WordsDetector | None:
+def _words_model() -> WordsDetector | None:
     """The embedded SmolLM2 reading the words at a pause (see :mod:`.engines.text_turn`);
     None where it is not installed (the voice and the pause decide, as before)."""
     from .engines.text_turn import TextTurn
 
     try:
-        return TextTurn(models.resolve("llm"), cores=cores)
+        return TextTurn(models.resolve("llm"))
     except (ModelError, ValueError) as e:
         log.warning("the words are not read at a pause: %s", e)
         return None

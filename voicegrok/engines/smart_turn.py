@@ -19,7 +19,6 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio import WHISPER_RATE_HZ
-from ..threads import CoreShare
 from .onnx import cpu_session
 
 __all__ = ["SmartTurn"]
@@ -32,11 +31,7 @@ class SmartTurn:
 
     sample_rate_hz: int = WHISPER_RATE_HZ
 
-    def __init__(
-        self, model_path: Path, *, threads: int = 1, cores: CoreShare | None = None
-    ) -> None:
-        """``cores``: marked busy while the model runs, so that an LLM starting meanwhile
-        takes the core left (see :class:`~voicegrok.threads.CoreShare`)."""
+    def __init__(self, model_path: Path, *, threads: int = 1) -> None:
         from faster_whisper.feature_extractor import FeatureExtractor
 
         self.path = model_path
@@ -49,7 +44,6 @@ class SmartTurn:
         self._features = FeatureExtractor(feature_size=80, chunk_length=WINDOW_S)
         self._window = WINDOW_S * self.sample_rate_hz
         self._lock = threading.Lock()
-        self._cores = cores or CoreShare(1)
         self.probability(np.zeros(self.sample_rate_hz, dtype=np.float32))  # allocates
 
     def probability(self, audio: npt.NDArray[np.float32]) -> float:
@@ -58,6 +52,6 @@ class SmartTurn:
         x = np.pad(x, (self._window - len(x), 0))  # silence before, as in training
         x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
         mel = self._features(x, padding=0).astype(np.float32)[np.newaxis]
-        with self._lock, self._cores.working():
+        with self._lock:
             (out,) = self._session.run(None, {"input_features": mel})
         return float(np.asarray(out).reshape(-1)[0])

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from ..threads import CoreShare
 from .llama import _chat_formatter, load_llama
 
 __all__ = ["TextTurn"]
@@ -36,10 +35,7 @@ MAX_WORDS_TOKENS = 96
 class TextTurn:
     """``probability(text)``: how likely the words are a finished message."""
 
-    def __init__(
-        self, model_path: Path, *, threads: int = 1, cores: CoreShare | None = None
-    ) -> None:
-        """``cores``: marked busy while a reading runs (see :class:`SmartTurn`)."""
+    def __init__(self, model_path: Path, *, threads: int = 1) -> None:
         import llama_cpp
 
         self._c = llama_cpp
@@ -56,7 +52,6 @@ class TextTurn:
             raise ValueError(f"{model_path}: its chat template does not end a message")
         self._end = ends[0]
         self._lock = threading.Lock()
-        self._cores = cores or CoreShare(1)
         self._llm.eval(self._prefix)
 
     def _tokens(self, text: str, *, bos: bool) -> list[int]:
@@ -68,7 +63,7 @@ class TextTurn:
         if not words:
             return 0.0
         words = words[-MAX_WORDS_TOKENS:]
-        with self._lock, self._cores.working():
+        with self._lock:
             llm = self._llm
             llm.n_tokens = len(self._prefix)  # eval() drops the cache after it
             llm.eval(words)
