@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["STOPPABLE_CHUNK", "Decoder", "common_prefix"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["STOPPABLE_CHUNK", "Decoder", "chance", "common_prefix", "last_logits"]
 
 STOPPABLE_CHUNK = 16
 """Tokens of a prompt evaluated between two looks at its stop flag (a quarter of a second
@@ -21,6 +25,23 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
             break
         n += 1
     return n
+
+
+def last_logits(ctx: Any, n_vocab: int) -> npt.NDArray[np.float32]:
+    """The logits llama.cpp computed for the last token of ``ctx``'s latest batch: a view
+    of its buffer, good until the next ``llama_decode``."""
+    import llama_cpp
+
+    row = llama_cpp.llama_get_logits_ith(ctx, -1)
+    return np.ctypeslib.as_array(
+        ctypes.cast(row, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,)
+    )
+
+
+def chance(logits: npt.NDArray[np.float32], token: int) -> float:
+    """The probability of ``token`` under ``logits`` (their softmax, in float64)."""
+    odds = np.exp(logits.astype(np.float64) - float(logits.max()))
+    return float(odds[token] / odds.sum())
 
 
 def _chunks(tokens: list[int], step: int, most: int) -> list[list[int]]:

@@ -21,7 +21,6 @@ token is drawn from ``p`` without ``d``.
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ModelError
-from .decoder import Decoder
+from .decoder import Decoder, chance, last_logits
 
 __all__ = [
     "DraftModel",
@@ -107,14 +106,9 @@ class DraftModel:
         self._decoder.evaluate(history)
         out: list[int] = []
         while True:
-            row = self._c.llama_get_logits_ith(self._ctx, -1)
-            logits = np.ctypeslib.as_array(
-                ctypes.cast(row, ctypes.POINTER(ctypes.c_float)), shape=(self._n_vocab,)
-            )
+            logits = last_logits(self._ctx, self._n_vocab)
             best = int(logits.argmax())
-            top = float(logits[best])
-            p = 1.0 / float(np.exp(logits - top).sum())
-            if p < self.p_min:
+            if chance(logits, best) < self.p_min:
                 break
             out.append(best)
             if len(out) == n:

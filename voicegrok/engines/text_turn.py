@@ -20,8 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from .decoder import chance, last_logits
 from .llama import _chat_formatter, load_llama
 
 __all__ = ["TextTurn"]
@@ -36,9 +35,6 @@ class TextTurn:
     """``probability(text)``: how likely the words are a finished message."""
 
     def __init__(self, model_path: Path, *, threads: int = 1) -> None:
-        import llama_cpp
-
-        self._c = llama_cpp
         self.path = model_path
         self._llm: Any = load_llama(
             model_path, n_ctx=MAX_WORDS_TOKENS + 64, threads=threads, seed=0
@@ -67,9 +63,4 @@ class TextTurn:
             llm = self._llm
             llm.n_tokens = len(self._prefix)  # eval() drops the cache after it
             llm.eval(words)
-            n_vocab = llm.n_vocab()
-            pointer = self._c.llama_get_logits_ith(llm.ctx, -1)
-            logits = np.ctypeslib.as_array(pointer, shape=(n_vocab,)).astype(np.float64)
-        logits -= logits.max()
-        odds = np.exp(logits)
-        return float(odds[self._end] / odds.sum())
+            return chance(last_logits(llm.ctx, llm.n_vocab()), self._end)
