@@ -54,14 +54,8 @@ def pss_mb() -> float | None:
     default) read the same pages of the page cache, yet each adds the file's size to the
     resident set. The PSS counts such a page once, and a page shared with other processes
     by its share, so it is the memory the process really takes."""
-    try:
-        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name == "Pss":
-                return int(value.split()[0]) * 1024 / _MB
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    now = _proc_status_bytes("Pss", file="smaps_rollup")
+    return None if now is None else now / _MB
 
 
 def process_rss_mb(pid: int) -> float | None:
@@ -100,10 +94,13 @@ def _proc_statm_bytes() -> float | None:
         return None
 
 
-def _proc_status_bytes(field: str, pid: int | str = "self") -> float | None:
-    """Linux: a ``kB`` field of ``/proc/PID/status`` (``VmHWM``: the peak resident set)."""
+def _proc_status_bytes(
+    field: str, pid: int | str = "self", file: str = "status"
+) -> float | None:
+    """Linux: a ``kB`` field of ``/proc/PID/status`` (``VmHWM``: the peak resident set), or
+    of another such file of the process (``smaps_rollup``)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
             name, _, value = line.partition(":")
             if name == field:
                 return float(int(value.split()[0]) * 1024)
