@@ -210,9 +210,7 @@ def load_engines(
                 seed=settings.seed,
                 second_voice=second_voice,
             )
-            for urgent in (False, True):
-                for _ in piper.synthesize("Ready.", urgent=urgent):
-                    pass
+            piper.warm_up()
             return piper
 
         engines.tts = engines.threads["tts"].run(load_piper)

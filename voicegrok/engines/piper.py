@@ -82,13 +82,23 @@ class PiperEngine:
         self._second_voice = voice(1) if second_voice else None
         self._second_lock = threading.Lock()
         self._syn = SynthesisConfig(length_scale=length_scale)
-        if self._second_voice is not None:  # its first synthesis allocates
-            for _ in self._second_voice.synthesize("Ready.", syn_config=self._syn):
-                pass
         self.sample_rate_hz: int = int(config.sample_rate)
         self.path = model_path
         self._lock = threading.Lock()
         self._cores = cores or CoreShare(1)
+
+    def _voices(self, *, second: bool) -> list[Any]:
+        """The distinct sessions (the urgent voice may be the plain one), with the second
+        voice or without."""
+        voices = (self._voice, self._urgent_voice, self._second_voice if second else None)
+        return list({id(v): v for v in voices if v is not None}.values())
+
+    def warm_up(self) -> None:
+        """Once, after loading (blocking): each voice's first synthesis allocates."""
+        with self._lock:
+            for voice in self._voices(second=True):
+                for _ in voice.synthesize("Ready.", syn_config=self._syn):
+                    pass
 
     def rest(self) -> None:
         """Between turns (blocking): the voices give back the memory their longest clauses
@@ -96,10 +106,9 @@ class PiperEngine:
         (given back too, that clause took 20 ms longer to synthesize: it is the one
         a person waits for). What stays held between turns no longer grows with the
         longest clause ever spoken."""
-        voices = {id(v): v for v in (self._voice, self._urgent_voice)}.values()  # (the
-        # second voice only ever speaks first clauses)
         with self._lock, self._cores.working():  # a core, as any synthesis takes
-            for voice in voices:
+            # (the second voice only ever speaks first clauses)
+            for voice in self._voices(second=False):
                 voice.session.shrink_next = True
                 for _ in voice.synthesize("Ok.", syn_config=self._syn):
                     pass
