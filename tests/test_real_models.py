@@ -82,6 +82,33 @@ async def test_a_decode_that_stops_after_the_first_words_is_made_again(
     assert expected in normalize(text), text
 
 
+async def test_a_window_that_failed_is_not_decoded_again(
+    engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """7 s of speech fill the first two short windows alike (the speech and 4 s of silence):
+    a failure in the first is not decoded a second time, the same, in the other; with the
+    words of a partial forced first, the retry without them is made."""
+    from voicegrok.engines.whisper import WhisperEngine
+
+    stt = engines.stt
+    assert isinstance(stt, WhisperEngine)
+    tried: list[tuple[float, int, str, bool]] = []
+
+    def failing(
+        _audio: object, pad_s: float, min_s: int, prefix: str = "", *, silence: bool = False
+    ) -> None:
+        tried.append((pad_s, min_s, prefix, silence))
+
+    monkeypatch.setattr(stt, "_transcribe_short", failing)
+    monkeypatch.setattr(stt, "_transcribe_full", lambda _audio: "")
+    audio = np.zeros(7 * 16000, dtype=np.float32)
+    stt.transcribe(audio)
+    assert [t[:2] for t in tried if not t[3]] == [(4.0, 6), (6.0, 12)], tried
+    tried.clear()
+    stt.transcribe(audio, prefix="Can you")
+    assert [t[:3] for t in tried if not t[3]] == [(4.0, 6, "Can you"), (4.0, 10, ""), (6.0, 12, "")]
+
+
 async def test_the_retry_window_is_padded_with_silence_as_whisper_knows_it(
     engines: Engines,
 ) -> None:

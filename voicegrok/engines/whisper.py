@@ -98,9 +98,16 @@ class WhisperEngine:
     def _transcribe(self, audio: npt.NDArray[np.float32], prefix: str) -> str:
         seconds = len(audio) / self.sample_rate_hz
         if self._prompt is not None:
+            tried: set[tuple[int, str]] = set()
             for pad_s, min_s in self.short_windows:
                 if seconds + pad_s > 30:
                     break
+                # a long utterance makes two windows the same length: decoding it again
+                # with the same words forced would give the same failure
+                key = (_frames(seconds, pad_s, min_s), prefix)
+                if key in tried:
+                    continue
+                tried.add(key)
                 text = self._transcribe_short(audio, pad_s, min_s, prefix)
                 if text is not None:
                     return text
@@ -140,7 +147,7 @@ class WhisperEngine:
 
         assert self._prompt is not None
         speech_s = len(audio) / self.sample_rate_hz
-        frames = min(3000, 100 * max(min_s, math.ceil(speech_s + pad_s)))
+        frames = _frames(speech_s, pad_s, min_s)
         batch = ctranslate2.StorageView.from_array(
             self._features(audio, frames, silence=silence)[None]
         )
@@ -205,6 +212,12 @@ class WhisperEngine:
             vad_filter=False,
         )
         return " ".join(s.text.strip() for s in segments).strip()
+
+
+def _frames(speech_s: float, pad_s: float, min_s: int) -> int:
+    """Feature frames of a short window: the speech and ``pad_s`` of silence, at least
+    ``min_s`` seconds, at most whisper's 30."""
+    return min(3000, 100 * max(min_s, math.ceil(speech_s + pad_s)))
 
 
 def _loops(tokens: list[int], n: int = 5) -> bool:
