@@ -465,7 +465,7 @@ async def test_going_on_after_a_question_merges_it_with_the_rest(
 
     Without the end-of-turn model it is let out only after 320 ms of silence, so it is not
     even shown, and nothing is played before the person has finished speaking. With it, a
-    question in a voice that sounds finished is let out after 200 ms: the person going on
+    question in a voice that sounds finished is let out after 250 ms: the person going on
     at 300 ms withdraws it ("you went on"; its first word may be shown by then: the
     transcript of the first part is ready at the pause). On a fast machine its first sound
     comes at about 300 ms too, before the voice going on has been heard (two 32 ms windows

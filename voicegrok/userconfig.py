@@ -33,7 +33,7 @@ SENSITIVITY_SILENCE_MS = {"fast": 320, "normal": 480, "patient": 800}
 """End-of-turn sensitivity: how long a silence ends the turn (ms)."""
 UNSURE_SILENCE_MS = {"fast": 480, "normal": 800, "patient": 1200}
 """... with the end-of-turn model, when the words or the voice leave doubt (a voice that
-sounds finished after finished words is answered after 200 ms; see
+sounds finished after finished words is answered after 250 ms; see
 :func:`~voicegrok.endpointing.when_to_answer`)."""
 
 
