@@ -11,13 +11,18 @@ from voicegrok.adapters import heap
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 
-CHILD = """
+LIBC = """
 import ctypes, ctypes.util, sys
 from voicegrok.adapters.heap import unpool_large_blocks
-from voicegrok.bench.memory import rss_mb
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
+"""
+
+CHILD = (
+    LIBC
+    + """
+from voicegrok.bench.memory import rss_mb
 if sys.argv[1] == "unpooled":
     assert unpool_large_blocks()
 big = libc.malloc(24 << 20)  # freed: glibc raises its mmap threshold to 24 MiB
@@ -29,13 +34,19 @@ held = rss_mb()
 libc.free(block)
 print(held - rss_mb())
 """
+)
+
+
+def _child(code: str, arg: str) -> str:
+    """What a fresh interpreter running ``code`` with ``arg`` prints (its own heap)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, arg], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
 
 
 def _given_back_mb(mode: str) -> float:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True
-    )
-    return float(out.stdout.strip())
+    return float(_child(CHILD, mode))
 
 
 def test_a_large_buffer_freed_goes_back_to_the_system() -> None:
@@ -45,12 +56,10 @@ def test_a_large_buffer_freed_goes_back_to_the_system() -> None:
     assert _given_back_mb("pooled") < 4  # glibc's default keeps it: what this changes
 
 
-CHURN = """
-import ctypes, ctypes.util, resource, sys
-from voicegrok.adapters.heap import LARGE_BLOCK, unpool_large_blocks
-libc = ctypes.CDLL(ctypes.util.find_library("c"))
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
+CHURN = (
+    LIBC
+    + """
+import resource
 assert unpool_large_blocks()
 size = int(sys.argv[1])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -60,13 +69,11 @@ for _ in range(50):  # an engine's buffer of a layer, taken and freed again and 
     libc.free(block)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
+)
 
 
 def _page_faults(size: int) -> int:
-    out = subprocess.run(
-        [sys.executable, "-c", CHURN, str(size)], capture_output=True, text=True, check=True
-    )
-    return int(out.stdout.strip())
+    return int(_child(CHURN, str(size)))
 
 
 def test_a_buffer_taken_again_and_again_is_not_faulted_in_each_time() -> None:

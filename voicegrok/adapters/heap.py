@@ -15,11 +15,11 @@ of :data:`LARGE_BLOCK` and more in mappings of their own, given back when freed.
 Blocks under it stay in the heap, and so does up to :data:`TRIM_THRESHOLD` of free memory
 at its top: whisper's encoder takes and frees buffers of 1 to 4 MiB in every layer, and
 a fresh mapping (or heap trimmed after each free) is faulted in and zeroed again each
-time. With 1 MiB blocks mapped and glibc's default trimming (128 KiB), the encoder took
-48 ms instead of 29 for a 6 s window, a transcription 140 ms instead of 112 and a first
-clause's synthesis 120 ms instead of 108 (whisper on one thread, measured side by side
-in one session; with 4 MiB and 32 MiB, as with glibc's defaults, 29, 112 and 108 ms).
-What the heap holds is given back after each turn anyway (:func:`release_free_memory`).
+time. With 1 MiB blocks mapped and glibc's default trimming (128 KiB), measured side by
+side in one session, a 6 s window's encoding took 48 ms instead of 30 (on one thread), a
+transcription 138 ms instead of 113 and a first clause's synthesis 117 ms instead of 109
+(on two); these thresholds are as fast as glibc's own. What the heap holds is given back
+after each turn anyway (:func:`release_free_memory`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ __all__ = ["LARGE_BLOCK", "release_free_memory", "unpool_large_blocks"]
 log = logging.getLogger(__name__)
 
 LARGE_BLOCK = 4 << 20
-"""Bytes from which a block gets a mapping of its own (4 MiB: a long clause's audio)."""
+"""Bytes from which a block gets a mapping of its own (above whisper's per-layer buffers;
+8 MiB left a long clause's memory held after a turn in one run of two)."""
 TRIM_THRESHOLD = 32 << 20
 """Free bytes at the top of the heap from which glibc gives them back at once."""
 _M_TRIM_THRESHOLD = -1  # mallopt's parameters, from glibc's <malloc.h>
