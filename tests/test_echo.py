@@ -270,3 +270,24 @@ def test_the_first_sounds_of_words_said_over_the_answer_come_through() -> None:
     assert loss_db > -3, f"{loss_db:.1f} dB"
     assert worst_leak_db(cleaned, mic, 2, 4.9) < -40
     assert worst_leak_db(cleaned, mic, 8, 12) < -40
+
+
+def test_words_said_to_a_silent_speaker_leave_the_next_answer_muted_where_it_is_echo() -> None:
+    """Converged (a greeting), the speaker falls silent and the person asks a question; the
+    answer starts 400 ms after their last word, as loud in the microphone as they were (a
+    speaker at 0 dB), its echo 30 ms later than before (a device's buffer grew while idle).
+    AEC3 alone let its first quarter second through at -23 dB: the microphone was held
+    open for 800 ms after any words, even words said to a silent speaker, and on the rig
+    that echo went through as the person going on (the answer was withdrawn)."""
+    far = speech(12.0)
+    far[3 * RATE : 7 * RATE + 4 * RATE // 10] = 0.0
+    echo = delayed(far, 0.08, 1.0)
+    echo[6 * RATE :] = delayed(far, 0.11, 1.0)[6 * RATE :]
+    voice = np.zeros_like(far)
+    said = speech(3.0, "turn4.wav")
+    voice[4 * RATE : 7 * RATE] = said * rms(echo[: 3 * RATE]) / rms(said)
+    mic = (echo + voice).astype(np.float32)
+    cleaned = through(EchoCanceller(RATE, RATE, delay_ms=50), far, mic)
+    talk = slice(4 * RATE, 7 * RATE)
+    assert rms(cleaned[talk]) > 0.7 * rms(voice[talk])  # the question comes through
+    assert worst_leak_db(cleaned, mic, 7.5, 9) < -40

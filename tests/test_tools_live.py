@@ -88,7 +88,7 @@ def test_a_timer_set_by_voice_is_heard_at_its_second(
     seconds after that its alert comes out of the speaker."""
     question = spoken(virtual_audio, tmp_path, "Set a timer for six seconds.")
     talk = start_talk(virtual_audio, tmp_path)
-    ready(talk)
+    ready(talk, virtual_audio)
     rec = virtual_audio.record()
     virtual_audio.speak(0.5, str(question))
     until_the_alert_is_heard(virtual_audio, tmp_path, then_s=3.0)
@@ -117,7 +117,7 @@ def test_a_timer_rings_over_an_answer_being_played(
 
     question = spoken(virtual_audio, tmp_path, "Set a timer for sixteen seconds.")
     talk = start_talk(virtual_audio, tmp_path)
-    ready(talk)
+    ready(talk, virtual_audio)
     rec = virtual_audio.record()
     virtual_audio.speak(0.5, str(question), 1.5)
     set_at = sounds(rec)[0][0]  # the confirmation (nothing else was played yet)

@@ -15,7 +15,7 @@ from voicegrok.bench.rig import VirtualAudio
 from voicegrok.bench.terminal import Terminal, voicegrok_terminal
 
 from .conftest import DEMO
-from .test_live_devices import virtual_audio
+from .test_live_devices import fed, virtual_audio
 
 __all__ = ["virtual_audio"]  # the fixture, shared with the live-device tests
 
@@ -77,7 +77,8 @@ def test_spoken_question_appears_in_the_ui(virtual_audio: VirtualAudio, tmp_path
     and answered."""
     term = start(tmp_path, virtual_audio.env)
     try:
-        term.wait_for("listening", timeout_s=120)
+        with fed(virtual_audio):  # (through the greeting)
+            term.wait_for("listening", timeout_s=120)
         virtual_audio.speak(0.5, str(DEMO / "turn2.wav"), 2.0)
         screen = term.wait_for("you: ", "itinerary", "1st tok", timeout_s=60)
         assert "table" in screen.lower(), screen

@@ -18,6 +18,7 @@ __all__ = [
     "AudioChunk",
     "ControlFrame",
     "Frame",
+    "Greeting",
     "Heard",
     "Interrupt",
     "LLMDone",
@@ -174,6 +175,13 @@ class UserText(Frame):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Alert(Frame):
     """Something the assistant says on its own, outside any turn (a timer rang)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Greeting(Frame):
+    """What the assistant says when it starts listening, before anyone has spoken."""
 
     text: str
 

@@ -17,6 +17,7 @@ from .audio import WHISPER_RATE_HZ
 from .frames import (
     Alert,
     Frame,
+    Greeting,
     Interrupt,
     SpeechStarted,
     TTSAudio,
@@ -39,6 +40,9 @@ from .turns import (
 )
 
 __all__ = ["AudioOutput", "LiveSession", "View"]
+
+GREETING_MAX_S = 15.0
+"""The longest the session waits for its greeting to be played before it listens."""
 
 
 class _History(Protocol):
@@ -74,6 +78,11 @@ class LiveAssistant(Protocol):
     async def edit_history(self, turn_id: int, edit: KeepHeard | Forget) -> None: ...
 
     def frames(self) -> AsyncIterator[Frame]: ...
+
+
+def _voice(assistant: LiveAssistant) -> Callable[[str], AsyncIterator[bytes]] | None:
+    """How ``assistant`` says a text outside any turn, if it can (a local one can)."""
+    return getattr(assistant, "speak_alert", None)
 
 
 class AudioOutput(Protocol):
@@ -136,12 +145,14 @@ class LiveSession:
         after_turn: Callable[[], object] | None = None,
         figures: Callable[[], dict[str, object]] | None = None,
         hears_over_speaker: Callable[[], bool] | None = None,
+        greeting: str = "",
     ) -> None:
         """Speech over an answer pauses it, and its words decide whether it stops (see
         :class:`~voicegrok.turns.TurnController`); unless the assistant is a server's,
         which stops its answers itself (``stops_answers_itself``: ``connect``).
         ``hears_over_speaker``: whether the microphone now hears the person over the
-        speaker (the echo canceller's; None: always)."""
+        speaker (the echo canceller's; None: always). ``greeting``: see
+        :meth:`will_greet` ("": none)."""
         self.assistant = assistant
         self.speaker = speaker
         self.view: View = view or (lambda _frame: None)
@@ -163,6 +174,8 @@ class LiveSession:
         """Loudness of the latest microphone chunk (RMS, 0..1), for a level meter."""
         self.sample_rate_hz = WHISPER_RATE_HZ
         self._ptt: list[npt.NDArray[np.float32]] | None = None
+        self.greeting = greeting
+        self._greeting_now = False
 
     @property
     def turns_done(self) -> int:
@@ -180,7 +193,17 @@ class LiveSession:
     def answering(self) -> bool:
         """A turn is being answered or its answer is still playing."""
         self._played()
-        return self.turns.answering
+        return self.turns.answering or self._greeting_now
+
+    def will_greet(self, *, listening: bool) -> bool:
+        """Whether :meth:`run` says its greeting before it listens: when there is one, a
+        microphone, and an echo canceller that has not yet heard the speaker. Until it has,
+        it mutes the microphone whenever the speaker plays, so a first answer had to wait
+        for the whole end-of-turn silence (480 ms, not 250) lest the person's next words
+        be lost under it; and nobody could talk over it. Said first, the greeting teaches
+        the canceller the room before anyone speaks."""
+        speaks = _voice(self.assistant) is not None
+        return bool(self.greeting) and listening and speaks and not self._hears_over_speaker()
 
     @property
     def recording(self) -> bool:
@@ -191,9 +214,11 @@ class LiveSession:
         self,
         audio: AsyncIterator[npt.NDArray[np.float32]] | None,
         sample_rate_hz: int = WHISPER_RATE_HZ,
+        ready: Callable[[], object] | None = None,
     ) -> None:
         """Listen to ``audio`` (None: typed turns only) and answer until it ends or the task
-        is cancelled."""
+        is cancelled. ``ready`` is called once it listens: after its greeting has been
+        played, if it says one (:meth:`will_greet`)."""
         self.sample_rate_hz = sample_rate_hz
 
         async def feed() -> None:
@@ -228,18 +253,43 @@ class LiveSession:
         watcher = asyncio.create_task(watch_playback())
         shower = asyncio.create_task(show())
         ringer = asyncio.create_task(ring())
+        self._greeting_now = self.will_greet(listening=audio is not None)  # (shown at once)
+        greeter = asyncio.create_task(self._greet())
         try:
             # a finite recording ends the session when it ends; no audio: until cancelled
             waited = {shower} if audio is None else {shower, feeder}
-            done, _ = await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({greeter, *waited}, return_when=asyncio.FIRST_COMPLETED)
+            if greeter in done:
+                greeter.result()
+                if ready is not None:
+                    ready()
+                done, _ = await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # raise what went wrong
         finally:
-            for task in (feeder, watcher, shower, ringer):
+            for task in (greeter, feeder, watcher, shower, ringer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            self._greeting_now = False
             self.poll(final=True)
+
+    async def _greet(self) -> None:
+        """Say the greeting, if :meth:`run` is to, and wait until it has been played."""
+        if not self._greeting_now:
+            return
+        try:
+            self.view(Greeting(turn_id=0, text=self.greeting))
+            speak = _voice(self.assistant)
+            assert speak is not None
+            async for pcm in speak(self.greeting):
+                self.speaker.play(pcm)
+            with contextlib.suppress(TimeoutError):  # (a stuck device: listen anyway)
+                async with asyncio.timeout(GREETING_MAX_S):
+                    while self.speaker.buffered_s > 0:  # noqa: ASYNC110 (a device's buffer)
+                        await asyncio.sleep(0.05)
+        finally:
+            self._greeting_now = False
 
     # ------------------------------------------------------------------ commands
 
@@ -253,9 +303,9 @@ class LiveSession:
         """A timer rang: the answer in progress stops, and ``text`` is said at once."""
         await self.interrupt()
         self.view(Alert(turn_id=0, text=text))
-        speak_alert = getattr(self.assistant, "speak_alert", None)
-        if speak_alert is not None:
-            async for pcm in speak_alert(text):
+        speak = _voice(self.assistant)
+        if speak is not None:
+            async for pcm in speak(text):
                 self.speaker.play(pcm)
 
     async def interrupt(self) -> bool:

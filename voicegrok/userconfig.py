@@ -22,12 +22,22 @@ import tomli_w
 from .errors import UsageError, first_line
 
 __all__ = [
+    "DEFAULT_GREETING",
+    "MAX_GREETING_CHARS",
     "McpServer",
     "UserConfig",
     "default_config_path",
     "load_user_config",
     "save_user_config",
 ]
+
+DEFAULT_GREETING = "Hi, I'm voicegrok. What can I do for you today?"
+"""Said when a live conversation starts with the echo canceller on (see
+:meth:`~voicegrok.live.LiveSession.will_greet`). The canceller needs a second of the
+speaker's sound, and a quarter second more to judge it, before it trusts itself: this is
+3.2 s of speech in the default voice, 2.2 s of it voiced. "Hi! What can I do for you?"
+(1.6 s, 1.0 s voiced) left it still learning on the rig, and the first answer waited."""
+MAX_GREETING_CHARS = 300
 
 SENSITIVITY_SILENCE_MS = {"fast": 320, "normal": 480, "patient": 800}
 """End-of-turn sensitivity: how long a silence ends the turn (ms)."""
@@ -97,6 +107,8 @@ class UserConfig:
     stt_model: str | None = None
     end_of_turn: str = "normal"
     """``fast``, ``normal`` or ``patient``: see :data:`SENSITIVITY_SILENCE_MS`."""
+    greeting: str = DEFAULT_GREETING
+    """Said when a live conversation starts with the echo canceller on ("": nothing)."""
     mcp: tuple[McpServer, ...] = ()
     """MCP servers whose tools the assistant may call (``[mcp.NAME]`` tables)."""
     flags: Mapping[str, tuple[str | None, str]] = field(
@@ -186,6 +198,10 @@ def load_user_config(path: Path | None = None) -> UserConfig:
     if config.end_of_turn not in SENSITIVITY_SILENCE_MS:
         choices = ", ".join(SENSITIVITY_SILENCE_MS)
         raise UsageError(f"{path}: end_of_turn must be one of {choices}")
+    if len(config.greeting) > MAX_GREETING_CHARS:
+        raise UsageError(
+            f"{path}: greeting is {len(config.greeting)} characters, at most {MAX_GREETING_CHARS}"
+        )
     return config
 
 

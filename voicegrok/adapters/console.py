@@ -7,6 +7,7 @@ from typing import TextIO
 from ..frames import (
     Alert,
     Frame,
+    Greeting,
     Interrupt,
     LLMDone,
     LLMToken,
@@ -68,7 +69,7 @@ class ConsoleView:
         elif isinstance(frame, UserText):
             clear = "\r\x1b[K" if self._tty else ""
             self._say(f"{clear}you: {frame.text}")
-        elif isinstance(frame, Alert):
+        elif isinstance(frame, Alert | Greeting):
             self._say(f"voicegrok: {frame.text}")
         elif isinstance(frame, ToolUsed):
             failed = " (failed)" if frame.error else ""

@@ -4,6 +4,7 @@ echo canceller between them (``voicegrok talk``, ``connect`` and the terminal UI
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,7 +20,16 @@ if TYPE_CHECKING:
     from .echo import EchoCanceller
     from .microphone import Microphone
 
-__all__ = ["Devices", "open_devices"]
+__all__ = ["LOUD_SPEAKER_DB", "Devices", "open_devices"]
+
+LOUD_SPEAKER_DB = -3.0
+"""From this coupling (the speaker's sound in the microphone against its own, dB) the
+person is not heard over the speaker: the echo gate passes only what is 3 dB louder than
+the echo could be, and a person is about as loud at the microphone as the speaker's
+sound. An answer ready at a pause then waits for the end-of-turn silence, as while the
+canceller learns: with the speaker fed back at 0 dB and the answer let out at once,
+"I'd like to visit New York City for two days." was answered, the person's next words
+went unheard under it, and the last ones became a turn of their own."""
 
 
 @dataclass
@@ -47,8 +57,12 @@ class Devices:
     def hears_over_speaker(self) -> bool:
         """Whether the microphone now hears the person talking over the speaker: always
         without an echo canceller (a headset), else once it has converged (until then it
-        mutes the microphone whenever the speaker plays)."""
-        return self.canceller is None or self.canceller.converged
+        mutes the microphone whenever the speaker plays), and where the speaker is not as
+        loud in the microphone as a person (see :data:`LOUD_SPEAKER_DB`)."""
+        aec = self.canceller
+        if aec is None or aec.no_echo:
+            return aec is None or aec.converged
+        return aec.converged and 10 * math.log10(aec.coupling) < LOUD_SPEAKER_DB
 
     def close(self) -> None:
         """Close what was opened, the last first; never raises."""

@@ -217,7 +217,7 @@ class EchoCanceller:
         self._near_pow = 0.0
         self._coupling_db: deque[float] = deque(maxlen=300)
         """Microphone-to-speaker power ratio (dB) of recent frames where the speaker plays."""
-        self._coupling = 1.0
+        self.coupling = 1.0
         """How loud the speaker is in the microphone (power ratio, the median of
         ``_coupling_db``; 0 dB until measured)."""
         self._far_reach: deque[float] = deque(maxlen=_REACH_FRAMES)
@@ -396,7 +396,11 @@ class EchoCanceller:
         interruption came through as "two, three, three" and was answered). A person
         talking over the speaker is louder than its echo and passes (through AEC3); one no
         louder than the echo (a speaker as loud at the microphone as the person) is not
-        heard until the speaker stops."""
+        heard until the speaker stops. Held only while the speaker plays: held from words
+        said to a silent one, it let the first 800 ms of the answer's echo through."""
+        if max(self._far_reach, default=0.0) < _ACTIVE_POW:  # the speaker is silent
+            self._talk_hold = 0
+            return False
         if self._near_fast > self._loudest_echo() * 10 ** (_TALK_DB / 10):
             if not self._talk_hold:  # heard over the speaker after a muted frame
                 self._onset_left = _ONSET_FRAMES
@@ -409,7 +413,7 @@ class EchoCanceller:
 
     def _loudest_echo(self) -> float:
         """The loudest echo the next microphone frame could hold (power)."""
-        return self._coupling * max(self._far_reach, default=0.0)
+        return self.coupling * max(self._far_reach, default=0.0)
 
     def _voice_first(
         self,
@@ -485,7 +489,7 @@ class EchoCanceller:
             if len(self._coupling_db) >= 100:  # 1 s of the speaker playing
                 floor, median = np.percentile(self._coupling_db, [20, 50])
                 self.no_echo = float(floor) < _NO_ECHO_DB
-                self._coupling = 10 ** (float(median) / 10)
+                self.coupling = 10 ** (float(median) / 10)
 
     async def cancel(self, chunks: AsyncIterator[FloatAudio]) -> AsyncIterator[FloatAudio]:
         """The microphone stream with the speaker's echo removed (16 kHz)."""

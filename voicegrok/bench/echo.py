@@ -118,10 +118,10 @@ def _one_run(
 ) -> dict[str, Any]:
     question = demo_dir() / "turn1.wav"
     metrics = MetricsFile(vg.folder / f"echo-{k}.jsonl")
-    with vg.talk(metrics) as alive:
-        rec = audio.record()
-        loop = audio.loopback(gain)
-        try:
+    loop = audio.loopback(gain)  # the room's, from the start: its greeting is heard too
+    try:
+        with vg.talk(metrics) as alive:
+            rec = audio.record()
             audio.speak(0.5, str(question))
             asked_at = rec.now_s()
             audio.speak(LISTEN_S)
@@ -130,10 +130,10 @@ def _one_run(
             said_at = time.perf_counter()
             audio.speak(str(stop_words), 8.0)
             metrics.wait(2, timeout_s=120, alive=alive, what="voicegrok talk")
-        finally:
-            loop.terminate()
-            loop.wait(10)
-        rec.stop()
+            rec.stop()
+    finally:
+        loop.terminate()
+        loop.wait(10)
     out = (vg.folder / "talk.out").read_text(errors="replace")
     err = (vg.folder / "talk.err").read_text(errors="replace")
     rows = metrics.rows()

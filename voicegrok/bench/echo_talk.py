@@ -273,24 +273,27 @@ def run_echo_conversation(
                 vg = Voicegrok(python, settings, dict(audio.env), folder / f"talk-{gain:g}")
                 vg.folder.mkdir(parents=True, exist_ok=True)
                 metrics = MetricsFile(vg.folder / "metrics.jsonl")
-                with vg.talk(metrics) as alive:
-                    run = _Run(vg, audio, wavs, metrics)
-                    loop = audio.loopback(gain)
-                    began = time.monotonic()
-                    try:
-                        while time.monotonic() - began < minutes * 60:
-                            if not alive():
-                                raise VoicegrokError("voicegrok talk ended during the bench")
-                            run.step(SCRIPT[run.result["steps"] % len(SCRIPT)], loop.voiced_at)
-                            progress(
-                                f"gain {gain:g}, {time.monotonic() - began:.0f} s: "
-                                f"{ {k: v for k, v in run.result.items() if v} }"
-                            )
-                    finally:
-                        loop.terminate()
-                        loop.wait(10)
-                        run.rec.stop()
-                    minutes_run = (time.monotonic() - began) / 60
+                loop = audio.loopback(gain)  # the room's, from the start (the greeting's)
+                try:
+                    with vg.talk(metrics) as alive:
+                        run = _Run(vg, audio, wavs, metrics)
+                        began = time.monotonic()
+                        try:
+                            while time.monotonic() - began < minutes * 60:
+                                if not alive():
+                                    raise VoicegrokError("voicegrok talk ended during the bench")
+                                step = SCRIPT[run.result["steps"] % len(SCRIPT)]
+                                run.step(step, loop.voiced_at)
+                                progress(
+                                    f"gain {gain:g}, {time.monotonic() - began:.0f} s: "
+                                    f"{ {k: v for k, v in run.result.items() if v} }"
+                                )
+                        finally:
+                            run.rec.stop()
+                        minutes_run = (time.monotonic() - began) / 60
+                finally:
+                    loop.terminate()
+                    loop.wait(10)
                 err = (vg.folder / "talk.err").read_text(errors="replace")
                 r = run.result
                 barge = r.pop("barge_in_heard_ms")

@@ -32,6 +32,7 @@ async def cmd_talk(args: argparse.Namespace, settings: Settings) -> int:
     from ..endpointing import EndpointConfig
 
     config, _ = user_config(args)
+    config = config.with_flags(greeting=args.greeting)
     settings = replace(
         settings,
         llm_model=settings.llm_model or config.llm_model,
@@ -109,16 +110,6 @@ async def live_console(
         try:
             keeper.start()
             assert devices.mic and devices.speaker and devices.chunks is not None
-            print(
-                f"voicegrok is listening on {devices.mic.name!r} (Ctrl+C to stop). "
-                + (
-                    "Echo cancellation is on."
-                    if devices.canceller
-                    else "Echo cancellation is off: use a headset."
-                ),
-                file=sys.stderr,
-                flush=True,
-            )
             session = LiveSession(
                 live,
                 keeper.speaker,
@@ -128,8 +119,25 @@ async def live_console(
                 after_turn=after_turn,
                 figures=keeper.echo_figures,
                 hears_over_speaker=keeper.hears_over_speaker,
+                greeting=config.greeting,
             )
-            running = asyncio.create_task(session.run(keeper.chunks(), keeper.sample_rate_hz))
+            mic_name, echo_on = devices.mic.name, devices.canceller is not None
+
+            def listening() -> None:  # (after the greeting, if one is said)
+                print(
+                    f"voicegrok is listening on {mic_name!r} (Ctrl+C to stop). "
+                    + (
+                        "Echo cancellation is on."
+                        if echo_on
+                        else "Echo cancellation is off: use a headset."
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+            running = asyncio.create_task(
+                session.run(keeper.chunks(), keeper.sample_rate_hz, ready=listening)
+            )
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
             for task in (running, stopping):
@@ -151,6 +159,7 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from ..ui import LocalBackend, VoicegrokApp
 
     config, path = user_config(args)
+    config = config.with_flags(greeting=args.greeting)
     conversation, recorder = kept_conversation(args, settings, "ui")
     app = VoicegrokApp(
         settings,

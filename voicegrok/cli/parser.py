@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import Settings
+from ..userconfig import DEFAULT_GREETING, MAX_GREETING_CHARS
 from .bench import cmd_bench
 from .history import cmd_history
 from .info import cmd_devices, cmd_models
@@ -189,6 +190,24 @@ def _devices(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _greeting(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--greeting",
+        type=_greeting_text,
+        metavar="TEXT",
+        help="what it says when it starts listening with echo cancellation on, so that the "
+        "canceller learns the room before you speak (default: the saved setting, or "
+        f"{DEFAULT_GREETING!r}; '' for none)",
+    )
+
+
+def _greeting_text(text: str) -> str:
+    text = text.strip()
+    if len(text) > MAX_GREETING_CHARS:
+        raise argparse.ArgumentTypeError(f"{len(text)} characters, at most {MAX_GREETING_CHARS}")
+    return text
+
+
 def _config(g: argparse._ActionsContainer) -> None:
     g.add_argument(
         "--config",
@@ -257,6 +276,7 @@ def _live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ui", help="the terminal UI (also: voicegrok with no command)")
     _all_models(p, listens=True)
     _devices(p)
+    _greeting(p)
     _history(p)
     _metrics(p)
     _messages(p, quiet=False)  # the UI shows the loading itself
@@ -279,6 +299,7 @@ def _live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _all_models(p, listens=True)
     _devices(p)
+    _greeting(p)
     _history(p)
     _metrics(p)
     _messages(p)

@@ -233,9 +233,13 @@ class VoicegrokApp(App[None]):
                     after_turn=engines.between_turns,
                     figures=audio.keeper.echo_figures if audio.keeper else None,
                     hears_over_speaker=audio.keeper.hears_over_speaker if audio.keeper else None,
+                    greeting=self.config.greeting,
                 )
                 self.session = session
-                self.state = "listening" if audio.chunks is not None else "typing"
+                if session.will_greet(listening=audio.chunks is not None):
+                    self.state = "speaking"  # (then listening, once it has been played)
+                else:
+                    self.state = "listening" if audio.chunks is not None else "typing"
                 await session.run(audio.chunks, audio.sample_rate_hz)
         except VoicegrokError as e:  # e.g. the server of voicegrok connect went away
             self.state = "error"

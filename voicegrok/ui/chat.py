@@ -23,19 +23,22 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ..conversation import Message
-from ..frames import Alert, Frame, LLMToken, ToolUsed, decode_rate
+from ..frames import Alert, Frame, Greeting, LLMToken, ToolUsed, decode_rate
 from .stream_markdown import MarkdownSplitter, render_text, render_unit
 
 __all__ = ["ChatView", "ShownTurn", "side_note"]
 
 
 def side_note(frame: Frame) -> str | None:
-    """A frame shown as a line between the turns: a tool's call, a timer's alert."""
+    """A frame shown as a line between the turns: a tool's call, a timer's alert, the
+    greeting."""
     if isinstance(frame, ToolUsed):
         failed = " (failed)" if frame.error else ""
         return f"tool {frame.name} {frame.arguments} → {frame.output}{failed}"
     if isinstance(frame, Alert):
         return f"⏰ {frame.text}"
+    if isinstance(frame, Greeting):
+        return frame.text
     return None
 
 TOKEN_FLUSH_S = 0.25  # seconds between token batches: each is a screen update, and on two
