@@ -18,8 +18,7 @@ from voicegrok.adapters.virtual import VirtualSpeaker
 from voicegrok.cli import build_parser
 from voicegrok.errors import UsageError
 from voicegrok.frames import Frame, Greeting
-from voicegrok.live import LiveSession
-from voicegrok.turns import Forget, KeepHeard
+from voicegrok.live import GREETING_ECHO_S, LiveSession
 from voicegrok.userconfig import DEFAULT_GREETING, UserConfig, load_user_config
 
 RATE = 16_000
@@ -39,61 +38,55 @@ class SpeakingAssistant:
         self.conversation = _History()
         self.heard_chunks = 0
         self.said: list[str] = []
+        self.heard: list[bool] = []
+        """For each chunk heard, whether it had sound in it."""
 
-    async def hear(
-        self,
-        samples: npt.NDArray[np.float32],
-        sample_rate_hz: int,
-        *,
-        hears_over_speaker: bool = True,
-    ) -> None:
+    async def hear(self, samples: npt.NDArray[np.float32], *_: object, **__: object) -> None:
         self.heard_chunks += 1
+        self.heard.append(bool(np.any(samples)))
 
     async def speak_alert(self, text: str) -> AsyncIterator[bytes]:
         self.said.append(text)
         yield b"\1\0" * int(VOICE_RATE * SAID_S)
 
-    async def push_text(self, text: str) -> int:
+    async def push_text(self, *_args: object, **_kwargs: object) -> int:
         return 1
 
-    async def push_audio(
-        self,
-        samples: npt.NDArray[np.float32],
-        sample_rate_hz: int,
-        speech_end_s: float | None = None,
-    ) -> int:
-        return 1
+    push_audio = push_text
 
-    async def end_turn(self, turn_id: int, reason: str) -> None:
+    async def end_turn(self, *_args: object) -> None:
         pass
 
-    async def edit_history(self, turn_id: int, edit: KeepHeard | Forget) -> None:
-        pass
+    edit_history = end_turn
 
     async def frames(self) -> AsyncIterator[Frame]:
         await asyncio.Event().wait()  # nothing to answer
         yield Greeting(turn_id=0, text="")  # (never reached)
 
 
-async def _silence(seconds: float) -> AsyncIterator[npt.NDArray[np.float32]]:
+async def _room(seconds: float) -> AsyncIterator[npt.NDArray[np.float32]]:
+    """A microphone that hears a quiet sound all along (the greeting's echo, say)."""
     for _ in range(int(seconds / 0.02)):
         await asyncio.sleep(0.02)
-        yield np.zeros(RATE // 50, dtype=np.float32)
+        yield np.full(RATE // 50, 0.01, dtype=np.float32)
 
 
 async def _session(
     greeting: str, *, converged: bool
 ) -> tuple[SpeakingAssistant, VirtualSpeaker, list[Frame], list[dict[str, float]]]:
-    """Run a session over 1 s of silence; what was shown, and for each call of ``ready``
+    """Run a session over 1.5 s of a quiet room; what was shown, and for each call of ``ready``
     where playback and listening stood."""
-    assistant, speaker, shown = SpeakingAssistant(), VirtualSpeaker(VOICE_RATE), []
+    assistant, speaker = SpeakingAssistant(), VirtualSpeaker(VOICE_RATE)
+    shown: list[Frame] = []
     session = LiveSession(
         assistant,
         speaker,
         view=shown.append,
         hears_over_speaker=lambda: converged,
         greeting=greeting,
+        after_greeting=lambda: relearnt.append(speaker.buffered_s),
     )
+    relearnt: list[float] = []
     readies: list[dict[str, float]] = []
     answering: list[bool] = []
 
@@ -103,6 +96,7 @@ async def _session(
                 "played_s": speaker.played_bytes / 2 / VOICE_RATE,
                 "buffered_s": speaker.buffered_s,
                 "heard_chunks": assistant.heard_chunks,
+                "relearnt": len(relearnt),
             }
         )
 
@@ -112,7 +106,7 @@ async def _session(
             await asyncio.sleep(0.02)
 
     watcher = asyncio.create_task(watch())
-    await session.run(_silence(1.0), RATE, ready=ready)
+    await session.run(_room(1.5), RATE, ready=ready)
     watcher.cancel()
     if assistant.said:
         assert True in answering and not answering[-1], "speaking while the greeting plays"
@@ -127,9 +121,13 @@ async def test_a_canceller_still_to_learn_the_room_hears_the_greeting_before_any
     assert [f.text for f in shown if isinstance(f, Greeting)] == ["Hi there."]
     # it listens once the greeting has been played out, not before
     assert len(readies) == 1 and readies[0]["buffered_s"] == 0
+    assert readies[0]["relearnt"] == 1  # the canceller told, once it had been played
     assert readies[0]["played_s"] == pytest.approx(SAID_S)
-    # and the microphone went on to the echo canceller's side meanwhile
-    assert readies[0]["heard_chunks"] >= SAID_S / 0.02 * 0.5
+    # the microphone went on meanwhile, heard as silence (the canceller, upstream, has
+    # it as it was), and as it is once it listens
+    before = int(readies[0]["heard_chunks"])
+    assert before >= (SAID_S + GREETING_ECHO_S) / 0.02 * 0.5
+    assert not any(assistant.heard[:before]) and all(assistant.heard[before + 1 :])
     assert len(speaker.recording) == int(VOICE_RATE * SAID_S) * 2
 
 
@@ -145,6 +143,7 @@ async def test_no_greeting_when_it_is_not_needed_or_not_wanted(
     assert assistant.said == [] and speaker.played_bytes == 0
     assert not [f for f in shown if isinstance(f, Greeting)]
     assert len(readies) == 1 and readies[0]["heard_chunks"] <= 2  # at once
+    assert readies[0]["relearnt"] == 0
 
 
 def test_the_greeting_is_a_setting_with_a_default(tmp_path: Path) -> None:

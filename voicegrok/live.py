@@ -43,6 +43,9 @@ __all__ = ["AudioOutput", "LiveSession", "View"]
 
 GREETING_MAX_S = 15.0
 """The longest the session waits for its greeting to be played before it listens."""
+GREETING_ECHO_S = 0.3
+"""How long the greeting's echo may go on after its last sample has been played (the
+device's latency, the room): the listener still hears silence meanwhile."""
 
 
 class _History(Protocol):
@@ -146,13 +149,15 @@ class LiveSession:
         figures: Callable[[], dict[str, object]] | None = None,
         hears_over_speaker: Callable[[], bool] | None = None,
         greeting: str = "",
+        after_greeting: Callable[[], None] | None = None,
     ) -> None:
         """Speech over an answer pauses it, and its words decide whether it stops (see
         :class:`~voicegrok.turns.TurnController`); unless the assistant is a server's,
         which stops its answers itself (``stops_answers_itself``: ``connect``).
         ``hears_over_speaker``: whether the microphone now hears the person over the
         speaker (the echo canceller's; None: always). ``greeting``: see
-        :meth:`will_greet` ("": none)."""
+        :meth:`will_greet` ("": none); ``after_greeting`` is called once it has been
+        played (the devices' ``relearn_echo``)."""
         self.assistant = assistant
         self.speaker = speaker
         self.view: View = view or (lambda _frame: None)
@@ -175,6 +180,7 @@ class LiveSession:
         self.sample_rate_hz = WHISPER_RATE_HZ
         self._ptt: list[npt.NDArray[np.float32]] | None = None
         self.greeting = greeting
+        self._after_greeting = after_greeting
         self._greeting_now = False
 
     @property
@@ -201,7 +207,13 @@ class LiveSession:
         it mutes the microphone whenever the speaker plays, so a first answer had to wait
         for the whole end-of-turn silence (480 ms, not 250) lest the person's next words
         be lost under it; and nobody could talk over it. Said first, the greeting teaches
-        the canceller the room before anyone speaks."""
+        the canceller the room before anyone speaks. Where the speaker turns out to be
+        heard in the microphone (open speakers), the canceller then learns it again on the
+        first answer (``after_greeting``): at -6 dB, the echo of that answer's first
+        words, after the speaker had been silent through the question, was once
+        transcribed ("Certainly. Here's...") and stopped it. The greeting then only
+        establishes a headset or a quiet speaker before the first turn, and that turn is
+        let out as soon as any other."""
         speaks = _voice(self.assistant) is not None
         return bool(self.greeting) and listening and speaks and not self._hears_over_speaker()
 
@@ -228,8 +240,8 @@ class LiveSession:
                 self.level = float(np.sqrt(np.mean(chunk**2))) if len(chunk) else 0.0
                 if self._ptt is not None:
                     self._ptt.append(chunk)
-                if self._ptt is not None or self.muted:
-                    chunk = np.zeros_like(chunk)
+                if self._ptt is not None or self.muted or self._greeting_now:
+                    chunk = np.zeros_like(chunk)  # (the greeting: see _greet)
                 await self.assistant.hear(
                     chunk, sample_rate_hz, hears_over_speaker=self._hears_over_speaker()
                 )
@@ -275,7 +287,11 @@ class LiveSession:
             self.poll(final=True)
 
     async def _greet(self) -> None:
-        """Say the greeting, if :meth:`run` is to, and wait until it has been played."""
+        """Say the greeting, if :meth:`run` is to, and wait until it has been played. The
+        echo canceller hears the microphone meanwhile and learns from it; the listener
+        hears silence, so the greeting's echo can never be taken for words (at -6 dB on
+        the rig, "Hi, I'm voice gr- What can I do for you today?" once was, and was
+        answered), and nobody could be heard over it yet anyway."""
         if not self._greeting_now:
             return
         try:
@@ -288,6 +304,9 @@ class LiveSession:
                 async with asyncio.timeout(GREETING_MAX_S):
                     while self.speaker.buffered_s > 0:  # noqa: ASYNC110 (a device's buffer)
                         await asyncio.sleep(0.05)
+            await asyncio.sleep(GREETING_ECHO_S)
+            if self._after_greeting is not None:
+                self._after_greeting()
         finally:
             self._greeting_now = False
 

@@ -64,6 +64,11 @@ class Devices:
             return aec is None or aec.converged
         return aec.converged and 10 * math.log10(aec.coupling) < LOUD_SPEAKER_DB
 
+    def relearn_echo(self) -> None:
+        """See :meth:`EchoCanceller.relearn` (nothing without a canceller)."""
+        if self.canceller is not None:
+            self.canceller.relearn()
+
     def close(self) -> None:
         """Close what was opened, the last first; never raises."""
         while self._closers:

@@ -113,12 +113,10 @@ class EchoCanceller:
     10 ms microphone frame is paired with the far-end frame played ``delay_ms``
     before it, taken ``lead_ms`` earlier still: AEC3 finds the rest of the delay itself.
 
-    Pairing each frame with far-end sound rendered up to ``lead_ms`` after it was
-    captured makes it wait for that sound (about 50 ms through PulseAudio, heard as
-    latency); paired with sound rendered before it instead, answers were heard 50-70 ms
-    sooner, but the margin that ``lead_ms`` leaves for a speaker clock that ran ahead was
-    gone, and under a CPU hog next to a soak the assistant interrupted itself (the
-    open-speaker test failed 3 runs of 9, against none of 4): kept as it was, for now.
+    Pairing each frame with far-end sound rendered up to ``lead_ms`` after it makes it wait
+    for that sound (about 50 ms through PulseAudio); paired with sound rendered before it,
+    answers were heard 50-70 ms sooner, but under a CPU hog the assistant interrupted
+    itself (the open-speaker test failed 3 runs of 9, against none of 4).
 
     The far end is re-anchored when the speaker falls behind by more than 50 ms (with a CPU
     hog, a starved process missed seconds of speaker callbacks, and its far end then ran as
@@ -200,7 +198,7 @@ class EchoCanceller:
         """Microphone samples (16 kHz) framed so far."""
         self._near_pending = np.zeros(0, dtype=np.int16)
         self._silence = np.zeros(FRAME, dtype=np.int16)
-        self._cold_frames = warm_up_ms // 10
+        self._cold_frames = self._warm_up_frames = warm_up_ms // 10
         """Far-end frames with sound still to be heard before AEC3 may be trusted alone."""
         self.converged = False
         """AEC3 removes the echo (or there is none): the microphone is no longer muted while
@@ -396,11 +394,7 @@ class EchoCanceller:
         interruption came through as "two, three, three" and was answered). A person
         talking over the speaker is louder than its echo and passes (through AEC3); one no
         louder than the echo (a speaker as loud at the microphone as the person) is not
-        heard until the speaker stops. Held only while the speaker plays: held from words
-        said to a silent one, it let the first 800 ms of the answer's echo through."""
-        if max(self._far_reach, default=0.0) < _ACTIVE_POW:  # the speaker is silent
-            self._talk_hold = 0
-            return False
+        heard until the speaker stops."""
         if self._near_fast > self._loudest_echo() * 10 ** (_TALK_DB / 10):
             if not self._talk_hold:  # heard over the speaker after a muted frame
                 self._onset_left = _ONSET_FRAMES
@@ -452,6 +446,12 @@ class EchoCanceller:
             near_sum = sum(p for p, _ in self._recent)
             out_sum = sum(p for _, p in self._recent)
             self.converged = self.no_echo or near_sum >= out_sum * 10 ** (_CONVERGED_DB / 10)
+
+    def relearn(self) -> None:
+        """Cold again, unless there is no echo: the echo path may have changed."""
+        if not self.no_echo:
+            self.converged, self._cold_frames = False, self._warm_up_frames
+            self._recent.clear()
 
     @property
     def erle_db(self) -> float | None:

@@ -222,6 +222,11 @@ class DeviceKeeper:
         :meth:`Devices.hears_over_speaker`)."""
         return self.devices is None or self.devices.hears_over_speaker()
 
+    def relearn_echo(self) -> None:
+        """See :meth:`Devices.relearn_echo`."""
+        if self.devices is not None:
+            self.devices.relearn_echo()
+
     def echo_figures(self) -> dict[str, object]:
         """The echo canceller's figures for a turn's metrics (see :meth:`Devices.echo_figures`)."""
         return self.devices.echo_figures() if self.devices is not None else {}

@@ -120,6 +120,7 @@ async def live_console(
                 figures=keeper.echo_figures,
                 hears_over_speaker=keeper.hears_over_speaker,
                 greeting=config.greeting,
+                after_greeting=keeper.relearn_echo,
             )
             mic_name, echo_on = devices.mic.name, devices.canceller is not None
 

@@ -234,6 +234,7 @@ class VoicegrokApp(App[None]):
                     figures=audio.keeper.echo_figures if audio.keeper else None,
                     hears_over_speaker=audio.keeper.hears_over_speaker if audio.keeper else None,
                     greeting=self.config.greeting,
+                    after_greeting=audio.keeper.relearn_echo if audio.keeper else None,
                 )
                 self.session = session
                 if session.will_greet(listening=audio.chunks is not None):
