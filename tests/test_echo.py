@@ -283,4 +283,3 @@ def test_the_first_sounds_of_words_said_over_the_answer_come_through() -> None:
     assert loss_db > -3, f"{loss_db:.1f} dB"
     assert worst_leak_db(cleaned, mic, 2, 4.9) < -40
     assert worst_leak_db(cleaned, mic, 8, 12) < -40
-

@@ -41,6 +41,7 @@ def side_note(frame: Frame) -> str | None:
         return frame.text
     return None
 
+
 TOKEN_FLUSH_S = 0.25  # seconds between token batches: each is a screen update, and on two
 # cores every update is taken from the LLM; 4 a second still reads as a stream
 FALLBACK_WIDTH = 80  # cells to lay out at before the view has a size
