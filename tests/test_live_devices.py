@@ -108,14 +108,11 @@ def fed(va: VirtualAudio | None) -> Iterator[None]:
     if va is None or va.mix is not None:
         yield
         return
-    done = threading.Event()
-    feeder = threading.Thread(target=va.speak, args=(300.0,), kwargs={"stop": done})
-    feeder.start()
+    mic = va.microphone()
     try:
         yield
     finally:
-        done.set()
-        feeder.join()
+        mic.close()
 
 
 def ready(proc: subprocess.Popen[str], va: VirtualAudio | None = None) -> None:

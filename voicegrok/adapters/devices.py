@@ -60,9 +60,10 @@ class Devices:
         mutes the microphone whenever the speaker plays), and where the speaker is not as
         loud in the microphone as a person (see :data:`LOUD_SPEAKER_DB`)."""
         aec = self.canceller
-        if aec is None or aec.no_echo:
-            return aec is None or aec.converged
-        return aec.converged and 10 * math.log10(aec.coupling) < LOUD_SPEAKER_DB
+        if aec is None:
+            return True
+        loud = not aec.no_echo and 10 * math.log10(aec.coupling) >= LOUD_SPEAKER_DB
+        return aec.converged and not loud
 
     def relearn_echo(self) -> None:
         """See :meth:`EchoCanceller.relearn` (nothing without a canceller)."""
