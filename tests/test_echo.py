@@ -68,6 +68,26 @@ def test_after_relearn_it_mutes_near_the_speaker_until_it_removes_the_echo_again
     assert headset.converged  # nothing to learn
 
 
+def test_a_speaker_heard_only_after_a_second_is_learned_from_then_on() -> None:
+    """The microphone gave digital silence for the first 1.5 s the speaker played (a muted
+    one switched on, a stalled one catching up), then the echo at -6 dB: taken at first for
+    a headset, the canceller must not pass that echo on as it is (it was answered)."""
+    aec = EchoCanceller(RATE, RATE, delay_ms=50)
+    far = speech(5.0)
+    render(aec, far)
+    mic = 0.5 * np.concatenate([np.zeros(RATE // 20, np.float32), far])[: len(far)]
+    mic[: int(1.5 * RATE)] = 0.0
+    out = []
+    for i in range(0, len(mic), 320):
+        out.append(aec.process(mic[i : i + 320]))
+        if i == int(1.4 * RATE):
+            assert aec.no_echo  # (nothing heard yet)
+    aec.close()
+    assert not aec.no_echo
+    late = int(2.5 * RATE)  # a second after the echo came
+    assert rms(np.concatenate(out)[late:]) < 0.1 * rms(mic[late:])
+
+
 def test_with_a_headset_the_microphone_passes_untouched() -> None:
     """The speaker is never heard in the microphone: after a second the canceller stops
     suppressing, so a person talking over the answer is heard (barge-in)."""

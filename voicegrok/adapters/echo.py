@@ -22,6 +22,7 @@ import numpy.typing as npt
 from ..audio import WHISPER_RATE_HZ, FloatAudio, StreamResampler, float_to_int16, int16_to_float
 from ..errors import AudioDeviceError, first_line
 from ..threads import EngineThread
+from .sample_clock import SampleClock
 
 if TYPE_CHECKING:
     from .microphone import Microphone
@@ -37,6 +38,10 @@ _ACTIVE_POW = 100.0**2
 """Far-end power (16-bit, smoothed) above which the speaker counts as playing."""
 _NO_ECHO_DB = -30.0
 """Coupling floor under which the speaker is not heard in the microphone."""
+_HEARD_DB, _HEARD_CORR, _HEARD_FRAMES = -25.0, 0.8, 50
+"""Taken for a headset, the speaker is heard in the microphone after all when, over the last
+50 frames it played, the coupling's median is -25 dB or louder and the microphone's
+loudness follows the speaker's (correlation 0.8 at the echo's delay; a person's does not)."""
 _WAIT_S = 0.25
 """Longest wait for the far-end frame a microphone frame is paired with."""
 _GAP_S = 0.05
@@ -46,21 +51,16 @@ _IDLE_S = 0.3
 """The speaker is idle once it has rendered no sound for this long and has nothing queued:
 a microphone frame then need not wait for its far end, which will be silence."""
 _CONVERGED_DB = 20.0
-"""Echo return loss enhancement (microphone in over out, while the speaker plays) at which
-AEC3 counts as converged."""
+"""ERLE (microphone in over out, the speaker playing) from which AEC3 counts as converged."""
 _CONVERGED_FRAMES = 25
 """Frames with the speaker playing over which convergence is judged (a quarter second)."""
 _ERLE_CAP_DB = 60.0
-"""A frame's ERLE counts as at most this (AEC3 and the noise suppressor may leave digital
-silence)."""
-_CLOCK_WINDOW_S = 2.0
-"""The microphone's sample clock is the earliest anchor of the blocks of this long."""
+"""A frame's ERLE counts as at most this (AEC3 may leave digital silence)."""
 _REACH_FRAMES = 20
 """Far-end frames (200 ms) whose echo may be in a microphone frame: the delay AEC3 is
 told, the echo path's own (with the far end's smoothing, which spreads it further)."""
 _TALK_DB = 3.0
-"""A microphone frame this much louder than the loudest echo it could hold has the person
-in it (double talk)."""
+"""A microphone frame this much louder than the loudest echo it could hold has the person."""
 _TALK_HOLD_FRAMES = 80
 """Frames (800 ms) the microphone stays open after the person was last heard over the
 speaker: the quieter sounds between a word's loud ones, and the short pauses between
@@ -72,29 +72,6 @@ output may give way to the microphone's own frame (see :meth:`EchoCanceller._voi
 _VOICE_DB = 10.0
 """A microphone frame this much louder than the loudest echo it could hold is the person's
 voice, the echo under it at least this far down."""
-
-
-class _SampleClock:
-    """When sample 0 of a stream was captured, judged from the blocks of the last
-    :data:`_CLOCK_WINDOW_S`: a block is handed over after its last sample was captured,
-    so each bounds that moment from above, and the least delayed one gives it. Blocks held
-    up and then handed over in a burst (a busy process) do not move it; samples really
-    lost move it once the window has passed them."""
-
-    def __init__(self) -> None:
-        self._anchors: deque[tuple[float, float]] = deque()
-        """(when a block came, sample 0 by it), the anchors increasing: a sliding minimum."""
-
-    def update(self, at_s: float, samples_s: float) -> float:
-        """A block came at ``at_s`` with ``samples_s`` seconds of the stream in all so far;
-        returns the moment sample 0 was captured."""
-        anchor = at_s - samples_s
-        while self._anchors and self._anchors[-1][1] >= anchor:
-            self._anchors.pop()
-        self._anchors.append((at_s, anchor))
-        while self._anchors[0][0] < at_s - _CLOCK_WINDOW_S:
-            self._anchors.popleft()
-        return self._anchors[0][1]
 
 
 def _power(frame: npt.NDArray[np.int16]) -> float:
@@ -121,25 +98,25 @@ class EchoCanceller:
     The far end is re-anchored when the speaker falls behind by more than 50 ms (with a CPU
     hog, a starved process missed seconds of speaker callbacks, and its far end then ran as
     far behind the echo, beyond what AEC3 can find): it gets the silence the device played
-    meanwhile. The microphone's clock (:class:`_SampleClock`) follows samples lost, but
-    not blocks merely held up: moved forward for each late burst, it once made every later
-    frame wait that much longer for its far end, and a one-hour soak heard answers 125 ms
-    later at its end than at its start.
+    meanwhile. The microphone's clock (:class:`~.sample_clock.SampleClock`) follows samples
+    lost, but not blocks merely held up: moved forward for each late burst, it once made
+    every later frame wait that much longer for its far end, and a one-hour soak heard
+    answers 125 ms later at its end than at its start.
 
     With no echo at all (a headset), AEC3 never learns an echo path and keeps suppressing
     the microphone whenever the speaker plays (a person talking over the answer was
     removed, so barge-in failed). So the coupling of speaker to microphone is followed:
     when the speaker's sound stays 30 dB below it in the microphone, the microphone is
-    passed as it is.
+    passed as it is; when the speaker is heard after all (:meth:`_heard_after_all`), the
+    canceller is cold again and learns it.
 
     Cold, AEC3 still lets some echo through, enough to interrupt the first answer of a
     session, or to be transcribed (whisper makes words of echo 10 dB down). So microphone
     frames near far-end sound are muted (half duplex) until AEC3 has converged: it has
     heard at least ``warm_up_ms`` of far-end sound and removes :data:`_CONVERGED_DB` of
     the echo over the last quarter second the speaker played (or the speaker is not heard
-    at all). A fixed second of warm-up was not enough on the virtual devices: the echo
-    still came through at 6-15 dB for a second or two after it, and was answered. From
-    then on the person can talk over the assistant at once.
+    at all); a fixed second of warm-up let echo through on the virtual devices (answered).
+    From then on the person can talk over the assistant at once.
     """
 
     def __init__(
@@ -171,7 +148,7 @@ class EchoCanceller:
         self._far_lock = threading.Lock()
         self._far_rate = speaker_rate_hz
         self._far_resampler = StreamResampler(RATE, np.int16, quality="QQ")
-        self._far_clock = _SampleClock()
+        self._far_clock = SampleClock()
         self._far_t0: float | None = None
         """When the far end's first sample was rendered (perf_counter), by the speaker's
         sample clock: it follows a speaker slower or faster than its nominal rate."""
@@ -186,7 +163,7 @@ class EchoCanceller:
         self._far_base = 0
         """Far-end sample index (16 kHz) of ``_far_buf[0]``."""
         self._mic_resampler = StreamResampler(RATE, np.float32)
-        self._near_clock = _SampleClock()
+        self._near_clock = SampleClock()
         self._near_t0: float | None = None
         """When the microphone's first sample was captured (perf_counter)."""
         self._mic_rate = mic_rate_hz
@@ -216,22 +193,21 @@ class EchoCanceller:
         self._coupling_db: deque[float] = deque(maxlen=300)
         """Microphone-to-speaker power ratio (dB) of recent frames where the speaker plays."""
         self.coupling = 1.0
-        """How loud the speaker is in the microphone (power ratio, the median of
-        ``_coupling_db``; 0 dB until measured)."""
+        """The speaker in the microphone (power ratio: ``_coupling_db``'s median; 0 dB)."""
         self._far_reach: deque[float] = deque(maxlen=_REACH_FRAMES)
-        """Far-end power (smoothed, as for the coupling) of the frames whose echo may be in
-        the next microphone frame."""
+        """Far-end power (smoothed) of the frames whose echo the next microphone frame holds."""
         self._near_fast = 0.0
         """Microphone power, smoothed over a few frames (a word's onset shows in 20 ms)."""
         self._talk_hold = 0
         """Frames the microphone stays open: the person was heard over the speaker."""
         self._onset_left = 0
-        """Frames still in which the start of the person's words may pass as captured (see
-        :meth:`_voice_first`)."""
+        """Frames still in which the person's first words may pass as captured."""
         self._leaks_muted = 0
         """Frames since :meth:`take_erle` where AEC3 let echo through and it was muted."""
         self.no_echo = False
         """The speaker is not heard in the microphone (a headset): AEC3 is bypassed."""
+        self._powers: deque[tuple[float, float]] = deque(maxlen=_HEARD_FRAMES + _REACH_FRAMES)
+        self._check = 0  # (both for _heard_after_all: far and microphone powers)
         self._thread = EngineThread("aec")
         self.sample_rate_hz = RATE
 
@@ -361,6 +337,7 @@ class EchoCanceller:
             self._apm.process_stream(frame)
             cleaned = np.frombuffer(bytes(frame.data), dtype=np.int16)
             far_pow, near_pow, out_pow = _power(far), _power(near_frame), _power(cleaned)
+            self._powers.append((far_pow, near_pow))
             self._measure_coupling(far_pow, near_pow)
             self._far_reach.append(self._far_pow)
             self._near_fast += 0.3 * (near_pow - self._near_fast)
@@ -488,8 +465,31 @@ class EchoCanceller:
             self._coupling_db.append(10 * np.log10((self._near_pow + 1) / self._far_pow))
             if len(self._coupling_db) >= 100:  # 1 s of the speaker playing
                 floor, median = np.percentile(self._coupling_db, [20, 50])
-                self.no_echo = float(floor) < _NO_ECHO_DB
+                if self.no_echo and self._heard_after_all():
+                    recent = list(self._coupling_db)[-_HEARD_FRAMES:]
+                    self._coupling_db = deque(recent, maxlen=300)
+                    median, self.no_echo = float(np.median(recent)), False
+                    self.relearn()  # learn it from here
+                else:
+                    self.no_echo = float(floor) < _NO_ECHO_DB
                 self.coupling = 10 ** (float(median) / 10)
+
+    def _heard_after_all(self) -> bool:
+        """Taken for a headset, whether the speaker is heard in the microphone after all: a
+        muted microphone switched on, a headset unplugged, or a stalled one catching up (on
+        the rig, digital silence for the first 0.7 s of the greeting, then its echo). Judged
+        every tenth frame, over the last half second and the echo path's reach."""
+        self._check = (self._check + 1) % 10
+        powers = self._powers
+        if self._check or len(powers) < (powers.maxlen or 0):
+            return False
+        recent = list(self._coupling_db)[-_HEARD_FRAMES:]
+        if float(np.median(recent)) < _HEARD_DB:
+            return False
+        far, near = np.log10(np.array(powers) + 1.0).T
+        n = len(near) - _REACH_FRAMES
+        corr = [np.corrcoef(near[k : k + n], far[:n])[0, 1] for k in range(_REACH_FRAMES)]
+        return bool(np.nanmax(corr) >= _HEARD_CORR) if not np.all(np.isnan(corr)) else False
 
     async def cancel(self, chunks: AsyncIterator[FloatAudio]) -> AsyncIterator[FloatAudio]:
         """The microphone stream with the speaker's echo removed (16 kHz)."""
