@@ -88,6 +88,20 @@ def test_a_speaker_heard_only_after_a_second_is_learned_from_then_on() -> None:
     assert rms(np.concatenate(out)[late:]) < 0.1 * rms(mic[late:])
 
 
+@pytest.mark.filterwarnings("error")
+def test_a_speaker_silent_through_the_check_is_not_heard_and_prints_nothing() -> None:
+    """Taken for a headset, the person talks while the speaker's last loud sound is still
+    fading from its smoothed level: the far end is silence over the whole check, whose
+    correlation is then undefined (numpy warned on the user's terminal)."""
+    aec = EchoCanceller(RATE, RATE)
+    aec.no_echo = True
+    aec._coupling_db.extend([-10.0] * 100)
+    for k in range(aec._powers.maxlen or 0):
+        aec._powers.append((0.0, 1e6 * (1 + k % 3)))
+    aec.close()
+    assert not any(aec._heard_after_all() for _ in range(10))
+
+
 def test_with_a_headset_the_microphone_passes_untouched() -> None:
     """The speaker is never heard in the microphone: after a second the canceller stops
     suppressing, so a person talking over the answer is heard (barge-in)."""

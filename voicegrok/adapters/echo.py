@@ -475,10 +475,9 @@ class EchoCanceller:
                 self.coupling = 10 ** (float(median) / 10)
 
     def _heard_after_all(self) -> bool:
-        """Taken for a headset, whether the speaker is heard in the microphone after all: a
-        muted microphone switched on, a headset unplugged, or a stalled one catching up (on
-        the rig, digital silence for the first 0.7 s of the greeting, then its echo). Judged
-        every tenth frame, over the last half second and the echo path's reach."""
+        """Taken for a headset, whether the speaker is heard in the microphone after all (a
+        muted one switched on, a stalled one catching up: on the rig, digital silence for
+        the greeting's first 0.7 s). Every tenth frame, over half a second and the reach."""
         self._check = (self._check + 1) % 10
         powers = self._powers
         if self._check or len(powers) < (powers.maxlen or 0):
@@ -488,8 +487,9 @@ class EchoCanceller:
             return False
         far, near = np.log10(np.array(powers) + 1.0).T
         n = len(near) - _REACH_FRAMES
-        corr = [np.corrcoef(near[k : k + n], far[:n])[0, 1] for k in range(_REACH_FRAMES)]
-        return bool(np.nanmax(corr) >= _HEARD_CORR) if not np.all(np.isnan(corr)) else False
+        with np.errstate(invalid="ignore", divide="ignore"):  # a stream silent all along
+            corr = [np.corrcoef(near[k : k + n], far[:n])[0, 1] for k in range(_REACH_FRAMES)]
+        return bool(np.nan_to_num(corr, nan=-1.0).max() >= _HEARD_CORR)
 
     async def cancel(self, chunks: AsyncIterator[FloatAudio]) -> AsyncIterator[FloatAudio]:
         """The microphone stream with the speaker's echo removed (16 kHz)."""
