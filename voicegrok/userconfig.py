@@ -19,6 +19,8 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from .config import Settings
+from .endpointing import EndpointConfig
 from .errors import UsageError, first_line
 
 __all__ = [
@@ -124,6 +126,19 @@ class UserConfig:
     @property
     def unsure_end_ms(self) -> int:
         return UNSURE_SILENCE_MS[self.end_of_turn]
+
+    def endpointing(self) -> EndpointConfig:
+        """The end-of-turn settings this sensitivity stands for."""
+        return EndpointConfig(end_silence_ms=self.end_silence_ms, unsure_end_ms=self.unsure_end_ms)
+
+    def over(self, settings: Settings) -> Settings:
+        """``settings`` with the models and voice chosen here in place of theirs."""
+        return replace(
+            settings,
+            llm_model=self.llm_model or settings.llm_model,
+            voice=self.voice or settings.voice,
+            stt_model=self.stt_model or settings.stt_model,
+        )
 
     def with_flags(self, **values: str | None) -> UserConfig:
         """This config with one-off command-line values on top (None: that flag was not

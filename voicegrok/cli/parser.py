@@ -4,13 +4,13 @@ argparse's usual "unrecognized arguments" error, exit 2)."""
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import replace
 from pathlib import Path
 
 from .. import __version__
 from ..config import Settings
-from ..userconfig import DEFAULT_GREETING, MAX_GREETING_CHARS
+from ..userconfig import DEFAULT_GREETING
+from .arg_types import conversation_id, gain, greeting_text, minutes, positive, resume_id
 from .bench import cmd_bench
 from .history import cmd_history
 from .info import cmd_devices, cmd_models
@@ -36,36 +36,6 @@ SETTINGS_OPTIONS = (
     "tools",
 )
 """The options that are fields of :class:`~voicegrok.config.Settings`, by the same name."""
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of minutes")
-    return value
-
-
-def _gain(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a gain from 0 to 1 (0.25: -12 dB)")
-    return value
 
 
 def _models(
@@ -111,16 +81,16 @@ def _models(
             "v3, the default); none: the pause and the words decide alone",
         )
     if llm:
-        g.add_argument("--threads", type=_positive, metavar="N", help="CPU threads for the LLM")
+        g.add_argument("--threads", type=positive, metavar="N", help="CPU threads for the LLM")
     if stt:
         g.add_argument(
             "--stt-threads",
-            type=_positive,
+            type=positive,
             metavar="N",
             help="CPU threads for speech-to-text (all)",
         )
     if llm:
-        g.add_argument("--max-tokens", type=_positive, metavar="N", help="longest answer (tokens)")
+        g.add_argument("--max-tokens", type=positive, metavar="N", help="longest answer (tokens)")
         g.add_argument("--temperature", type=float, metavar="T", help="LLM sampling temperature")
         g.add_argument(
             "--no-tools",
@@ -149,17 +119,6 @@ def _messages(p: argparse.ArgumentParser, *, quiet: bool = True) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
 
 
-def _conversation_id(value: str) -> int:
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    raise argparse.ArgumentTypeError(f"not a conversation id: {value!r} (voicegrok history)")
-
-
-def _resume_id(value: str) -> int | str:
-    """A conversation id, or (``ask --resume "question"``) the text that follows."""
-    return int(value) if value.isdigit() and int(value) > 0 else value
-
-
 def _history(p: argparse.ArgumentParser) -> None:
     """Kept conversations: ``--resume [ID]``, ``--no-history``."""
     g = p.add_argument_group("conversation history")
@@ -167,7 +126,7 @@ def _history(p: argparse.ArgumentParser) -> None:
         "--resume",
         nargs="?",
         const="latest",
-        type=_resume_id,
+        type=resume_id,
         metavar="ID",
         help="continue the most recent kept conversation, or conversation ID",
     )
@@ -193,19 +152,12 @@ def _devices(p: argparse.ArgumentParser) -> None:
 def _greeting(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--greeting",
-        type=_greeting_text,
+        type=greeting_text,
         metavar="TEXT",
         help="what it says when it starts listening with echo cancellation on, so that the "
         "canceller learns the room before you speak (default: the saved setting, or "
         f"{DEFAULT_GREETING!r}; '' for none)",
     )
-
-
-def _greeting_text(text: str) -> str:
-    text = text.strip()
-    if len(text) > MAX_GREETING_CHARS:
-        raise argparse.ArgumentTypeError(f"{len(text)} characters, at most {MAX_GREETING_CHARS}")
-    return text
 
 
 def _config(g: argparse._ActionsContainer) -> None:
@@ -285,14 +237,14 @@ def _live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("talk", help="talk to it: microphone in, speaker out")
     p.add_argument(
         "--end-silence-ms",
-        type=_positive,
+        type=positive,
         metavar="MS",
         help="silence that ends your turn (default 480, and 800 when the end-of-turn model "
         "is in doubt; or the saved end-of-turn setting; raise it if you get cut off)",
     )
     p.add_argument(
         "--pause-ms",
-        type=_positive,
+        type=positive,
         default=160,
         metavar="MS",
         help="pause after which a finished-sounding sentence is answered at once (default 160)",
@@ -326,11 +278,11 @@ def _remote(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--certfile", type=Path, metavar="PEM", help="TLS certificate (HTTPS/WSS)")
     p.add_argument("--keyfile", type=Path, metavar="PEM", help="TLS private key")
     p.add_argument(
-        "--max-sessions", type=_positive, default=8, metavar="N", help="concurrent sessions (8)"
+        "--max-sessions", type=positive, default=8, metavar="N", help="concurrent sessions (8)"
     )
     p.add_argument(
         "--idle-timeout",
-        type=_positive,
+        type=positive,
         default=300,
         metavar="S",
         help="close sessions silent this long (300 s)",
@@ -342,7 +294,7 @@ def _remote(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--max-message-kb",
-        type=_positive,
+        type=positive,
         default=1024,
         metavar="KB",
         help="largest message accepted (1024 KiB)",
@@ -374,9 +326,9 @@ def _kept(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Conversations of ask, talk and the UI are kept in a SQLite database in "
         "your data folder (serve keeps them only with --history). --no-history keeps one out.",
     )
-    p.add_argument("id", nargs="?", type=_conversation_id, metavar="ID", help="print this one")
+    p.add_argument("id", nargs="?", type=conversation_id, metavar="ID", help="print this one")
     p.add_argument("--json", action="store_true", help="as JSON")
-    p.add_argument("--limit", type=_positive, default=20, metavar="N", help="list N (20)")
+    p.add_argument("--limit", type=positive, default=20, metavar="N", help="list N (20)")
     p.add_argument("--clear", action="store_true", help="forget every kept conversation")
     p.set_defaults(run=cmd_history)
 
@@ -424,7 +376,7 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--gains",
-        type=_gain,
+        type=gain,
         nargs="+",
         default=[0.0, 0.25, 0.5],
         metavar="G",
@@ -438,14 +390,14 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--minutes",
-        type=_minutes,
+        type=minutes,
         metavar="N",
         help="soak bench: how long to talk, in minutes (default 60; fractions allowed); "
         "echo bench: a conversation this long at each gain instead of the short script",
     )
     p.add_argument(
         "--sessions",
-        type=_positive,
+        type=positive,
         nargs="+",
         default=[1, 20],
         metavar="N",
@@ -468,7 +420,7 @@ def _info(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--runs",
-        type=_positive,
+        type=positive,
         default=3,
         metavar="N",
         help="runs of the demo turns (ui bench: of each prompt and question)",

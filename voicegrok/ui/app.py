@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,7 +30,6 @@ from textual.widgets import Footer, Header, Input, Static
 from ..adapters.keeper import DeviceKeeper
 from ..config import Settings
 from ..conversation import Conversation
-from ..endpointing import EndpointConfig
 from ..errors import VoicegrokError
 from ..frames import (
     Frame,
@@ -172,21 +170,12 @@ class VoicegrokApp(App[None]):
 
     # ------------------------------------------------------------------ session
 
-    def effective_settings(self) -> Settings:
-        c, s = self.config, self.base_settings
-        return replace(
-            s,
-            llm_model=c.llm_model or s.llm_model,
-            voice=c.voice or s.voice,
-            stt_model=c.stt_model or s.stt_model,
-        )
-
     @work(exclusive=True, group="session")
     async def start_session(self) -> None:
         """Load the models, open the devices and run the live loop until replaced."""
         self.session = None
         self.state = "loading"
-        settings = self.effective_settings()
+        settings = self.config.over(self.base_settings)
         await self._audio_closed.wait()  # the session this one replaces has let go of them
         if self._devices_changed:  # a device was plugged in: this process must see it too
             self._devices_changed = False
@@ -217,12 +206,9 @@ class VoicegrokApp(App[None]):
             echo=audio.echo_cancel,
             server=getattr(self.backend, "url", None),  # voicegrok connect: models over there
         )
-        endpointing = EndpointConfig(
-            end_silence_ms=self.config.end_silence_ms, unsure_end_ms=self.config.unsure_end_ms
-        )
         try:
             async with self.backend.assistant(
-                engines, settings, self.conversation, endpointing
+                engines, settings, self.conversation, self.config.endpointing()
             ) as assistant:
                 session = LiveSession(
                     assistant,
