@@ -60,21 +60,22 @@ def test_finished_words_in_a_voice_that_does_not_sound_finished_wait_in_doubt() 
     assert when_to_answer("I'd like to book.", 0.79, CONFIG) == (800, 800)
 
 
-def test_finished_words_in_a_voice_in_doubt_are_answered_soon_when_they_read_as_finished() -> (
-    None
-):
-    """The model of the words is heard only where the voice leaves doubt (0.5 to 0.8) about
-    words that look finished; words that read as a finished request are then let out after
-    ``read_confirm_ms``, other words wait in doubt as before."""
+def test_finished_words_in_a_voice_in_doubt_are_answered_soon_when_they_read_as_finished() -> None:
+    """The model of the words is heard where the voice does not sound finished (under 0.8)
+    and the words look finished; words that read as a finished request are then let out
+    after ``read_confirm_ms``, other words wait in doubt as before. Where the voice sounds
+    unfinished (under 0.5), the words must read more clearly finished."""
     question = "What is the capital of France?"
     assert reads_needed(question, 0.6, CONFIG)
-    assert when_to_answer(question, 0.6, CONFIG, 0.7) == (CONFIG.read_confirm_ms, 800)
+    assert when_to_answer(question, 0.6, CONFIG, 0.45) == (CONFIG.read_confirm_ms, 800)
     assert when_to_answer(question, 0.6, CONFIG, 0.1) == (800, 800)
     assert when_to_answer(question, 0.6, CONFIG) == (800, 800)  # no model of the words
-    # a voice that sounds finished needs no reading; one that sounds unfinished is heeded
-    for p in (0.95, 0.3):
-        assert not reads_needed(question, p, CONFIG)
-        assert when_to_answer(question, p, CONFIG, 0.9) == when_to_answer(question, p, CONFIG)
+    assert reads_needed(question, 0.3, CONFIG)
+    assert when_to_answer(question, 0.3, CONFIG, 0.7) == (CONFIG.read_confirm_ms, 800)
+    assert when_to_answer(question, 0.3, CONFIG, 0.45) == (800, 800)  # the voice is heeded
+    # a voice that sounds finished needs no reading
+    assert not reads_needed(question, 0.95, CONFIG)
+    assert when_to_answer(question, 0.95, CONFIG, 0.1) == when_to_answer(question, 0.95, CONFIG)
     # words that do not look finished are never let out sooner for reading well
     for words in ("Remind me to call my mother", "So...", "What about"):
         assert not reads_needed(words, 0.6, CONFIG)
@@ -210,7 +211,12 @@ async def test_a_finished_sounding_turn_is_let_out_after_a_short_silence() -> No
 
 @pytest.mark.parametrize(
     ("p", "reads", "after_s"),
-    [(0.6, 0.7, CONFIG.read_confirm_ms / 1000), (0.6, 0.1, CONFIG.unsure_end_ms / 1000)],
+    [
+        (0.6, 0.7, CONFIG.read_confirm_ms / 1000),
+        (0.6, 0.1, CONFIG.unsure_end_ms / 1000),
+        (0.1, 0.7, CONFIG.read_confirm_ms / 1000),  # voice unfinished, words clearly finished
+        (0.1, 0.45, CONFIG.unsure_end_ms / 1000),
+    ],
 )
 async def test_a_question_in_a_voice_in_doubt_is_let_out_soon_when_its_words_read_finished(
     p: float, reads: float, after_s: float
