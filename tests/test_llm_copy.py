@@ -46,18 +46,33 @@ def test_the_default_model_gets_a_q8_0_copy_made_once(
 def test_the_copy_answers_right_as_the_shipped_weights_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Not token for token (Q8_0 rounds each weight again, a little): the same facts."""
+    """Not token for token (Q8_0 rounds each weight again, a little): the same facts. A
+    135M model's greedy answer can flip either way on rounding, by CPU: on one AMD EPYC
+    here the shipped Q4_1 file answers "What is 2 plus 2?" with a definition and no sum,
+    the copy with "2 + 2 = 4"; on the machine before, both gave the sum."""
     source = models.resolve("llm")
     copy = working_copy(source, cache=tmp_path)
     monkeypatch.setenv("VOICEGROK_LLM_COPY", "off")  # each file loaded as it is
     system = {"role": "system", "content": Settings().system_prompt}
-    facts = {"What is the capital of France?": "Paris", "What is 2 plus 2?": "4"}
+    facts = {
+        "What is the capital of France?": "Paris",
+        "What is the capital of Japan?": "Tokyo",
+        "What is 2 plus 2?": "4",
+        "What is 3 plus 5?": "8",
+    }
+    right: dict[Path, set[str]] = {}
+    answers: dict[Path, list[str]] = {}
     for path in (source, copy):
         engine = LlamaEngine(path, n_ctx=512, threads=2)
-        for question, fact in facts.items():
+        answers[path] = []
+        for question in facts:
             messages = [system, {"role": "user", "content": question}]
-            answer = "".join(engine.stream_chat(messages, max_tokens=24, temperature=0))
-            assert fact in answer, (path.name, question, answer)
+            answers[path].append(
+                "".join(engine.stream_chat(messages, max_tokens=24, temperature=0))
+            )
+        right[path] = {q for q, a in zip(facts, answers[path], strict=True) if facts[q] in a}
+    assert right[source] <= right[copy], answers  # what the shipped weights know, it knows
+    assert len(right[copy]) >= 3, answers[copy]
 
 
 def test_a_model_that_is_not_q4_1_is_loaded_as_it_is(

@@ -71,7 +71,10 @@ def test_finished_words_in_a_voice_in_doubt_are_answered_soon_when_they_read_as_
     assert when_to_answer(question, 0.6, CONFIG, 0.1) == (800, 800)
     assert when_to_answer(question, 0.6, CONFIG) == (800, 800)  # no model of the words
     assert reads_needed(question, 0.3, CONFIG)
-    assert when_to_answer(question, 0.3, CONFIG, 0.7) == (CONFIG.read_confirm_ms, 800)
+    # against the voice, the turn ends when the answer is let out (later speech is a new
+    # turn: an interruption, which its words confirm, not the person going on)
+    read = CONFIG.read_confirm_ms
+    assert when_to_answer(question, 0.3, CONFIG, 0.7) == (read, read)
     assert when_to_answer(question, 0.3, CONFIG, 0.45) == (800, 800)  # the voice is heeded
     # a voice that sounds finished needs no reading
     assert not reads_needed(question, 0.95, CONFIG)
@@ -229,6 +232,24 @@ async def test_a_question_in_a_voice_in_doubt_is_let_out_soon_when_its_words_rea
     assert reader.read == ["What is the capital of France?"] * kinds.count("SpeechStarted")
     assert released is not None and after_s <= released <= after_s + 0.1, released
     assert "TurnRetracted" not in kinds
+
+
+@pytest.mark.parametrize(("hears", "after_s"), [(True, 0.32), (False, 0.48)])
+async def test_words_read_as_finished_against_the_voice_end_the_turn_when_let_out(
+    hears: bool, after_s: float
+) -> None:
+    """A question Smart Turn hears as unfinished (0.1) but whose words read clearly
+    finished is let out after ``read_confirm_ms``, and the turn ends there: the speech
+    0.6 s later (before the 800 ms of doubt) is a new utterance, never the person going
+    on, so the answer's own echo cannot withdraw it. With a microphone deaf over the
+    speaker, both wait the settings' end-of-turn silence."""
+    reader = ScriptedWords(0.7)
+    kinds, released = await _released_after(
+        "What is the capital of France?", 0.1, 0.6, reader=reader, hears_over_speaker=hears
+    )
+    assert released is not None and after_s <= released <= after_s + 0.1, released
+    assert "TurnRetracted" not in kinds
+    assert kinds.count("SpeechStarted") == 2
 
 
 async def test_the_words_are_not_read_where_the_voice_decides() -> None:

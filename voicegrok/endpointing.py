@@ -363,8 +363,8 @@ def when_to_answer(
       ``done_confirm_ms``;
     - finished words in a voice that does not sound finished, which read as finished
       (``reads_done``, the words' model, at least ``read_threshold``; at least
-      ``read_against_voice`` where the voice sounds unfinished): after
-      ``read_confirm_ms``;
+      ``read_against_voice`` where the voice sounds unfinished, which also ends the
+      turn then): after ``read_confirm_ms``;
     - words that go on ("So", "I'd like the", "what about..."), or unfinished words in a
       voice that does not sound finished either: after ``unfinished_end_ms``;
     - anything else leaves doubt: after ``unsure_end_ms``.
@@ -380,7 +380,11 @@ def when_to_answer(
     if finished and sounds_done >= config.done_threshold:
         return config.done_confirm_ms, config.unsure_end_ms
     if reads_needed(text, sounds_done, config) and _reads_finished(reads_done, sounds_done, config):
-        return config.read_confirm_ms, config.unsure_end_ms
+        # against the voice, the turn ends there too, as it did at ``unsure_end_ms`` before:
+        # speech after it is a new turn, an interruption its words confirm, so that the
+        # answer's own echo on open speakers cannot withdraw it as the person going on
+        end = config.read_confirm_ms if sounds_done < 0.5 else config.unsure_end_ms
+        return config.read_confirm_ms, end
     if goes_on(text) or (not finished and sounds_done < 0.5):
         end = config.unfinished_end_ms
     else:

@@ -370,11 +370,11 @@ class ListenStage:
                     reads = await self._verdict(self._words.probability, text, what)
                 self._hold_ms, end_ms = when_to_answer(text, done, config, reads)
                 if self._hold_ms is not None and not frame.hears_over_speaker:
-                    # the answer would mute the person if they went on (the first answer
-                    # on open speakers, as a rule): in doubt it waits for the end of the
-                    # turn; words and voice that sound finished wait for the settings'
-                    # end-of-turn silence, which ends turns when no model is heard
+                    # the answer would mute the person if they went on (the first answer on
+                    # open speakers, as a rule): in doubt it waits for the end of the turn,
+                    # and for at least the settings' end-of-turn silence (no model's)
                     early = self._hold_ms < end_ms
+                    end_ms = max(end_ms, config.end_silence_ms)
                     self._hold_ms = max(self._hold_ms, config.end_silence_ms) if early else end_ms
                 self._endpointer.end_after(end_ms)
                 if self._hold_ms is not None and not self._early:
