@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 from ..userconfig import MAX_GREETING_CHARS
 
@@ -21,24 +22,22 @@ def positive(text: str) -> int:
     return value
 
 
-def minutes(text: str) -> float:
+def _number(text: str, ok: Callable[[float], bool], wanted: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of minutes")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be {wanted}")
     return value
+
+
+def minutes(text: str) -> float:
+    return _number(text, lambda v: 0 < v < math.inf, "a positive number of minutes")
 
 
 def gain(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a gain from 0 to 1 (0.25: -12 dB)")
-    return value
+    return _number(text, lambda v: 0 <= v <= 1, "a gain from 0 to 1 (0.25: -12 dB)")
 
 
 def conversation_id(value: str) -> int:
