@@ -433,8 +433,9 @@ async def test_the_final_transcript_begins_from_the_words_partials_agreed_on() -
     await listen(stage, np.concatenate([tone(2.2), silence(1.0)]), pace=0.005)
     assert stt.prefixes[:2] == ["", ""]
     assert stt.prefixes[2] == "Tell me"  # what "Tell me" and "Tell me about the" agree on
-    # "Tell me about the" and "Tell me about the moon." ("moon." may be cut off: left out)
-    assert stt.prefixes[3] == "Tell me about the"
+    # "Tell me about the" and "Tell me about the moon." (the last two words may be a word
+    # cut off, as whisper hears it: left out)
+    assert stt.prefixes[3] == "Tell me about"
     said = len(stt.prefixes)
     await listen(stage, np.concatenate([tone(0.5), silence(1.0)]), pace=0.005)
     assert stt.prefixes[said] == ""

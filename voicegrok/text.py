@@ -339,18 +339,20 @@ def _sound(word: str) -> str:
     return str(jellyfish.metaphone(_SPOKEN.get(word, word)))
 
 
-def agreed_words(older: str, newer: str) -> str:
+def agreed_words(older: str, newer: str, *, unsure: int = 1) -> str:
     """The words two successive partial transcripts of one utterance agree on, from the
     start ("local agreement"): what a later transcript will almost surely begin with too.
 
-    The newer transcript's last word is left out (its audio may stop inside it), and so is
-    a word whisper marks as cut off ("itiner-", "and...").
+    The newer transcript's last ``unsure`` words are left out (its audio may stop inside
+    a word), and so is a word whisper marks as cut off ("itiner-", "and..."). Words forced
+    on a transcription need 2: whisper may hear a word cut short as two ("Atlanta" came
+    out as "a plan", then "a planet"; the agreed "a", forced, made the final "a plan to").
 
     >>> agreed_words("Can you put this eye t", "Can you put this itinerary in a")
     'Can you put this'
     """
     agreed = []
-    for a, b in zip(older.split(), newer.split()[:-1], strict=False):
+    for a, b in zip(older.split(), newer.split()[:-unsure], strict=False):
         if a != b or b.endswith(("-", "...", "…")):
             break
         agreed.append(b)

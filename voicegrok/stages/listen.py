@@ -484,7 +484,7 @@ class ListenStage:
         :meth:`WhisperEngine._transcribe_short`)."""
         audio = self._endpointer.utterance()
         texts = [text for _, text in self._texts[-2:]]
-        prefix = agreed_words(*texts) if len(texts) == 2 else ""
+        prefix = agreed_words(*texts, unsure=2) if len(texts) == 2 else ""
         work = thread.call(self._stt.transcribe, audio, prefix)
         end = self._endpointer.position
         sounds = None
