@@ -352,7 +352,8 @@ def agreed_words(older: str, newer: str, *, unsure: int = 1) -> str:
     'Can you put this'
     """
     agreed = []
-    for a, b in zip(older.split(), newer.split()[:-unsure], strict=False):
+    words = newer.split()
+    for a, b in zip(older.split(), words[: max(0, len(words) - unsure)], strict=False):
         if a != b or b.endswith(("-", "...", "…")):
             break
         agreed.append(b)
