@@ -35,6 +35,10 @@ __all__ = [
 ]
 
 
+SOUNDS_UNFINISHED = 0.5
+"""The end-of-turn model's probability under which the voice sounds unfinished."""
+
+
 @dataclass(frozen=True)
 class EndpointConfig:
     threshold: float = 0.5
@@ -342,7 +346,9 @@ def reads_needed(text: str, sounds_done: float | None, config: EndpointConfig) -
 def _reads_finished(reads_done: float | None, sounds_done: float, config: EndpointConfig) -> bool:
     if reads_done is None:
         return False
-    needed = config.read_threshold if sounds_done >= 0.5 else config.read_against_voice
+    needed = (
+        config.read_threshold if sounds_done >= SOUNDS_UNFINISHED else config.read_against_voice
+    )
     return reads_done >= needed
 
 
@@ -383,9 +389,9 @@ def when_to_answer(
         # against the voice, the turn ends there too, as it did at ``unsure_end_ms`` before:
         # speech after it is a new turn, an interruption its words confirm, so that the
         # answer's own echo on open speakers cannot withdraw it as the person going on
-        end = config.read_confirm_ms if sounds_done < 0.5 else config.unsure_end_ms
+        end = config.read_confirm_ms if sounds_done < SOUNDS_UNFINISHED else config.unsure_end_ms
         return config.read_confirm_ms, end
-    if goes_on(text) or (not finished and sounds_done < 0.5):
+    if goes_on(text) or (not finished and sounds_done < SOUNDS_UNFINISHED):
         end = config.unfinished_end_ms
     else:
         end = config.unsure_end_ms
