@@ -58,6 +58,24 @@ async def test_a_decode_that_would_loop_gives_the_words_once(
     assert normalize(text) == "can you put this itinerary in a table", text
 
 
+async def test_a_decode_that_says_the_words_twice_in_other_tokens_is_made_again(
+    engines: Engines,
+) -> None:
+    """On this recording (the Piper voice's "Set a timer for six seconds.", cut as the live
+    loop cut it at the first silence), whisper tiny in the first short window writes the
+    sentence twice, the second "seconds" in other tokens (" second", "s"): the repeated-token
+    ban lets it through, and the assistant set a 12 s timer. The words are caught repeating,
+    and the next window hears them once."""
+    from voicegrok.engines.whisper import WhisperEngine
+
+    stt = engines.stt
+    assert isinstance(stt, WhisperEngine)
+    audio = load_audio(DATA / "whisper_says_twice.flac")
+    assert stt._transcribe_short(audio, *stt.short_windows[0]) is None, "said twice: caught"
+    text = stt.transcribe(audio)
+    assert normalize(text) == "set a timer for 6 seconds", text
+
+
 async def test_a_decode_that_stops_after_the_first_words_is_made_again(
     engines: Engines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,6 +164,18 @@ def test_the_loop_check() -> None:
     assert _loops([1, 2, 3, 4, 5, 6, 9, 1, 2, 3, 4, 5])
     assert not _loops([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2, 3, 4])
     assert not _loops([1, 2, 3, 4, 5])
+
+
+def test_the_words_again_check() -> None:
+    from voicegrok.engines.whisper import WORDS_AGAIN, _loops, _words
+
+    def again(text: str) -> bool:
+        return _loops(_words(text), WORDS_AGAIN)
+
+    assert again("Set a timer for 6 seconds. Set a timer for 6 seconds")
+    assert again("Can you do this? Can you do this")
+    assert not again("What is the capital of France and what is the capital of Spain?")
+    assert not again("New York, New York.")
 
 
 async def test_a_typed_question_gets_a_streamed_spoken_answer(engines: Engines) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +176,8 @@ class WhisperEngine:
         text = str(self._tokenizer.decode(tokens)).strip()
         if text and get_compression_ratio(text) > 2.4:
             return None
+        if _loops(_words(text), WORDS_AGAIN):
+            return None  # said again in other tokens (" seconds", then " second" "s")
         return text
 
     def _features(
@@ -220,10 +224,23 @@ def _frames(speech_s: float, pad_s: float, min_s: int) -> int:
     return min(3000, 100 * max(min_s, math.ceil(speech_s + pad_s)))
 
 
-def _loops(tokens: list[int], n: int = 5) -> bool:
-    """Whether the last ``n`` tokens already occurred earlier: whisper replaying the
-    utterance from its start ("Can you do this? Can you do") rather than hearing it."""
-    if len(tokens) < 2 * n:
+WORDS_AGAIN = 4
+"""A transcript whose last this many words came earlier in it is a replay: whisper tiny,
+on 1.9 s of "Set a timer for six seconds." in a 6 s window, wrote "Set a timer for 6
+seconds. Set a timer for 6 seconds" (the second "seconds" in two tokens, which neither
+the repeated-token ban nor the token check caught), and the assistant set a 12 s timer."""
+
+
+def _loops(items: Sequence[object], n: int = 5) -> bool:
+    """Whether the last ``n`` items (tokens, words) already occurred earlier: whisper
+    replaying the utterance from its start ("Can you do this? Can you do") rather than
+    hearing it."""
+    if len(items) < 2 * n:
         return False
-    tail = tokens[-n:]
-    return any(tokens[i : i + n] == tail for i in range(len(tokens) - 2 * n + 1))
+    tail = list(items[-n:])
+    return any(list(items[i : i + n]) == tail for i in range(len(items) - 2 * n + 1))
+
+
+def _words(text: str) -> list[str]:
+    """The words of a transcript, without case or punctuation."""
+    return re.findall(r"[\w']+", text.lower())
