@@ -167,10 +167,11 @@ def test_the_loop_check() -> None:
 
 
 def test_the_words_again_check() -> None:
-    from voicegrok.engines.whisper import WORDS_AGAIN, _loops, _words
+    from voicegrok.engines.whisper import WORDS_AGAIN, _loops
+    from voicegrok.text import words
 
     def again(text: str) -> bool:
-        return _loops(_words(text), WORDS_AGAIN)
+        return _loops(words(text), WORDS_AGAIN)
 
     assert again("Set a timer for 6 seconds. Set a timer for 6 seconds")
     assert again("Can you do this? Can you do this")

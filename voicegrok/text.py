@@ -21,6 +21,7 @@ __all__ = [
     "looks_complete",
     "speakable",
     "trails_off",
+    "words",
 ]
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -249,14 +250,23 @@ pause in the turn-taking set); "Do you know where it is?" keeps its ``?``."""
 _WORD = re.compile(r"[a-z0-9']+")
 
 
+def words(text: str) -> list[str]:
+    """The words of ``text``, lower-case, without punctuation.
+
+    >>> words("Set a timer, for 6 seconds.")
+    ['set', 'a', 'timer', 'for', '6', 'seconds']
+    """
+    return _WORD.findall(text.lower())
+
+
 def looks_complete(transcript: str) -> bool:
     """Whether a (partial) transcript reads like a finished sentence: it ends with ``.``,
     ``?`` or ``!`` (not ``...``) and its last word is not one a sentence goes on from."""
     text = transcript.strip()
     if not text or text[-1] not in ".?!" or text.endswith(("...", "…")):
         return False
-    words = _WORD.findall(text.lower())
-    return bool(words) and words[-1] not in _OPEN_ENDINGS
+    found = words(text)
+    return bool(found) and found[-1] not in _OPEN_ENDINGS
 
 
 def trails_off(transcript: str) -> bool:
@@ -272,10 +282,10 @@ def goes_on(transcript: str) -> bool:
     text = transcript.strip()
     if trails_off(text):
         return True
-    words = _WORD.findall(text.lower())
-    if not words or words[-1] in _OPEN_ENDINGS:
+    found = words(text)
+    if not found or found[-1] in _OPEN_ENDINGS:
         return True
-    return text[-1] not in ".?!" and words[-1] in _OPEN_UNPUNCTUATED
+    return text[-1] not in ".?!" and found[-1] in _OPEN_UNPUNCTUATED
 
 
 _ASIDES = frozenset(
@@ -311,26 +321,26 @@ def is_aside(heard: str, answer: str, voiced_ms: float | None = None) -> bool:
     long for that time), or only words of the answer itself or words that sound like
     them (its own voice heard back from the speaker). "Stop", "wait", "no" and the like,
     and a question, are meant."""
-    words = [_NUMBER.get(w, w) for w in _WORD.findall(heard.lower())]
-    if not words:
+    heard_words = [_NUMBER.get(w, w) for w in words(heard)]
+    if not heard_words:
         return True
     short = voiced_ms is not None and voiced_ms < SHORT_SPEECH_MS
     # (a short question has up to three words, "What?", "Is it far?"; four in that time
     # would be said at 6 words a second: made of a noise, as "Have you ever been?" was of
     # a "Mm-hmm." over the echo)
-    question = heard.rstrip().endswith("?") and not (short and len(words) > 3)
-    asks = any(w in _MEANT for w in words) or question
-    if len(words) == 1 and not asks:
+    question = heard.rstrip().endswith("?") and not (short and len(heard_words) > 3)
+    asks = any(w in _MEANT for w in heard_words) or question
+    if len(heard_words) == 1 and not asks:
         return True  # (one word stops an answer only if it asks to, as voice agents do)
-    if len(words) <= 3 and all(w in _ASIDES for w in words):
+    if len(heard_words) <= 3 and all(w in _ASIDES for w in heard_words):
         return True
     if short and not asks:
         return True  # (in that time, more than 2 or 3 words were made of a noise)
-    if len(words) > 6:
+    if len(heard_words) > 6:
         return False
-    said = {_NUMBER.get(w, w) for w in _WORD.findall(answer.lower())}
+    said = {_NUMBER.get(w, w) for w in words(answer)}
     sounds = {_sound(w) for w in said}
-    return all(w in said or (w not in _MEANT and _sound(w) in sounds) for w in words)
+    return all(w in said or (w not in _MEANT and _sound(w) in sounds) for w in heard_words)
 
 
 def _sound(word: str) -> str:

@@ -16,7 +16,6 @@ said, how many fillers the answer played on through, barge-in as heard (as in
 from __future__ import annotations
 
 import difflib
-import re
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from .. import models
 from ..config import Settings
 from ..demo import DEMO_QUESTIONS, demo_dir
 from ..errors import VoicegrokError
+from ..text import words
 from .commands import MetricsFile, Voicegrok
 from .echo import (
     WORDS_OVER,
@@ -89,18 +89,14 @@ def _text(question: str) -> str:
     return question
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
 def said_by_whom(heard: str, said: Sequence[str]) -> str | None:
     """Which of ``said`` (the texts spoken in this step) the transcript ``heard`` is, or
     None: nobody said it. Transcripts differ from the text a little ("2" for "two", a word
     missed), so it is the closest text if the two are alike enough."""
-    words = " ".join(_words(heard))
+    heard_words = " ".join(words(heard))
     best, score = None, 0.0
     for text in said:
-        ratio = difflib.SequenceMatcher(None, words, " ".join(_words(text))).ratio()
+        ratio = difflib.SequenceMatcher(None, heard_words, " ".join(words(text))).ratio()
         if ratio > score:
             best, score = text, ratio
     return best if score >= 0.6 else None

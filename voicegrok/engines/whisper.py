@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import numpy.typing as npt
 
 from ..audio import WHISPER_RATE_HZ
 from ..errors import ModelError, first_line
+from ..text import words
 from ..threads import CoreShare
 
 __all__ = ["WhisperEngine"]
@@ -176,7 +176,7 @@ class WhisperEngine:
         text = str(self._tokenizer.decode(tokens)).strip()
         if text and get_compression_ratio(text) > 2.4:
             return None
-        if _loops(_words(text), WORDS_AGAIN):
+        if _loops(words(text), WORDS_AGAIN):
             return None  # said again in other tokens (" seconds", then " second" "s")
         return text
 
@@ -239,8 +239,3 @@ def _loops(items: Sequence[object], n: int = 5) -> bool:
         return False
     tail = list(items[-n:])
     return any(list(items[i : i + n]) == tail for i in range(len(items) - 2 * n + 1))
-
-
-def _words(text: str) -> list[str]:
-    """The words of a transcript, without case or punctuation."""
-    return re.findall(r"[\w']+", text.lower())
