@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from voicegrok.choice import ENV
 from voicegrok.config import Settings
 from voicegrok.history import History
 from voicegrok.server.app import RealtimeServer, ServerOptions
+from voicegrok.text import words as text_words
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
@@ -116,11 +116,9 @@ def cli(tmp_path: Path) -> object:
     return run
 
 
-_WORD = re.compile(r"[a-z0-9']+")
-
-
 def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower().replace("’", "'"))
+    """:func:`voicegrok.text.words`, with typographic apostrophes read as plain ones."""
+    return text_words(text.replace("’", "'"))
 
 
 def rss_mb() -> float:

@@ -168,10 +168,10 @@ def test_the_loop_check() -> None:
 
 def test_the_words_again_check() -> None:
     from voicegrok.engines.whisper import WORDS_AGAIN, _loops
-    from voicegrok.text import words
+    from voicegrok.text import words as transcript_words  # (as the engine splits them)
 
     def again(text: str) -> bool:
-        return _loops(words(text), WORDS_AGAIN)
+        return _loops(transcript_words(text), WORDS_AGAIN)
 
     assert again("Set a timer for 6 seconds. Set a timer for 6 seconds")
     assert again("Can you do this? Can you do this")
