@@ -29,6 +29,7 @@ import numpy as np
 from voicegrok.config import Settings
 from voicegrok.conversation import Conversation
 from voicegrok.demo import demo_dir, demo_recordings
+from voicegrok.endpointing import EndpointConfig
 from voicegrok.loading import Engines, load_engines
 
 PAUSE_MS = 130
@@ -36,11 +37,13 @@ PAUSE_MS = 130
 
 
 def replay(e: Engines, audio: np.ndarray, text: str, order: str) -> dict[str, float]:
-    assert e.stt and e.llm and e.turn and e.words
+    stt, llm, turn, reads = e.stt, e.llm, e.turn, e.words
+    assert stt and llm and turn and reads
+    tail = np.zeros(EndpointConfig().tail_ms * stt.sample_rate_hz // 1000, dtype=np.float32)
     system = Settings().system_prompt
     heard_so_far = Conversation(system)
     heard_so_far.add_user(" ".join(text.split()[:-2]))  # the partial transcripts' words
-    e.llm.warm_up(heard_so_far.messages())
+    llm.warm_up(heard_so_far.messages())
     final = Conversation(system)
     final.add_user(text)
     t0 = time.perf_counter()
@@ -53,28 +56,28 @@ def replay(e: Engines, audio: np.ndarray, text: str, order: str) -> dict[str, fl
     def smart_turn() -> None:
         if order == "after":
             made.wait()
-        e.turn.probability(np.pad(audio, (0, 1600)))  # type: ignore[union-attr]
+        turn.probability(np.concatenate([audio, tail]))  # as the loop pads it at a pause
         at("smart_turn")
         sounded.set()
 
     def reader() -> None:
         if order == "after":
             sounded.wait()
-        e.words.probability(text)  # type: ignore[union-attr]
+        reads.probability(text)
         at("reader")
 
     side = threading.Thread(target=smart_turn)
     side.start()
-    e.stt.transcribe(audio)
+    stt.transcribe(audio)
     at("transcript")
     made.set()
     time.sleep(max(0.0, PAUSE_MS / 1000 - (time.perf_counter() - t0)))
     words = threading.Thread(target=reader)
     words.start()
-    for n, _ in enumerate(e.llm.stream_chat(final.messages(), max_tokens=10, temperature=0.0)):
+    for n, _ in enumerate(llm.stream_chat(final.messages(), max_tokens=10, temperature=0.0)):
         if n == 0:
             at("first_token")
-    at("ten_tokens")
+    at("ten_tokens")  # (or the answer's end, if sooner)
     side.join()
     words.join()
     return times
