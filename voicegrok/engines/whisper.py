@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import numpy.typing as npt
 
 from ..audio import WHISPER_RATE_HZ
 from ..errors import ModelError, first_line
-from ..text import words
+from ..text import sentence_ends, words
 from ..threads import CoreShare
 
 __all__ = ["WhisperEngine"]
@@ -170,14 +169,14 @@ class WhisperEngine:
         )
         eot = self._tokenizer.eot
         tokens = [t for t in result[0].sequences_ids[0] if t < eot]
-        first = _first_copy(str(self._tokenizer.decode(tokens)))
+        text = str(self._tokenizer.decode(tokens)).strip()
+        first = _first_copy(text)
         if first is not None:  # the words, then again over the silence: the first is heard
-            tokens = self._tokenizer.encode(" " + first)
+            text, tokens = first, self._tokenizer.encode(" " + first)
         if len(tokens) >= cap or _loops(tokens):
             return None
         if len(tokens) < self.min_tokens_per_s * (speech_s - 1.5):
             return None  # stopped early
-        text = str(self._tokenizer.decode(tokens)).strip()
         if text and get_compression_ratio(text) > 2.4:
             return None
         if _loops(words(text), WORDS_AGAIN):
@@ -235,9 +234,6 @@ seconds. Set a timer for 6 seconds" (the second "seconds" in two tokens, which n
 the repeated-token ban nor the token check caught), and the assistant set a 12 s timer."""
 
 
-_SENTENCE_END = re.compile(r"[.?!…]+(?=\s)")
-
-
 def _first_copy(text: str, n: int = 3) -> str | None:
     """The words up to where whisper says them again, from a sentence's end on, or None.
 
@@ -256,9 +252,9 @@ def _first_copy(text: str, n: int = 3) -> str | None:
     said = words(text)
     if len(said) < n:
         return None
-    for end in _SENTENCE_END.finditer(text):
-        if words(text[end.end() :])[:n] == said[:n]:
-            return text[: end.end()].strip()
+    for end in sentence_ends(text):
+        if words(text[end:])[:n] == said[:n]:
+            return text[:end].strip()
     return None
 
 
