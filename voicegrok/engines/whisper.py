@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from ..audio import WHISPER_RATE_HZ
 from ..errors import ModelError, first_line
-from ..text import sentence_ends, words
+from ..text import words
 from ..threads import CoreShare
 
 __all__ = ["WhisperEngine"]
@@ -169,14 +169,11 @@ class WhisperEngine:
         )
         eot = self._tokenizer.eot
         tokens = [t for t in result[0].sequences_ids[0] if t < eot]
-        text = str(self._tokenizer.decode(tokens)).strip()
-        first = _first_copy(text)
-        if first is not None:  # the words, then again over the silence: the first is heard
-            text, tokens = first, self._tokenizer.encode(" " + first)
         if len(tokens) >= cap or _loops(tokens):
             return None
         if len(tokens) < self.min_tokens_per_s * (speech_s - 1.5):
             return None  # stopped early
+        text = str(self._tokenizer.decode(tokens)).strip()
         if text and get_compression_ratio(text) > 2.4:
             return None
         if _loops(words(text), WORDS_AGAIN):
@@ -232,30 +229,6 @@ WORDS_AGAIN = 4
 on 1.9 s of "Set a timer for six seconds." in a 6 s window, wrote "Set a timer for 6
 seconds. Set a timer for 6 seconds" (the second "seconds" in two tokens, which neither
 the repeated-token ban nor the token check caught), and the assistant set a 12 s timer."""
-
-
-def _first_copy(text: str, n: int = 3) -> str | None:
-    """The words up to where whisper says them again, from a sentence's end on, or None.
-
-    Given a short window, whisper tiny often hears the utterance, then says it again over
-    the silence after it ("Can you put? Can you put? Can You put?"): on the rig, 8 of 50
-    transcriptions in 10 spoken turns, each decoded to the token cap and then again in a
-    longer window (150-300 ms more before the final transcript). The first copy is what
-    was said (the longer window gave the same words). A sentence said twice on purpose
-    ("Wait. Wait a minute.") is kept once only where the first ``n`` words are the same.
-
-    >>> _first_copy("What is it? What is it? What isn't...")
-    'What is it?'
-    >>> _first_copy("Can you, can you put it in a table?") is None
-    True
-    """
-    said = words(text)
-    if len(said) < n:
-        return None
-    for end in sentence_ends(text):
-        if words(text[end:])[:n] == said[:n]:
-            return text[:end].strip()
-    return None
 
 
 def _loops(items: Sequence[object], n: int = 5) -> bool:
