@@ -18,7 +18,7 @@ from voicegrok.adapters.virtual import VirtualSpeaker
 from voicegrok.cli import build_parser
 from voicegrok.errors import UsageError
 from voicegrok.frames import Frame, Greeting
-from voicegrok.live import ECHO_TAIL_S, GREETING_ECHO_S, LiveSession
+from voicegrok.live import GREETING_ECHO_S, LiveSession
 from voicegrok.userconfig import DEFAULT_GREETING, UserConfig, load_user_config
 
 RATE = 16_000
@@ -40,13 +40,10 @@ class SpeakingAssistant:
         self.said: list[str] = []
         self.heard: list[bool] = []
         """For each chunk heard, whether it had sound in it."""
-        self.quiet: list[bool] = []
-        """For each chunk heard, whether it came with the speaker silent (``speaker_quiet``)."""
 
-    async def hear(self, samples: npt.NDArray[np.float32], *_: object, **kw: object) -> None:
+    async def hear(self, samples: npt.NDArray[np.float32], *_: object, **__: object) -> None:
         self.heard_chunks += 1
         self.heard.append(bool(np.any(samples)))
-        self.quiet.append(kw.get("speaker_quiet") is True)
 
     async def speak_alert(self, text: str) -> AsyncIterator[bytes]:
         self.said.append(text)
@@ -132,18 +129,6 @@ async def test_a_canceller_still_to_learn_the_room_hears_the_greeting_before_any
     assert before >= (SAID_S + GREETING_ECHO_S) / 0.02 * 0.5
     assert not any(assistant.heard[:before]) and all(assistant.heard[before + 1 :])
     assert len(speaker.recording) == int(VOICE_RATE * SAID_S) * 2
-
-
-async def test_the_speaker_is_quiet_for_the_microphone_only_once_its_echo_is_gone() -> None:
-    """Chunks heard while the greeting plays, and for ``ECHO_TAIL_S`` after (the device's
-    latency, the room), come as the speaker playing; later ones as the speaker quiet."""
-    assistant, _speaker, _shown, readies = await _session("Hi there.", converged=False)
-    assert not any(assistant.quiet[: int(readies[0]["heard_chunks"])])
-    loud = assistant.quiet.index(True)
-    assert all(assistant.quiet[loud:])
-    assert (loud - readies[0]["heard_chunks"]) * 0.02 >= ECHO_TAIL_S - GREETING_ECHO_S - 0.05
-    quiet_room, *_ = await _session("", converged=True)
-    assert quiet_room.quiet and all(quiet_room.quiet)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import io
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -83,13 +83,10 @@ async def listen(
     heard: bool = False,
     onsets: bool = False,
     hears_over_speaker: bool = True,
-    speaker_quiet: Callable[[float], bool] = lambda _end_s: False,
 ) -> list[tuple[float, Frame]]:
     """Feed ``audio`` in 20 ms chunks (``pace``: seconds of wall time per chunk); each output
     frame with the stream time it came at (``heard``: with the ``Heard`` frames, the
-    control lane's copy of each transcript; ``onsets``: with the ``SpeechOnset`` frames;
-    ``speaker_quiet``: whether a chunk ending at that time is heard with the speaker
-    silent)."""
+    control lane's copy of each transcript; ``onsets``: with the ``SpeechOnset`` frames)."""
     out: list[tuple[float, Frame]] = []
     step = rate * CHUNK // RATE
     for i in range(0, len(audio), step):
@@ -98,7 +95,6 @@ async def listen(
             samples=audio[i : i + step],
             sample_rate_hz=rate,
             hears_over_speaker=hears_over_speaker,
-            speaker_quiet=speaker_quiet((i + step) / rate),
         )
         async for frame in stage.process(chunk):
             if (heard or not isinstance(frame, Heard)) and (
@@ -443,31 +439,6 @@ async def test_the_final_transcript_begins_from_the_words_partials_agreed_on() -
     said = len(stt.prefixes)
     await listen(stage, np.concatenate([tone(0.5), silence(1.0)]), pace=0.005)
     assert stt.prefixes[said] == ""
-
-
-async def test_speech_to_text_is_told_whether_the_speaker_was_silent_all_through() -> None:
-    """Only words heard while the speaker was silent through the whole utterance and its
-    pre-roll (no echo of an answer can be in them) are transcribed as ``quiet``: whisper
-    may then keep the first copy of words it says twice instead of decoding them again."""
-    stt = FakeSTT(["What time is it?"], delay_s=0.01)
-    stage = make_stage(stt, partial_every_ms=500)
-    speech = np.concatenate([silence(0.6), tone(1.2), silence(1.0)])  # pre-roll from 0.3 s
-
-    async def quiet(played_until_s: float) -> list[bool]:
-        said = len(stt.quiet)
-        frames = await listen(stage, speech, speaker_quiet=lambda end_s: end_s > played_until_s)
-        assert [f.text for _, f in frames if isinstance(f, UserText) and f.final] == [
-            "What time is it?"
-        ]
-        assert len(stt.quiet) > said + 1  # a partial and the final one
-        return stt.quiet[said:]
-
-    assert all(await quiet(0.0))
-    assert all(await quiet(0.2))  # the speaker stopped before the pre-roll
-    assert not any(await quiet(0.4))  # ... in it
-    assert not any(await quiet(1.0))  # ... while the person spoke
-    heard_late = await listen(stage, speech, speaker_quiet=lambda end_s: end_s < 1.5)
-    assert heard_late and not stt.quiet[-1]  # it began to play during the words
 
 
 async def test_noise_that_says_nothing_fails_the_turn_quietly() -> None:

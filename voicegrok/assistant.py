@@ -314,17 +314,15 @@ class Assistant:
         sample_rate_hz: int,
         *,
         hears_over_speaker: bool = True,
-        speaker_quiet: bool = False,
     ) -> None:
         """Feed microphone audio (listening mode: needs a VAD engine); read ``frames()``.
-        ``hears_over_speaker``, ``speaker_quiet``: see :class:`AudioChunk`."""
+        ``hears_over_speaker``: see :attr:`AudioChunk.hears_over_speaker`."""
         await self.pipeline.push(
             AudioChunk(
                 turn_id=0,
                 samples=samples,
                 sample_rate_hz=sample_rate_hz,
                 hears_over_speaker=hears_over_speaker,
-                speaker_quiet=speaker_quiet,
             )
         )
 

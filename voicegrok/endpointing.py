@@ -179,7 +179,6 @@ class Endpointer:
         self._start = 0
         self._utterance_start = 0
         self._last_voiced_end = 0
-        self._played_until = 0
         self._silence = 0
         self._paused = False
         self._resume_run = 0
@@ -209,17 +208,6 @@ class Endpointer:
     def utterance_samples(self) -> int:
         """Length of :meth:`utterance` (without joining its windows)."""
         return self._pos - self._utterance_start if self._speaking else 0
-
-    def speaker_played(self, until: int) -> None:
-        """The speaker was playing while the audio up to ``until`` (a stream position, maybe
-        not fed yet) was heard (see :attr:`~voicegrok.frames.AudioChunk.speaker_quiet`)."""
-        self._played_until = until
-
-    @property
-    def quiet(self) -> bool:
-        """Whether the speaker was silent all through the utterance and its pre-roll, so no
-        echo of it is in the audio."""
-        return self._played_until <= self._utterance_start
 
     @property
     def last_voiced_end(self) -> int:

@@ -127,9 +127,6 @@ class AudioChunk(Frame):
     an echo canceller is still converging: it mutes the microphone whenever the speaker
     plays, so an answer let out while the person may go on would make their next words
     unheard."""
-    speaker_quiet: bool = False
-    """Whether the speaker has been silent long enough that none of its sound (an answer's
-    echo) can be in this audio; False when that is not known (a remote client)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -46,9 +46,6 @@ GREETING_MAX_S = 15.0
 GREETING_ECHO_S = 0.3
 """How long the greeting's echo may go on after its last sample has been played (the
 device's latency, the room): the listener still hears silence meanwhile."""
-ECHO_TAIL_S = 0.5
-"""How long after the speaker's last sample the microphone may still hear it, with margin
-(the device's latency, the room): audio heard later is ``speaker_quiet``."""
 
 
 class _History(Protocol):
@@ -68,7 +65,6 @@ class LiveAssistant(Protocol):
         sample_rate_hz: int,
         *,
         hears_over_speaker: bool = True,
-        speaker_quiet: bool = False,
     ) -> None: ...
 
     async def push_text(self, text: str) -> int: ...
@@ -186,7 +182,6 @@ class LiveSession:
         self.greeting = greeting
         self._after_greeting = after_greeting
         self._greeting_now = False
-        self._played_at = -ECHO_TAIL_S
 
     @property
     def turns_done(self) -> int:
@@ -222,14 +217,6 @@ class LiveSession:
         speaks = _voice(self.assistant) is not None
         return bool(self.greeting) and listening and speaks and not self._hears_over_speaker()
 
-    def _speaker_quiet(self) -> bool:
-        """Whether the speaker has played nothing for :data:`ECHO_TAIL_S` (see
-        :attr:`~voicegrok.frames.AudioChunk.speaker_quiet`)."""
-        now = time.monotonic()
-        if self.speaking or self._greeting_now:
-            self._played_at = now
-        return now - self._played_at >= ECHO_TAIL_S
-
     @property
     def recording(self) -> bool:
         """Push-to-talk is held: the microphone goes to the next turn, not to the VAD."""
@@ -256,10 +243,7 @@ class LiveSession:
                 if self._ptt is not None or self.muted or self._greeting_now:
                     chunk = np.zeros_like(chunk)  # (the greeting: see _greet)
                 await self.assistant.hear(
-                    chunk,
-                    sample_rate_hz,
-                    hears_over_speaker=self._hears_over_speaker(),
-                    speaker_quiet=self._speaker_quiet(),
+                    chunk, sample_rate_hz, hears_over_speaker=self._hears_over_speaker()
                 )
 
         async def watch_playback() -> None:

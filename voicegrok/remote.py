@@ -159,14 +159,12 @@ class RemoteAssistant:
         sample_rate_hz: int,
         *,
         hears_over_speaker: bool = True,
-        speaker_quiet: bool = False,
     ) -> None:
         """Send microphone audio to the server, whose listener decides the turns.
         ``hears_over_speaker`` (false while this side's echo canceller still learns and
         mutes the microphone when the speaker plays) is told to the server with a
         ``session.update`` of voicegrok's own field whenever it changes: an answer ready
-        at a pause then waits for the end of the turn, as in ``talk``. ``speaker_quiet``
-        is not sent: the server's transcriptions all take the speaker as maybe playing."""
+        at a pause then waits for the end of the turn, as in ``talk``."""
         if hears_over_speaker != self._hears_over_speaker:
             self._hears_over_speaker = hears_over_speaker
             told = rt.Session(hears_over_speaker=hears_over_speaker)

@@ -19,7 +19,6 @@ __all__ = [
     "goes_on",
     "is_aside",
     "looks_complete",
-    "sentence_ends",
     "speakable",
     "trails_off",
     "words",
@@ -258,16 +257,6 @@ def words(text: str) -> list[str]:
     ['set', 'a', 'timer', 'for', '6', 'seconds']
     """
     return _WORD.findall(text.lower())
-
-
-def sentence_ends(text: str) -> list[int]:
-    """Where each sentence of ``text`` that another follows ends (after its ``.``, ``?``,
-    ``!`` or ``…`` and any closing quote or bracket).
-
-    >>> sentence_ends("Hi. What is it? Fine")
-    [3, 15]
-    """
-    return [m.end() for m in _SENTENCE_END.finditer(text)]
 
 
 def looks_complete(transcript: str) -> bool:

@@ -99,12 +99,10 @@ class _Memo:
     def _key(audio: npt.NDArray[np.float32]) -> bytes:
         return hashlib.blake2b(audio.tobytes(), digest_size=16).digest()
 
-    def transcribe(
-        self, audio: npt.NDArray[np.float32], prefix: str = "", *, quiet: bool = False
-    ) -> str:
-        key = self._key(audio) + prefix.encode() + bytes([quiet])
+    def transcribe(self, audio: npt.NDArray[np.float32], prefix: str = "") -> str:
+        key = self._key(audio) + prefix.encode()
         if key not in self._texts:
-            self._texts[key] = self._stt.transcribe(audio, prefix, quiet=quiet)
+            self._texts[key] = self._stt.transcribe(audio, prefix)
         return self._texts[key]
 
     def probability(self, audio: npt.NDArray[np.float32]) -> float:
@@ -168,9 +166,7 @@ async def _released(clip: Clip, stage: ListenStage) -> Outcome:
     for start in range(0, len(clip.audio), CHUNK):
         samples = clip.audio[start : start + CHUNK]
         fed += len(samples)
-        chunk = AudioChunk(
-            turn_id=0, samples=samples, sample_rate_hz=RATE, at_s=fed / RATE, speaker_quiet=True
-        )
+        chunk = AudioChunk(turn_id=0, samples=samples, sample_rate_hz=RATE, at_s=fed / RATE)
         async for frame in stage.process(chunk):
             if isinstance(frame, UserText) and frame.final:
                 texts[frame.turn_id] = frame.text

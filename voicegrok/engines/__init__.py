@@ -35,13 +35,10 @@ class SpeechToText(Protocol):
     sample_rate_hz: int
     """The rate ``transcribe`` expects (Hz)."""
 
-    def transcribe(
-        self, audio: npt.NDArray[np.float32], prefix: str = "", *, quiet: bool = False
-    ) -> str:
+    def transcribe(self, audio: npt.NDArray[np.float32], prefix: str = "") -> str:
         """The text of mono float32 audio at ``sample_rate_hz`` ("" when nothing is said).
         ``prefix``: words the audio is known to begin with (earlier transcripts of its start
-        agreed on them); they need not be decoded again, and the text begins with them.
-        ``quiet``: the speaker was silent while the audio was heard (no echo in it)."""
+        agreed on them); they need not be decoded again, and the text begins with them."""
         ...
 
 

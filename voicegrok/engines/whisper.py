@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from ..audio import WHISPER_RATE_HZ
 from ..errors import ModelError, first_line
-from ..text import sentence_ends, words
+from ..text import words
 from ..threads import CoreShare
 
 __all__ = ["WhisperEngine"]
@@ -93,13 +93,11 @@ class WhisperEngine:
             )
             self._prompt = self._model.get_prompt(self._tokenizer, [], without_timestamps=True)
 
-    def transcribe(
-        self, audio: npt.NDArray[np.float32], prefix: str = "", *, quiet: bool = False
-    ) -> str:
+    def transcribe(self, audio: npt.NDArray[np.float32], prefix: str = "") -> str:
         with self._cores.working():
-            return self._transcribe(audio, prefix.strip(), quiet)
+            return self._transcribe(audio, prefix.strip())
 
-    def _transcribe(self, audio: npt.NDArray[np.float32], prefix: str, quiet: bool) -> str:
+    def _transcribe(self, audio: npt.NDArray[np.float32], prefix: str) -> str:
         seconds = len(audio) / self.sample_rate_hz
         if self._prompt is not None:
             tried: set[tuple[int, str]] = set()
@@ -112,7 +110,7 @@ class WhisperEngine:
                 if key in tried:
                     continue
                 tried.add(key)
-                text = self._transcribe_short(audio, pad_s, min_s, prefix, quiet=quiet)
+                text = self._transcribe_short(audio, pad_s, min_s, prefix)
                 if text is not None:
                     return text
                 prefix = ""  # failed with it: the next window goes without
@@ -131,7 +129,6 @@ class WhisperEngine:
         prefix: str = "",
         *,
         silence: bool = False,
-        quiet: bool = False,
     ) -> str | None:
         """Encode only the audio plus a little silence instead of whisper's padded 30 s.
 
@@ -146,13 +143,6 @@ class WhisperEngine:
         saves no time: CTranslate2 takes a Whisper prompt's tokens after the start of the
         transcript through its decoding loop one by one (measured on turn2.wav in a 10 s
         window: 97 ms to decode with "Can you put this itinerary in a" forced, 95 without).
-
-        ``quiet``: the audio was heard while the speaker was silent. Words whisper then says
-        again over the window's silence are left out (see :func:`_first_copy`) instead of
-        decoding the audio anew in a longer window. Over an answer playing, the longer
-        window is still used: with the answer's echo in the audio, the first copy was the
-        worse one (the open-speakers test at -6 dB heard "Wait, stop. What is 2 plus 2?" as
-        "1 is u plus 2." in 3 runs of 4).
         """
         import ctranslate2
         from faster_whisper.transcribe import get_compression_ratio
@@ -179,14 +169,11 @@ class WhisperEngine:
         )
         eot = self._tokenizer.eot
         tokens = [t for t in result[0].sequences_ids[0] if t < eot]
-        text = str(self._tokenizer.decode(tokens)).strip()
-        first = _first_copy(text) if quiet else None
-        if first is not None:  # the words, then again over the silence: the first is heard
-            text, tokens = first, self._tokenizer.encode(" " + first)
         if len(tokens) >= cap or _loops(tokens):
             return None
         if len(tokens) < self.min_tokens_per_s * (speech_s - 1.5):
             return None  # stopped early
+        text = str(self._tokenizer.decode(tokens)).strip()
         if text and get_compression_ratio(text) > 2.4:
             return None
         if _loops(words(text), WORDS_AGAIN):
@@ -242,30 +229,6 @@ WORDS_AGAIN = 4
 on 1.9 s of "Set a timer for six seconds." in a 6 s window, wrote "Set a timer for 6
 seconds. Set a timer for 6 seconds" (the second "seconds" in two tokens, which neither
 the repeated-token ban nor the token check caught), and the assistant set a 12 s timer."""
-
-
-def _first_copy(text: str, n: int = 3) -> str | None:
-    """The words up to where whisper says them again, from a sentence's end on, or None.
-
-    Given a short window, whisper tiny often hears the utterance, then says it again over
-    the silence after it ("Can you put? Can you put? Can You put?"): on the rig, 8 of 50
-    transcriptions in 10 spoken turns, each decoded to the token cap and then again in a
-    longer window (150-300 ms more before the final transcript). The first copy is what
-    was said (the longer window gave the same words). A sentence said twice on purpose
-    ("Wait. Wait a minute.") is kept once only where the first ``n`` words are the same.
-
-    >>> _first_copy("What is it? What is it? What isn't...")
-    'What is it?'
-    >>> _first_copy("Can you, can you put it in a table?") is None
-    True
-    """
-    said = words(text)
-    if len(said) < n:
-        return None
-    for end in sentence_ends(text):
-        if words(text[end:])[:n] == said[:n]:
-            return text[:end].strip()
-    return None
 
 
 def _loops(items: Sequence[object], n: int = 5) -> bool:

@@ -187,8 +187,7 @@ class ListenStage:
         return [j for j in (self._partial, self._eager) if j is not None]
 
     async def _transcribe(self, audio: FloatAudio) -> str:
-        quiet = self._endpointer.quiet
-        return (await self._stt_thread.call(self._stt.transcribe, audio, "", quiet=quiet)).strip()
+        return (await self._stt_thread.call(self._stt.transcribe, audio)).strip()
 
     async def _transcript_until(self, end_sample: int, audio: FloatAudio) -> str:
         """The utterance's transcript up to ``end_sample`` (its last voiced sample): a
@@ -274,12 +273,16 @@ class ListenStage:
     def _turn_started(
         self, end_sample: int, arrived_s: float, *, tentative: bool = False
     ) -> TurnStarted:
-        rate = self._vad.sample_rate_hz  # (the chunk's last sample arrived at ``arrived_s``)
+        rate = self._vad.sample_rate_hz
+        # the chunk's last sample arrived at ``arrived_s``
         speech_end_s = arrived_s - (self._consumed - end_sample) / rate
         return TurnStarted(
-            turn_id=self._turn_id, speech_end_s=speech_end_s, audio_end_s=end_sample / rate,
-            source="speech", tentative=tentative,
-        )  # fmt: skip
+            turn_id=self._turn_id,
+            speech_end_s=speech_end_s,
+            audio_end_s=end_sample / rate,
+            source="speech",
+            tentative=tentative,
+        )
 
     def _start_turn(
         self, text: str, end_sample: int, arrived_s: float, *, tentative: bool = False
@@ -312,8 +315,6 @@ class ListenStage:
                 yield out
         audio = np.concatenate([self._pending, self._to_engine_rate(frame)])
         self._consumed += len(audio) - len(self._pending)
-        if not frame.speaker_quiet:
-            self._endpointer.speaker_played(self._consumed)
         win = self._vad.window_samples
         n = len(audio) // win
         self._pending = audio[n * win :]
@@ -484,7 +485,7 @@ class ListenStage:
         audio = self._endpointer.utterance()
         texts = [text for _, text in self._texts[-2:]]
         prefix = agreed_words(*texts, unsure=2) if len(texts) == 2 else ""
-        work = thread.call(self._stt.transcribe, audio, prefix, quiet=self._endpointer.quiet)
+        work = thread.call(self._stt.transcribe, audio, prefix)
         end = self._endpointer.position
         sounds = None
         if eager and self._turn is not None:

@@ -57,19 +57,14 @@ class FakeSTT:
     """The first ``errors`` transcriptions raise RuntimeError (a broken engine)."""
     prefixes: list[str] = field(default_factory=list)
     """The ``prefix`` each transcription was given, in call order."""
-    quiet: list[bool] = field(default_factory=list)
-    """The ``quiet`` each transcription was given, in call order."""
 
     by_length: list[tuple[float, str]] = field(default_factory=list)
     """When given, (seconds, text) pairs: audio up to that long says that text (the first
     pair that fits), instead of the scripted order."""
 
-    def transcribe(
-        self, audio: npt.NDArray[np.float32], prefix: str = "", *, quiet: bool = False
-    ) -> str:
+    def transcribe(self, audio: npt.NDArray[np.float32], prefix: str = "") -> str:
         self.started += 1
         self.prefixes.append(prefix)
-        self.quiet.append(quiet)
         if self.gate is not None:
             self.gate.wait(10)
         if self.started <= self.errors:
