@@ -1,4 +1,4 @@
-"""The LLM stage puts what the person has said so far in the KV cache while they speak."""
+"""The LLM stage puts what the person has surely said in the KV cache while they speak."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from voicegrok.frames import UserText
 from voicegrok.stages import LLMStage
 from voicegrok.testing import FakeChat, run_stage
-from voicegrok.text import agreed_words, said_so_far
+from voicegrok.text import agreed_words
 from voicegrok.threads import EngineThread
 
 
@@ -31,15 +31,7 @@ def test_partials_agree_on_the_words_both_heard_except_the_newest_last_word() ->
     assert agreed_words(older, newer, unsure=2) == "And now can you do this for"
 
 
-def test_the_words_said_so_far_leave_out_the_last_and_any_cut_off() -> None:
-    assert said_so_far("Can you put this itinerary in a") == "Can you put this itinerary in"
-    assert said_so_far("Please add a col- umn") == "Please add a"
-    assert said_so_far("And now... can you") == "And"
-    assert said_so_far("Hello") == ""
-    assert said_so_far("") == ""
-
-
-async def test_the_words_said_so_far_are_evaluated_ahead_of_the_final_transcript() -> None:
+async def test_the_agreed_words_are_evaluated_ahead_of_the_final_transcript() -> None:
     chat = FakeChat()
     thread = EngineThread("llm")
     stage = LLMStage(chat, thread=thread)
@@ -48,52 +40,22 @@ async def test_the_words_said_so_far_are_evaluated_ahead_of_the_final_transcript
     await run_stage(
         stage,
         [
-            partial("Can you"),  # one word before the last: too little to bother
-            partial("Can you put this eye t"),
-            partial("Can you put this itinerary in"),
-            partial("Can you put this itinerary in"),  # the same words: not again
-            partial("Something else entirely", turn_id=2),
+            partial("Can you put"),
+            partial("Can you put this eye t"),  # agrees on 3 words
+            partial("Can you put this itinerary in"),  # 4
+            partial("Can you put this itinerary in"),  # 5
+            partial("Something else entirely", turn_id=2),  # a new turn: nothing agreed yet
         ],
     )
     thread.run(lambda: None)  # the queued work is done
     thread.close()
     users = [w[-1]["content"] for w in chat.warmed]
-    assert users == [
-        "Can you put this eye",
-        "Can you put this itinerary",
-        "Something else",
-    ]
+    assert users == ["Can you put", "Can you put this", "Can you put this itinerary"]
     assert not any(chat.warmed_in_background), "the person's words are waited for"
     history = [m["content"] for m in chat.warmed[0][:-1]]
     assert history[1:] == ["Hi", "Hello!"], "after the history, as the real prompt will be"
     assert not chat.prompts, "nothing is answered from a partial"
     assert [t["content"] for t in stage.conversation.turns] == ["Hi", "Hello!"]
-
-
-async def test_a_word_evaluated_that_a_partial_changes_waits_for_two_partials_to_agree() -> None:
-    """Whisper's partials may flip a word ("for a plan", then "for Atlanta"): evaluating each
-    new guess again costs the 1.5B hundreds of milliseconds on both cores, next to
-    whisper's last transcription. After a change, only words two partials agree on are
-    evaluated, and nothing that is in the cache already."""
-    chat = FakeChat()
-    thread = EngineThread("llm")
-    stage = LLMStage(chat, thread=thread)
-    await run_stage(
-        stage,
-        [
-            partial("And now can you do this for a plan"),
-            partial("And now can you do this for Atlanta Georgia"),  # agreed: in the cache
-            partial("And now can you do this for Atlanta Georgia also"),
-            partial("And now can you do this for Atlanta Georgia also please"),
-        ],
-    )
-    thread.run(lambda: None)
-    thread.close()
-    assert [w[-1]["content"] for w in chat.warmed] == [
-        "And now can you do this for a",
-        "And now can you do this for Atlanta Georgia",
-        "And now can you do this for Atlanta Georgia also",
-    ]
 
 
 async def test_a_prefill_still_queued_when_the_final_text_comes_is_skipped() -> None:
@@ -135,7 +97,7 @@ async def test_a_prefill_running_when_the_final_text_comes_gives_way_to_the_answ
     )
     took = time.perf_counter() - started
     thread.close()
-    assert [w[-1]["content"] for w in chat.warmed][:1] == ["Can you put"]
+    assert [w[-1]["content"] for w in chat.warmed][:1] == ["Can you put this"]
     assert chat.gave_way, "the prefill was not told to stop"
     assert [p[-1]["content"] for p in chat.prompts] == [final.text]
     assert any(getattr(f, "text", None) == "Sure." for f in out), out

@@ -19,7 +19,6 @@ __all__ = [
     "goes_on",
     "is_aside",
     "looks_complete",
-    "said_so_far",
     "speakable",
     "trails_off",
     "words",
@@ -369,20 +368,3 @@ def agreed_words(older: str, newer: str, *, unsure: int = 1) -> str:
             break
         agreed.append(b)
     return " ".join(agreed)
-
-
-def said_so_far(partial: str) -> str:
-    """The words of a partial transcript the person has most likely said as heard: all but
-    the last (its audio may stop inside it), up to a word whisper marks as cut off.
-
-    >>> said_so_far("Can you put this itinerary in a")
-    'Can you put this itinerary in'
-    >>> said_so_far("Please add a col- umn with")
-    'Please add a'
-    """
-    kept = []
-    for word in partial.split()[:-1]:
-        if word.endswith(("-", "...", "…")):
-            break
-        kept.append(word)
-    return " ".join(kept)

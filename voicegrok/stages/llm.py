@@ -1,9 +1,9 @@
 """LLM stage: a final user text in, the streamed answer out; owns the conversation history.
 
-While the person speaks, the words of their newest partial transcript but its last are
-put in the KV cache ahead of time (:meth:`LLMStage._prefill`): when the final transcript
-comes, only its last words and the chat template's closing tokens are left to evaluate
-before the first token.
+While the person speaks, the words their partial transcripts agree on are put in the KV
+cache ahead of time (:meth:`LLMStage._prefill`): when the final transcript comes, only its
+last words and the chat template's closing tokens are left to evaluate before the first
+token.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..conversation import Conversation, Message
 from ..engines import ChatModel
 from ..errors import UsageError
 from ..frames import Frame, LLMDone, LLMToken, ToolCallRequested, ToolUsed, UserText
-from ..text import RepetitionGuard, agreed_words, said_so_far
+from ..text import RepetitionGuard, agreed_words
 from ..threads import EngineThread
 from ..tools import Outcome, Toolbox, ToolCall
 from ..tools.base import arguments_json, new_call_id
@@ -99,32 +99,16 @@ class LLMStage:
         return messages
 
     def _prefill(self, partial: UserText) -> None:
-        """Evaluate the history and the words the person has said so far (the newest partial
-        transcript's, but its last: see :func:`~voicegrok.text.said_so_far`) on the LLM
-        thread, in the background. The prompt of the final transcript then shares that
-        prefix with the KV cache: the first token comes after its last few words instead of
-        the whole question (batched evaluation costs a few milliseconds a token on a CPU;
-        20-30 for the 1.5B on 2 cores).
-
-        Only the words two partials agreed on were evaluated before. The newest partial's
-        words are more often the final transcript's: on 15 spoken questions (demo, other
-        voices, the turn-taking set; 2 rounds each, alternating), the 1.5B's first token
-        came 238 ms (p50) after the final transcript against 271; SmolLM2's 33 against 37.
-
-        Where a partial changes a word already evaluated ("for a plan", then "for
-        Atlanta"), only the words it agrees on with the partial before are: evaluating
-        each new guess again took the 1.5B 300-640 ms on both cores at the end of the
-        question, next to whisper's last transcription, and the demo's "Atlanta" question
-        was heard 400-600 ms later in 3 of 5 turns."""
+        """Evaluate the history and the words the person has surely said so far (two
+        partial transcripts agree on them) on the LLM thread, in the background. The prompt
+        of the final transcript then shares that prefix with the KV cache: the first token
+        comes after its last few words instead of the whole question (batched evaluation
+        costs a few milliseconds a token on a CPU)."""
         older_turn, older = self._heard
         self._heard = (partial.turn_id, partial.text)
         if older_turn != partial.turn_id:
-            self._prefilled = ""
-        words = said_so_far(partial.text)
-        if not _begins(words, self._prefilled):  # a word evaluated came out otherwise
-            words = agreed_words(older, partial.text)
-            if _begins(self._prefilled, words):
-                return  # in the cache already
+            return
+        words = agreed_words(older, partial.text)
         if len(words.split()) < 2 or words == self._prefilled:
             return
         self._prefilled = words
@@ -324,12 +308,6 @@ class LLMStage:
                 last_token_s=last_s,
                 truncated=looping or len(pieces) >= self._max_tokens,
             )
-
-
-def _begins(text: str, start: str) -> bool:
-    """Whether ``text``'s words begin with all of ``start``'s."""
-    words, first = text.split(), start.split()
-    return words[: len(first)] == first
 
 
 async def _say(turn_id: int, text: str) -> AsyncIterator[Frame]:
