@@ -58,6 +58,33 @@ async def test_the_agreed_words_are_evaluated_ahead_of_the_final_transcript() ->
     assert [t["content"] for t in stage.conversation.turns] == ["Hi", "Hello!"]
 
 
+async def test_fewer_agreed_words_do_not_cut_back_what_was_evaluated() -> None:
+    """Partials that change a word agree on fewer words than the two before: those are in
+    the KV cache already, and evaluating them again would cut the cache back to them (the
+    words after them may still be right). A new turn starts afresh."""
+    chat = FakeChat()
+    thread = EngineThread("llm")
+    stage = LLMStage(chat, thread=thread)
+    await run_stage(
+        stage,
+        [
+            partial("Can you put this itinerary in"),
+            partial("Can you put this itinerary in a"),
+            partial("Can you put that itinerary in a table"),  # agreed: "Can you put"
+            partial("Can you put that itinerary in a table please"),
+            partial("Can you", turn_id=2),
+            partial("Can you put it there", turn_id=2),
+        ],
+    )
+    thread.run(lambda: None)
+    thread.close()
+    assert [w[-1]["content"] for w in chat.warmed] == [
+        "Can you put this itinerary in",
+        "Can you put that itinerary in a table",
+        "Can you",  # (the words the new turn's partials agree on)
+    ]
+
+
 async def test_a_prefill_still_queued_when_the_final_text_comes_is_skipped() -> None:
     """The final transcript's answer must not wait behind a prefill that is now useless."""
     chat = FakeChat(replies=["Sure."])

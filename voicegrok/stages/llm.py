@@ -103,14 +103,21 @@ class LLMStage:
         partial transcripts agree on them) on the LLM thread, in the background. The prompt
         of the final transcript then shares that prefix with the KV cache: the first token
         comes after its last few words instead of the whole question (batched evaluation
-        costs a few milliseconds a token on a CPU)."""
+        costs a few milliseconds a token on a CPU).
+
+        Words that begin the ones already evaluated are not evaluated again: the cache
+        would be cut back to them. Partials that disagree early ("And now can you do this
+        for a plan?", then "And now, can you do this for Atlanta?") agree on fewer words
+        than the two before; cut back, the cache made the 1.5B evaluate 19 tokens after
+        the final transcript (548 ms) where the words kept would have left about half."""
         older_turn, older = self._heard
         self._heard = (partial.turn_id, partial.text)
         if older_turn != partial.turn_id:
+            self._prefilled = ""
             return
         words = agreed_words(older, partial.text)
-        if len(words.split()) < 2 or words == self._prefilled:
-            return
+        if len(words.split()) < 2 or _begins(self._prefilled, words):
+            return  # (in the cache already)
         self._prefilled = words
         ahead = self.conversation.snapshot()
         ahead.add_user(words)
@@ -308,6 +315,12 @@ class LLMStage:
                 last_token_s=last_s,
                 truncated=looping or len(pieces) >= self._max_tokens,
             )
+
+
+def _begins(text: str, start: str) -> bool:
+    """Whether ``text``'s words begin with all of ``start``'s."""
+    words, first = text.split(), start.split()
+    return words[: len(first)] == first
 
 
 async def _say(turn_id: int, text: str) -> AsyncIterator[Frame]:
