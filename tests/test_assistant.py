@@ -85,6 +85,29 @@ async def test_a_history_narrowed_to_what_was_heard_is_put_in_the_cache_at_once(
         assert chat.warmed_in_background[-1]
 
 
+async def test_a_turn_forgotten_leaves_the_cache_as_it_is() -> None:
+    """A withdrawn turn leaves the history as it was before it, which the KV cache holds
+    already, followed by the words the person is still saying: nothing is evaluated again
+    (the history alone would cut those words off)."""
+    from voicegrok.turns import Forget
+
+    chat = FakeChat(["Paris is lovely.", "Sure."])
+    engines = fake_engines(llm=chat)
+    async with Assistant(engines) as a:
+        await collect(a.ask("Tell me about Paris"))
+        await collect(a.ask("And what"))
+        turn = a.current_turn or 2
+        await asyncio.to_thread(engines.threads["llm"].run, lambda: None)  # queued work done
+        warmed = len(chat.warmed)
+        await a.edit_history(turn, Forget())
+        await asyncio.to_thread(engines.threads["llm"].run, lambda: None)
+        assert len(chat.warmed) == warmed
+        assert [t["content"] for t in a.conversation.turns] == [
+            "Tell me about Paris",
+            "Paris is lovely.",
+        ]
+
+
 async def test_interrupting_stops_generation_and_speech_and_ends_the_turn() -> None:
     """interrupt() ends the turn with Interrupt; the engine stream is closed early."""
     chat = FakeChat(["word " * 500], token_delay_s=0.005)

@@ -349,11 +349,17 @@ class Assistant:
         await self.pipeline.cancel_turn_and_wait(turn_id, reason)
 
     async def edit_history(self, turn_id: int, edit: KeepHeard | Forget) -> None:
-        """Apply a history edit of the turn controller (on the loop that owns it)."""
+        """Apply a history edit of the turn controller (on the loop that owns it).
+
+        A turn forgotten (withdrawn: the person went on speaking) leaves the history as it
+        was before it, and the KV cache holds that history already, followed by the
+        person's words: evaluating the history again would only cut those words off. On
+        the rig, the 1.5B then evaluated 19 tokens after the final transcript of "And now
+        can you do this for Atlanta? Georgia also." (474-608 ms) instead of 8-12 (294-393)."""
         if isinstance(edit, Forget):
             self.conversation.forget_turn(turn_id)
-        else:
-            self.conversation.keep_heard(turn_id, edit.text)
+            return
+        self.conversation.keep_heard(turn_id, edit.text)
         self._llm.history_edited()
 
     def interrupt(self) -> None:

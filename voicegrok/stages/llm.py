@@ -109,7 +109,7 @@ class LLMStage:
         would be cut back to them. Partials that disagree early ("And now can you do this
         for a plan?", then "And now, can you do this for Atlanta?") agree on fewer words
         than the two before; cut back, the cache made the 1.5B evaluate 19 tokens after
-        the final transcript (548 ms) where the words kept would have left about half."""
+        the final transcript (548 ms)."""
         older_turn, older = self._heard
         self._heard = (partial.turn_id, partial.text)
         if older_turn != partial.turn_id:
