@@ -106,10 +106,9 @@ class LLMStage:
         costs a few milliseconds a token on a CPU).
 
         Words that begin the ones already evaluated are not evaluated again: the cache
-        would be cut back to them. Partials that disagree early ("And now can you do this
-        for a plan?", then "And now, can you do this for Atlanta?") agree on fewer words
-        than the two before; cut back, the cache made the 1.5B evaluate 19 tokens after
-        the final transcript (548 ms)."""
+        would be cut back to them, losing words after them that may still be right
+        (partials that change a word agree on fewer words than the two before). The same
+        holds for the history when a turn is withdrawn (see ``Assistant.edit_history``)."""
         older_turn, older = self._heard
         self._heard = (partial.turn_id, partial.text)
         if older_turn != partial.turn_id:
