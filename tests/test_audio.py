@@ -147,3 +147,17 @@ def test_stream_resampler_starts_over_when_the_rate_changes() -> None:
     assert 14000 < len(to16k(one_s_48k[:8000], 8000)) <= 16000
     assert 15000 < len(to16k.pcm16(one_s_48k.tobytes(), 48000)) / 2 <= 16000
     assert len(to16k(one_s_48k[:16000], 16000)) == 16000  # at the target rate: passed through
+
+
+def test_a_resampled_stream_ends_with_what_the_filter_held_back() -> None:
+    """soxr holds back the end of each chunk until the next: at the end of an answer, the
+    rest is flushed, so that a client at another rate gets all of it."""
+    rate = 22050
+    tone = (8000 * np.sin(np.arange(rate * 3 // 10) * 0.05)).astype(np.int16)
+    to8k = StreamResampler(8000, np.int16)
+    pcm = b"".join(to8k.pcm16(c.tobytes(), rate) for c in np.array_split(tone, 3))
+    held = to8k.flush_pcm16()
+    assert held, "soxr held nothing back"
+    assert abs((len(pcm) + len(held)) // 2 - 2400) <= 1
+    assert to8k.flush_pcm16() == b""  # nothing left; the next chunk starts a new stream
+    assert StreamResampler(8000, np.int16).flush_pcm16() == b""

@@ -125,6 +125,9 @@ class FrameEncoder:
         text = "".join(reply.text)
         if reply.started and status == "completed":
             if "audio" in reply.modalities:
+                tail = self._resampler.flush_pcm16()
+                if tail:
+                    out.append(rt.AudioDelta(response_id=r, item_id=i, delta=tail))
                 out.append(rt.AudioDone(response_id=r, item_id=i))
                 out.append(rt.AudioTranscriptDone(response_id=r, item_id=i, transcript=text))
             else:
