@@ -126,7 +126,8 @@ class LLMStage:
 
     def history_edited(self) -> None:
         """The history was changed from outside (an interrupted answer narrowed to what was
-        heard, a withdrawn turn forgotten): put it in the KV cache again in the background,
+        heard; not a withdrawn turn forgotten, whose history the cache holds already, see
+        ``Assistant.edit_history``): put it in the KV cache again in the background,
         while the person speaks, so that their next question evaluates only its own words
         (an answer heard for 10 s is 40 tokens or so, about 160 ms on 2 cores). Skipped if
         a question has been answered by then: it would only delay that answer."""
