@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import fcntl
 import os
 import queue
 import shutil
@@ -98,8 +99,17 @@ class Loopback(threading.Thread):
         went into the microphone."""
 
     def run(self) -> None:
+        """Never waits on the microphone: while no program records from it, PulseAudio
+        does not read the FIFO, and a blocking writer stopped reading ``parec`` with it.
+        ``talk`` started under load then heard its greeting's echo seconds late or not at
+        all, took the speaker for a headset, and its first answer's echo came through raw
+        (the loopback test failed 3 runs of 4 with two CPU hogs). Sound nobody records is
+        lost, as in a room, and the FIFO holds at most a page (128 ms) of it."""
         assert self.proc.stdout is not None
-        with self.fifo.open("wb", buffering=0) as f:
+        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+        with contextlib.suppress(OSError):  # (EBUSY: more than that already in it)
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)
+        try:
             while block := self.proc.stdout.read(640):
                 echo = (np.frombuffer(block, dtype="<i2") * self.gain).astype(np.int32)
                 try:
@@ -107,9 +117,14 @@ class Loopback(threading.Thread):
                     echo[: len(voice)] += voice[: len(echo)]
                 except queue.Empty:
                     voice = None
-                f.write(np.clip(echo, -32768, 32767).astype("<i2").tobytes())
+                try:  # (640 bytes: written whole or not at all)
+                    os.write(fd, np.clip(echo, -32768, 32767).astype("<i2").tobytes())
+                except BlockingIOError:
+                    continue  # nobody records from the microphone
                 if voice is not None and np.abs(voice).max(initial=0) > _VOICED:
                     self.voiced_at.append(time.perf_counter())
+        finally:
+            os.close(fd)
 
     def terminate(self) -> None:
         self.proc.terminate()
