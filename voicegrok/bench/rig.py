@@ -8,6 +8,7 @@ plugin), and nothing of the machine's own sound setup is touched.
 
 from __future__ import annotations
 
+import array
 import bisect
 import contextlib
 import fcntl
@@ -15,6 +16,7 @@ import os
 import queue
 import shutil
 import subprocess
+import termios
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -47,6 +49,8 @@ CHUNK_S = 0.02
 """What the microphone is fed at a time, in seconds."""
 _VOICED = 328
 """Peak (16-bit) above which a block of what ``speak`` says has voice in it (-40 dBFS)."""
+_UNREAD_MAX = 1280
+"""Bytes in the microphone's FIFO (40 ms) from which the loopback drops what it would add."""
 _PAREC = ("parec", "--channels=1", "--format=s16le", "--raw", "--latency-msec=20")
 
 
@@ -103,12 +107,13 @@ class Loopback(threading.Thread):
         does not read the FIFO, and a blocking writer stopped reading ``parec`` with it.
         ``talk`` started under load then heard its greeting's echo seconds late or not at
         all, took the speaker for a headset, and its first answer's echo came through raw
-        (the loopback test failed 3 runs of 4 with two CPU hogs). Sound nobody records is
-        lost, as in a room, and the FIFO holds at most a page (128 ms) of it."""
+        (the loopback test failed 7 runs of 11 with two CPU hogs). Sound nobody records is
+        lost, as in a room: a block is dropped while the FIFO still holds 40 ms (a
+        recording PulseAudio empties it as soon as it is written), so a program that starts
+        recording gets little of what came before it."""
         assert self.proc.stdout is not None
         fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-        with contextlib.suppress(OSError):  # (EBUSY: more than that already in it)
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)
+        unread = array.array("i", [0])
         try:
             while block := self.proc.stdout.read(640):
                 echo = (np.frombuffer(block, dtype="<i2") * self.gain).astype(np.int32)
@@ -117,10 +122,13 @@ class Loopback(threading.Thread):
                     echo[: len(voice)] += voice[: len(echo)]
                 except queue.Empty:
                     voice = None
+                fcntl.ioctl(fd, termios.FIONREAD, unread)
+                if unread[0] >= _UNREAD_MAX:
+                    continue  # nobody records from the microphone
                 try:  # (640 bytes: written whole or not at all)
                     os.write(fd, np.clip(echo, -32768, 32767).astype("<i2").tobytes())
                 except BlockingIOError:
-                    continue  # nobody records from the microphone
+                    continue
                 if voice is not None and np.abs(voice).max(initial=0) > _VOICED:
                     self.voiced_at.append(time.perf_counter())
         finally:
