@@ -48,7 +48,6 @@ def test_the_loopback_hears_the_speaker_at_once_after_nobody_listened(tmp_path: 
 
             reader = threading.Thread(target=read, daemon=True)
             reader.start()
-            time.sleep(1.0)
             t = np.arange(int(0.3 * rig.SPEAKER_RATE_HZ)) / rig.SPEAKER_RATE_HZ
             tone = (0.5 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
             player = subprocess.Popen(
@@ -66,6 +65,7 @@ def test_the_loopback_hears_the_speaker_at_once_after_nobody_listened(tmp_path: 
                 stdin=subprocess.PIPE,
             )
             assert player.stdin is not None
+            time.sleep(1.0)  # (the player connected meanwhile: it plays what it gets at once)
             played_at = time.perf_counter()
             player.stdin.write(tone)
             player.stdin.close()
