@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from voicegrok.bench import rig
@@ -18,6 +19,46 @@ pytestmark = pytest.mark.skipif(
     shutil.which("pulseaudio") is None and not os.environ.get("CI"),
     reason="needs PulseAudio (installed by .ci/run: apt-get install pulseaudio pulseaudio-utils)",
 )
+
+
+class _Listener:
+    """A program that starts recording from the microphone: each block it gets, and when
+    the first came."""
+
+    def __init__(self, audio: rig.VirtualAudio) -> None:
+        self.proc = subprocess.Popen(
+            [*rig._PAREC, "--device=vg_mic", f"--rate={rig.MIC_RATE_HZ}"],
+            env=audio.env,
+            stdout=subprocess.PIPE,
+        )
+        audio.procs.append(self.proc)
+        self.blocks: list[bytes] = []
+        self.first_at: float | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while block := self.proc.stdout.read(640):
+            if self.first_at is None:
+                self.first_at = time.perf_counter()
+            self.blocks.append(block)
+
+    def late_s(self, played_at: float) -> float:
+        """How much later than real time puts it a tone played at ``played_at`` is in
+        the stream (its position, against the time since the first block came): pipes
+        and buffers add tens of milliseconds."""
+        self.proc.terminate()
+        self._reader.join(10)
+        heard = np.frombuffer(b"".join(self.blocks), dtype="<i2")
+        onsets = np.flatnonzero(np.abs(heard) > 3000)
+        assert self.first_at is not None and len(onsets), "the tone never reached it"
+        return float(onsets[0] / rig.MIC_RATE_HZ - (played_at - self.first_at))
+
+
+def _tone(rate_hz: int) -> npt.NDArray[np.float32]:
+    t = np.arange(int(0.3 * rate_hz)) / rate_hz
+    return (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
 
 
 def test_the_loopback_hears_the_speaker_at_once_after_nobody_listened(tmp_path: Path) -> None:
@@ -29,27 +70,7 @@ def test_the_loopback_hears_the_speaker_at_once_after_nobody_listened(tmp_path: 
         loop = audio.loopback()
         try:
             time.sleep(3.0)  # nobody records meanwhile (a FIFO holds 2 s)
-            mic = subprocess.Popen(
-                [*rig._PAREC, "--device=vg_mic", f"--rate={rig.MIC_RATE_HZ}"],
-                env=audio.env,
-                stdout=subprocess.PIPE,
-            )
-            audio.procs.append(mic)
-            assert mic.stdout is not None
-            blocks: list[bytes] = []
-            first: list[float] = []
-
-            def read() -> None:
-                assert mic.stdout is not None
-                while block := mic.stdout.read(640):
-                    if not first:
-                        first.append(time.perf_counter())
-                    blocks.append(block)
-
-            reader = threading.Thread(target=read, daemon=True)
-            reader.start()
-            t = np.arange(int(0.3 * rig.SPEAKER_RATE_HZ)) / rig.SPEAKER_RATE_HZ
-            tone = (0.5 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+            listener = _Listener(audio)
             player = subprocess.Popen(
                 [
                     "pacat",
@@ -67,19 +88,29 @@ def test_the_loopback_hears_the_speaker_at_once_after_nobody_listened(tmp_path: 
             assert player.stdin is not None
             time.sleep(1.0)  # (the player connected meanwhile: it plays what it gets at once)
             played_at = time.perf_counter()
-            player.stdin.write(tone)
+            player.stdin.write(rig.pcm16(_tone(rig.SPEAKER_RATE_HZ)))
             player.stdin.close()
             player.wait(10)
             time.sleep(1.0)
         finally:
             loop.terminate()
             loop.wait(10)
-        mic.terminate()
-        reader.join(10)
-    heard = np.frombuffer(b"".join(blocks), dtype="<i2")
-    onsets = np.flatnonzero(np.abs(heard) > 3000)
-    assert first and len(onsets), "the tone never reached the microphone"
-    # where the tone is in the microphone's stream, against when it was played after the
-    # stream's first block came (pipes and buffers add tens of milliseconds, not seconds)
-    late_s = onsets[0] / rig.MIC_RATE_HZ - (played_at - first[0])
+        late_s = listener.late_s(played_at)
+    assert abs(late_s) < 0.4, late_s
+
+
+def test_the_microphone_says_things_at_once_after_nobody_listened(tmp_path: Path) -> None:
+    """The same for the microphone's writer of silence (the device tests feed it while talk
+    starts): it wrote 3 s of silence ahead of what it said next."""
+    with rig.virtual_audio(tmp_path / "pulse") as audio:
+        mic = audio.microphone()
+        try:
+            time.sleep(3.0)
+            listener = _Listener(audio)
+            time.sleep(1.0)
+            played_at = mic.say(_tone(rig.MIC_RATE_HZ), 0)  # (when its first sample was due)
+            time.sleep(1.0)
+        finally:
+            mic.close()
+        late_s = listener.late_s(played_at)
     assert abs(late_s) < 0.4, late_s

@@ -173,6 +173,7 @@ class Microphone(threading.Thread):
     def run(self) -> None:
         chunk = int(MIC_RATE_HZ * CHUNK_S) * 2
         silence = bytes(chunk)
+        unread = array.array("i", [0])
         try:
             with self.fifo.open("wb", buffering=0) as f:
                 pace = _Pace(MIC_RATE_HZ)
@@ -180,7 +181,10 @@ class Microphone(threading.Thread):
                     try:
                         pcm, voiced_until, done = self._queue.get_nowait()
                     except queue.Empty:
-                        f.write(silence)
+                        # (silence nobody records is not kept: see Loopback.run)
+                        fcntl.ioctl(f.fileno(), termios.FIONREAD, unread)
+                        if unread[0] < _UNREAD_MAX:
+                            f.write(silence)
                         pace.wait(chunk // 2)
                         continue
                     due = None
