@@ -50,7 +50,8 @@ CHUNK_S = 0.02
 _VOICED = 328
 """Peak (16-bit) above which a block of what ``speak`` says has voice in it (-40 dBFS)."""
 _UNREAD_MAX = 1280
-"""Bytes in the microphone's FIFO (40 ms) from which the loopback drops what it would add."""
+"""Bytes in the microphone's FIFO (40 ms) from which its writers take it that nobody
+records (see :func:`_nobody_records`)."""
 _PAREC = ("parec", "--channels=1", "--format=s16le", "--raw", "--latency-msec=20")
 
 
@@ -85,6 +86,15 @@ class _Pace:
             time.sleep(delay)
 
 
+def _nobody_records(fifo_fd: int) -> bool:
+    """Whether the microphone's FIFO still holds 40 ms: while a program records from it,
+    PulseAudio empties it as soon as it is written; while none does, it is not read at all,
+    and what its writers add is dropped (sound nobody records is lost, as in a room)."""
+    unread = array.array("i", [0])
+    fcntl.ioctl(fifo_fd, termios.FIONREAD, unread)
+    return unread[0] >= _UNREAD_MAX
+
+
 class Loopback(threading.Thread):
     """Writes the speaker's sound into the microphone, 20 ms at a time as it is played,
     plus whatever the person says meanwhile (one writer: a FIFO does not mix)."""
@@ -108,12 +118,10 @@ class Loopback(threading.Thread):
         ``talk`` started under load then heard its greeting's echo seconds late or not at
         all, took the speaker for a headset, and its first answer's echo came through raw
         (the loopback test failed 7 runs of 11 with two CPU hogs). Sound nobody records is
-        lost, as in a room: a block is dropped while the FIFO still holds 40 ms (a
-        recording PulseAudio empties it as soon as it is written), so a program that starts
-        recording gets little of what came before it."""
+        lost (:func:`_nobody_records`), so a program that starts recording gets little of
+        what came before it."""
         assert self.proc.stdout is not None
         fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-        unread = array.array("i", [0])
         try:
             while block := self.proc.stdout.read(640):
                 echo = (np.frombuffer(block, dtype="<i2") * self.gain).astype(np.int32)
@@ -122,9 +130,8 @@ class Loopback(threading.Thread):
                     echo[: len(voice)] += voice[: len(echo)]
                 except queue.Empty:
                     voice = None
-                fcntl.ioctl(fd, termios.FIONREAD, unread)
-                if unread[0] >= _UNREAD_MAX:
-                    continue  # nobody records from the microphone
+                if _nobody_records(fd):
+                    continue
                 try:  # (640 bytes: written whole or not at all)
                     os.write(fd, np.clip(echo, -32768, 32767).astype("<i2").tobytes())
                 except BlockingIOError:
@@ -173,7 +180,6 @@ class Microphone(threading.Thread):
     def run(self) -> None:
         chunk = int(MIC_RATE_HZ * CHUNK_S) * 2
         silence = bytes(chunk)
-        unread = array.array("i", [0])
         try:
             with self.fifo.open("wb", buffering=0) as f:
                 pace = _Pace(MIC_RATE_HZ)
@@ -181,9 +187,7 @@ class Microphone(threading.Thread):
                     try:
                         pcm, voiced_until, done = self._queue.get_nowait()
                     except queue.Empty:
-                        # (silence nobody records is not kept: see Loopback.run)
-                        fcntl.ioctl(f.fileno(), termios.FIONREAD, unread)
-                        if unread[0] < _UNREAD_MAX:
+                        if not _nobody_records(f.fileno()):
                             f.write(silence)
                         pace.wait(chunk // 2)
                         continue
