@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from voicegrok.adapters.echo import EchoCanceller
+from voicegrok.adapters.echo_path import EchoPath
 from voicegrok.audio import load_audio
 
 from .conftest import DEMO
@@ -23,6 +24,11 @@ def speech(seconds: float, name: str = "turn1.wav") -> np.ndarray:
     return np.resize(audio, int(seconds * RATE)).astype(np.float32)
 
 
+def noise(samples: int, seed: int = 0) -> np.ndarray:
+    """A real microphone's own noise, about -70 dBFS: it is never digitally silent."""
+    return np.random.default_rng(seed).normal(0, 10**-3.5, samples).astype(np.float32)
+
+
 def pcm(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
 
@@ -33,12 +39,13 @@ def render(aec: EchoCanceller, far: np.ndarray) -> None:
 
 
 def run(mic_of_far: float, seconds: float = 3.0) -> tuple[EchoCanceller, np.ndarray, np.ndarray]:
-    """The speaker plays a tone; the microphone hears it 50 ms later (the devices' latency)
-    at ``mic_of_far`` of its level."""
+    """The speaker plays a voice; the microphone hears it 50 ms later (the devices'
+    latency) at ``mic_of_far`` of its level, over its own noise."""
     aec = EchoCanceller(RATE, RATE, delay_ms=50)
     far = speech(seconds)
     render(aec, far)
     mic = mic_of_far * np.concatenate([np.zeros(RATE // 20, np.float32), far])[: len(far)]
+    mic += noise(len(mic))
     out = np.concatenate([aec.process(mic[i : i + 320]) for i in range(0, len(mic), 320)])
     aec.close()
     return aec, mic, out
@@ -69,14 +76,15 @@ def test_after_relearn_it_mutes_near_the_speaker_until_it_removes_the_echo_again
 
 
 def test_a_speaker_heard_only_after_a_second_is_learned_from_then_on() -> None:
-    """The microphone gave digital silence for the first 1.5 s the speaker played (a muted
-    one switched on, a stalled one catching up), then the echo at -6 dB: taken at first for
-    a headset, the canceller must not pass that echo on as it is (it was answered)."""
+    """The microphone heard only its own noise for the first 1.5 s the speaker played (a
+    headset taken off), then the echo at -6 dB: taken at first for a headset, the
+    canceller must not pass that echo on as it is (it was answered)."""
     aec = EchoCanceller(RATE, RATE, delay_ms=50)
     far = speech(5.0)
     render(aec, far)
     mic = 0.5 * np.concatenate([np.zeros(RATE // 20, np.float32), far])[: len(far)]
     mic[: int(1.5 * RATE)] = 0.0
+    mic += noise(len(mic))
     out = []
     for i in range(0, len(mic), 320):
         out.append(aec.process(mic[i : i + 320]))
@@ -88,18 +96,42 @@ def test_a_speaker_heard_only_after_a_second_is_learned_from_then_on() -> None:
     assert rms(np.concatenate(out)[late:]) < 0.1 * rms(mic[late:])
 
 
+def test_a_muted_microphone_is_not_taken_for_a_headset() -> None:
+    """The microphone gave digital silence for the first 1.5 s the speaker played (muted,
+    or its stream not flowing yet: on the rig, seconds of the greeting), then the echo at
+    -6 dB. Digital silence tells nothing of the echo: taken for a headset, the canceller
+    passed the echo on as it was for about a second (answered, or interrupting the
+    answer); still learning, it mutes the microphone near the speaker's sound instead."""
+    aec = EchoCanceller(RATE, RATE, delay_ms=50)
+    far = speech(5.0)
+    render(aec, far)
+    mic = 0.5 * np.concatenate([np.zeros(RATE // 20, np.float32), far])[: len(far)]
+    mic[: int(1.5 * RATE)] = 0.0
+    out = []
+    for i in range(0, len(mic), 320):
+        out.append(aec.process(mic[i : i + 320]))
+        if i == int(1.4 * RATE):
+            assert not aec.no_echo and not aec.converged
+    aec.close()
+    cleaned = np.concatenate(out)
+    assert not aec.no_echo and aec.converged
+    came = slice(int(1.5 * RATE), int(2.5 * RATE))  # the echo's first second
+    assert rms(cleaned[came]) < 0.03 * rms(mic[came])
+    late = int(2.5 * RATE)
+    assert rms(cleaned[late:]) < 0.1 * rms(mic[late:])
+
+
 @pytest.mark.filterwarnings("error")
 def test_a_speaker_silent_through_the_check_is_not_heard_and_prints_nothing() -> None:
     """Taken for a headset, the person talks while the speaker's last loud sound is still
     fading from its smoothed level: the far end is silence over the whole check, whose
     correlation is then undefined (numpy warned on the user's terminal)."""
-    aec = EchoCanceller(RATE, RATE)
-    aec.no_echo = True
-    aec._coupling_db.extend([-10.0] * 100)
-    for k in range(aec._powers.maxlen or 0):
-        aec._powers.append((0.0, 1e6 * (1 + k % 3)))
-    aec.close()
-    assert not any(aec._heard_after_all() for _ in range(10))
+    path = EchoPath()
+    path.no_echo = True
+    path._db.extend([-10.0] * 100)
+    for k in range(path.powers.maxlen or 0):
+        path.powers.append((0.0, 1e6 * (1 + k % 3)))
+    assert not any(path.heard_after_all() for _ in range(10))
 
 
 def test_with_a_headset_the_microphone_passes_untouched() -> None:
@@ -109,6 +141,7 @@ def test_with_a_headset_the_microphone_passes_untouched() -> None:
     render(aec, speech(3.0))
     voice = speech(3.0, "turn4.wav")  # someone talking, nothing of the speaker
     voice[: 2 * RATE] = 0.0
+    voice += noise(len(voice))
     out = np.concatenate([aec.process(voice[i : i + 320]) for i in range(0, len(voice), 320)])
     aec.close()
     assert aec.no_echo

@@ -56,6 +56,24 @@ class _Listener:
         return float(onsets[0] / rig.MIC_RATE_HZ - (played_at - self.first_at))
 
 
+def _player(audio: rig.VirtualAudio) -> subprocess.Popen[bytes]:
+    """A program playing what is written to its stdin on the speaker."""
+    return subprocess.Popen(
+        [
+            "pacat",
+            "--playback",
+            "--device=vg_speaker",
+            "--raw",
+            "--format=s16le",
+            "--channels=1",
+            f"--rate={rig.SPEAKER_RATE_HZ}",
+            "--latency-msec=20",
+        ],
+        env=audio.env,
+        stdin=subprocess.PIPE,
+    )
+
+
 def _tone(rate_hz: int) -> npt.NDArray[np.float32]:
     t = np.arange(int(0.3 * rate_hz)) / rate_hz
     return (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
@@ -71,20 +89,7 @@ def test_the_loopback_hears_the_speaker_at_once_after_nobody_listened(tmp_path: 
         try:
             time.sleep(3.0)  # nobody records meanwhile (a FIFO holds 2 s)
             listener = _Listener(audio)
-            player = subprocess.Popen(
-                [
-                    "pacat",
-                    "--playback",
-                    "--device=vg_speaker",
-                    "--raw",
-                    "--format=s16le",
-                    "--channels=1",
-                    f"--rate={rig.SPEAKER_RATE_HZ}",
-                    "--latency-msec=20",
-                ],
-                env=audio.env,
-                stdin=subprocess.PIPE,
-            )
+            player = _player(audio)
             assert player.stdin is not None
             time.sleep(1.0)  # (the player connected meanwhile: it plays what it gets at once)
             played_at = time.perf_counter()
@@ -114,3 +119,42 @@ def test_the_microphone_says_things_at_once_after_nobody_listened(tmp_path: Path
             mic.close()
         late_s = listener.late_s(played_at)
     assert abs(late_s) < 0.4, late_s
+
+
+def _frames(listener: _Listener) -> npt.NDArray[np.float64]:
+    """RMS (16-bit) of each 10 ms frame the listener got, from its 200th ms on."""
+    listener.proc.terminate()
+    listener._reader.join(10)
+    heard = np.frombuffer(b"".join(listener.blocks), dtype="<i2").astype(np.float64)
+    frames = heard[len(heard) % 160 :].reshape(-1, 160)[20:]
+    assert len(frames) > 50, "the microphone gave less than half a second"
+    return np.asarray(np.sqrt(np.mean(frames**2, axis=1)))
+
+
+@pytest.mark.parametrize("writer", ["microphone", "loopback", "speak"])
+def test_the_microphone_hears_its_own_noise_and_never_digital_silence(
+    tmp_path: Path, writer: str
+) -> None:
+    """A real microphone is never digitally silent, and the echo canceller takes digital
+    silence as a muted microphone, no evidence of the speaker's echo (the device tests'
+    headset, given zeros, was never found to be one). Whoever writes it, it hears a quiet
+    room's noise at about -70 dBFS under the rest."""
+    with rig.virtual_audio(tmp_path / "pulse") as audio:
+        listener = _Listener(audio)
+        if writer == "microphone":
+            mic = audio.microphone()
+            time.sleep(1.5)
+            mic.close()
+        elif writer == "loopback":
+            loop = audio.loopback()
+            player = _player(audio)  # the speaker plays digital silence meanwhile
+            assert player.stdin is not None
+            player.stdin.write(bytes(3 * rig.SPEAKER_RATE_HZ))  # 1.5 s
+            player.stdin.close()
+            player.wait(10)
+            loop.terminate()
+            loop.wait(10)
+        else:
+            audio.speak(1.5)
+        rms = _frames(listener)
+    assert (rms > 0.5 * rig.NOISE_RMS).all() and (rms < 2 * rig.NOISE_RMS).all(), rms

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from ..audio import WHISPER_RATE_HZ, FloatAudio, StreamResampler, float_to_int16, int16_to_float
 from ..errors import AudioDeviceError, first_line
 from ..threads import EngineThread
+from .echo_path import ACTIVE_POW, REACH_FRAMES, EchoPath
 from .sample_clock import SampleClock
 
 if TYPE_CHECKING:
@@ -34,14 +35,6 @@ RATE = WHISPER_RATE_HZ  # the listener's rate: the cleaned microphone goes strai
 FRAME = RATE // 100  # WebRTC processes 10 ms frames
 _SOUND = 300
 """Peak (16-bit) above which a far-end frame counts as sound, not silence (-40 dBFS)."""
-_ACTIVE_POW = 100.0**2
-"""Far-end power (16-bit, smoothed) above which the speaker counts as playing."""
-_NO_ECHO_DB = -30.0
-"""Coupling floor under which the speaker is not heard in the microphone."""
-_HEARD_DB, _HEARD_CORR, _HEARD_FRAMES = -25.0, 0.8, 50
-"""Taken for a headset, the speaker is heard in the microphone after all when, over the last
-50 frames it played, the coupling's median is -25 dB or louder and the microphone's
-loudness follows the speaker's (correlation 0.8 at the echo's delay; a person's does not)."""
 _WAIT_S = 0.25
 """Longest wait for the far-end frame a microphone frame is paired with."""
 _GAP_S = 0.05
@@ -56,9 +49,6 @@ _CONVERGED_FRAMES = 25
 """Frames with the speaker playing over which convergence is judged (a quarter second)."""
 _ERLE_CAP_DB = 60.0
 """A frame's ERLE counts as at most this (AEC3 may leave digital silence)."""
-_REACH_FRAMES = 20
-"""Far-end frames (200 ms) whose echo may be in a microphone frame: the delay AEC3 is
-told, the echo path's own (with the far end's smoothing, which spreads it further)."""
 _TALK_DB = 3.0
 """A microphone frame this much louder than the loudest echo it could hold has the person."""
 _TALK_HOLD_FRAMES = 80
@@ -105,10 +95,10 @@ class EchoCanceller:
 
     With no echo at all (a headset), AEC3 never learns an echo path and keeps suppressing
     the microphone whenever the speaker plays (a person talking over the answer was
-    removed, so barge-in failed). So the coupling of speaker to microphone is followed:
-    when the speaker's sound stays 30 dB below it in the microphone, the microphone is
-    passed as it is; when the speaker is heard after all (:meth:`_heard_after_all`), the
-    canceller is cold again and learns it.
+    removed, so barge-in failed). So the coupling of speaker to microphone is followed
+    (:class:`~.echo_path.EchoPath`; a digitally silent microphone tells nothing): when the
+    speaker's sound stays 30 dB below it in the microphone, the microphone is passed as it
+    is; when the speaker is heard after all, the canceller is cold again and learns it.
 
     Cold, AEC3 still lets some echo through, enough to interrupt the first answer of a
     session, or to be transcribed (whisper makes words of echo 10 dB down). So microphone
@@ -188,13 +178,9 @@ class EchoCanceller:
         self._guard = 0
         """Microphone frames still to mute (cold only: echo of far-end sound may follow)."""
         self._guard_frames = (lead_ms + 200) // 10
-        self._far_pow = 0.0
-        self._near_pow = 0.0
-        self._coupling_db: deque[float] = deque(maxlen=300)
-        """Microphone-to-speaker power ratio (dB) of recent frames where the speaker plays."""
-        self.coupling = 1.0
-        """The speaker in the microphone (power ratio: ``_coupling_db``'s median; 0 dB)."""
-        self._far_reach: deque[float] = deque(maxlen=_REACH_FRAMES)
+        self.path = EchoPath()
+        """How loud the speaker is in the microphone, and whether it is heard at all."""
+        self._far_reach: deque[float] = deque(maxlen=REACH_FRAMES)
         """Far-end power (smoothed) of the frames whose echo the next microphone frame holds."""
         self._near_fast = 0.0
         """Microphone power, smoothed over a few frames (a word's onset shows in 20 ms)."""
@@ -204,10 +190,6 @@ class EchoCanceller:
         """Frames still in which the person's first words may pass as captured."""
         self._leaks_muted = 0
         """Frames since :meth:`take_erle` where AEC3 let echo through and it was muted."""
-        self.no_echo = False
-        """The speaker is not heard in the microphone (a headset): AEC3 is bypassed."""
-        self._powers: deque[tuple[float, float]] = deque(maxlen=_HEARD_FRAMES + _REACH_FRAMES)
-        self._check = 0  # (both for _heard_after_all: far and microphone powers)
         self._thread = EngineThread("aec")
         self.sample_rate_hz = RATE
 
@@ -337,19 +319,20 @@ class EchoCanceller:
             self._apm.process_stream(frame)
             cleaned = np.frombuffer(bytes(frame.data), dtype=np.int16)
             far_pow, near_pow, out_pow = _power(far), _power(near_frame), _power(cleaned)
-            self._powers.append((far_pow, near_pow))
-            self._measure_coupling(far_pow, near_pow)
-            self._far_reach.append(self._far_pow)
+            silent = not near_frame.any()  # a muted microphone: no evidence of the echo
+            if self.path.update(far_pow, near_pow, digital_silence=silent):
+                self.relearn()  # heard after all: learn it from here
+            self._far_reach.append(self.path.far_pow)
             self._near_fast += 0.3 * (near_pow - self._near_fast)
-            self._measure_erle(far_pow, near_pow, out_pow)
+            self._measure_erle(far_pow, near_pow, out_pow, silent)
             if self._guard > 0:
                 self._guard -= 1
                 out.append(self._silence)
             elif self.no_echo:
                 out.append(near_frame)
             elif self._echo_only():
-                if self._far_pow > _ACTIVE_POW and (
-                    out_pow * 10 ** (_CONVERGED_DB / 10) > near_pow > _ACTIVE_POW / 100
+                if self.path.far_pow > ACTIVE_POW and (
+                    out_pow * 10 ** (_CONVERGED_DB / 10) > near_pow > ACTIVE_POW / 100
                 ):
                     self._leaks_muted += 1  # AEC3 let an audible part of the echo through
                 out.append(self._silence)
@@ -408,13 +391,14 @@ class EchoCanceller:
             return near
         return cleaned
 
-    def _measure_erle(self, far_pow: float, near_pow: float, out_pow: float) -> None:
+    def _measure_erle(self, far_pow: float, near_pow: float, out_pow: float, silent: bool) -> None:
         """Follow how much of the echo AEC3 removes while the speaker plays (frame powers,
-        microphone in and out), and decide when it has converged."""
-        if far_pow < _ACTIVE_POW:
+        microphone in and out), and decide when it has converged (never from a digitally
+        silent microphone, whose "echo" is all removed)."""
+        if far_pow < ACTIVE_POW or silent:
             return
         if self.converged:
-            if not self.no_echo and near_pow > _ACTIVE_POW / 100:  # (the echo has come)
+            if not self.no_echo and near_pow > ACTIVE_POW / 100:  # (the echo has come)
                 erle = 10 * float(np.log10((near_pow + 1.0) / (out_pow + 1.0)))
                 self._erle_frames.append(min(_ERLE_CAP_DB, erle))
             return
@@ -456,40 +440,15 @@ class EchoCanceller:
             "echo_leaks_muted_ms": float(10 * leaks) if frames or leaks else None,
         }
 
-    def _measure_coupling(self, far_pow: float, near_pow: float) -> None:
-        """Follow how loud the speaker's sound is in the microphone (echo return loss),
-        over the frames where the speaker plays (frame powers)."""
-        self._far_pow += 0.1 * (far_pow - self._far_pow)
-        self._near_pow += 0.1 * (near_pow - self._near_pow)
-        if self._far_pow > _ACTIVE_POW:
-            self._coupling_db.append(10 * np.log10((self._near_pow + 1) / self._far_pow))
-            if len(self._coupling_db) >= 100:  # 1 s of the speaker playing
-                floor, median = np.percentile(self._coupling_db, [20, 50])
-                if self.no_echo and self._heard_after_all():
-                    recent = list(self._coupling_db)[-_HEARD_FRAMES:]
-                    self._coupling_db = deque(recent, maxlen=300)
-                    median, self.no_echo = float(np.median(recent)), False
-                    self.relearn()  # learn it from here
-                else:
-                    self.no_echo = float(floor) < _NO_ECHO_DB
-                self.coupling = 10 ** (float(median) / 10)
+    @property
+    def no_echo(self) -> bool:
+        """The speaker is not heard in the microphone (a headset): AEC3 is bypassed."""
+        return self.path.no_echo
 
-    def _heard_after_all(self) -> bool:
-        """Taken for a headset, whether the speaker is heard in the microphone after all (a
-        muted one switched on, a stalled one catching up: on the rig, digital silence for
-        the greeting's first 0.7 s). Every tenth frame, over half a second and the reach."""
-        self._check = (self._check + 1) % 10
-        powers = self._powers
-        if self._check or len(powers) < (powers.maxlen or 0):
-            return False
-        recent = list(self._coupling_db)[-_HEARD_FRAMES:]
-        if float(np.median(recent)) < _HEARD_DB:
-            return False
-        far, near = np.log10(np.array(powers) + 1.0).T
-        n = len(near) - _REACH_FRAMES
-        with np.errstate(invalid="ignore", divide="ignore"):  # a stream silent all along
-            corr = [np.corrcoef(near[k : k + n], far[:n])[0, 1] for k in range(_REACH_FRAMES)]
-        return bool(np.nan_to_num(corr, nan=-1.0).max() >= _HEARD_CORR)
+    @property
+    def coupling(self) -> float:
+        """The speaker in the microphone (power ratio)."""
+        return self.path.coupling
 
     async def cancel(self, chunks: AsyncIterator[FloatAudio]) -> AsyncIterator[FloatAudio]:
         """The microphone stream with the speaker's echo removed (16 kHz)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import soundfile
 
 from ..audio import FloatAudio, load_audio
@@ -52,6 +53,11 @@ _VOICED = 328
 _UNREAD_MAX = 1280
 """Bytes in the microphone's FIFO (40 ms) from which its writers take it that nobody
 records (see :func:`_nobody_records`)."""
+NOISE_RMS = 10.0
+"""The rig's microphone hears its own noise under everything, as a real one does: RMS 10
+(16-bit, -70 dBFS). Digital silence is what a muted microphone gives, and the echo
+canceller takes it as no evidence of the speaker's echo (with none, it never took the
+speaker for a headset, and never let the person talk over an answer)."""
 _PAREC = ("parec", "--channels=1", "--format=s16le", "--raw", "--latency-msec=20")
 
 
@@ -69,6 +75,20 @@ def missing() -> str | None:
 def pcm16(audio: FloatAudio) -> bytes:
     """Float samples as 16-bit little-endian PCM."""
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+class _Noise:
+    """Adds the microphone's own noise (:data:`NOISE_RMS`) to 16-bit samples."""
+
+    def __init__(self) -> None:
+        self._rng = np.random.default_rng()
+
+    def __call__(self, samples: npt.NDArray[Any]) -> bytes:
+        noisy = samples + self._rng.normal(0.0, NOISE_RMS, len(samples))
+        return np.clip(np.round(noisy), -32768, 32767).astype("<i2").tobytes()
+
+    def pcm(self, pcm: bytes) -> bytes:
+        return self(np.frombuffer(pcm, dtype="<i2"))
 
 
 class _Pace:
@@ -122,6 +142,7 @@ class Loopback(threading.Thread):
         what came before it."""
         assert self.proc.stdout is not None
         fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+        noise = _Noise()
         try:
             while block := self.proc.stdout.read(640):
                 echo = (np.frombuffer(block, dtype="<i2") * self.gain).astype(np.int32)
@@ -133,7 +154,7 @@ class Loopback(threading.Thread):
                 if _nobody_records(fd):
                     continue
                 try:  # (640 bytes: written whole or not at all)
-                    os.write(fd, np.clip(echo, -32768, 32767).astype("<i2").tobytes())
+                    os.write(fd, noise(echo))
                 except BlockingIOError:
                     continue
                 if voice is not None and np.abs(voice).max(initial=0) > _VOICED:
@@ -152,9 +173,9 @@ class Loopback(threading.Thread):
 
 
 class Microphone(threading.Thread):
-    """The microphone's one writer for as long as it runs: silence at real-time pace, and
-    the recordings :meth:`say` queues, in turn (a quiet room where someone speaks now and
-    then). Start it, and :meth:`close` it when done."""
+    """The microphone's one writer for as long as it runs: its own noise (:data:`NOISE_RMS`)
+    at real-time pace, and the recordings :meth:`say` queues, in turn (a quiet room where
+    someone speaks now and then). Start it, and :meth:`close` it when done."""
 
     def __init__(self, fifo: Path) -> None:
         super().__init__(daemon=True)
@@ -179,7 +200,7 @@ class Microphone(threading.Thread):
 
     def run(self) -> None:
         chunk = int(MIC_RATE_HZ * CHUNK_S) * 2
-        silence = bytes(chunk)
+        silence, noise = bytes(chunk), _Noise()
         try:
             with self.fifo.open("wb", buffering=0) as f:
                 pace = _Pace(MIC_RATE_HZ)
@@ -188,13 +209,13 @@ class Microphone(threading.Thread):
                         pcm, voiced_until, done = self._queue.get_nowait()
                     except queue.Empty:
                         if not _nobody_records(f.fileno()):
-                            f.write(silence)
+                            f.write(noise.pcm(silence))
                         pace.wait(chunk // 2)
                         continue
                     due = None
                     for i in range(0, len(pcm), chunk):
                         block = pcm[i : i + chunk]
-                        f.write(block)
+                        f.write(noise.pcm(block))
                         if due is None and i // 2 + len(block) // 2 > voiced_until:
                             due = time.perf_counter() + (voiced_until - i // 2) / MIC_RATE_HZ
                         pace.wait(len(block) // 2)
@@ -307,10 +328,11 @@ class VirtualAudio:
     def speak(
         self, *parts: str | float, rate: int = MIC_RATE_HZ, stop: threading.Event | None = None
     ) -> None:
-        """Write recordings (paths) and silences (seconds) into the microphone in real time."""
+        """Write recordings (paths) and silences (seconds) into the microphone in real time,
+        over its own noise."""
         chunk = rate // 50
         pace = _Pace(rate)
-        mix = self.mix
+        mix, noise = self.mix, _Noise()
         with contextlib.nullcontext(None) if mix else self.fifo.open("wb", buffering=0) as f:
             for part in parts:
                 audio = (
@@ -327,7 +349,7 @@ class VirtualAudio:
                         mix.put(pcm[i : i + chunk * 2])
                     else:
                         assert f is not None
-                        f.write(pcm[i : i + chunk * 2])
+                        f.write(noise.pcm(pcm[i : i + chunk * 2]))
                     pace.wait(chunk)
 
     def microphone(self) -> Microphone:
