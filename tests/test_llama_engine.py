@@ -131,6 +131,37 @@ def test_a_warmed_up_prompt_is_answered_as_if_it_had_not_been(engine: LlamaEngin
     assert "Paris" in cold
 
 
+def test_words_heard_so_far_are_warmed_up_without_the_end_the_final_prompt_replaces(
+    engine: LlamaEngine,
+) -> None:
+    """A partial transcript's prompt ends with its words: the final transcript's prompt
+    starts with all of it, so nothing evaluated ahead is cut from the cache again (with the
+    message's end and the assistant's cue, five tokens of each such warm-up were)."""
+    so_far = chat("Can you put this itinerary")
+    final = chat("Can you put this itinerary in a table?")
+    open_end = engine.prompt_tokens(so_far, open_end=True)
+    closed = engine.prompt_tokens(so_far)
+    assert final_starts_with(engine.prompt_tokens(final), open_end)
+    assert len(closed) - len(open_end) >= 3, "the message's end and the cue are left out"
+    assert engine.llama.detokenize(open_end).decode().endswith("Can you put this itinerary")
+    engine.warm_up(so_far, open_end=True)
+    assert engine._decoder.tokens == open_end
+    batches: list[list[int]] = []
+    decode = engine._decoder._decode_array
+
+    def spy(array: Any, tokens: list[int]) -> None:
+        batches.append(list(tokens))
+        decode(array, tokens)
+
+    engine._decoder._decode_array = spy  # type: ignore[method-assign]
+    assert "table" in ask(engine, final, 0.0).lower() or batches
+    assert batches[0] == engine.prompt_tokens(final)[len(open_end) :], "only the rest is new"
+
+
+def final_starts_with(prompt: list[int], prefix: list[int]) -> bool:
+    return prompt[: len(prefix)] == prefix
+
+
 def test_the_history_warmed_up_in_the_background_gives_way_to_the_last_clause(
     engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

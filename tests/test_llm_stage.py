@@ -52,6 +52,7 @@ async def test_the_agreed_words_are_evaluated_ahead_of_the_final_transcript() ->
     users = [w[-1]["content"] for w in chat.warmed]
     assert users == ["Can you put", "Can you put this", "Can you put this itinerary"]
     assert not any(chat.warmed_in_background), "the person's words are waited for"
+    assert all(chat.warmed_open_end), "more words will follow them: no message end, no cue"
     history = [m["content"] for m in chat.warmed[0][:-1]]
     assert history[1:] == ["Hi", "Hello!"], "after the history, as the real prompt will be"
     assert not chat.prompts, "nothing is answered from a partial"
@@ -109,8 +110,8 @@ async def test_a_prefill_running_when_the_final_text_comes_gives_way_to_the_answ
     waits, and the answer comes at once."""
 
     class SlowWarmUp(FakeChat):
-        def warm_up(self, messages, *, background=False, stop=None):  # type: ignore[no-untyped-def]
-            super().warm_up(messages, background=background, stop=stop)
+        def warm_up(self, messages, *, background=False, stop=None, open_end=False):  # type: ignore[no-untyped-def]
+            super().warm_up(messages, background=background, stop=stop, open_end=open_end)
             assert stop is not None
             self.gave_way = stop.wait(5)  # a long prefill, cut short when told
 

@@ -94,7 +94,7 @@ def measure(path: Path, threads: int) -> Speed:
     question.add_user(TYPICAL_QUESTION)
     tries: list[tuple[float, list[float]]] = []  # (start, time of each piece)
     for tokens in (40, 1, 1):
-        engine.warm_up(heard_so_far.messages())
+        engine.warm_up(heard_so_far.messages(), open_end=True)
         start = time.perf_counter()
         answer = engine.stream_chat(question.messages(), max_tokens=tokens, temperature=0.0)
         tries.append((start, [time.perf_counter() for _ in answer]))

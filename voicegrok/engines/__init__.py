@@ -61,12 +61,20 @@ class ChatModel(Protocol):
         ...
 
     def warm_up(
-        self, messages: Sequence[Message], *, background: bool = False, stop: Stop = None
+        self,
+        messages: Sequence[Message],
+        *,
+        background: bool = False,
+        stop: Stop = None,
+        open_end: bool = False,
     ) -> None:
         """Evaluate ``messages`` ahead of time so the next prompt that starts with them is
         fast. ``background``: nobody waits for it (the history while the answer is spoken):
         it gives way to speech being made. ``stop``: set when an answer waits for the
-        engine; the warm-up then ends soon (what it evaluated stays in the cache)."""
+        engine; the warm-up then ends soon (what it evaluated stays in the cache).
+        ``open_end``: the last message is still being spoken (words heard so far): its
+        words only, not its end and the assistant's cue, which the next prompt will not
+        share."""
         ...
 
 

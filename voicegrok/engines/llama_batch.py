@@ -222,11 +222,17 @@ class BatchedLlamaEngine:
             self._cancel(request)
 
     def warm_up(
-        self, messages: Sequence[Message], *, background: bool = False, stop: Stop = None
+        self,
+        messages: Sequence[Message],
+        *,
+        background: bool = False,
+        stop: Stop = None,
+        open_end: bool = False,
     ) -> None:
         """Evaluate ``messages`` into a slot's cache; with ``stop``, the wait ends once it
-        is set (the request is dropped from the next step)."""
-        request = _Request(self.prompt_tokens(messages), 0, None)
+        is set (the request is dropped from the next step). ``open_end``: see
+        :meth:`ChatFormat.prompt_tokens`."""
+        request = _Request(self.prompt_tokens(messages, open_end=open_end), 0, None)
         self._submit(request)
         while True:
             try:

@@ -161,7 +161,12 @@ class RemoteChatModel:
             )
 
     def warm_up(
-        self, messages: Sequence[Message], *, background: bool = False, stop: Stop = None
+        self,
+        messages: Sequence[Message],
+        *,
+        background: bool = False,
+        stop: Stop = None,
+        open_end: bool = False,
     ) -> None:
         """Nothing to do: the server keeps its own prompt cache."""
 

@@ -122,7 +122,7 @@ class LLMStage:
         ahead.add_user(words)
         turn_id = partial.turn_id
         # skipped if the final transcript comes first: it would only delay that answer
-        self._warm_up_later(ahead, unless=lambda: self._answered >= turn_id)
+        self._warm_up_later(ahead, unless=lambda: self._answered >= turn_id, open_end=True)
 
     def history_edited(self) -> None:
         """The history was changed from outside (an interrupted answer narrowed to what was
@@ -142,15 +142,18 @@ class LLMStage:
         *,
         unless: Callable[[], bool] = lambda: False,
         background: bool = False,
+        open_end: bool = False,
     ) -> None:
         """Evaluate ``conversation``'s trimmed prompt into the KV cache on the LLM thread,
-        after the work queued there, unless ``unless()`` is true by then. ``background``:
-        see :meth:`ChatModel.warm_up`."""
+        after the work queued there, unless ``unless()`` is true by then. ``background``
+        and ``open_end``: see :meth:`ChatModel.warm_up`."""
 
         def warm_up() -> None:
             if not unless():
                 messages = conversation.messages(self._engine.count_tokens, self._budget)
-                self._engine.warm_up(messages, background=background, stop=self._answer_waits)
+                self._engine.warm_up(
+                    messages, background=background, stop=self._answer_waits, open_end=open_end
+                )
 
         self._thread.submit(warm_up)
 

@@ -90,6 +90,8 @@ class FakeChat:
     prompts: list[list[Message]] = field(default_factory=list)
     warmed: list[list[Message]] = field(default_factory=list)
     warmed_in_background: list[bool] = field(default_factory=list)
+    warmed_open_end: list[bool] = field(default_factory=list)
+    """For each warm-up: whether its last message was words still being spoken."""
     """For each warm-up: whether nobody waited for it (see :meth:`ChatModel.warm_up`)."""
     stopped_early: int = 0
     """How many streams were closed before their end (cancellation reached the engine)."""
@@ -122,10 +124,16 @@ class FakeChat:
                 self.stopped_early += 1
 
     def warm_up(
-        self, messages: Sequence[Message], *, background: bool = False, stop: Stop = None
+        self,
+        messages: Sequence[Message],
+        *,
+        background: bool = False,
+        stop: Stop = None,
+        open_end: bool = False,
     ) -> None:
         self.warmed.append(list(messages))
         self.warmed_in_background.append(background)
+        self.warmed_open_end.append(open_end)
 
 
 @dataclass
