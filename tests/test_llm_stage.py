@@ -29,6 +29,12 @@ def test_partials_agree_on_the_words_both_heard_except_the_newest_last_word() ->
     older, newer = "And now can you do this for a plan?", "And now can you do this for a planet?"
     assert agreed_words(older, newer) == "And now can you do this for a"
     assert agreed_words(older, newer, unsure=2) == "And now can you do this for"
+    # the LLM's: commas and stops whisper changes as it hears more do not part them
+    older, newer = "And now can you do this?", "And now, can you do this for a plan?"
+    assert agreed_words(older, newer) == "And"
+    assert agreed_words(older, newer, loose=True) == "And now, can you do this"
+    assert agreed_words("And now...", "And now can you", loose=True) == "And now"
+    assert agreed_words("Please add a col-", "Please add a col- umn", loose=True) == "Please add a"
 
 
 async def test_the_agreed_words_are_evaluated_ahead_of_the_final_transcript() -> None:

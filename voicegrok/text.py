@@ -349,7 +349,12 @@ def _sound(word: str) -> str:
     return str(jellyfish.metaphone(_SPOKEN.get(word, word)))
 
 
-def agreed_words(older: str, newer: str, *, unsure: int = 1) -> str:
+def _bare(word: str) -> str:
+    """A word without the punctuation around it, in lower case."""
+    return word.strip(".,;:!?…\"'()").lower()
+
+
+def agreed_words(older: str, newer: str, *, unsure: int = 1, loose: bool = False) -> str:
     """The words two successive partial transcripts of one utterance agree on, from the
     start ("local agreement"): what a later transcript will almost surely begin with too.
 
@@ -358,13 +363,20 @@ def agreed_words(older: str, newer: str, *, unsure: int = 1) -> str:
     on a transcription need 2: whisper may hear a word cut short as two ("Atlanta" came
     out as "a plan", then "a planet"; the agreed "a", forced, made the final "a plan to").
 
+    ``loose``: words that differ only in punctuation or case agree, in the newer
+    transcript's spelling ("And now..." then "And now, can you do this?": whisper often
+    changes its commas as it hears more). Good enough for the words the LLM evaluates
+    ahead, whose cache is only cut back where the final transcript differs; not for words
+    forced on a transcription.
+
     >>> agreed_words("Can you put this eye t", "Can you put this itinerary in a")
     'Can you put this'
     """
     agreed = []
     words = newer.split()
     for a, b in zip(older.split(), words[: max(0, len(words) - unsure)], strict=False):
-        if a != b or b.endswith(("-", "...", "…")):
+        same = _bare(a) == _bare(b) if loose else a == b
+        if not same or b.endswith(("-", "...", "…")):
             break
         agreed.append(b)
     return " ".join(agreed)

@@ -114,7 +114,7 @@ class LLMStage:
         if older_turn != partial.turn_id:
             self._prefilled = ""
             return
-        words = agreed_words(older, partial.text)
+        words = agreed_words(older, partial.text, loose=True)
         if len(words.split()) < 2 or _begins(self._prefilled, words):
             return  # (in the cache already)
         self._prefilled = words
