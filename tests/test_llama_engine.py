@@ -34,6 +34,19 @@ def ask(engine: LlamaEngine, messages: list[Message], temperature: float = 0.3) 
     return "".join(engine.stream_chat(messages, max_tokens=48, temperature=temperature))
 
 
+def spied(engine: LlamaEngine) -> list[list[int]]:
+    """The batches of tokens ``engine`` evaluates from now on, as it evaluates them."""
+    batches: list[list[int]] = []
+    decode = engine._decoder._decode_array
+
+    def spy(array: Any, tokens: list[int]) -> None:
+        batches.append(list(tokens))
+        decode(array, tokens)
+
+    engine._decoder._decode_array = spy  # type: ignore[method-assign]
+    return batches
+
+
 def chat(question: str, *history: str) -> list[Message]:
     conversation = Conversation()
     for i, text in enumerate(history):
@@ -86,14 +99,7 @@ def test_a_follow_up_reuses_the_cached_conversation_and_answers_as_a_fresh_model
     batch: logits computed in batches of other sizes differ in their last bits, and greedy
     decoding parts at the first near tie; on some CPUs that comes within 48 tokens.)"""
     engine = LlamaEngine(models.resolve("llm"), threads=2)
-    batches: list[list[int]] = []
-    decode = engine._decoder._decode_array
-
-    def spy(array: Any, tokens: list[int]) -> None:
-        batches.append(list(tokens))
-        decode(array, tokens)
-
-    engine._decoder._decode_array = spy  # type: ignore[method-assign]
+    batches = spied(engine)
     first = chat(QUESTION)
     answer = ask(engine, first, 0.0)
     first_batches, batches[:] = list(batches), []
@@ -146,14 +152,7 @@ def test_words_heard_so_far_are_warmed_up_without_the_end_the_final_prompt_repla
     assert engine.llama.detokenize(open_end).decode().endswith("Can you put this itinerary")
     engine.warm_up(so_far, open_end=True)
     assert engine._decoder.tokens == open_end
-    batches: list[list[int]] = []
-    decode = engine._decoder._decode_array
-
-    def spy(array: Any, tokens: list[int]) -> None:
-        batches.append(list(tokens))
-        decode(array, tokens)
-
-    engine._decoder._decode_array = spy  # type: ignore[method-assign]
+    batches = spied(engine)
     assert "table" in ask(engine, final, 0.0).lower() or batches
     assert batches[0] == engine.prompt_tokens(final)[len(open_end) :], "only the rest is new"
 

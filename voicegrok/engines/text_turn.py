@@ -20,8 +20,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .chat_format import chat_formatter
 from .decoder import chance, last_logits
-from .llama import _chat_formatter, load_llama
+from .llama import load_llama
 
 __all__ = ["TextTurn"]
 
@@ -40,7 +41,7 @@ class TextTurn:
             model_path, n_ctx=MAX_WORDS_TOKENS + 64, threads=threads, seed=0
         )
         chat = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": _MARK}]
-        result = _chat_formatter(self._llm)(messages=chat, tools=None)
+        result = chat_formatter(self._llm)(messages=chat, tools=None)
         before, after = result.prompt.split(_MARK)
         self._prefix = self._tokens(before, bos=not result.added_special)
         ends = self._tokens(after, bos=False)
