@@ -44,13 +44,17 @@ class _Listener:
                 self.first_at = time.perf_counter()
             self.blocks.append(block)
 
+    def stop(self) -> npt.NDArray[np.int16]:
+        """Stop recording; what it got."""
+        self.proc.terminate()
+        self._reader.join(10)
+        return np.frombuffer(b"".join(self.blocks), dtype="<i2")
+
     def late_s(self, played_at: float) -> float:
         """How much later than real time puts it a tone played at ``played_at`` is in
         the stream (its position, against the time since the first block came): pipes
         and buffers add tens of milliseconds."""
-        self.proc.terminate()
-        self._reader.join(10)
-        heard = np.frombuffer(b"".join(self.blocks), dtype="<i2")
+        heard = self.stop()
         onsets = np.flatnonzero(np.abs(heard) > 3000)
         assert self.first_at is not None and len(onsets), "the tone never reached it"
         return float(onsets[0] / rig.MIC_RATE_HZ - (played_at - self.first_at))
@@ -123,9 +127,7 @@ def test_the_microphone_says_things_at_once_after_nobody_listened(tmp_path: Path
 
 def _frames(listener: _Listener) -> npt.NDArray[np.float64]:
     """RMS (16-bit) of each 10 ms frame the listener got, from its 200th ms on."""
-    listener.proc.terminate()
-    listener._reader.join(10)
-    heard = np.frombuffer(b"".join(listener.blocks), dtype="<i2").astype(np.float64)
+    heard = listener.stop().astype(np.float64)
     frames = heard[len(heard) % 160 :].reshape(-1, 160)[20:]
     assert len(frames) > 50, "the microphone gave less than half a second"
     return np.asarray(np.sqrt(np.mean(frames**2, axis=1)))

@@ -349,11 +349,6 @@ def _sound(word: str) -> str:
     return str(jellyfish.metaphone(_SPOKEN.get(word, word)))
 
 
-def _bare(word: str) -> str:
-    """A word without the punctuation around it, in lower case."""
-    return word.strip(".,;:!?…\"'()").lower()
-
-
 def agreed_words(older: str, newer: str, *, unsure: int = 1, loose: bool = False) -> str:
     """The words two successive partial transcripts of one utterance agree on, from the
     start ("local agreement"): what a later transcript will almost surely begin with too.
@@ -373,9 +368,9 @@ def agreed_words(older: str, newer: str, *, unsure: int = 1, loose: bool = False
     'Can you put this'
     """
     agreed = []
-    words = newer.split()
-    for a, b in zip(older.split(), words[: max(0, len(words) - unsure)], strict=False):
-        same = _bare(a) == _bare(b) if loose else a == b
+    heard = newer.split()
+    for a, b in zip(older.split(), heard[: max(0, len(heard) - unsure)], strict=False):
+        same = words(a) == words(b) if loose else a == b
         if not same or b.endswith(("-", "...", "…")):
             break
         agreed.append(b)

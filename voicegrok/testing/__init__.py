@@ -90,9 +90,9 @@ class FakeChat:
     prompts: list[list[Message]] = field(default_factory=list)
     warmed: list[list[Message]] = field(default_factory=list)
     warmed_in_background: list[bool] = field(default_factory=list)
+    """For each warm-up: whether nobody waited for it (see :meth:`ChatModel.warm_up`)."""
     warmed_open_end: list[bool] = field(default_factory=list)
     """For each warm-up: whether its last message was words still being spoken."""
-    """For each warm-up: whether nobody waited for it (see :meth:`ChatModel.warm_up`)."""
     stopped_early: int = 0
     """How many streams were closed before their end (cancellation reached the engine)."""
     offers: list[ToolOffer | None] = field(default_factory=list)
